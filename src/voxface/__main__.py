@@ -1,0 +1,3 @@
+from voxface.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""The ``voxface`` command line. Every error a user can cause ends in one line, not a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from voxface.errors import VoxfaceError
+
+
+def _add_lists_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lists", default="voxceleb1",
+                        help="protocol files: 'voxceleb1' (shipped) or a folder in the same layout "
+                        "(default: %(default)s)")
+
+
+def _add_root_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", type=Path, help="data set root holding the audio and face folders")
+    parser.add_argument("--audio-dir", default="wav", help="audio folder under ROOT (default: %(default)s)")
+    parser.add_argument("--faces-dir", default="unzippedFaces", help="face folder under ROOT (default: %(default)s)")
+
+
+def cmd_protocol_stats(args: argparse.Namespace) -> int:
+    from voxface.protocol import load_protocol
+    from voxface.protocol.stats import format_stats
+
+    print(format_stats(load_protocol(args.lists)))
+    return 0
+
+
+def cmd_protocol_check(args: argparse.Namespace) -> int:
+    from voxface.protocol import DataRoots, load_protocol
+    from voxface.protocol.check import check_files, format_check
+
+    roots = DataRoots.from_root(args.root, args.audio_dir, args.faces_dir)
+    results = check_files(load_protocol(args.lists), roots, workers=args.workers)
+    print(format_check(results))
+    return 1 if any(r.missing or r.unreadable for r in results) else 0
+
+
+def cmd_protocol_manifest(args: argparse.Namespace) -> int:
+    from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
+
+    protocol = load_protocol(args.lists)
+    roots = DataRoots.from_root(args.root, args.audio_dir, args.faces_dir)
+    for split, file_name in ((SPLIT_TRAIN, "train.json"), (SPLIT_VAL, "val.json")):
+        manifest = build_manifest(protocol, roots, split)
+        manifest.save(args.out / file_name)
+        print(f"{manifest.summary()} -> {args.out / file_name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voxface", description="Voice-face identity embeddings: data, training, evaluation.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    protocol = commands.add_parser(
+        "protocol", help="VoxCeleb1 cross-modal protocol: lists, statistics, file checks, manifests")
+    protocol_commands = protocol.add_subparsers(dest="protocol_command", required=True, metavar="SUBCOMMAND")
+    stats = protocol_commands.add_parser("stats", help="identities, trials and positives of every list (paper Table 1)")
+    _add_lists_arg(stats)
+    stats.set_defaults(func=cmd_protocol_stats)
+    check = protocol_commands.add_parser("check", help="which files the lists need are present, missing or unreadable")
+    _add_root_args(check)
+    _add_lists_arg(check)
+    check.add_argument("--workers", type=int, default=8, help="threads reading file headers (default: %(default)s)")
+    check.set_defaults(func=cmd_protocol_check)
+    manifest = protocol_commands.add_parser(
+        "manifest", help="train (minus seen-heard videos) and val manifests of a data set")
+    _add_root_args(manifest)
+    _add_lists_arg(manifest)
+    manifest.add_argument("--out", type=Path, required=True, help="folder for train.json and val.json")
+    manifest.set_defaults(func=cmd_protocol_manifest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except VoxfaceError as err:
+        print(f"voxface: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("voxface: interrupted", file=sys.stderr)
+        return 130

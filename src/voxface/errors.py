@@ -1,0 +1,17 @@
+"""Errors a user can act on. The CLI prints their message on one line instead of a traceback."""
+
+
+class VoxfaceError(Exception):
+    """Base class: the message says what went wrong and where, in one line."""
+
+
+class ProtocolError(VoxfaceError):
+    """A protocol file (metadata, splits, trial list, manifest) is missing or malformed."""
+
+
+class MediaError(VoxfaceError):
+    """An audio or image file is missing, empty, corrupt or unusable."""
+
+
+class ConfigError(VoxfaceError):
+    """A configuration key or value is unknown or invalid."""

@@ -1,0 +1,59 @@
+"""Where a VoxCeleb1-layout data set lives on disk.
+
+Audio: ``<audio root>/<id1xxxx>/<ytid>/<5 digits>.wav`` (the released ``wav/`` folder).
+Faces: ``<face root>/<VGGFace1 name>/1.6/<ytid>/<frame>.jpg`` (the 1-fps ``unzippedFaces/`` crops).
+The trial lists name files relative to these two roots (see ``lists.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+AUDIO_DIR = "wav"
+FACES_DIR = "unzippedFaces"
+FACE_VERSION_DIR = "1.6"
+AUDIO_SUFFIXES = (".wav", ".flac")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class DataRoots:
+    """The audio root and the face root of one data set."""
+
+    audio: Path
+    faces: Path
+
+    @classmethod
+    def from_root(cls, root: str | Path, audio_dir: str = AUDIO_DIR, faces_dir: str = FACES_DIR) -> DataRoots:
+        """Roots of a data set unpacked as ``ROOT/wav`` and ``ROOT/unzippedFaces`` (or other names)."""
+        root = Path(root)
+        return cls(audio=root / audio_dir, faces=root / faces_dir)
+
+    def voice(self, relative: str) -> Path:
+        return self.audio / relative
+
+    def face(self, relative: str) -> Path:
+        return self.faces / relative
+
+    def voice_videos(self, vox_id: str) -> dict[str, list[str]]:
+        """``{ytid: [relative clip paths]}`` of one identity, sorted; empty when it has no audio."""
+        return _scan(self.audio / vox_id, prefix=vox_id, suffixes=AUDIO_SUFFIXES)
+
+    def face_videos(self, name: str) -> dict[str, list[str]]:
+        """``{ytid: [relative frame paths]}`` of one identity, sorted; empty when it has no faces."""
+        return _scan(self.faces / name / FACE_VERSION_DIR, prefix=f"{name}/{FACE_VERSION_DIR}",
+                     suffixes=IMAGE_SUFFIXES)
+
+
+def _scan(folder: Path, prefix: str, suffixes: tuple[str, ...]) -> dict[str, list[str]]:
+    videos: dict[str, list[str]] = {}
+    if not folder.is_dir():
+        return videos
+    for video in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not video.is_dir():
+            continue
+        files = sorted(f.name for f in video.iterdir() if f.suffix.lower() in suffixes)
+        if files:
+            videos[video.name] = [f"{prefix}/{video.name}/{f}" for f in files]
+    return videos
