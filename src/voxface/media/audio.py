@@ -30,6 +30,8 @@ def read_voice(
     (32000,)
     """
     path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: audio file does not exist")
     try:
         with sf.SoundFile(str(path)) as handle:
             source_rate, total = handle.samplerate, handle.frames
@@ -47,8 +49,6 @@ def read_voice(
             data = handle.read(wanted, dtype="float32", always_2d=True)
     except MediaError:
         raise
-    except FileNotFoundError:
-        raise MediaError(f"{path}: audio file does not exist") from None
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
         raise MediaError(f"{path}: cannot read audio ({err})") from None
     if data.shape[0] == 0:

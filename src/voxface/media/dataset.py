@@ -128,7 +128,7 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
     Each epoch every identity's clips are shuffled; each global batch (``batch_size`` per rank times
     ``num_replicas``) draws distinct identities with probability proportional to their unused clips,
     so clips are consumed evenly. The epoch ends when fewer identities than a global batch have clips
-    left; ``drop_last=False`` (one process only) yields that remainder as a last, smaller batch.
+    left; ``drop_last=False`` (one process only) goes on with smaller batches until every clip is used.
     """
 
     def __init__(self, clips_per_identity: list[int], batch_size: int, seed: int = 0, num_replicas: int = 1,
@@ -163,9 +163,10 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
             chosen = rng.choice(len(remaining), size=global_batch, replace=False, p=remaining / remaining.sum())
             remaining[chosen] -= 1
             yield [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1))) for i in chosen]
-        if not self.drop_last and remaining.sum() > 0:
-            rest = np.flatnonzero(remaining > 0)
-            yield [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1))) for i in rng.permutation(rest)]
+        while not self.drop_last and remaining.sum() > 0:  # smaller batches until every clip is used
+            rest = rng.permutation(np.flatnonzero(remaining > 0))
+            remaining[rest] -= 1
+            yield [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1))) for i in rest]
 
     def __iter__(self):
         for batch in self._global_batches():

@@ -22,7 +22,7 @@ def read_face(path: str | Path, size: int = FACE_SIZE) -> np.ndarray:
             image = to_rgb(image)
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+            array = np.array(image, dtype=np.uint8)  # a writable copy
     except FileNotFoundError:
         raise MediaError(f"{path}: image file does not exist") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:

@@ -1,0 +1,266 @@
+import logging
+
+import kaldi_native_fbank as knf
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+from voxface.errors import ConfigError, MediaError
+from voxface.media import (
+    IdentityBatchSampler,
+    KaldiFbank,
+    PairConfig,
+    PairDataset,
+    SpecAugment,
+    collate_pairs,
+    face_to_tensor,
+    read_face,
+    read_voice,
+)
+from voxface.media import dataset as dataset_module
+from voxface.protocol import build_manifest, load_protocol
+
+
+def speech_like(seconds: float, rate: int = 16000, seed: int = 0, f0: float = 120.0) -> np.ndarray:
+    """A harmonic source with gliding pitch, syllable-rate envelope, formant-ish colouring and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = f0 * (1 + 0.2 * np.sin(2 * np.pi * 1.5 * t + seed))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    formants = (700 + 300 * np.sin(2 * np.pi * 2 * t), 1200 + 500 * np.cos(2 * np.pi * 3 * t))
+    source = sum(np.sin(h * phase) / h * sum(np.exp(-((h * pitch - f) / 150) ** 2) for f in formants)
+                 for h in range(1, 40))
+    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2 + 0.02
+    return (0.2 * source * envelope + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def kaldi_reference(wave: np.ndarray) -> np.ndarray:
+    opts = knf.FbankOptions()
+    opts.frame_opts.dither = 0.0
+    opts.mel_opts.num_bins = 80
+    fbank = knf.OnlineFbank(opts)
+    fbank.accept_waveform(16000, (wave * 32768).tolist())  # Kaldi expects int16-scale samples
+    fbank.input_finished()
+    return np.stack([fbank.get_frame(i) for i in range(fbank.num_frames_ready)])
+
+
+# ---------------------------------------------------------------- audio
+
+
+def test_crop_reads_only_the_crop(tmp_path, monkeypatch):
+    path = tmp_path / "long.wav"
+    sf.write(path, speech_like(10.0), 16000)
+    requested = []
+    original = sf.SoundFile.read
+
+    def spy(self, frames=-1, *args, **kwargs):
+        requested.append(frames)
+        return original(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    wave = read_voice(path, 2.0, np.random.default_rng(0))
+    assert wave.shape == (32000,) and wave.dtype == np.float32
+    assert requested == [32000]  # never the whole 160000-frame file
+
+
+def test_crop_positions_are_random_and_seeded(tmp_path):
+    path = tmp_path / "ramp.wav"
+    sf.write(path, np.linspace(-0.9, 0.9, 16000 * 6).astype(np.float32), 16000, subtype="FLOAT")
+    starts = {float(read_voice(path, 2.0, np.random.default_rng(s))[0]) for s in range(8)}
+    assert len(starts) > 4
+    again = read_voice(path, 2.0, np.random.default_rng(3))
+    assert np.array_equal(again, read_voice(path, 2.0, np.random.default_rng(3)))
+    centre = read_voice(path, 2.0, None)  # no rng: the centre crop
+    assert abs(float(centre[16000])) < 0.01
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_resampling_keeps_pitch(tmp_path, rate):
+    t = np.arange(int(rate * 3)) / rate
+    path = tmp_path / f"tone{rate}.wav"
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    wave = read_voice(path, 2.0, np.random.default_rng(0))
+    assert wave.shape == (32000,)
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert abs(np.argmax(spectrum) * 16000 / len(wave) - 440) < 2
+
+
+def test_stereo_downmix_and_loop_padding(tmp_path):
+    left = np.full(8000, 0.5, dtype=np.float32)
+    path = tmp_path / "short_stereo.wav"
+    sf.write(path, np.stack([left, -0.25 * np.ones(8000, np.float32)], axis=1), 16000, subtype="FLOAT")
+    wave = read_voice(path, 2.0, np.random.default_rng(0))
+    assert wave.shape == (32000,)
+    np.testing.assert_allclose(wave, 0.125, atol=1e-6)  # mean of the two channels, looped 4 times
+    ramp = tmp_path / "ramp.wav"
+    sf.write(ramp, np.arange(1000, dtype=np.float32) / 1000, 16000, subtype="FLOAT")
+    looped = read_voice(ramp, 0.25, np.random.default_rng(0))
+    assert looped.shape == (4000,)
+    np.testing.assert_allclose(looped[1000:2000], looped[:1000])
+
+
+def test_whole_clip_and_bad_audio(tmp_path, tiny):
+    path = tmp_path / "clip.wav"
+    sf.write(path, speech_like(3.3), 16000)
+    assert read_voice(path, None).shape == (52800,)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    with pytest.raises(MediaError, match=r"empty.wav: empty audio"):
+        read_voice(empty)
+    with pytest.raises(MediaError, match="cannot read audio"):
+        read_voice(tiny.roots.voice(tiny.corrupt_voice))
+    with pytest.raises(MediaError, match="does not exist"):
+        read_voice(tmp_path / "missing.wav")
+
+
+# ---------------------------------------------------------------- fbank
+
+
+def test_fbank_matches_kaldi_native_fbank():
+    waves = [speech_like(2.0, seed=s, f0=f0) for s, f0 in ((0, 110.0), (1, 210.0), (2, 160.0))]
+    ours, frames = KaldiFbank()(torch.from_numpy(np.stack(waves)))
+    for b, wave in enumerate(waves):
+        reference = kaldi_reference(wave)
+        assert ours.shape[1] == reference.shape[0] == frames[b] == 198
+        assert np.abs(ours[b].numpy() - reference).max() < 1e-3
+
+
+def test_fbank_lengths_and_mean_norm():
+    wave = torch.from_numpy(speech_like(2.0))
+    batch = torch.stack([wave, torch.cat([wave[:16000], torch.zeros(16000)])])
+    feats, frames = KaldiFbank(mean_norm=True)(batch, torch.tensor([32000, 16000]))
+    assert frames.tolist() == [198, 98]
+    assert feats[0].mean(0).abs().max() < 1e-4
+    assert feats[1, :98].mean(0).abs().max() < 1e-4
+    assert feats[1, 98:].abs().max() == 0  # padded frames zeroed, not counted in the mean
+    raw, _ = KaldiFbank()(batch)
+    np.testing.assert_allclose(feats[0], raw[0] - raw[0].mean(0), atol=1e-4)
+
+
+# ---------------------------------------------------------------- SpecAugment
+
+
+def test_specaugment_bounds_and_eval_mode():
+    torch.manual_seed(0)
+    feats = torch.randn(64, 200, 80) + 100.0
+    aug = SpecAugment(max_time=5, max_freq=10).train()
+    out = aug(feats)
+    changed = out != feats
+    assert changed.any()
+    for b in range(64):
+        rows = changed[b].all(dim=1).nonzero().flatten()  # fully masked frames
+        cols = changed[b].all(dim=0).nonzero().flatten()  # fully masked channels
+        assert len(rows) <= 5 and len(cols) <= 10
+        if len(rows):
+            assert rows.max() - rows.min() + 1 == len(rows)  # one contiguous run
+        if len(cols):
+            assert cols.max() - cols.min() + 1 == len(cols)
+        # every changed cell lies in a masked row or column
+        assert (changed[b] <= (changed[b].all(1)[:, None] | changed[b].all(0)[None, :])).all()
+    widths = {int(changed[b].all(dim=1).sum()) for b in range(64)}
+    assert len(widths) > 2  # per-sample random widths
+    assert torch.equal(aug.eval()(feats), feats)
+
+
+# ---------------------------------------------------------------- faces
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "LA", "RGBA", "P", "CMYK", "I;16", "1"])
+def test_faces_of_any_mode_become_rgb(tmp_path, mode):
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 70, 3), dtype=np.uint8))
+    image = rgb.convert(mode) if mode not in ("I;16",) else rgb.convert("L").convert("I;16")
+    path = tmp_path / ("face.jpg" if mode == "CMYK" else "face.png")
+    image.save(path)
+    face = read_face(path, 112)
+    assert face.shape == (112, 112, 3) and face.dtype == np.uint8
+
+
+def test_face_tensor_normalisation_and_flip():
+    face = np.zeros((4, 4, 3), np.uint8)
+    face[:, 0] = 255
+    tensor = face_to_tensor(face)
+    assert tensor.shape == (3, 4, 4)
+    assert tensor[:, :, 0].eq(1).all() and tensor[:, :, 1:].eq(-1).all()
+    assert face_to_tensor(face, flip=True)[:, :, 3].eq(1).all()
+
+
+def test_bad_faces(tiny, tmp_path):
+    with pytest.raises(MediaError, match=r"9999999.jpg: cannot read image"):
+        read_face(tiny.roots.face(tiny.corrupt_face))
+    with pytest.raises(MediaError, match="does not exist"):
+        read_face(tmp_path / "none.jpg")
+    (tmp_path / "text.png").write_text("hello")
+    with pytest.raises(MediaError, match="text.png"):
+        read_face(tmp_path / "text.png")
+
+
+# ---------------------------------------------------------------- dataset and sampler
+
+
+def test_sampler_one_identity_per_batch_across_ranks():
+    clips = [5, 1, 30, 7, 7, 0, 12, 3, 9, 2, 4, 8]
+    full = list(IdentityBatchSampler(clips, batch_size=6, seed=1))
+    assert len(full) == len(IdentityBatchSampler(clips, batch_size=6, seed=1))
+    for batch in full:
+        assert len(batch) == 6 and len({i for i, _, _ in batch}) == 6
+    used = [(i, c) for batch in full for i, c, _ in batch]
+    assert len(used) == len(set(used))  # no clip twice in an epoch
+    assert all(c < clips[i] for i, c in used)
+    ranks = [list(IdentityBatchSampler(clips, batch_size=3, seed=1, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1])
+    for a, b in zip(*ranks, strict=True):
+        assert len({i for i, _, _ in a + b}) == 6  # distinct over the global batch
+        assert a + b in full  # the same global batches as one process with batch 6
+    sampler = IdentityBatchSampler(clips, batch_size=6, seed=1)
+    sampler.set_epoch(1)
+    assert list(sampler) != full
+    rest = list(IdentityBatchSampler(clips, batch_size=6, seed=1, drop_last=False))
+    assert sum(map(len, rest)) == sum(clips)  # without drop_last every clip is used once
+
+
+def test_sampler_rejects_impossible_batches():
+    with pytest.raises(ConfigError, match="larger than the 3 identities"):
+        IdentityBatchSampler([4, 0, 2, 9], batch_size=4)
+    with pytest.raises(ConfigError, match="only possible with one process"):
+        IdentityBatchSampler([4, 4, 4, 4], batch_size=2, num_replicas=2, drop_last=False)
+
+
+def test_pair_dataset_batches(tiny):
+    manifest = build_manifest(load_protocol(tiny.protocol_dir), tiny.roots)
+    dataset = PairDataset(manifest, PairConfig(face_from_same_video=True))
+    sampler = IdentityBatchSampler(dataset.clips_per_identity, batch_size=4, seed=0)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs)
+    batches = list(loader)
+    assert batches
+    for batch in batches:
+        assert batch["wave"].shape == (4, 32000)
+        assert batch["face"].shape == (4, 3, 112, 112)
+        assert batch["face"].min() >= -1 and batch["face"].max() <= 1
+        assert len(set(batch["identity"].tolist())) == 4
+    key = next(iter(sampler))[0]
+    assert torch.equal(dataset[key]["wave"], dataset[key]["wave"])  # the item seed fixes the crop
+    with pytest.raises(MediaError, match="empty batch"):
+        collate_pairs([])
+
+
+def test_bad_files_are_replaced_logged_once_and_counted(tiny, caplog):
+    manifest = build_manifest(load_protocol(tiny.protocol_dir), tiny.roots)
+    first = manifest.identities[0]
+    assert tiny.corrupt_voice in first.voices and tiny.corrupt_face in first.faces
+    # Only bad files for this identity's first draws: point all its voices at the corrupt clip but one.
+    dataset = PairDataset(manifest)
+    bad_clip = dataset.voices[0].index(tiny.corrupt_voice)
+    dataset_module._reported_bad_files.clear()
+    with caplog.at_level(logging.WARNING, logger="voxface"):
+        items = [dataset[(0, bad_clip, seed)] for seed in range(20)]
+    assert all(item["identity"] == 0 and item["wave"].shape == (32000,) for item in items)
+    assert all(item["skipped"] >= 1 for item in items)
+    assert sum(item["skipped"] for item in items) == collate_pairs(items)["skipped"]
+    warnings = [r.getMessage() for r in caplog.records if tiny.corrupt_voice in r.getMessage()]
+    assert len(warnings) == 1  # logged once, with its path
+    # An identity whose files are all bad fails with a message naming it.
+    dataset.voices[0] = [tiny.corrupt_voice]
+    with pytest.raises(MediaError, match=f"identity {first.name}"):
+        dataset[(0, 0, 1)]
