@@ -52,6 +52,36 @@ def cmd_protocol_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from voxface.synth.generate import SynthConfig, generate
+    from voxface.synth.preview import write_preview
+
+    config = SynthConfig(identities=args.identities, seed=args.seed, teacher_identities=args.teacher_identities)
+    summary = generate(args.out, config, workers=args.workers, progress=not args.quiet)
+    print(format_synth_summary(args.out, summary))
+    if args.preview:
+        for path in write_preview(args.out):
+            print(f"preview: {path}")
+    return 0
+
+
+def format_synth_summary(out: Path, summary: dict) -> str:
+    ids = summary["identities"]
+    lines = [
+        f"VoxSynth in {out}: {ids['train']} train / {ids['val']} val / {ids['test']} test identities, "
+        f"{summary['voice_clips']} voice clips, {summary['face_frames']} face frames; "
+        f"{ids['teacher']} faces-only teacher identities ({summary['teacher_images']} images)",
+        f"protocol files: {out / 'protocol'} (use --lists {out / 'protocol'})",
+        "oracle ceiling (AUC of the best possible scorer), per list:",
+        f"  {'list':<22}{'trials':>7}{'ceiling':>9}",
+    ]
+    for name, auc in summary["oracle"]["verification_auc"].items():
+        lines.append(f"  {name:<22}{summary['trials'][name]:>7}{auc:>9.3f}")
+    matching = summary["oracle"]["matching_accuracy"]
+    lines.append("  1:2 matching ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in matching.items()))
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voxface", description="Voice-face identity embeddings: data, training, evaluation.")
@@ -75,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lists_arg(manifest)
     manifest.add_argument("--out", type=Path, required=True, help="folder for train.json and val.json")
     manifest.set_defaults(func=cmd_protocol_manifest)
+
+    synth = commands.add_parser("synth", help="generate VoxSynth, the built-in synthetic benchmark (VoxCeleb1 layout)")
+    synth.add_argument("--out", type=Path, required=True, help="output folder (an interrupted run resumes there)")
+    synth.add_argument("--identities", type=int, default=300, help="voice-face identities (default: %(default)s)")
+    synth.add_argument("--teacher-identities", type=int, default=300,
+                       help="faces-only identities for pretraining a face teacher (default: %(default)s)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed; the output is deterministic for it")
+    synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPU cores)")
+    synth.add_argument("--preview", action="store_true", help="also write PNGs of faces and voice spectrograms")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(func=cmd_synth)
     return parser
 
 

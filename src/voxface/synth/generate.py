@@ -1,0 +1,398 @@
+"""``voxface synth``: write VoxSynth, a synthetic voice-face data set in the exact VoxCeleb1 layout.
+
+What it writes under ``OUT``:
+- ``wav/<id1xxxx>/<ytid>/<5 digits>.wav`` 16 kHz mono clips and ``unzippedFaces/<name>/1.6/<ytid>/<frame>.jpg``
+  face crops for every identity (``voice.py``, ``face.py``);
+- ``protocol/``: ``vox1_meta.csv`` (with an ``Age`` column), ``identity_splits.txt``, the ten veriflists
+  and the eight 1:2 matching lists, in the VoxCeleb1 formats (read by ``voxface.protocol``);
+- ``teacher_faces/<name>/<image>.jpg``: a faces-only identity set, disjoint from the rest, for
+  pretraining a face teacher (the counterpart of a large face-recognition data set);
+- ``generative.npz`` (every sample's knobs), ``oracle.json`` (the ceiling of every list, ``oracle.py``)
+  and ``voxsynth.json`` (the settings and counts; its presence marks a finished data set).
+
+Deterministic for a seed whatever the number of workers. An interrupted run resumes: identities
+already rendered are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from voxface.errors import ConfigError
+from voxface.protocol.layout import DataRoots
+from voxface.protocol.lists import (
+    MATCHING_DIRECTIONS,
+    MATCHING_GROUPS,
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+    TEST_SETS,
+    VERIFICATION_GROUPS,
+    Identity,
+)
+from voxface.protocol.stats import age_band
+from voxface.protocol.writer import old_voice_path, write_matching, write_meta, write_splits, write_verification
+from voxface.synth.face import FACE_IMAGE_SIZE, Scene, render_face
+from voxface.synth.model import NATIONALITIES, IdentityModel, Population, draw_population
+from voxface.synth.oracle import Oracle
+from voxface.synth.voice import SAMPLE_RATE, Channel, VoiceTraits, render_voice
+
+log = logging.getLogger("voxface")
+PROTOCOL_DIR, TEACHER_DIR, PROGRESS_DIR = "protocol", "teacher_faces", ".voxsynth_progress"
+DONE_FILE, ORACLE_FILE, PARAMS_FILE = "voxsynth.json", "oracle.json", "generative.npz"
+YTID_CHARS = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
+FIRST = ("Ada", "Bo", "Cai", "Dara", "Eli", "Fen", "Gus", "Hana", "Ivo", "Jun", "Kira", "Lev", "Mara", "Nico",
+         "Oona", "Pim", "Quin", "Rhea", "Sol", "Tova", "Uma", "Vic", "Wren", "Xia", "Yara", "Zed")
+SYLLABLES = ("ba", "ren", "tol", "vik", "mar", "so", "lin", "dor", "ka", "pel", "us", "gri", "fan", "hol", "ze",
+             "quo", "nai", "wes", "tri", "mo")
+
+
+@dataclass
+class SynthConfig:
+    identities: int = 300
+    videos: int = 5  # per identity; a train identity's last video is held out for the seen-heard test
+    clips_per_video: int = 2
+    frames_per_video: int = 3
+    min_seconds: float = 3.0
+    max_seconds: float = 8.0
+    teacher_identities: int = 300
+    teacher_images: int = 12  # per teacher identity, over 3 scenes
+    val_fraction: float = 0.08  # VoxCeleb1: 901 train / 100 val / 250 test of 1251
+    test_fraction: float = 0.20
+    seed: int = 0
+    model: IdentityModel = field(default_factory=IdentityModel)
+
+    def validate(self) -> None:
+        if self.identities < 20:
+            raise ConfigError(f"--identities must be at least 20 (got {self.identities}): the lists need val and test")
+        if self.videos < 3 or self.clips_per_video < 1 or self.frames_per_video < 1:
+            raise ConfigError("each identity needs at least 3 videos, 1 clip and 1 frame per video")
+        if not 0 < self.min_seconds <= self.max_seconds:
+            raise ConfigError(f"clip lengths {self.min_seconds}-{self.max_seconds} s are not a valid range")
+
+
+# ---------------------------------------------------------------- the plan: who, which files, which knobs
+
+
+@dataclass
+class Person:
+    identity: Identity
+    split: int
+    index: int
+    videos: list[str]  # ytids
+    clips: dict[str, list[str]]  # ytid -> voice paths relative to the audio root
+    frames: dict[str, list[str]]  # ytid -> face paths relative to the face root
+
+
+def _names(count: int, rng: np.random.Generator) -> list[str]:
+    names: list[str] = []
+    taken: set[str] = set()
+    while len(names) < count:
+        surname = "".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 4)))).capitalize()
+        name = f"{rng.choice(FIRST)}_{surname}"
+        if name not in taken:
+            taken.add(name)
+            names.append(name)
+    return names
+
+
+def _ytids(count: int, rng: np.random.Generator) -> list[str]:
+    return ["".join(rng.choice(YTID_CHARS, size=11)) for _ in range(count)]
+
+
+def plan(config: SynthConfig):
+    """Everybody's demographics, splits, files and per-sample knobs, drawn from ``config.seed``."""
+    config.validate()
+    streams = np.random.SeedSequence(config.seed).spawn(4)
+    rng_people, rng_teacher, rng_files, rng_knobs = (np.random.default_rng(s) for s in streams)
+    population = draw_population(config.model, config.identities, rng_people)
+    teachers = draw_population(config.model, config.teacher_identities, rng_teacher)
+    names = _names(config.identities + config.teacher_identities, rng_files)
+    n_test = max(4, round(config.test_fraction * config.identities))
+    n_val = max(2, round(config.val_fraction * config.identities))
+    # Test identities come in groups sharing gender, nationality and age band, so that each has a
+    # negative for every constrained list; people with no such partner stay in train or val.
+    groups: dict[tuple, list[int]] = {}
+    for i in rng_files.permutation(config.identities):
+        key = (population.gender[i], population.nationality[i], age_band(int(population.age[i])))
+        groups.setdefault(key, []).append(int(i))
+    test: list[int] = []
+    for members in sorted(groups.values(), key=lambda m: rng_files.random()):
+        if len(members) >= 2 and len(test) < n_test:
+            test += members[:2]  # pairs from many groups keep the test set diverse
+    rest = [int(i) for i in rng_files.permutation(config.identities) if i not in set(test)]
+    split_of = np.full(config.identities, SPLIT_TRAIN)
+    split_of[test] = SPLIT_TEST
+    split_of[rest[:n_val]] = SPLIT_VAL
+    people, voice_knobs, face_knobs = [], {}, {}
+    sd = config.model.sample_sd
+    for i in range(config.identities):
+        ident = Identity(vox_id=f"id1{i + 1:04d}", name=names[i], gender="mf"[population.gender[i]],
+                         nationality=NATIONALITIES[population.nationality[i]][0],
+                         set="test" if split_of[i] == SPLIT_TEST else "dev", age=int(population.age[i]))
+        person = Person(ident, int(split_of[i]), i, _ytids(config.videos, rng_files), {}, {})
+        for ytid in person.videos:
+            person.clips[ytid] = [f"{ident.vox_id}/{ytid}/{c + 1:05d}.wav" for c in range(config.clips_per_video)]
+            first_frame = int(rng_files.integers(1, 400)) * 25
+            person.frames[ytid] = [f"{ident.name}/1.6/{ytid}/{first_frame + 25 * f:07d}.jpg"
+                                   for f in range(config.frames_per_video)]
+            for path in person.clips[ytid]:
+                voice_knobs[path] = population.voice[i] + rng_knobs.normal(0, sd, population.voice.shape[1])
+            for path in person.frames[ytid]:
+                face_knobs[path] = population.face[i] + rng_knobs.normal(0, sd, population.face.shape[1])
+        people.append(person)
+    return population, teachers, names[config.identities:], people, voice_knobs, face_knobs
+
+
+# ---------------------------------------------------------------- rendering (in worker processes)
+
+
+def _render_person(task: dict) -> str:
+    roots, seed = DataRoots(Path(task["audio"]), Path(task["faces"])), task["seed"]
+    for v, ytid in enumerate(task["videos"]):
+        rng = np.random.default_rng([seed, task["index"], v, 0])
+        channel, scene = Channel.draw(rng), Scene.draw(rng)
+        for c, (path, knobs) in enumerate(task["clips"][ytid]):
+            clip_rng = np.random.default_rng([seed, task["index"], v, 1, c])
+            seconds = clip_rng.uniform(task["min_seconds"], task["max_seconds"])
+            wave = render_voice(VoiceTraits.from_knobs(knobs, task["rate"]), channel, seconds, clip_rng)
+            target = roots.voice(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(target, wave, SAMPLE_RATE, subtype="PCM_16")
+        for f, (path, knobs) in enumerate(task["frames"][ytid]):
+            frame_rng = np.random.default_rng([seed, task["index"], v, 2, f])
+            target = roots.face(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            render_face(knobs, scene, frame_rng).save(target, quality=int(frame_rng.integers(85, 96)))
+    Path(task["done"]).touch()
+    return task["done"]
+
+
+def _render_teachers(task: dict) -> str:
+    for index, name, knobs in task["people"]:
+        folder = Path(task["folder"]) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng([task["seed"], 10**6 + index])
+        scenes = [Scene.draw(rng) for _ in range(3)]
+        for k in range(task["images"]):
+            image_rng = np.random.default_rng([task["seed"], 10**6 + index, k])
+            face = knobs + image_rng.normal(0, task["sample_sd"], len(knobs))
+            render_face(face, scenes[k % 3], image_rng).save(folder / f"{k:04d}.jpg", quality=90)
+    Path(task["done"]).touch()
+    return task["done"]
+
+
+# ---------------------------------------------------------------- trial lists
+
+
+def _constraint_key(ident: Identity, group: str) -> tuple:
+    fields = {"random": (), "U": (), "G": ("g",), "N": ("n",), "A": ("a",), "GN": ("g", "n"), "GNA": ("g", "n", "a")}
+    values = {"g": ident.gender, "n": ident.nationality, "a": age_band(ident.age)}
+    return tuple(values[f] for f in fields[group])
+
+
+def _pick_other(person: Person, pool: list[Person], group: str, rng: np.random.Generator) -> Person | None:
+    key = _constraint_key(person.identity, group)
+    candidates = [p for p in pool if p is not person and _constraint_key(p.identity, group) == key]
+    return candidates[int(rng.integers(len(candidates)))] if candidates else None
+
+
+def _random_frame(person: Person, videos: list[str], rng: np.random.Generator) -> str:
+    frames = person.frames[videos[int(rng.integers(len(videos)))]]
+    return frames[int(rng.integers(len(frames)))]
+
+
+def _list_face(path: str) -> str:
+    """Released face path -> the veriflists' ``<Name>/<ytid>/<frame>.jpg``."""
+    name, _, ytid, frame = path.split("/")
+    return f"{name}/{ytid}/{frame}"
+
+
+def build_lists(people: list[Person], seed: int):
+    """Verification trials (as path pairs with labels) and matching trials, the VoxCeleb1 way.
+
+    Unseen-unheard: test identities; positives take the face from another video than the voice.
+    Seen-heard: train identities' held-out (last) videos; positives take the face from the voice's
+    video. Negatives obey the list's constraint; a clip with no eligible negative identity is left out
+    of that list, as in the real N and GNA lists. One positive face per clip serves all five groups,
+    so the lists differ only in their negatives.
+    """
+    rng = np.random.default_rng([seed, 7])
+    verification: dict[tuple[str, str], list[tuple[Person, str, Person, str]]] = {}
+    for test_set in TEST_SETS:
+        seen = test_set == "seenheard"
+        pool = [p for p in people if p.split == (SPLIT_TRAIN if seen else SPLIT_TEST)]
+        rows: dict[str, list] = {g: [] for g in VERIFICATION_GROUPS}
+        for person in pool:
+            voice_videos = person.videos[-1:] if seen else person.videos
+            for ytid in voice_videos:
+                for clip in person.clips[ytid]:
+                    others = [v for v in person.videos if v != ytid]
+                    positive = _random_frame(person, [ytid] if seen else others, rng)
+                    for group in VERIFICATION_GROUPS:
+                        other = _pick_other(person, pool, group, rng)
+                        if other is None:
+                            continue
+                        negative = _random_frame(other, other.videos[-1:] if seen else other.videos, rng)
+                        rows[group] += [(person, clip, person, positive), (person, clip, other, negative)]
+        for group in VERIFICATION_GROUPS:
+            verification[(group, test_set)] = rows[group]
+    matching: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    test = [p for p in people if p.split == SPLIT_TEST]
+    for direction in MATCHING_DIRECTIONS:
+        for group in MATCHING_GROUPS:
+            rows = []
+            for person in test:
+                for ytid in person.videos:
+                    others = [v for v in person.videos if v != ytid]
+                    other = _pick_other(person, test, group, rng)
+                    if other is None:
+                        continue
+                    for clip, frame in zip(person.clips[ytid], person.frames[ytid], strict=False):
+                        if direction == "v2f":
+                            rows.append((clip, _random_frame(person, others, rng), _random_frame(other, other.videos, rng)))
+                        else:
+                            voice_video = others[int(rng.integers(len(others)))]
+                            other_video = other.videos[int(rng.integers(len(other.videos)))]
+                            rows.append((frame, person.clips[voice_video][int(rng.integers(len(person.clips[voice_video])))],
+                                         other.clips[other_video][int(rng.integers(len(other.clips[other_video])))]))
+            matching[(direction, group)] = rows
+    return verification, matching
+
+
+# ---------------------------------------------------------------- the oracle ceiling
+
+
+def oracle_ceilings(model: IdentityModel, verification, matching, voice_knobs, face_knobs) -> dict:
+    """AUC of the likelihood-ratio oracle on every veriflist and its accuracy on every matching list."""
+    oracle = Oracle(model)
+    result: dict[str, dict[str, float]] = {"verification_auc": {}, "matching_accuracy": {}}
+    for (group, test_set), rows in verification.items():
+        voices = np.stack([voice_knobs[clip] for _, clip, _, _ in rows])
+        faces = np.stack([face_knobs[face] for _, _, _, face in rows])
+        labels = [int(a is b) for a, _, b, _ in rows]
+        scores = oracle.log_lr(voices, faces, group)
+        result["verification_auc"][f"{group}_{test_set}"] = round(float(roc_auc_score(labels, scores)), 4)
+    for (direction, group), rows in matching.items():
+        # The matching decision compares two likelihood ratios with marginal denominators (the
+        # constraint on the wrong candidate is ignored there: a close, not exact, optimum).
+        probe_knobs = voice_knobs if direction == "v2f" else face_knobs
+        cand_knobs = face_knobs if direction == "v2f" else voice_knobs
+        probes = np.stack([probe_knobs[p] for p, _, _ in rows])
+        right = np.stack([cand_knobs[c] for _, c, _ in rows])
+        wrong = np.stack([cand_knobs[w] for _, _, w in rows])
+        if direction == "v2f":
+            better = oracle.log_lr(probes, right) > oracle.log_lr(probes, wrong)
+        else:
+            better = oracle.log_lr(right, probes) > oracle.log_lr(wrong, probes)
+        result["matching_accuracy"][f"{direction}_{group}"] = round(float(better.mean()), 4)
+    return result
+
+
+# ---------------------------------------------------------------- the command
+
+
+def generate(out: str | Path, config: SynthConfig | None = None, workers: int | None = None,
+             progress: bool = True) -> dict:
+    """Write VoxSynth into ``out`` (see the module docstring); returns the summary in ``voxsynth.json``."""
+    config = config or SynthConfig()
+    out = Path(out)
+    settings = json.loads(json.dumps(asdict(config)))
+    done_file = out / DONE_FILE
+    if done_file.is_file():
+        summary = json.loads(done_file.read_text())
+        if summary.get("config") != settings:
+            raise ConfigError(f"{out} already holds VoxSynth made with other settings; choose another --out or delete it")
+        log.info("VoxSynth already complete in %s", out)
+        return summary
+    progress_dir = out / PROGRESS_DIR
+    progress_dir.mkdir(parents=True, exist_ok=True)
+    settings_file = progress_dir / "settings.json"
+    if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+        raise ConfigError(f"{out} holds an unfinished VoxSynth with other settings; choose another --out or delete it")
+    settings_file.write_text(json.dumps(settings))
+
+    population, teachers, teacher_names, people, voice_knobs, face_knobs = plan(config)
+    roots = DataRoots.from_root(out)
+    tasks, teacher_tasks = [], []
+    for person in people:
+        done = progress_dir / f"{person.identity.vox_id}.done"
+        if not done.exists():
+            tasks.append({"audio": str(roots.audio), "faces": str(roots.faces), "seed": config.seed,
+                          "index": person.index, "videos": person.videos, "rate": float(population.rate[person.index]),
+                          "min_seconds": config.min_seconds, "max_seconds": config.max_seconds, "done": str(done),
+                          "clips": {y: [(p, voice_knobs[p]) for p in person.clips[y]] for y in person.videos},
+                          "frames": {y: [(p, face_knobs[p]) for p in person.frames[y]] for y in person.videos}})
+    chunk = 10
+    for start in range(0, config.teacher_identities, chunk):
+        done = progress_dir / f"teacher_{start:06d}.done"
+        if not done.exists():
+            members = [(i, teacher_names[i], teachers.face[i])
+                       for i in range(start, min(start + chunk, config.teacher_identities))]
+            teacher_tasks.append({"folder": str(out / TEACHER_DIR), "seed": config.seed, "people": members,
+                                  "images": config.teacher_images, "sample_sd": config.model.sample_sd,
+                                  "done": str(done)})
+    workers = max(1, workers or os.cpu_count() or 1)
+    total = len(tasks) + len(teacher_tasks)
+    with tqdm(total=total, desc="VoxSynth", unit="task", disable=not progress) as bar:
+        if workers == 1:
+            for task in tasks:
+                _render_person(task)
+                bar.update()
+            for task in teacher_tasks:
+                _render_teachers(task)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_render_person, t) for t in tasks]
+                futures += [pool.submit(_render_teachers, t) for t in teacher_tasks]
+                for future in futures:
+                    future.result()
+                    bar.update()
+
+    verification, matching = build_lists(people, config.seed)
+    empty = [f"{a}_{b}" for (a, b), rows in {**verification, **matching}.items() if not rows]
+    if empty:
+        raise ConfigError(f"with {config.identities} identities the lists {empty} have no trials; use more identities")
+    protocol = out / PROTOCOL_DIR
+    write_meta(protocol, [p.identity for p in people])
+    write_splits(protocol, {p.identity.name: p.split for p in people})
+    for (group, test_set), rows in verification.items():
+        write_verification(protocol, group, test_set, [
+            (a.identity.number, b.identity.number,
+             old_voice_path(a.identity.name, clip.split("/")[1], clip.split("/")[2]), _list_face(face))
+            for a, clip, b, face in rows])
+    for (direction, group), rows in matching.items():
+        write_matching(protocol, direction, group, rows)
+    voice_paths, face_paths = sorted(voice_knobs), sorted(face_knobs)
+    np.savez_compressed(out / PARAMS_FILE, voice_paths=np.array(voice_paths),
+                        voice_knobs=np.stack([voice_knobs[p] for p in voice_paths]),
+                        face_paths=np.array(face_paths), face_knobs=np.stack([face_knobs[p] for p in face_paths]))
+    ceilings = oracle_ceilings(config.model, verification, matching, voice_knobs, face_knobs)
+    (out / ORACLE_FILE).write_text(json.dumps(ceilings, indent=1))
+    summary = {
+        "config": settings,
+        "identities": {"train": sum(p.split == SPLIT_TRAIN for p in people),
+                       "val": sum(p.split == SPLIT_VAL for p in people),
+                       "test": sum(p.split == SPLIT_TEST for p in people),
+                       "teacher": config.teacher_identities},
+        "voice_clips": len(voice_knobs), "face_frames": len(face_knobs),
+        "teacher_images": config.teacher_identities * config.teacher_images,
+        "trials": {f"{g}_{t}": len(rows) for (g, t), rows in verification.items()},
+        "oracle": ceilings,
+    }
+    done_file.write_text(json.dumps(summary, indent=1))
+    shutil.rmtree(progress_dir, ignore_errors=True)
+    return summary

@@ -1,0 +1,85 @@
+"""The oracle ceiling: the best possible scorer for a trial list under the known VoxSynth model.
+
+The oracle knows each sample's knobs (``model.py``) but not whose they are. It scores a trial
+(voice knobs v, face knobs f) by the likelihood ratio of "same identity" against "different
+identities drawn the way the list draws its negatives" (same gender / nationality / age band / all
+three). By the Neyman-Pearson lemma no scorer has a higher AUC in expectation, so the oracle's AUC on
+each list is the ceiling a trained model is measured against.
+
+With demographics z on a grid (gender x nationality x whole-year age) and the knobs Gaussian given z:
+
+    p(v, f | same)      = sum_z P(z) N([v; f]; mu(z), Sigma_joint)
+    p(v, f | diff, key) = sum_k [sum_{z in k} P(z) N(v; mu_v(z))] [sum_{z in k} P(z) N(f; mu_f(z))] / P(k)
+
+where k runs over the values of the list's constraint key (a single value for the random list).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from voxface.protocol.stats import AGE_BANDS
+from voxface.synth.model import AGES, GENDERS, NATIONALITIES, IdentityModel, age_prior
+
+# Constraint keys of the verification groups and matching groups.
+CONSTRAINTS = {"random": (), "U": (), "G": ("g",), "N": ("n",), "A": ("a",), "GN": ("g", "n"), "GNA": ("g", "n", "a")}
+
+
+def age_band_index(age: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.array([high for _, high, _ in AGE_BANDS]), np.asarray(age))
+
+
+class Oracle:
+    """Log likelihood-ratio scores for batches of (voice knobs, face knobs) pairs."""
+
+    def __init__(self, model: IdentityModel) -> None:
+        g, n, a = np.meshgrid(np.arange(len(GENDERS)), np.arange(len(NATIONALITIES)), np.arange(len(AGES)),
+                              indexing="ij")
+        self.g, self.n, self.a = g.ravel(), n.ravel(), AGES[a.ravel()]
+        shares = np.array([row[1] for row in NATIONALITIES])
+        self.log_prior = (np.log(0.5) + np.log(shares / shares.sum())[self.n] + np.log(age_prior())[a.ravel()])
+        self.mu_v = model.voice_mean(self.g, self.n, self.a)
+        self.mu_f = model.face_mean(self.g, self.n, self.a)
+        vv, ff, vf = model.covariances()
+        joint = np.block([[vv, vf], [vf.T, ff]])
+        self._gauss = {name: _Gaussian(cov) for name, cov in (("v", vv), ("f", ff), ("joint", joint))}
+        self.dv = vv.shape[0]
+
+    def _keys(self, constraint: str) -> np.ndarray:
+        fields = CONSTRAINTS[constraint]
+        key = np.zeros_like(self.g)
+        for name, values, size in (("g", self.g, 2), ("n", self.n, len(NATIONALITIES)),
+                                   ("a", age_band_index(self.a), len(AGE_BANDS))):
+            if name in fields:
+                key = key * size + values
+        return key
+
+    def log_lr(self, voice: np.ndarray, face: np.ndarray, constraint: str = "random") -> np.ndarray:
+        """(T, voice knobs), (T, face knobs) -> (T,) log p(same) - log p(different | constraint)."""
+        voice, face = np.atleast_2d(voice), np.atleast_2d(face)
+        joint_mu = np.concatenate([self.mu_v, self.mu_f], axis=1)
+        log_same = logsumexp(self.log_prior + self._gauss["joint"].log_pdf(np.concatenate([voice, face], 1), joint_mu),
+                             axis=1)
+        lv = self.log_prior + self._gauss["v"].log_pdf(voice, self.mu_v)
+        lf = self.log_prior + self._gauss["f"].log_pdf(face, self.mu_f)
+        keys = self._keys(constraint)
+        terms = []
+        for k in np.unique(keys):
+            inside = keys == k
+            terms.append(logsumexp(lv[:, inside], axis=1) + logsumexp(lf[:, inside], axis=1)
+                         - logsumexp(self.log_prior[inside]))
+        return log_same - logsumexp(np.stack(terms, axis=1), axis=1)
+
+
+class _Gaussian:
+    """log N(x; mu, cov) for every (x, mu) pair via one Cholesky whitening."""
+
+    def __init__(self, cov: np.ndarray) -> None:
+        self.inv_chol = np.linalg.inv(np.linalg.cholesky(cov))
+        self.const = -0.5 * (np.linalg.slogdet(cov)[1] + cov.shape[0] * np.log(2 * np.pi))
+
+    def log_pdf(self, x: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        wx, wm = x @ self.inv_chol.T, mu @ self.inv_chol.T
+        sq = (wx**2).sum(1)[:, None] + (wm**2).sum(1)[None, :] - 2 * wx @ wm.T
+        return self.const - 0.5 * np.maximum(sq, 0.0)
