@@ -53,7 +53,7 @@ def cmd_protocol_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from voxface.synth.generate import SynthConfig, generate
+    from voxface.synth.build import SynthConfig, generate
     from voxface.synth.preview import write_preview
 
     config = SynthConfig(identities=args.identities, seed=args.seed, teacher_identities=args.teacher_identities)
@@ -80,6 +80,13 @@ def format_synth_summary(out: Path, summary: dict) -> str:
     matching = summary["oracle"]["matching_accuracy"]
     lines.append("  1:2 matching ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in matching.items()))
     return "\n".join(lines)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from voxface.demo import run_demo
+
+    run_demo(args.out, identities=args.identities, workers=args.workers, progress=not args.quiet)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--preview", action="store_true", help="also write PNGs of faces and voice spectrograms")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=cmd_synth)
+
+    demo = commands.add_parser("demo", help="the main job on the built-in VoxSynth data (resumes when rerun)")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")
+    demo.add_argument("--identities", type=int, default=300, help="VoxSynth identities (default: %(default)s)")
+    demo.add_argument("--workers", type=int, default=None, help="processes for generation (default: all cores)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

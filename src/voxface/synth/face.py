@@ -88,8 +88,9 @@ def render_face(knobs: np.ndarray, scene: Scene, rng: np.random.Generator, size:
                   (cx + jaw_w, cy + half_h * 0.72), (cx + jaw_w * 0.45, cy + half_h),
                   (cx - jaw_w * 0.45, cy + half_h), (cx - jaw_w, cy + half_h * 0.72)], fill=skin_rgb)
     # Hair cap.
-    draw.chord([cx - half_w * 1.04, cy - half_h * 1.08, cx + half_w * 1.04, cy + half_h * (0.1 - 0.25 * (1 - hair_len))],
-               start=180, end=360, fill=hair_rgb)
+    cap_bottom = cy + half_h * (0.1 - 0.25 * (1 - hair_len))
+    draw.chord([cx - half_w * 1.04, cy - half_h * 1.08, cx + half_w * 1.04, cap_bottom], start=180, end=360,
+               fill=hair_rgb)
     # Eyes and brows.
     gap = half_w * (0.42 + 0.06 * k["eye_gap"])
     eye_r = s * (0.034 + 0.006 * k["eye_size"])
@@ -102,8 +103,8 @@ def render_face(knobs: np.ndarray, scene: Scene, rng: np.random.Generator, size:
         draw.ellipse([ex - eye_r * 0.45, ey - min(opening, eye_r * 0.45), ex + eye_r * 0.45,
                       ey + min(opening, eye_r * 0.45)], fill=(40, 30, 25))
         by = ey - eye_r * (1.5 + 0.6 * brow_raise)
-        draw.line([(ex - eye_r * 1.2, by + side * 0.0), (ex + eye_r * 1.2, by - eye_r * 0.15)], fill=hair_rgb if grey < 0.6
-                  else (120, 110, 100), width=brow_w)
+        brow_rgb = hair_rgb if grey < 0.6 else (120, 110, 100)
+        draw.line([(ex - eye_r * 1.2, by), (ex + eye_r * 1.2, by - eye_r * 0.15)], fill=brow_rgb, width=brow_w)
     # Nose.
     nose_len = half_h * (0.36 + 0.05 * k["nose_len"])
     nose_w = s * (0.035 + 0.008 * k["nose_wid"])

@@ -44,8 +44,8 @@ from voxface.protocol.lists import (
 )
 from voxface.protocol.stats import age_band
 from voxface.protocol.writer import old_voice_path, write_matching, write_meta, write_splits, write_verification
-from voxface.synth.face import FACE_IMAGE_SIZE, Scene, render_face
-from voxface.synth.model import NATIONALITIES, IdentityModel, Population, draw_population
+from voxface.synth.face import Scene, render_face
+from voxface.synth.model import NATIONALITIES, IdentityModel, draw_population
 from voxface.synth.oracle import Oracle
 from voxface.synth.voice import SAMPLE_RATE, Channel, VoiceTraits, render_voice
 
@@ -214,6 +214,11 @@ def _random_frame(person: Person, videos: list[str], rng: np.random.Generator) -
     return frames[int(rng.integers(len(frames)))]
 
 
+def _random_clip(person: Person, videos: list[str], rng: np.random.Generator) -> str:
+    clips = person.clips[videos[int(rng.integers(len(videos)))]]
+    return clips[int(rng.integers(len(clips)))]
+
+
 def _list_face(path: str) -> str:
     """Released face path -> the veriflists' ``<Name>/<ytid>/<frame>.jpg``."""
     name, _, ytid, frame = path.split("/")
@@ -262,12 +267,11 @@ def build_lists(people: list[Person], seed: int):
                         continue
                     for clip, frame in zip(person.clips[ytid], person.frames[ytid], strict=False):
                         if direction == "v2f":
-                            rows.append((clip, _random_frame(person, others, rng), _random_frame(other, other.videos, rng)))
+                            rows.append((clip, _random_frame(person, others, rng),
+                                         _random_frame(other, other.videos, rng)))
                         else:
-                            voice_video = others[int(rng.integers(len(others)))]
-                            other_video = other.videos[int(rng.integers(len(other.videos)))]
-                            rows.append((frame, person.clips[voice_video][int(rng.integers(len(person.clips[voice_video])))],
-                                         other.clips[other_video][int(rng.integers(len(other.clips[other_video])))]))
+                            rows.append((frame, _random_clip(person, others, rng),
+                                         _random_clip(other, other.videos, rng)))
             matching[(direction, group)] = rows
     return verification, matching
 
@@ -314,7 +318,8 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
     if done_file.is_file():
         summary = json.loads(done_file.read_text())
         if summary.get("config") != settings:
-            raise ConfigError(f"{out} already holds VoxSynth made with other settings; choose another --out or delete it")
+            raise ConfigError(f"{out} already holds VoxSynth made with other settings; "
+                              "choose another --out or delete it")
         log.info("VoxSynth already complete in %s", out)
         return summary
     progress_dir = out / PROGRESS_DIR

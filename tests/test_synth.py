@@ -1,0 +1,217 @@
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from voxface.errors import ConfigError
+from voxface.media import KaldiFbank, read_face, read_voice
+from voxface.protocol import TEST_SETS, VERIFICATION_GROUPS, DataRoots, build_manifest, load_protocol
+from voxface.protocol.check import check_files
+from voxface.protocol.stats import age_band
+from voxface.synth import build as generate_module
+from voxface.synth.build import SynthConfig, build_lists, generate, oracle_ceilings, plan
+from voxface.synth.model import AGES, GENDERS, NATIONALITIES, IdentityModel, age_prior
+from voxface.synth.oracle import Oracle, age_band_index
+
+TINY = dict(identities=30, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0, max_seconds=3.0,
+            teacher_identities=4, teacher_images=3)
+
+
+def tree_digest(root):
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("preview")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("voxsynth")
+    summary = generate(root, SynthConfig(**TINY), workers=2, progress=False)
+    return root, summary
+
+
+@pytest.fixture(scope="module")
+def default_lists():
+    """The default-size plan and lists (no rendering: lists and ceilings need only the knobs)."""
+    config = SynthConfig()
+    population, _, _, people, voice_knobs, face_knobs = plan(config)
+    verification, matching = build_lists(people, config.seed)
+    return config, people, verification, matching, voice_knobs, face_knobs
+
+
+def test_deterministic_for_a_seed_whatever_the_workers(synth, tmp_path):
+    root, _ = synth
+    generate(tmp_path / "again", SynthConfig(**TINY), workers=1, progress=False)
+    assert tree_digest(tmp_path / "again") == tree_digest(root)
+    generate(tmp_path / "other", SynthConfig(**{**TINY, "seed": 1}), workers=1, progress=False)
+    assert tree_digest(tmp_path / "other") != tree_digest(root)
+
+
+def test_interrupted_run_resumes_to_the_same_data(synth, tmp_path, monkeypatch):
+    root, _ = synth
+    calls = {"n": 0}
+    original = generate_module._render_person
+
+    def dying(task):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt
+        return original(task)
+
+    monkeypatch.setattr(generate_module, "_render_person", dying)
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path / "resumed", SynthConfig(**TINY), workers=1, progress=False)
+    monkeypatch.setattr(generate_module, "_render_person", original)
+    assert len(list((tmp_path / "resumed" / ".voxsynth_progress").glob("id*.done"))) == 5
+    generate(tmp_path / "resumed", SynthConfig(**TINY), workers=1, progress=False)
+    assert tree_digest(tmp_path / "resumed") == tree_digest(root)
+    with pytest.raises(ConfigError, match="other settings"):
+        generate(tmp_path / "resumed", SynthConfig(**{**TINY, "seed": 5}), workers=1, progress=False)
+    with pytest.raises(ConfigError, match="at least 20"):
+        generate(tmp_path / "small", SynthConfig(identities=5), progress=False)
+
+
+def test_layout_reads_through_the_voxceleb1_code_path(synth):
+    root, summary = synth
+    protocol = load_protocol(root / "protocol")
+    roots = DataRoots.from_root(root)
+    assert len(protocol.identities) == 30
+    assert all(p.age is not None for p in protocol.identities.values())
+    results = check_files(protocol, roots)
+    assert all(not r.missing and not r.unreadable for r in results)
+    train = build_manifest(protocol, roots)
+    assert train.excluded_videos == summary["identities"]["train"]  # one held-out video each
+    wave = read_voice(roots.voice(train.identities[0].voices[0]), None)
+    assert 2.0 * 16000 <= len(wave) <= 3.0 * 16000
+    assert read_face(roots.face(train.identities[0].faces[0])).shape == (112, 112, 3)
+    teacher = sorted((root / "teacher_faces").iterdir())
+    assert len(teacher) == 4 and all(len(list(d.glob("*.jpg"))) == 3 for d in teacher)
+    assert not {d.name for d in teacher} & set(protocol.identities)  # disjoint from the voice-face set
+    oracle = json.loads((root / "oracle.json").read_text())
+    assert set(oracle["verification_auc"]) == {f"{g}_{t}" for g in VERIFICATION_GROUPS for t in TEST_SETS}
+
+
+def test_every_list_obeys_its_constraints(synth):
+    root, _ = synth
+    protocol = load_protocol(root / "protocol")
+    people = protocol.identity_of_number
+    held_out = {}
+    for trials in (protocol.verification(g, t) for t in TEST_SETS for g in VERIFICATION_GROUPS):
+        split = 1 if trials.test_set == "seenheard" else 4
+        for v, f, label, vp, fp in zip(trials.voice_speakers, trials.face_speakers, trials.labels,
+                                       trials.voice_paths, trials.face_paths, strict=True):
+            a, b = people[v], people[f]
+            assert protocol.splits[a.name] == split and protocol.splits[b.name] == split
+            assert label == (v == f)
+            voice_video, face_video = vp.split("/")[1].rsplit("_", 1)[0], fp.split("/")[1]
+            if trials.test_set == "seenheard":
+                held_out.setdefault(a.name, set()).add(voice_video)
+                if label:
+                    assert voice_video == face_video  # seen-heard positives: the voice's own video
+            elif label:
+                assert voice_video != face_video
+            if not label:
+                group = trials.group
+                if "G" in group:
+                    assert a.gender == b.gender
+                if "N" in group:
+                    assert a.nationality == b.nationality
+                if "A" in group:
+                    assert age_band(a.age) == age_band(b.age)
+    assert all(len(videos) == 1 for videos in held_out.values())  # one held-out video per train identity
+    for matching in protocol.all_matching():
+        for probe, right, wrong in zip(matching.probes, matching.positives, matching.negatives, strict=True):
+            owner = [protocol.vox_id_of_name.get(p.split("/")[0], p.split("/")[0]) for p in (probe, right, wrong)]
+            assert owner[0] == owner[1] != owner[2]
+
+
+def test_shuffled_identity_scorer_is_at_chance(default_lists):
+    _, people, verification, _, _, _ = default_lists
+    rng = np.random.default_rng(0)
+    embedding = rng.standard_normal((len(people), 16))
+    shuffled = rng.permutation(len(people))
+    for (group, test_set), rows in verification.items():
+        labels = [int(a is b) for a, _, b, _ in rows]
+        scores = [embedding[shuffled[a.index]] @ embedding[b.index] for a, _, b, _ in rows]
+        assert abs(roc_auc_score(labels, scores) - 0.5) < 0.06, (group, test_set)
+        assert abs(np.mean(labels) - 0.5) < 1e-9  # balanced: one positive and one negative per clip
+
+
+def test_default_ceilings_are_ordered(default_lists):
+    config, _, verification, matching, voice_knobs, face_knobs = default_lists
+    ceilings = oracle_ceilings(config.model, verification, matching, voice_knobs, face_knobs)["verification_auc"]
+    assert 0.85 <= ceilings["random_unseenunheard"] <= 0.97
+    for test_set in TEST_SETS:
+        for group in ("G", "N", "A", "GNA"):
+            assert ceilings[f"{group}_{test_set}"] < ceilings[f"random_{test_set}"], (group, test_set)
+
+
+def test_oracle_matches_a_brute_force_likelihood_ratio():
+    model = IdentityModel()
+    oracle = Oracle(model)
+    vv, ff, vf = model.covariances()
+    joint = np.block([[vv, vf], [vf.T, ff]])
+    rng = np.random.default_rng(3)
+    voice, face = rng.normal(0, 1.2, (2, vv.shape[0])), rng.normal(0, 1.2, (2, ff.shape[0]))
+    shares = np.array([row[1] for row in NATIONALITIES])
+    zs = [(g, n, a, 0.5 * shares[n] / shares.sum() * pa) for g in range(len(GENDERS))
+          for n in range(len(NATIONALITIES)) for a, pa in zip(AGES, age_prior(), strict=True)]
+    for t in range(2):
+        same = diff = 0.0
+        by_gender = {0: [0.0, 0.0, 0.0], 1: [0.0, 0.0, 0.0]}
+        for g, n, a, p in zs:
+            mv = model.voice_mean([g], [n], [a])[0]
+            mf = model.face_mean([g], [n], [a])[0]
+            same += p * multivariate_normal(np.concatenate([mv, mf]), joint).pdf(np.concatenate([voice[t], face[t]]))
+            pv, pf = p * multivariate_normal(mv, vv).pdf(voice[t]), p * multivariate_normal(mf, ff).pdf(face[t])
+            by_gender[g][0] += pv
+            by_gender[g][1] += pf
+            by_gender[g][2] += p
+        marginal_v = sum(v[0] for v in by_gender.values())
+        marginal_f = sum(v[1] for v in by_gender.values())
+        diff = marginal_v * marginal_f
+        diff_g = sum(v[0] * v[1] / v[2] for v in by_gender.values())
+        assert oracle.log_lr(voice[t], face[t], "random")[0] == pytest.approx(np.log(same / diff), abs=1e-6)
+        assert oracle.log_lr(voice[t], face[t], "G")[0] == pytest.approx(np.log(same / diff_g), abs=1e-6)
+    assert age_band_index(np.array([19, 20, 85])).tolist() == [0, 1, 7]
+
+
+def test_identity_is_linearly_recoverable_from_each_modality(synth):
+    root, _ = synth
+    protocol = load_protocol(root / "protocol")
+    roots = DataRoots.from_root(root)
+    people = sorted(protocol.identities.values(), key=lambda p: p.vox_id)[:12]
+    fbank = KaldiFbank(mean_norm=False)
+    import torch
+
+    voice_x, voice_y, face_x, face_y = [], [], [], []
+    for label, person in enumerate(people):
+        for clips in roots.voice_videos(person.vox_id).values():
+            for clip in clips:
+                feats, _ = fbank(torch.from_numpy(read_voice(roots.voice(clip), None)))
+                voice_x.append(np.concatenate([feats[0].mean(0).numpy(), feats[0].std(0).numpy()]))
+                voice_y.append(label)
+        for frames in roots.face_videos(person.name).values():
+            for frame in frames:
+                face = read_face(roots.face(frame), 32).astype(np.float32) / 255
+                face_x.append(face.ravel())
+                face_y.append(label)
+
+    def probe_accuracy(x, y):
+        x, y = np.array(x), np.array(y)
+        x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        test = np.zeros(len(y), bool)
+        for label in np.unique(y):  # hold out one sample per identity
+            test[np.flatnonzero(y == label)[0]] = True
+        clf = LogisticRegression(max_iter=2000, C=0.5).fit(x[~test], y[~test])
+        return clf.score(x[test], y[test])
+
+    chance = 1 / len(people)
+    assert probe_accuracy(voice_x, voice_y) > 4 * chance
+    assert probe_accuracy(face_x, face_y) > 4 * chance
