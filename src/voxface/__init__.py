@@ -4,8 +4,8 @@ The package follows the data flow: ``protocol`` (trial lists, splits, manifests)
 (audio crops, fbank, faces, datasets) -> models -> losses -> training -> evaluation -> report.
 """
 
-from voxface.errors import ConfigError, MediaError, ProtocolError, VoxfaceError
+from voxface.errors import ConfigError, MediaError, ProtocolError, VoxfaceError, WeightsError
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "MediaError", "ProtocolError", "VoxfaceError", "__version__"]
+__all__ = ["ConfigError", "MediaError", "ProtocolError", "VoxfaceError", "WeightsError", "__version__"]

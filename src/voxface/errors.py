@@ -15,3 +15,7 @@ class MediaError(VoxfaceError):
 
 class ConfigError(VoxfaceError):
     """A configuration key or value is unknown or invalid."""
+
+
+class WeightsError(VoxfaceError):
+    """A weights file or model folder is missing, unreadable, or does not fit the model."""

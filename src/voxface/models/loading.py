@@ -1,0 +1,184 @@
+"""Load encoder weights from the files researchers have on disk: strict, safe, offline.
+
+One function per source:
+- ``load_insightface_backbone``: arcface_torch ``backbone.pth`` (a plain state dict) -> IResNet;
+- ``load_speechbrain_ecapa``: SpeechBrain ``embedding_model.ckpt`` -> ECAPATDNN;
+- ``SSLEncoder.from_pretrained`` (``ssl.py``): a HuggingFace folder -> Wav2vec 2.0 / HuBERT / WavLM;
+- ``load_encoder`` / ``save_encoder``: this project's own single-encoder checkpoints.
+
+Every file goes through ``torch.load(weights_only=True)``, and architectures are read off the
+tensor shapes, so a released file loads without the user restating its configuration. A mismatch
+raises ``WeightsError`` listing the missing, unexpected and mis-shaped keys.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from voxface.errors import WeightsError
+from voxface.models.ecapa import ECAPATDNN
+from voxface.models.iresnet import LAYERS, IResNet, iresnet
+
+ENCODER_FORMAT = "voxface-encoder/1"
+
+
+def read_weights(path: str | Path) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"{path} is not a readable PyTorch weights file: {first}") from None
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A plain state dict from a file that may wrap it (``{"state_dict": ...}``) or prefix it (``module.``)."""
+    state = read_weights(path)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} does not hold a state dict (a mapping of parameter names to tensors)")
+    if all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def load_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """Load ``state`` into ``model`` if and only if every key and shape matches.
+
+    BatchNorm ``num_batches_tracked`` counters may be absent (older releases do not save them).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                 if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or misshaped:
+        parts = [f"{len(v)} {label} (e.g. {', '.join(v[:3])})" for label, v in
+                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped, file vs model", misshaped)) if v]
+        raise WeightsError(f"{source} does not fit {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def _blocks(state: dict[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
+    return len({int(m.group(1)) for k in state if (m := pattern.match(k))})
+
+
+def iresnet_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Depth, width, input size and embedding size of an IResNet state dict."""
+    try:
+        layers = tuple(_blocks(state, f"layer{i}") for i in range(1, 5))
+        depth = next((d for d, spec in LAYERS.items() if spec == layers), None)
+        if depth is None:
+            raise WeightsError(f"IResNet blocks per stage {layers} match no known depth {sorted(LAYERS)}")
+        last = state["layer4.0.conv2.weight"].shape[0]
+        cells = state["fc.weight"].shape[1] // last
+        return {"depth": depth, "width": state["conv1.weight"].shape[0] / 64,
+                "input_size": 16 * math.isqrt(cells), "num_features": state["fc.weight"].shape[0]}
+    except KeyError as err:
+        raise WeightsError(f"not an arcface_torch IResNet state dict: no key {err}") from None
+
+
+def load_insightface_backbone(path: str | Path) -> IResNet:
+    """An insightface ``arcface_torch`` IResNet ``backbone.pth`` (or one ``voxface pretrain-face`` wrote)."""
+    state = read_state_dict(path)
+    config = iresnet_config(state)
+    return load_strict(iresnet(**config), state, str(path))
+
+
+def ecapa_config(state: dict[str, torch.Tensor], dilations: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Channels, kernels, attention, Res2Net scale, SE and embedding sizes of an ECAPA-TDNN state dict.
+
+    Dilations leave no trace in the weights: SpeechBrain's (1, 2, 3, 4, 1) unless given.
+    """
+    try:
+        first = state["blocks.0.conv.conv.weight"]
+        blocks = _blocks(state, "blocks")
+        channels = [first.shape[0]] + [state[f"blocks.{i}.tdnn1.conv.conv.weight"].shape[0] for i in range(1, blocks)]
+        kernels = [first.shape[2]] + [state[f"blocks.{i}.res2net_block.blocks.0.conv.conv.weight"].shape[2]
+                                      for i in range(1, blocks)]
+        mfa = state["mfa.conv.conv.weight"]
+        config = {
+            "input_size": first.shape[1],
+            "channels": tuple(channels + [mfa.shape[0]]),
+            "kernel_sizes": tuple(kernels + [mfa.shape[2]]),
+            "attention_channels": state["asp.tdnn.conv.conv.weight"].shape[0],
+            "res2net_scale": _blocks(state, "blocks.1.res2net_block.blocks") + 1,
+            "se_channels": state["blocks.1.se_block.conv1.conv.weight"].shape[0],
+            "embedding_size": state["fc.conv.weight"].shape[0],
+        }
+    except KeyError as err:
+        raise WeightsError(f"not a SpeechBrain ECAPA-TDNN state dict: no key {err}") from None
+    default = (1, 2, 3, 4, 1) if len(config["channels"]) == 5 else (1,) * len(config["channels"])
+    config["dilations"] = tuple(dilations or default)
+    return config
+
+
+def load_speechbrain_ecapa(path: str | Path, dilations: tuple[int, ...] | None = None) -> ECAPATDNN:
+    """SpeechBrain's ``embedding_model.ckpt`` (e.g. ``spkrec-ecapa-voxceleb``) as an ECAPATDNN."""
+    state = read_state_dict(path)
+    return load_strict(ECAPATDNN(**ecapa_config(state, dilations)), state, str(path))
+
+
+# ---------------------------------------------------------------- this project's encoder checkpoints
+
+
+def save_encoder(path: str | Path, model: nn.Module) -> None:
+    """Save an IResNet, ECAPATDNN or SSLEncoder with what is needed to rebuild it offline."""
+    from voxface.models.ssl import SSLEncoder
+
+    if isinstance(model, IResNet):
+        kind, config = "iresnet", iresnet_config(model.state_dict())
+    elif isinstance(model, ECAPATDNN):
+        kind, config = "ecapa", ecapa_config(model.state_dict(), _ecapa_dilations(model))
+    elif isinstance(model, SSLEncoder):
+        kind = "ssl"
+        config = {"hf_config": model.config.to_dict(), "embedding_size": model.embedding_size
+                  if not isinstance(model.projection, nn.Identity) else None,
+                  "layer_weighting": model.layer_weights is not None,
+                  "freeze_feature_encoder": model.freeze_feature_encoder,
+                  "finetune_top_layers": model.finetune_top_layers, "normalize_waveform": model.normalize_waveform}
+    else:
+        raise WeightsError(f"cannot save a {type(model).__name__} as a voxface encoder")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": ENCODER_FORMAT, "kind": kind, "config": config, "state_dict": model.state_dict()}, path)
+
+
+def _ecapa_dilations(model: ECAPATDNN) -> tuple[int, ...]:
+    convs = [model.blocks[0].conv.conv] + [b.res2net_block.blocks[0].conv.conv for b in model.blocks[1:]]
+    return tuple(c.dilation[0] for c in convs) + (model.mfa.conv.conv.dilation[0],)
+
+
+def load_encoder(path: str | Path) -> nn.Module:
+    """Rebuild an encoder ``save_encoder`` wrote (freezing re-applied: it is not part of the weights)."""
+    blob = read_weights(path)
+    if not isinstance(blob, dict) or blob.get("format") != ENCODER_FORMAT:
+        raise WeightsError(f"{path} is not a voxface encoder checkpoint (expected format {ENCODER_FORMAT})")
+    kind, config = blob["kind"], dict(blob["config"])
+    if kind == "iresnet":
+        model: nn.Module = iresnet(**config)
+    elif kind == "ecapa":
+        model = ECAPATDNN(**config)
+    elif kind == "ssl":
+        from transformers import AutoConfig, AutoModel
+
+        from voxface.models.ssl import SSLEncoder
+
+        hf = dict(config.pop("hf_config"))
+        hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
+        model = SSLEncoder(AutoModel.from_config(hf_config), **config)
+    else:
+        raise WeightsError(f"{path}: unknown encoder kind {kind!r}")
+    return load_strict(model, blob["state_dict"], str(path))

@@ -1,0 +1,46 @@
+"""FeatureMapping: the MLP that maps the face teacher's embedding to the audio embedding size (paper §3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FeatureMapping(nn.Module):
+    """``F = FeatureMapping(T)``: Linear -> norm -> activation -> dropout per hidden layer, then Linear.
+
+    Arguments:
+        in_dim: the teacher's embedding size (512 for ArcFace IResNets).
+        out_dim: the audio embedding size (192 for ECAPA-TDNN).
+        hidden: hidden layer sizes; ``()`` makes it one linear map.
+        norm: "batch", "layer" or "none".
+
+    Example:
+        >>> FeatureMapping(512, 192, hidden=(256,))(torch.randn(4, 512)).shape
+        torch.Size([4, 192])
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: tuple[int, ...] = (512,), norm: str = "batch",
+                 dropout: float = 0.0, activation: str = "relu") -> None:
+        super().__init__()
+        if norm not in ("batch", "layer", "none"):
+            raise ValueError(f"mapping norm must be 'batch', 'layer' or 'none', got {norm!r}")
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"mapping activation must be 'relu' or 'gelu', got {activation!r}")
+        layers: list[nn.Module] = []
+        size = in_dim
+        for width in hidden:
+            layers.append(nn.Linear(size, width))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(width))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(width))
+            layers.append(nn.ReLU() if activation == "relu" else nn.GELU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            size = width
+        layers.append(nn.Linear(size, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, teacher: torch.Tensor) -> torch.Tensor:
+        return self.net(teacher)

@@ -1,0 +1,132 @@
+"""Wav2vec 2.0 / HuBERT / WavLM voice encoders (paper §5.1.2) through transformers, from a local folder.
+
+The encoder's frame features (the last layer, or a learned softmax-weighted sum of all hidden
+layers) are mean-pooled over valid frames (paper: "average pooling") and projected to the embedding
+size. Nothing is downloaded: the folder is a HuggingFace ``save_pretrained`` directory on disk.
+
+Facts this relies on (DESIGN.md §4): ``layerdrop`` must be 0 when hidden states are used; freezing
+the CNN feature encoder (``feature_extractor._freeze_parameters()``) is not saved with the weights,
+so it is applied whenever the encoder is built; "group-norm" models (the base ones) change their
+outputs with padding even with an attention mask, so clips of different lengths are encoded one by one.
+
+Example:
+    >>> encoder = SSLEncoder.from_pretrained("/models/wav2vec2-base", embedding_size=192)  # doctest: +SKIP
+    >>> encoder(torch.randn(4, 32000)).shape  # doctest: +SKIP
+    torch.Size([4, 192])
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from voxface.errors import WeightsError
+
+SUPPORTED = ("wav2vec2", "hubert", "wavlm")
+
+
+class SSLEncoder(nn.Module):
+    """(B, samples) 16 kHz waveforms (+ valid sample counts) -> (B, embedding_size)."""
+
+    def __init__(self, model: nn.Module, embedding_size: int | None = 192, layer_weighting: bool = False,
+                 freeze_feature_encoder: bool = True, finetune_top_layers: int | None = None,
+                 normalize_waveform: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+        self.config.layerdrop = 0.0
+        self.group_norm = getattr(self.config, "feat_extract_norm", "group") == "group"
+        self.normalize_waveform = normalize_waveform
+        self.freeze_feature_encoder = freeze_feature_encoder
+        self.finetune_top_layers = finetune_top_layers
+        layers = self.config.num_hidden_layers
+        self.layer_weights = nn.Parameter(torch.zeros(layers + 1)) if layer_weighting else None
+        hidden = self.config.hidden_size
+        self.projection = nn.Linear(hidden, embedding_size) if embedding_size else nn.Identity()
+        self.embedding_size = embedding_size or hidden
+        self.apply_freezing()
+
+    def apply_freezing(self) -> None:
+        """Freeze the CNN feature encoder and all but the top ``finetune_top_layers`` transformer layers."""
+        if self.freeze_feature_encoder:
+            self.model.feature_extractor._freeze_parameters()
+        if self.finetune_top_layers is not None:
+            layers = self.model.encoder.layers
+            if not 0 <= self.finetune_top_layers <= len(layers):
+                raise WeightsError(f"finetune_top_layers must lie in 0..{len(layers)}, got {self.finetune_top_layers}")
+            trainable = {id(p) for layer in list(layers)[len(layers) - self.finetune_top_layers:]
+                         for p in layer.parameters()}
+            for parameter in self.model.parameters():
+                if id(parameter) not in trainable:
+                    parameter.requires_grad = False
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, apply_spec_augment: bool = False, **kwargs) -> SSLEncoder:
+        """Load a Wav2vec 2.0 / HuBERT / WavLM ``save_pretrained`` folder (config.json + weights)."""
+        from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise WeightsError(f"{directory} is not a HuggingFace model folder (no config.json)")
+        try:
+            config = AutoConfig.from_pretrained(directory, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise WeightsError(f"{directory}/config.json cannot be read: {err}") from None
+        if config.model_type not in SUPPORTED:
+            raise WeightsError(f"{directory} holds a {config.model_type!r} model; supported: {SUPPORTED}")
+        config.layerdrop = 0.0
+        config.apply_spec_augment = apply_spec_augment
+        try:
+            model = AutoModel.from_pretrained(directory, config=config, local_files_only=True)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise WeightsError(f"{directory}: the weights do not load: {err}") from None
+        if "normalize_waveform" not in kwargs:
+            preprocessor = directory / "preprocessor_config.json"
+            if preprocessor.is_file():
+                kwargs["normalize_waveform"] = bool(json.loads(preprocessor.read_text()).get("do_normalize", False))
+        return cls(model, **kwargs)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model._get_feat_extract_output_lengths(lengths).long()
+
+    def _normalise(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Zero mean, unit variance over each clip's valid samples, as Wav2Vec2FeatureExtractor does."""
+        mask = (torch.arange(wave.shape[1], device=wave.device)[None] < lengths[:, None]).to(wave.dtype)
+        count = mask.sum(1, keepdim=True)
+        mean = (wave * mask).sum(1, keepdim=True) / count
+        var = ((wave - mean) ** 2 * mask).sum(1, keepdim=True) / count
+        return (wave - mean) / torch.sqrt(var + 1e-7) * mask
+
+    def _encode(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        attention = None
+        if not self.group_norm and bool((lengths < wave.shape[1]).any()):
+            attention = (torch.arange(wave.shape[1], device=wave.device)[None] < lengths[:, None]).long()
+        output = self.model(wave, attention_mask=attention, output_hidden_states=self.layer_weights is not None)
+        if self.layer_weights is not None:
+            stacked = torch.stack(output.hidden_states, dim=0)
+            frames = (torch.softmax(self.layer_weights, 0)[:, None, None, None] * stacked).sum(0)
+        else:
+            frames = output.last_hidden_state
+        valid = self.frame_lengths(lengths).clamp(max=frames.shape[1])
+        mask = (torch.arange(frames.shape[1], device=frames.device)[None] < valid[:, None]).to(frames.dtype)
+        return (frames * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if wave.dim() != 2:
+            raise ValueError(f"SSL encoders take (batch, samples) waveforms, got {tuple(wave.shape)}")
+        if lengths is None:
+            lengths = torch.full((wave.shape[0],), wave.shape[1], device=wave.device)
+        lengths = lengths.to(wave.device)
+        if self.normalize_waveform:
+            wave = self._normalise(wave, lengths)
+        if self.group_norm and bool((lengths < wave.shape[1]).any()):
+            # Group-norm feature encoders see padding even with a mask: encode each clip at its length.
+            pooled = torch.cat([self._encode(w[None, :n], n[None]) for w, n in zip(wave, lengths, strict=True)])
+        else:
+            pooled = self._encode(wave, lengths)
+        return self.projection(pooled)
