@@ -82,6 +82,21 @@ def format_synth_summary(out: Path, summary: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_pretrain_face(args: argparse.Namespace) -> int:
+    from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+
+    config = FaceTeacherConfig(depth=args.depth, width=args.width, input_size=args.input_size,
+                               num_features=args.embedding_size, epochs=args.epochs, batch_size=args.batch_size,
+                               lr=args.lr, margin=args.margin, scale=args.scale, heldout_fraction=args.heldout,
+                               checkpoint_every=args.checkpoint_every, workers=args.workers, seed=args.seed)
+    summary = pretrain_face_teacher(args.data, args.out, config, resume=args.resume, progress=not args.quiet)
+    print(f"face teacher: IResNet-{config.depth} x{config.width} ({config.input_size}px, {config.num_features}-d) "
+          f"on {summary['train_identities']} identities / {summary['train_images']} images; held-out verification "
+          f"AUC {summary['heldout_verification_auc']:.3f} on {summary['heldout_identities']} unseen identities")
+    print(f"weights: {summary['backbone']} (insightface backbone.pth format)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from voxface.demo import run_demo
 
@@ -123,6 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--preview", action="store_true", help="also write PNGs of faces and voice spectrograms")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=cmd_synth)
+
+    face = commands.add_parser("pretrain-face", help="train a face-recognition teacher (IResNet + ArcFace)")
+    face.add_argument("--data", type=Path, required=True,
+                      help="<identity>/<image> folder, e.g. VoxSynth's teacher_faces")
+    face.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, backbone.pth, teacher.json")
+    face.add_argument("--depth", type=int, default=34, choices=[18, 34, 50, 100])
+    face.add_argument("--width", type=float, default=1.0, help="channel multiplier (default: %(default)s)")
+    face.add_argument("--input-size", type=int, default=112, help="face size, a multiple of 16 (default: %(default)s)")
+    face.add_argument("--embedding-size", type=int, default=512)
+    face.add_argument("--epochs", type=int, default=20)
+    face.add_argument("--batch-size", type=int, default=128)
+    face.add_argument("--lr", type=float, default=0.1, help="peak SGD learning rate (default: %(default)s)")
+    face.add_argument("--margin", type=float, default=0.5, help="ArcFace additive angular margin")
+    face.add_argument("--scale", type=float, default=64.0, help="ArcFace logit scale")
+    face.add_argument("--heldout", type=float, default=0.1, help="share of identities held out for the AUC")
+    face.add_argument("--checkpoint-every", type=int, default=200, help="training steps between checkpoints")
+    face.add_argument("--workers", type=int, default=2, help="data loader processes")
+    face.add_argument("--seed", type=int, default=0)
+    face.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    face.add_argument("--quiet", action="store_true", help="no progress bar")
+    face.set_defaults(func=cmd_pretrain_face)
 
     demo = commands.add_parser("demo", help="the main job on the built-in VoxSynth data (resumes when rerun)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")

@@ -1,0 +1,1 @@
+"""Training: the face teacher (``face_teacher``) and, later, the voice-face alignment."""

@@ -1,0 +1,162 @@
+"""``voxface pretrain-face``: train a face-recognition teacher (IResNet + ArcFace) on an identity folder.
+
+The paper's prior is a face-recognition ResNet-34 trained on a large face data set. This trains one
+on any ``<root>/<identity>/<image>`` tree (VoxSynth's ``teacher_faces``, or a user's own), holds out a
+share of the identities, and at the end reports face-face verification AUC on them. The result is
+saved the way insightface releases are (``backbone.pth``, a plain state dict), so the training code
+loads it through the same ``load_insightface_backbone`` a real release goes through.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from torch.utils.data import DataLoader, Dataset
+
+from voxface.errors import ConfigError, MediaError
+from voxface.losses.arcface import ArcFaceHead
+from voxface.media.faces import face_to_tensor, read_face
+from voxface.models.iresnet import iresnet
+from voxface.protocol.layout import IMAGE_SUFFIXES
+
+log = logging.getLogger("voxface")
+
+
+@dataclass
+class FaceTeacherConfig:
+    depth: int = 34
+    width: float = 1.0
+    input_size: int = 112
+    num_features: int = 512
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 0.1  # SGD, cosine decay, as arcface_torch
+    weight_decay: float = 5e-4
+    margin: float = 0.5
+    scale: float = 64.0
+    heldout_fraction: float = 0.1
+    checkpoint_every: int = 200  # training steps
+    workers: int = 2
+    seed: int = 0
+
+
+def scan_identity_folder(root: str | Path) -> dict[str, list[Path]]:
+    """``{identity: [image paths]}`` of a ``<root>/<identity>/<image>`` tree, identities with images only."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MediaError(f"face folder {root} does not exist")
+    tree = {d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            for d in sorted(root.iterdir()) if d.is_dir()}
+    tree = {name: images for name, images in tree.items() if images}
+    if len(tree) < 4:
+        raise MediaError(f"{root} has {len(tree)} identity folders with images; need at least 4 (<identity>/<image>)")
+    return tree
+
+
+class LabelledFaces(Dataset):
+    def __init__(self, items: list[tuple[Path, int]], size: int, train: bool) -> None:
+        self.items, self.size, self.train = items, size, train
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        path, label = self.items[index]
+        try:
+            face = read_face(path, self.size)
+        except MediaError as err:  # a bad image is replaced by another of the same identity
+            log.warning("skipping bad file: %s", err)
+            same = [i for i, (_, lab) in enumerate(self.items) if lab == label and self.items[i][0] != path]
+            if not same:
+                raise
+            return self[same[index % len(same)]]
+        flip = self.train and bool(torch.randint(2, ()).item())
+        return face_to_tensor(face, flip), label
+
+
+class FaceTeacherModule(L.LightningModule):
+    def __init__(self, config: dict, num_classes: int) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = FaceTeacherConfig(**config)
+        c = self.config
+        self.backbone = iresnet(c.depth, width=c.width, input_size=c.input_size, num_features=c.num_features)
+        self.head = ArcFaceHead(c.num_features, num_classes, c.margin, c.scale)
+
+    def training_step(self, batch, batch_index):
+        faces, labels = batch
+        loss = self.head(self.backbone(faces), labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite ArcFace loss at step {self.global_step}")
+        self.log("loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.config.lr, momentum=0.9,
+                                    weight_decay=self.config.weight_decay)
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.config.lr, total_steps=steps,
+                                                        pct_start=0.05, anneal_strategy="cos")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+@torch.no_grad()
+def verification_auc(backbone: torch.nn.Module, items: list[tuple[Path, int]], size: int,
+                     batch_size: int = 128) -> float:
+    """Face-face verification AUC over all pairs of the given images (cosine similarity)."""
+    backbone.eval()
+    loader = DataLoader(LabelledFaces(items, size, train=False), batch_size=batch_size)
+    device = next(backbone.parameters()).device
+    embeddings = torch.cat([torch.nn.functional.normalize(backbone(x.to(device))) for x, _ in loader]).cpu()
+    labels = np.array([label for _, label in items])
+    upper = np.triu_indices(len(items), k=1)
+    scores = (embeddings @ embeddings.T).numpy()[upper]
+    same = labels[upper[0]] == labels[upper[1]]
+    return float(roc_auc_score(same, scores))
+
+
+def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacherConfig | None = None,
+                          resume: bool = False, progress: bool = True) -> dict:
+    """Train, checkpoint (resumable), evaluate on held-out identities, write ``backbone.pth`` and ``teacher.json``."""
+    config = config or FaceTeacherConfig()
+    if not 0 < config.heldout_fraction < 1:
+        raise ConfigError(f"heldout_fraction must lie strictly between 0 and 1, got {config.heldout_fraction}")
+    out = Path(out)
+    tree = scan_identity_folder(data)
+    names = sorted(tree)
+    rng = np.random.default_rng(config.seed)
+    heldout = set(rng.choice(names, size=max(2, round(config.heldout_fraction * len(names))), replace=False).tolist())
+    train_names = [n for n in names if n not in heldout]
+    train_items = [(p, i) for i, n in enumerate(train_names) for p in tree[n]]
+    heldout_items = [(p, i) for i, n in enumerate(sorted(heldout)) for p in tree[n]]
+    checkpoints = out / "checkpoints"
+    last = checkpoints / "last.ckpt"
+    if not resume and last.exists():
+        raise ConfigError(f"{out} already has a teacher run; pass --resume to continue it or choose another --out")
+
+    L.seed_everything(config.seed, workers=True)
+    module = FaceTeacherModule(asdict(config), num_classes=len(train_names))
+    loader = DataLoader(LabelledFaces(train_items, config.input_size, train=True), batch_size=config.batch_size,
+                        shuffle=True, drop_last=len(train_items) > config.batch_size, num_workers=config.workers,
+                        persistent_workers=config.workers > 0)
+    saver = L.pytorch.callbacks.ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=config.checkpoint_every,
+                                                save_last=True, save_top_k=0)
+    trainer = L.Trainer(max_epochs=config.epochs, accelerator="auto", devices=1, callbacks=[saver], logger=False,
+                        enable_progress_bar=progress, enable_model_summary=False, default_root_dir=out,
+                        deterministic="warn")
+    trainer.fit(module, loader, ckpt_path=str(last) if resume and last.exists() else None)
+    trainer.save_checkpoint(last)
+    auc = verification_auc(module.backbone, heldout_items, config.input_size)
+    torch.save(module.backbone.state_dict(), out / "backbone.pth")
+    summary = {"config": asdict(config), "train_identities": len(train_names), "train_images": len(train_items),
+               "heldout_identities": len(heldout), "heldout_images": len(heldout_items),
+               "heldout_verification_auc": round(auc, 4), "backbone": str(out / "backbone.pth")}
+    (out / "teacher.json").write_text(json.dumps(summary, indent=1))
+    return summary
