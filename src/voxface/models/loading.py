@@ -82,7 +82,8 @@ def iresnet_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
         layers = tuple(_blocks(state, f"layer{i}") for i in range(1, 5))
         depth = next((d for d, spec in LAYERS.items() if spec == layers), None)
         if depth is None:
-            raise WeightsError(f"IResNet blocks per stage {layers} match no known depth {sorted(LAYERS)}")
+            raise WeightsError(f"not an arcface_torch IResNet state dict: blocks per stage {layers} match no "
+                               f"known depth {sorted(LAYERS)}")
         last = state["layer4.0.conv2.weight"].shape[0]
         cells = state["fc.weight"].shape[1] // last
         return {"depth": depth, "width": state["conv1.weight"].shape[0] / 64,

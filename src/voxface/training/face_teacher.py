@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -102,8 +103,15 @@ class FaceTeacherModule(L.LightningModule):
         optimizer = torch.optim.SGD(self.parameters(), lr=self.config.lr, momentum=0.9,
                                     weight_decay=self.config.weight_decay)
         steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.config.lr, total_steps=steps,
-                                                        pct_start=0.05, anneal_strategy="cos")
+        warmup = max(1, steps // 20)
+
+        def factor(step: int) -> float:  # linear warm-up, then cosine decay to 0 at the last step
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+
+        # LambdaLR keeps only its step count in a checkpoint, so a resumed run with more epochs re-plans.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

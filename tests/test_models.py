@@ -1,0 +1,241 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
+
+from voxface.cli import main
+from voxface.errors import ConfigError, WeightsError
+from voxface.models import (
+    ECAPATDNN,
+    FeatureMapping,
+    SSLEncoder,
+    iresnet18,
+    iresnet34,
+    load_encoder,
+    load_insightface_backbone,
+    load_speechbrain_ecapa,
+    save_encoder,
+)
+from voxface.synth.face import Scene, render_face
+from voxface.synth.model import IdentityModel, draw_population
+from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+
+TINY_ECAPA = dict(channels=(32, 32, 32, 32, 96), attention_channels=16, se_channels=16, embedding_size=24)
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- face
+
+
+def test_full_size_parameter_counts():
+    assert round(count(iresnet34()) / 1e6, 1) == 34.1
+    assert round(count(ECAPATDNN()) / 1e6, 2) == 20.77
+
+
+def test_insightface_backbone_round_trip(tmp_path):
+    torch.manual_seed(0)
+    net = iresnet34(width=0.25, num_features=64, input_size=64).eval()
+    for module in net.modules():  # non-trivial BN statistics, as a trained release has
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    torch.save(net.state_dict(), tmp_path / "backbone.pth")  # how arcface_torch releases are saved
+    loaded = load_insightface_backbone(tmp_path / "backbone.pth").eval()
+    assert (loaded.input_size, loaded.num_features) == (64, 64)
+    faces = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded(faces), net(faces))
+    # wrapped, DDP-prefixed and counter-less variants load too
+    state = {f"module.{k}": v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save({"state_dict": state}, tmp_path / "wrapped.pth")
+    load_insightface_backbone(tmp_path / "wrapped.pth")
+    with pytest.raises(ValueError, match="takes 64x64"):
+        loaded(torch.randn(1, 3, 112, 112))
+
+
+def test_weight_errors_are_one_line_and_name_the_keys(tmp_path):
+    from voxface.models.loading import load_strict
+
+    small = iresnet18(width=0.25, input_size=64)
+    with pytest.raises(WeightsError, match=r"mis-shaped, file vs model \(e\.g\. conv1\.weight \(16, 3, 3, 3\) vs "):
+        load_strict(iresnet18(width=0.5, input_size=64), small.state_dict(), "file.pth")
+    state = small.state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    del state["fc.bias"]
+    with pytest.raises(WeightsError, match=r"1 missing \(e\.g\. fc\.bias\); 1 unexpected \(e\.g\. extra\.weight\)"):
+        load_strict(iresnet18(width=0.25, input_size=64), state, "file.pth")
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_insightface_backbone(tmp_path / "none.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(WeightsError, match="not a readable PyTorch weights file"):
+        load_insightface_backbone(tmp_path / "junk.pth")
+    torch.save({"evil": object.__new__(FaceTeacherConfig)}, tmp_path / "pickled.pth")
+    with pytest.raises(WeightsError, match="not a readable"):  # weights_only refuses arbitrary objects
+        load_insightface_backbone(tmp_path / "pickled.pth")
+    torch.save(ECAPATDNN(**TINY_ECAPA).state_dict(), tmp_path / "ecapa.ckpt")
+    with pytest.raises(WeightsError, match="not an arcface_torch IResNet state dict"):
+        load_insightface_backbone(tmp_path / "ecapa.ckpt")
+
+
+def test_feature_mapping():
+    assert FeatureMapping(512, 192, hidden=(256, 128), norm="layer", dropout=0.1)(torch.randn(5, 512)).shape == (5, 192)
+    assert FeatureMapping(64, 24, hidden=())(torch.randn(2, 64)).shape == (2, 24)
+    with pytest.raises(ValueError, match="norm"):
+        FeatureMapping(8, 4, norm="group")
+
+
+# ---------------------------------------------------------------- ECAPA-TDNN
+
+
+def test_speechbrain_ecapa_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = ECAPATDNN(**TINY_ECAPA).eval()
+    keys = set(model.state_dict())
+    for key in ("blocks.0.conv.conv.weight", "blocks.0.norm.norm.weight", "blocks.1.res2net_block.blocks.0.conv.conv.weight",
+                "blocks.1.se_block.conv1.conv.weight", "mfa.conv.conv.weight", "asp.tdnn.conv.conv.weight",
+                "asp.conv.conv.weight", "asp_bn.norm.running_mean", "fc.conv.weight"):
+        assert key in keys
+    torch.save(model.state_dict(), tmp_path / "embedding_model.ckpt")  # how SpeechBrain saves it
+    loaded = load_speechbrain_ecapa(tmp_path / "embedding_model.ckpt").eval()
+    feats = torch.randn(2, 150, 80)
+    with torch.no_grad():
+        assert torch.allclose(loaded(feats), model(feats), atol=1e-6)
+    assert loaded(feats).shape == (2, 24)
+
+
+def test_padding_does_not_change_an_ecapa_embedding():
+    torch.manual_seed(1)
+    model = ECAPATDNN(**TINY_ECAPA).eval()
+    clips = [torch.randn(length, 80) for length in (200, 137, 61)]
+    padded = torch.zeros(3, 200, 80)
+    for i, clip in enumerate(clips):
+        padded[i, : len(clip)] = clip
+        padded[i, len(clip):] = torch.randn(200 - len(clip), 80) * 5  # garbage, not zeros
+    with torch.no_grad():
+        batch = model(padded, torch.tensor([200, 137, 61]))
+        for i, clip in enumerate(clips):
+            assert torch.allclose(batch[i], model(clip[None])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="frame lengths"):
+        model(padded, torch.tensor([200, 0, 3]))
+    with pytest.raises(ValueError, match=r"\(batch, frames, 80\)"):
+        model(torch.randn(2, 80, 100)[:, :, :40])
+
+
+# ---------------------------------------------------------------- SSL encoders
+
+
+def tiny_ssl(kind, tmp_path, layer_norm=False):
+    config_class, model_class = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model), "hubert": (HubertConfig, HubertModel),
+                                 "wavlm": (WavLMConfig, WavLMModel)}[kind]
+    extra = dict(feat_extract_norm="layer", do_stable_layer_norm=True) if layer_norm else {}
+    config = config_class(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+                          conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4), conv_bias=True,
+                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, layerdrop=0.3, **extra)
+    torch.manual_seed(0)
+    folder = tmp_path / f"{kind}{'-ln' if layer_norm else ''}"
+    model_class(config).save_pretrained(folder)  # how HuggingFace releases are saved
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["wav2vec2", "hubert", "wavlm"])
+def test_ssl_encoders_load_encode_and_keep_freezing(kind, tmp_path):
+    folder = tiny_ssl(kind, tmp_path)
+    encoder = SSLEncoder.from_pretrained(folder, embedding_size=24, layer_weighting=True, finetune_top_layers=1)
+    assert encoder.config.layerdrop == 0.0
+    assert not any(p.requires_grad for p in encoder.model.feature_extractor.parameters())
+    assert all(p.requires_grad for p in encoder.model.encoder.layers[-1].parameters())
+    assert not any(p.requires_grad for p in encoder.model.encoder.layers[0].parameters())
+    encoder.eval()
+    wave = torch.randn(3, 16000)
+    lengths = torch.tensor([16000, 12000, 8000])
+    with torch.no_grad():
+        batch = encoder(wave, lengths)
+        assert batch.shape == (3, 24)
+        # a group-norm model encodes clips of different lengths one by one: padding changes nothing
+        assert torch.allclose(batch[2], encoder(wave[2:, :8000])[0], atol=1e-5)
+    save_encoder(tmp_path / "ours.pt", encoder)
+    again = load_encoder(tmp_path / "ours.pt").eval()
+    assert not any(p.requires_grad for p in again.model.feature_extractor.parameters())  # re-applied on load
+    assert not any(p.requires_grad for p in again.model.encoder.layers[0].parameters())
+    with torch.no_grad():
+        assert torch.allclose(again(wave, lengths), batch, atol=1e-5)
+
+
+def test_layer_norm_ssl_uses_attention_mask(tmp_path):
+    encoder = SSLEncoder.from_pretrained(tiny_ssl("wav2vec2", tmp_path, layer_norm=True), embedding_size=None).eval()
+    assert not encoder.group_norm and encoder.embedding_size == 32
+    wave = torch.randn(2, 16000)
+    with torch.no_grad():
+        batch = encoder(wave, torch.tensor([16000, 9600]))
+        alone = encoder(wave[1:, :9600])
+    assert torch.allclose(batch[1], alone[0], atol=1e-4)
+
+
+def test_ssl_folder_errors(tmp_path):
+    with pytest.raises(WeightsError, match="no config.json"):
+        SSLEncoder.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(WeightsError, match="supported"):
+        SSLEncoder.from_pretrained(tmp_path)
+
+
+def test_own_encoder_checkpoints(tmp_path):
+    for model in (iresnet18(width=0.25, input_size=32, num_features=16), ECAPATDNN(**TINY_ECAPA)):
+        save_encoder(tmp_path / "m.pt", model)
+        loaded = load_encoder(tmp_path / "m.pt")
+        assert type(loaded) is type(model)
+        for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    torch.save(iresnet18(width=0.25).state_dict(), tmp_path / "plain.pth")
+    with pytest.raises(WeightsError, match="not a voxface encoder checkpoint"):
+        load_encoder(tmp_path / "plain.pth")
+
+
+# ---------------------------------------------------------------- pretrain-face
+
+
+@pytest.fixture(scope="module")
+def face_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    people = draw_population(IdentityModel(), 10, rng)
+    for i in range(10):
+        scenes = [Scene.draw(rng) for _ in range(2)]
+        folder = root / f"person{i:02d}"
+        folder.mkdir()
+        for k in range(6):
+            render_face(people.face[i], scenes[k % 2], rng, size=64).save(folder / f"{k}.jpg")
+    return root
+
+
+def test_pretrain_face_teacher_checkpoints_resumes_and_saves_a_release(face_folder, tmp_path):
+    config = FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=16, epochs=1, batch_size=16,
+                               lr=0.05, margin=0.2, scale=16, heldout_fraction=0.2, checkpoint_every=2, workers=0)
+    first = pretrain_face_teacher(face_folder, tmp_path / "run", config, progress=False)
+    assert first["train_identities"] == 8 and first["heldout_identities"] == 2
+    assert 0.0 <= first["heldout_verification_auc"] <= 1.0
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["epoch"] == 1
+    with pytest.raises(ConfigError, match="--resume"):
+        pretrain_face_teacher(face_folder, tmp_path / "run", config, progress=False)
+    config.epochs = 2
+    pretrain_face_teacher(face_folder, tmp_path / "run", config, resume=True, progress=False)
+    resumed = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["epoch"] == 2 and resumed["global_step"] == 2 * ckpt["global_step"]  # continued, not restarted
+    backbone = load_insightface_backbone(tmp_path / "run" / "backbone.pth")  # the release loader reads it
+    assert backbone.num_features == 16 and backbone.input_size == 32
+
+
+def test_pretrain_face_cli(face_folder, tmp_path, capsys):
+    args = ["pretrain-face", "--data", str(face_folder), "--out", str(tmp_path / "cli"), "--depth", "18",
+            "--width", "0.125", "--input-size", "32", "--embedding-size", "16", "--epochs", "1", "--batch-size", "16",
+            "--workers", "0", "--heldout", "0.2", "--quiet"]
+    assert main(args) == 0
+    assert "held-out verification AUC" in capsys.readouterr().out
+    assert main(["pretrain-face", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "face folder" in capsys.readouterr().err
