@@ -96,9 +96,10 @@ def test_speechbrain_ecapa_round_trip(tmp_path):
     torch.manual_seed(0)
     model = ECAPATDNN(**TINY_ECAPA).eval()
     keys = set(model.state_dict())
-    for key in ("blocks.0.conv.conv.weight", "blocks.0.norm.norm.weight", "blocks.1.res2net_block.blocks.0.conv.conv.weight",
-                "blocks.1.se_block.conv1.conv.weight", "mfa.conv.conv.weight", "asp.tdnn.conv.conv.weight",
-                "asp.conv.conv.weight", "asp_bn.norm.running_mean", "fc.conv.weight"):
+    for key in ("blocks.0.conv.conv.weight", "blocks.0.norm.norm.weight",
+                "blocks.1.res2net_block.blocks.0.conv.conv.weight", "blocks.1.se_block.conv1.conv.weight",
+                "mfa.conv.conv.weight", "asp.tdnn.conv.conv.weight", "asp.conv.conv.weight",
+                "asp_bn.norm.running_mean", "fc.conv.weight"):
         assert key in keys
     torch.save(model.state_dict(), tmp_path / "embedding_model.ckpt")  # how SpeechBrain saves it
     loaded = load_speechbrain_ecapa(tmp_path / "embedding_model.ckpt").eval()
