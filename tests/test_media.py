@@ -205,9 +205,12 @@ def test_sampler_one_identity_per_batch_across_ranks():
     assert len(full) == len(IdentityBatchSampler(clips, batch_size=6, seed=1))
     for batch in full:
         assert len(batch) == 6 and len({i for i, _, _ in batch}) == 6
+    assert len(full) == sum(clips) // 6  # a fixed number of batches per epoch
     used = [(i, c) for batch in full for i, c, _ in batch]
-    assert len(used) == len(set(used))  # no clip twice in an epoch
     assert all(c < clips[i] for i, c in used)
+    for identity in np.flatnonzero(clips):  # clips are consumed evenly: no clip twice before all are used once
+        counts = np.bincount([c for i, c in used if i == identity], minlength=clips[identity])
+        assert counts.max() - counts.min() <= 1
     ranks = [list(IdentityBatchSampler(clips, batch_size=3, seed=1, num_replicas=2, rank=r)) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1])
     for a, b in zip(*ranks, strict=True):
@@ -216,6 +219,10 @@ def test_sampler_one_identity_per_batch_across_ranks():
     sampler = IdentityBatchSampler(clips, batch_size=6, seed=1)
     sampler.set_epoch(1)
     assert list(sampler) != full
+    sampler.set_epoch(0)
+    sampler.skip_next(4)
+    assert list(sampler) == full[4:]  # resuming mid-epoch
+    assert list(sampler) == full  # the skip applies to one pass only
     rest = list(IdentityBatchSampler(clips, batch_size=6, seed=1, drop_last=False))
     assert sum(map(len, rest)) == sum(clips)  # without drop_last every clip is used once
 

@@ -97,6 +97,17 @@ def cmd_pretrain_face(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from voxface.training.config import load_config
+    from voxface.training.run import train
+
+    config = load_config(args.config, args.overrides)
+    summary = train(config, resume=args.resume)
+    print(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['seconds']} s; "
+          f"validation AUC {summary['val_auc']:.3f} (best {summary['best_val_auc']}); run folder {summary['out']}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from voxface.demo import run_demo
 
@@ -159,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     face.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     face.add_argument("--quiet", action="store_true", help="no progress bar")
     face.set_defaults(func=cmd_pretrain_face)
+
+    train = commands.add_parser("train", help="train the voice-face model (paper Algorithm 1) from a YAML config")
+    train.add_argument("--config", type=Path, required=True, help="YAML file (see configs/)")
+    train.add_argument("--resume", action="store_true", help="continue the run in trainer.out from last.ckpt")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.batch_size=32 trainer.epochs=5")
+    train.set_defaults(func=cmd_train)
 
     demo = commands.add_parser("demo", help="the main job on the built-in VoxSynth data (resumes when rerun)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")

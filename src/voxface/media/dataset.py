@@ -43,10 +43,15 @@ class PairDataset(Dataset):
 
     An item is ``{"wave": (T,), "face": (3, S, S), "identity": int, "skipped": int}``; ``skipped``
     counts the bad files replaced while making it, so a training loop can report them per epoch.
+    With ``teacher_cache`` (face path -> (2, D) embeddings of the face and of its mirror image, from a
+    frozen teacher) an item carries ``"teacher": (D,)`` instead of ``"face"``, and no image is decoded;
+    a face missing from the cache counts as a bad file.
     """
 
-    def __init__(self, manifest: Manifest, config: PairConfig | None = None, train: bool = True) -> None:
+    def __init__(self, manifest: Manifest, config: PairConfig | None = None, train: bool = True,
+                 teacher_cache: dict[str, np.ndarray] | None = None) -> None:
         self.manifest, self.config, self.train = manifest, config or PairConfig(), train
+        self.teacher_cache = teacher_cache
         self.roots = manifest.roots
         # Flat per-identity views: clip -> video, and the faces of each video.
         self.voices = [ident.voices for ident in manifest.identities]
@@ -82,9 +87,15 @@ class PairDataset(Dataset):
             candidates = self.faces[identity]
             if self.config.face_from_same_video:
                 candidates = self.video_faces[identity][self.voice_video[identity][clip]] or candidates
-            path = self.roots.face(candidates[int(rng.integers(len(candidates)))])
+            relative = candidates[int(rng.integers(len(candidates)))]
+            path = self.roots.face(relative)
             try:
-                face = read_face(path, self.config.face_size)
+                if self.teacher_cache is not None:
+                    if relative not in self.teacher_cache:
+                        raise MediaError(f"{path}: not in the teacher embedding cache (unreadable when it was built)")
+                    face = self.teacher_cache[relative]
+                else:
+                    face = read_face(path, self.config.face_size)
                 break
             except MediaError as err:
                 skipped += 1
@@ -96,12 +107,12 @@ class PairDataset(Dataset):
                 f"identity {name}: {self.config.max_attempts} attempts hit only bad files, e.g. {tried[:3]}"
             )
         flip = self.train and self.config.flip_faces and bool(rng.integers(2))
-        return {
-            "wave": torch.from_numpy(wave),
-            "face": face_to_tensor(face, flip=flip),
-            "identity": identity,
-            "skipped": skipped,
-        }
+        item = {"wave": torch.from_numpy(wave), "identity": identity, "skipped": skipped}
+        if self.teacher_cache is not None:
+            item["teacher"] = torch.from_numpy(np.asarray(face[int(flip)], dtype=np.float32))
+        else:
+            item["face"] = face_to_tensor(face, flip=flip)
+        return item
 
 
 def _report_once(path: str, err: Exception) -> None:
@@ -111,24 +122,26 @@ def _report_once(path: str, err: Exception) -> None:
 
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack items into ``{"wave": (B, T), "face": (B, 3, S, S), "identity": (B,), "skipped": int}``."""
+    """Stack items into ``{"wave": (B, T), "face": (B, 3, S, S) or "teacher": (B, D), "identity": (B,),
+    "skipped": int}``."""
     if not items:
         raise MediaError("empty batch: the sampler produced no pairs")
-    return {
-        "wave": torch.stack([item["wave"] for item in items]),
-        "face": torch.stack([item["face"] for item in items]),
-        "identity": torch.tensor([item["identity"] for item in items]),
-        "skipped": sum(item["skipped"] for item in items),
-    }
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "teacher")
+             if key in items[0]}
+    batch["identity"] = torch.tensor([item["identity"] for item in items])
+    batch["skipped"] = sum(item["skipped"] for item in items)
+    return batch
 
 
 class IdentityBatchSampler(Sampler[list[ItemKey]]):
     """Batches of ``ItemKey`` in which no identity appears twice, over all ranks together.
 
-    Each epoch every identity's clips are shuffled; each global batch (``batch_size`` per rank times
-    ``num_replicas``) draws distinct identities with probability proportional to their unused clips,
-    so clips are consumed evenly. The epoch ends when fewer identities than a global batch have clips
-    left; ``drop_last=False`` (one process only) goes on with smaller batches until every clip is used.
+    Each global batch (``batch_size`` per rank times ``num_replicas``) draws distinct identities with
+    probability proportional to their unused clips, so clips are consumed evenly; when fewer identities
+    than a global batch have unused clips left, every identity's clips are reshuffled and drawing goes
+    on. An epoch is ``total clips // global batch`` batches, the same every epoch (the trainer, the
+    schedules and resuming count on that). ``drop_last=False`` (one process only, for passes that must
+    see every clip exactly once) instead goes on with smaller batches until every clip is used.
     """
 
     def __init__(self, clips_per_identity: list[int], batch_size: int, seed: int = 0, num_replicas: int = 1,
@@ -138,41 +151,61 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
         self.batch_size, self.seed = batch_size, seed
         self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
         self.epoch = 0
-        global_batch = batch_size * num_replicas
+        self.global_batch = batch_size * num_replicas
         usable = int((self.clips > 0).sum())
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if not drop_last and num_replicas > 1:
             raise ConfigError("drop_last=False is only possible with one process: ranks need equal batches")
-        if usable < global_batch:
+        if usable < self.global_batch:
             raise ConfigError(
-                f"batch of {global_batch} distinct identities ({batch_size} x {num_replicas} ranks) is larger "
+                f"batch of {self.global_batch} distinct identities ({batch_size} x {num_replicas} ranks) is larger "
                 f"than the {usable} identities with clips; lower the batch size"
             )
-        self._lengths: dict[int, int] = {}
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def skip_next(self, batches: int) -> None:
+        """Skip the first ``batches`` batches of the next pass: resuming a run interrupted mid-epoch."""
+        self._skip = batches
+
     def _global_batches(self):
         rng = np.random.default_rng((self.seed, self.epoch))
-        queues = [list(rng.permutation(n)) for n in self.clips]
-        remaining = self.clips.astype(np.float64).copy()
-        global_batch = self.batch_size * self.num_replicas
-        while (remaining > 0).sum() >= global_batch:
-            chosen = rng.choice(len(remaining), size=global_batch, replace=False, p=remaining / remaining.sum())
+
+        def shuffled():
+            return [list(rng.permutation(n)) for n in self.clips], self.clips.astype(np.float64).copy()
+
+        def draw(chosen):
             remaining[chosen] -= 1
-            yield [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1))) for i in chosen]
-        while not self.drop_last and remaining.sum() > 0:  # smaller batches until every clip is used
-            rest = rng.permutation(np.flatnonzero(remaining > 0))
-            remaining[rest] -= 1
-            yield [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1))) for i in rest]
+            return [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1))) for i in chosen]
+
+        queues, remaining = shuffled()
+        if self.drop_last:
+            for _ in range(max(1, int(self.clips.sum()) // self.global_batch)):
+                if (remaining > 0).sum() < self.global_batch:  # a new pass; leftovers are drawn first
+                    fresh, counts = shuffled()
+                    queues = [new + old for new, old in zip(fresh, queues, strict=True)]
+                    remaining = remaining + counts
+                p = remaining / remaining.sum()
+                yield draw(rng.choice(len(remaining), size=self.global_batch, replace=False, p=p))
+            return
+        while remaining.sum() > 0:
+            alive = int((remaining > 0).sum())
+            if alive >= self.global_batch:
+                p = remaining / remaining.sum()
+                yield draw(rng.choice(len(remaining), size=self.global_batch, replace=False, p=p))
+            else:  # smaller batches until every clip is used once
+                yield draw(rng.permutation(np.flatnonzero(remaining > 0)))
 
     def __iter__(self):
-        for batch in self._global_batches():
-            yield batch[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        skip, self._skip = self._skip, 0
+        for index, batch in enumerate(self._global_batches()):
+            if index >= skip:
+                yield batch[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
 
     def __len__(self) -> int:
-        if self.epoch not in self._lengths:
-            self._lengths[self.epoch] = sum(1 for _ in self._global_batches())
-        return self._lengths[self.epoch]
+        if self.drop_last:
+            return max(1, int(self.clips.sum()) // self.global_batch)
+        return sum(1 for _ in self._global_batches())

@@ -23,20 +23,25 @@ class SpecAugment(nn.Module):
         self.time_masks, self.freq_masks = time_masks, freq_masks
 
     @staticmethod
-    def _mask(size: int, max_width: int, batch: int, count: int, device: torch.device) -> torch.Tensor:
+    def _mask(size: int, max_width: int, batch: int, count: int, device: torch.device,
+              generator: torch.Generator | None) -> torch.Tensor:
         """(batch, size) booleans: ``count`` runs per row, each of a width drawn from 0..max_width."""
-        positions = torch.arange(size, device=device)[None, None]
-        width = torch.randint(0, max_width + 1, (batch, count, 1), device=device)
-        start = (torch.rand(batch, count, 1, device=device) * (size - width + 1)).long()
-        return ((positions >= start) & (positions < start + width)).any(dim=1)
+        positions = torch.arange(size)[None, None]
+        width = torch.randint(0, max_width + 1, (batch, count, 1), generator=generator)
+        start = (torch.rand(batch, count, 1, generator=generator) * (size - width + 1)).long()
+        return ((positions >= start) & (positions < start + width)).any(dim=1).to(device)
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, frames, channels) -> the same shape; unchanged in eval mode."""
+    def forward(self, feats: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, frames, channels) -> the same shape; unchanged in eval mode.
+
+        ``generator`` (a CPU generator) makes the masks reproducible, e.g. seeded by the training step,
+        so that a resumed run draws the same masks as an uninterrupted one.
+        """
         if not self.training:
             return feats
         batch, frames, channels = feats.shape
-        time = self._mask(frames, min(self.max_time, frames), batch, self.time_masks, feats.device)
-        freq = self._mask(channels, min(self.max_freq, channels), batch, self.freq_masks, feats.device)
+        time = self._mask(frames, min(self.max_time, frames), batch, self.time_masks, feats.device, generator)
+        freq = self._mask(channels, min(self.max_freq, channels), batch, self.freq_masks, feats.device, generator)
         masked = time[:, :, None] | freq[:, None, :]
         fill = feats.mean(dim=(1, 2), keepdim=True).expand_as(feats)
         return torch.where(masked, fill, feats)

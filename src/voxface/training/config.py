@@ -1,0 +1,237 @@
+"""Training configuration: plain dataclasses, read from YAML, validated before any work starts.
+
+A YAML file has the sections below (any may be omitted to keep the defaults); ``extends: other.yaml``
+(relative to the file) starts from another file, and ``key.sub=value`` overrides come last. An unknown
+key or a value of the wrong kind fails at once, naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from voxface.errors import ConfigError
+
+AUDIO_ENCODERS = ("ecapa", "wav2vec2", "hubert", "wavlm")
+SCHEDULES = ("step", "tristage", "constant")
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # VoxCeleb1-layout root (wav/ and unzippedFaces/ below it)
+    lists: str = "voxceleb1"  # protocol source: 'voxceleb1' or a folder in the same layout
+    audio_dir: str = "wav"
+    faces_dir: str = "unzippedFaces"
+    crop_seconds: float = 2.0  # paper §5: random 2 s crops
+    face_size: int = 112
+    face_from_same_video: bool = False
+    val_clips_per_identity: int = 10  # validation trials: one positive and one negative face per clip
+    val_crop_seconds: float = 4.0
+    workers: int = 2
+
+
+@dataclass
+class FaceConfig:
+    weights: str = ""  # the teacher: an insightface backbone.pth (or one 'voxface pretrain-face' wrote)
+    frozen: bool = True
+    cache: bool = True  # frozen teacher: embed every face (and its mirror image) once, cache on disk
+    cache_dir: str = ""  # default: <out>/teacher_cache
+
+
+@dataclass
+class MappingConfig:
+    hidden: list[int] = field(default_factory=lambda: [512])
+    norm: str = "batch"
+    dropout: float = 0.0
+    activation: str = "relu"
+
+
+@dataclass
+class AudioConfig:
+    encoder: str = "ecapa"
+    weights: str = ""  # ECAPA: a SpeechBrain embedding_model.ckpt (empty: random init); SSL: a HuggingFace folder
+    channels: list[int] = field(default_factory=lambda: [1024, 1024, 1024, 1024, 3072])  # ECAPA, random init
+    embedding_size: int = 192
+    mean_norm: bool = True  # per-utterance fbank mean normalisation (ECAPA)
+    specaugment: bool = True  # paper §5: 0-5 frames, 0-10 channels (ECAPA)
+    layer_weighting: bool = False  # SSL: learned weighted sum of hidden layers
+    freeze_feature_encoder: bool = True  # SSL: keep the CNN feature encoder fixed
+    finetune_top_layers: int = -1  # SSL: -1 fine-tunes every transformer layer
+    apply_spec_augment: bool = False  # SSL: transformers' own time masking
+
+
+@dataclass
+class LossConfig:
+    contrastive_weight: float = 1.0
+    ot_weight: float = 1.0  # alpha (Eq. 8, Algorithm 1)
+    rkd_weight: float = 1.0  # beta (Algorithm 1)
+    temperature: float = 0.07
+    learnable_temperature: bool = False
+    ot_solver: str = "emd"
+    sinkhorn_reg: float = 0.05
+    rkd_mode: str = "cosine"
+
+
+@dataclass
+class OptimConfig:
+    batch_size: int = 64  # paper §5.2; per device
+    weight_decay: float = 2e-5  # paper §5.2
+    lr_audio: float = 1e-3
+    lr_mapping: float = 1e-3
+    lr_face: float = 1e-5  # only when the teacher is not frozen
+    schedule: str = "step"  # ECAPA: step between 1e-3 and 1e-8; SSL: tristage
+    step_gamma: float = 0.5
+    step_every_epochs: float = 1.0
+    min_lr: float = 1e-8
+    tristage_ratios: list[float] = field(default_factory=lambda: [0.15, 0.01, 0.07])  # then held at the final rate
+    tristage_init_scale: float = 0.01  # 1e-5 peak -> 1e-7 at start and end
+    tristage_final_scale: float = 0.01
+
+
+@dataclass
+class TrainerConfig:
+    out: str = "runs/train"
+    epochs: int = 10
+    max_steps: int = -1
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    precision: str = "32-true"
+    checkpoint_every: int = 200  # training steps
+    val_every: int = 1  # epochs
+    logger: str = "csv"  # csv or tensorboard
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        return _build(cls, data, source, "")
+
+    def validate(self) -> TrainConfig:
+        checks = [
+            (self.audio.encoder in AUDIO_ENCODERS, "audio.encoder", f"one of {AUDIO_ENCODERS}"),
+            (self.optim.schedule in SCHEDULES, "optim.schedule", f"one of {SCHEDULES}"),
+            (self.loss.ot_solver in ("emd", "sinkhorn"), "loss.ot_solver", "'emd' or 'sinkhorn'"),
+            (self.loss.rkd_mode in ("cosine", "distance"), "loss.rkd_mode", "'cosine' or 'distance'"),
+            (self.mapping.norm in ("batch", "layer", "none"), "mapping.norm", "'batch', 'layer' or 'none'"),
+            (self.trainer.logger in ("csv", "tensorboard"), "trainer.logger", "'csv' or 'tensorboard'"),
+            (self.loss.temperature > 0, "loss.temperature", "positive"),
+            (self.optim.batch_size >= 2, "optim.batch_size", "at least 2"),
+            (self.data.crop_seconds > 0, "data.crop_seconds", "positive"),
+            (self.data.face_size % 16 == 0, "data.face_size", "a multiple of 16"),
+            (self.trainer.epochs >= 1 or self.trainer.max_steps > 0, "trainer.epochs", "at least 1"),
+            (self.trainer.checkpoint_every >= 1, "trainer.checkpoint_every", "at least 1"),
+            (len(self.optim.tristage_ratios) == 3 and sum(self.optim.tristage_ratios) <= 1,
+             "optim.tristage_ratios", "three phase shares adding up to at most 1"),
+            (min(self.loss.contrastive_weight, self.loss.ot_weight, self.loss.rkd_weight) >= 0,
+             "loss.*_weight", "non-negative"),
+            (bool(self.data.root), "data.root", "the data set root (set it in the file or as data.root=PATH)"),
+            (bool(self.face.weights), "face.weights", "a face teacher backbone.pth"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise ConfigError(f"config value {key} must be {expected}")
+        for key, path in (("data.root", self.data.root), ("face.weights", self.face.weights),
+                          ("audio.weights", self.audio.weights)):
+            if path and not Path(path).exists():
+                raise ConfigError(f"config value {key}: {path} does not exist")
+        return self
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(f"{source}: unknown config key '{prefix}{unknown[0]}' (known: {', '.join(fields)})")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value or {}, source, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(hint, value, source, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if value is None else _coerce(options[0], value, source, key)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: config value {key} must be a list, got {value!r}")
+        return [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str, int, float)}.get(hint, ())
+    if isinstance(value, accepted) and (hint is bool or not isinstance(value, bool)):
+        return hint(value)
+    raise ConfigError(f"{source}: config value {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if path.resolve() in seen:
+        raise ConfigError(f"config file {path} extends itself (through {' -> '.join(map(str, seen))})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    parent = data.pop("extends", None)
+    if parent:
+        base = _read_yaml((path.parent / parent), seen + (path.resolve(),))
+        data = _merge(base, data)
+    return data
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``optim.batch_size=32`` -> ``{"optim": {"batch_size": 32}}`` (the value read as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    value = yaml.safe_load(raw) if raw else ""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read, merge overrides into, and validate a training configuration."""
+    data = _read_yaml(Path(path)) if path else {}
+    for override in overrides:
+        data = _merge(data, parse_override(override))
+    return TrainConfig.from_dict(data, str(path or "overrides")).validate()

@@ -1,0 +1,94 @@
+"""Data for training: the pair loader (identity-unique batches across ranks) and the validation trials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from torch.utils.data import DataLoader, Dataset
+
+from voxface.errors import MediaError
+from voxface.media.audio import read_voice
+from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
+from voxface.media.faces import face_to_tensor, read_face
+from voxface.protocol.manifest import Manifest
+
+
+class ValidationTrials(Dataset):
+    """Verification trials on the val identities: each of up to ``clips`` clips per identity meets one face of
+    its own identity and one of another, the same trials every epoch. Voices are centre crops."""
+
+    def __init__(self, manifest: Manifest, clips: int, crop_seconds: float, face_size: int,
+                 teacher_cache: dict[str, np.ndarray] | None, seed: int = 0) -> None:
+        if len(manifest.identities) < 2:
+            raise MediaError(f"validation needs at least 2 identities with media, the val split has "
+                             f"{len(manifest.identities)}")
+        rng = np.random.default_rng([seed, 99])
+        self.roots, self.crop, self.size, self.cache = manifest.roots, crop_seconds, face_size, teacher_cache
+        faces = [[f for f in ident.faces if teacher_cache is None or f in teacher_cache]
+                 for ident in manifest.identities]
+        self.trials: list[tuple[str, str, int]] = []
+        for i, ident in enumerate(manifest.identities):
+            others = [j for j in range(len(faces)) if j != i and faces[j]]
+            if not faces[i] or not others:
+                continue
+            chosen = rng.choice(len(ident.voices), size=min(clips, len(ident.voices)), replace=False)
+            for c in sorted(chosen):
+                other = faces[others[int(rng.integers(len(others)))]]
+                self.trials.append((ident.voices[c], faces[i][int(rng.integers(len(faces[i])))], 1))
+                self.trials.append((ident.voices[c], other[int(rng.integers(len(other)))], 0))
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        voice, face, label = self.trials[index]
+        item: dict[str, Any] = {"label": label, "valid": True}
+        try:
+            item["wave"] = torch.from_numpy(read_voice(self.roots.voice(voice), self.crop, None))
+            if self.cache is not None:
+                item["teacher"] = torch.from_numpy(self.cache[face][0].astype(np.float32))
+            else:
+                item["face"] = face_to_tensor(read_face(self.roots.face(face), self.size))
+        except MediaError:
+            item["valid"] = False
+        return item
+
+
+def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
+    items = [item for item in items if item["valid"]]
+    if not items:
+        return {}
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "teacher") if key in items[0]}
+    batch["label"] = torch.tensor([item["label"] for item in items])
+    return batch
+
+
+def auc(labels: list[int] | np.ndarray, scores: list[float] | np.ndarray) -> float:
+    labels = np.asarray(labels)
+    return float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else float("nan")
+
+
+class PairDataModule(L.LightningDataModule):
+    def __init__(self, train: Manifest, val: Manifest, pair_config: PairConfig, batch_size: int, seed: int,
+                 workers: int, teacher_cache: dict[str, np.ndarray] | None, val_clips: int,
+                 val_crop_seconds: float) -> None:
+        super().__init__()
+        self.train_set = PairDataset(train, pair_config, train=True, teacher_cache=teacher_cache)
+        self.val_set = ValidationTrials(val, val_clips, val_crop_seconds, pair_config.face_size, teacher_cache, seed)
+        self.batch_size, self.seed, self.workers = batch_size, seed, workers
+        self.sampler: IdentityBatchSampler | None = None
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        self.sampler = IdentityBatchSampler(self.train_set.clips_per_identity, self.batch_size, self.seed,
+                                            num_replicas=world, rank=rank, drop_last=True)
+        return DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate_pairs,
+                          num_workers=self.workers, persistent_workers=self.workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=max(2, self.batch_size), collate_fn=collate_trials,
+                          num_workers=self.workers)

@@ -1,0 +1,107 @@
+"""``voxface train --config FILE [key=value ...]``: one training run, resumable, into ``trainer.out``.
+
+The run folder holds ``config.yaml`` (the effective configuration), ``manifests/``, ``teacher_cache/``,
+``checkpoints/`` (``last.ckpt`` every ``trainer.checkpoint_every`` steps and at the end, ``best.ckpt``
+by validation AUC), ``logs/`` (CSV or TensorBoard) and ``run.json`` (what happened).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+
+from voxface.errors import ConfigError
+from voxface.media.dataset import PairConfig
+from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
+from voxface.training.config import TrainConfig
+from voxface.training.data import PairDataModule
+from voxface.training.module import AlignmentModule
+from voxface.training.teacher_cache import build_teacher_cache
+
+log = logging.getLogger("voxface")
+# Settings a resumed run may change: how long to train and how to show it.
+RESUMABLE_CHANGES = {("trainer", "epochs"), ("trainer", "max_steps"), ("trainer", "progress")}
+
+
+def _check_resume(saved: dict[str, Any], config: TrainConfig, out: Path) -> None:
+    current = config.to_dict()
+    for section, values in current.items():
+        for key, value in values.items():
+            if (section, key) not in RESUMABLE_CHANGES and saved.get(section, {}).get(key) != value:
+                raise ConfigError(f"--resume with a different {section}.{key} ({saved.get(section, {}).get(key)!r} "
+                                  f"in {out / 'config.yaml'}, {value!r} now); only the training length may change")
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    out = Path(config.trainer.out)
+    checkpoints = out / "checkpoints"
+    last = checkpoints / "last.ckpt"
+    saved_config = out / "config.yaml"
+    if resume:
+        if not last.is_file():
+            raise ConfigError(f"--resume: {last} does not exist; start the run without --resume")
+        _check_resume(yaml.safe_load(saved_config.read_text()), config, out)
+    elif last.exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or set trainer.out elsewhere")
+    out.mkdir(parents=True, exist_ok=True)
+    saved_config.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    L.seed_everything(config.trainer.seed, workers=True)
+    started = time.time()
+
+    protocol = load_protocol(config.data.lists)
+    roots = DataRoots.from_root(config.data.root, config.data.audio_dir, config.data.faces_dir)
+    manifests = {}
+    for split, name in ((SPLIT_TRAIN, "train"), (SPLIT_VAL, "val")):
+        manifests[name] = build_manifest(protocol, roots, split)
+        manifests[name].save(out / "manifests" / f"{name}.json")
+        log.info("%s", manifests[name].summary())
+
+    module = AlignmentModule(config.to_dict())
+    cache = None
+    if config.face.frozen and config.face.cache:
+        teacher = module.model.teacher.to("cuda" if torch.cuda.is_available() else "cpu")
+        faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
+        cache = build_teacher_cache(teacher, roots, faces, config.face.cache_dir or out / "teacher_cache",
+                                    workers=config.data.workers, progress=config.trainer.progress)
+        teacher.cpu()
+    data = PairDataModule(manifests["train"], manifests["val"],
+                          PairConfig(crop_seconds=config.data.crop_seconds, face_size=config.data.face_size,
+                                     face_from_same_video=config.data.face_from_same_video),
+                          config.optim.batch_size, config.trainer.seed, config.data.workers, cache,
+                          config.data.val_clips_per_identity, config.data.val_crop_seconds)
+
+    every = L.pytorch.callbacks.ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
+                                                every_n_train_steps=config.trainer.checkpoint_every)
+    best = L.pytorch.callbacks.ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max",
+                                               save_top_k=1, auto_insert_metric_name=False)
+    logger = (L.pytorch.loggers.TensorBoardLogger(out, name="logs") if config.trainer.logger == "tensorboard"
+              else L.pytorch.loggers.CSVLogger(out, name="logs"))
+    distributed = config.trainer.devices > 1 or config.trainer.num_nodes > 1
+    trainer = L.Trainer(
+        max_epochs=config.trainer.epochs, max_steps=config.trainer.max_steps, accelerator=config.trainer.accelerator,
+        devices=config.trainer.devices, num_nodes=config.trainer.num_nodes,
+        strategy="ddp" if distributed else "auto", precision=config.trainer.precision,
+        callbacks=[every, best], logger=logger, use_distributed_sampler=False,  # our sampler shards by rank
+        check_val_every_n_epoch=config.trainer.val_every, enable_progress_bar=config.trainer.progress,
+        enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=out)
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    trainer.save_checkpoint(last)
+    summary = {
+        "out": str(out),
+        "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "val_auc": float(trainer.callback_metrics.get("val_auc", float("nan"))),
+        "best_val_auc": float(best.best_model_score) if best.best_model_score is not None else None,
+        "best_checkpoint": best.best_model_path or None, "last_checkpoint": str(last),
+        "train": manifests["train"].summary(), "val_trials": len(data.val_set),
+        "seconds": round(time.time() - started, 1), "resumed": resume,
+    }
+    if trainer.is_global_zero:
+        (out / "run.json").write_text(json.dumps(summary, indent=1))
+    return summary
