@@ -103,6 +103,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     summary = train(config, resume=args.resume)
+    if summary["interrupted"]:
+        print(f"interrupted at step {summary['steps']}; continue with: voxface train --config {args.config} --resume",
+              file=sys.stderr)
+        return 130
     print(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['seconds']} s; "
           f"validation AUC {summary['val_auc']:.3f} (best {summary['best_val_auc']}); run folder {summary['out']}")
     return 0

@@ -40,7 +40,7 @@ class ContrastiveLoss(nn.Module):
     @property
     def temperature(self) -> float:
         scale = self.log_scale if self.log_scale is not None else self.fixed_log_scale
-        return float(torch.exp(-scale.clamp(max=self.max_log_scale)))
+        return float(torch.exp(-scale.detach().clamp(max=self.max_log_scale)))
 
     def forward(self, face: torch.Tensor, voice: torch.Tensor) -> torch.Tensor:
         scale = (self.log_scale if self.log_scale is not None else self.fixed_log_scale).clamp(max=self.max_log_scale)

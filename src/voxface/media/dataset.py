@@ -9,6 +9,7 @@ face choices and flips do not depend on the number of loader workers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +164,7 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
                 f"than the {usable} identities with clips; lower the batch size"
             )
         self._skip = 0
+        self._position: Callable[[], tuple[int, int]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -199,7 +201,16 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
             else:  # smaller batches until every clip is used once
                 yield draw(rng.permutation(np.flatnonzero(remaining > 0)))
 
+    def follow(self, position: Callable[[], tuple[int, int]]) -> None:
+        """Take the epoch and the batches already done in it from ``position()`` at the start of every pass
+        (a trainer's counters), so that a run resumed mid-epoch continues exactly where it stopped."""
+        self._position = position
+
     def __iter__(self):
+        if self._position is not None:
+            epoch, done = self._position()
+            self.set_epoch(epoch)
+            self._skip = max(0, done)
         skip, self._skip = self._skip, 0
         for index, batch in enumerate(self._global_batches()):
             if index >= skip:

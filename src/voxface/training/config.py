@@ -127,7 +127,8 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
         return _build(cls, data, source, "")
 
-    def validate(self) -> TrainConfig:
+    def validate(self, check_paths: bool = True) -> TrainConfig:
+        """Check every value; with ``check_paths``, also that the data and weights exist."""
         checks = [
             (self.audio.encoder in AUDIO_ENCODERS, "audio.encoder", f"one of {AUDIO_ENCODERS}"),
             (self.optim.schedule in SCHEDULES, "optim.schedule", f"one of {SCHEDULES}"),
@@ -153,7 +154,7 @@ class TrainConfig:
                 raise ConfigError(f"config value {key} must be {expected}")
         for key, path in (("data.root", self.data.root), ("face.weights", self.face.weights),
                           ("audio.weights", self.audio.weights)):
-            if path and not Path(path).exists():
+            if check_paths and path and not Path(path).exists():
                 raise ConfigError(f"config value {key}: {path} does not exist")
         return self
 
@@ -229,9 +230,10 @@ def parse_override(text: str) -> dict[str, Any]:
     return value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                check_paths: bool = True) -> TrainConfig:
     """Read, merge overrides into, and validate a training configuration."""
     data = _read_yaml(Path(path)) if path else {}
     for override in overrides:
         data = _merge(data, parse_override(override))
-    return TrainConfig.from_dict(data, str(path or "overrides")).validate()
+    return TrainConfig.from_dict(data, str(path or "overrides")).validate(check_paths)

@@ -86,6 +86,12 @@ class PairDataModule(L.LightningDataModule):
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         self.sampler = IdentityBatchSampler(self.train_set.clips_per_identity, self.batch_size, self.seed,
                                             num_replicas=world, rank=rank, drop_last=True)
+        if self.trainer is not None:
+            trainer, per_epoch = self.trainer, len(self.sampler)
+            # Lightning sets epochs only on plain samplers, and restarts a resumed epoch's loader from its
+            # start: the sampler reads both from the trainer's counters (one optimiser step per batch).
+            self.sampler.follow(lambda: (trainer.current_epoch,
+                                         trainer.global_step - trainer.current_epoch * per_epoch))
         return DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate_pairs,
                           num_workers=self.workers, persistent_workers=self.workers > 0)
 

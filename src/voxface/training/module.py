@@ -72,14 +72,6 @@ class AlignmentModule(L.LightningModule):
 
     # ---------------------------------------------------------------- training
 
-    def on_train_epoch_start(self) -> None:
-        sampler = getattr(self.trainer.datamodule, "sampler", None) if self.trainer.datamodule else None
-        if sampler is not None:
-            sampler.set_epoch(self.current_epoch)  # Lightning only sets epochs on plain samplers
-            done = self.global_step - self.current_epoch * len(sampler)
-            if done > 0:  # resumed mid-epoch: continue with the batches not yet trained on
-                sampler.skip_next(done)
-
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
         teacher = batch["teacher"] if "teacher" in batch else self.model.teacher_embeddings(batch["face"])
         face = self.model.mapping(teacher)
@@ -135,7 +127,8 @@ class AlignmentModule(L.LightningModule):
             factors = [tristage_schedule(total, tuple(optim.tristage_ratios), optim.tristage_init_scale,
                                          optim.tristage_final_scale)] * len(params)
         elif optim.schedule == "step":
-            per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+            sampler = getattr(self.trainer.datamodule, "sampler", None)  # built by estimated_stepping_batches
+            per_epoch = len(sampler) if sampler is not None else max(1, total // max(1, self.trainer.max_epochs or 1))
             size = max(1, int(round(optim.step_every_epochs * per_epoch)))
             factors = [step_schedule(group["lr"], optim.step_gamma, size, optim.min_lr) for group in params]
         else:

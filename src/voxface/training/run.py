@@ -92,7 +92,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         check_val_every_n_epoch=config.trainer.val_every, enable_progress_bar=config.trainer.progress,
         enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=out)
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
-    trainer.save_checkpoint(last)
+    # A checkpoint written after fit() ends would mark its epoch as finished; write one only at an epoch
+    # boundary. Stopped mid-epoch (max_steps, Ctrl-C), the run resumes from its last step checkpoint.
+    at_boundary = data.sampler is not None and trainer.global_step == trainer.current_epoch * len(data.sampler)
+    if at_boundary and not trainer.interrupted:
+        trainer.save_checkpoint(last)
     summary = {
         "out": str(out),
         "epochs": trainer.current_epoch, "steps": trainer.global_step,
@@ -100,7 +104,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "best_val_auc": float(best.best_model_score) if best.best_model_score is not None else None,
         "best_checkpoint": best.best_model_path or None, "last_checkpoint": str(last),
         "train": manifests["train"].summary(), "val_trials": len(data.val_set),
-        "seconds": round(time.time() - started, 1), "resumed": resume,
+        "seconds": round(time.time() - started, 1), "resumed": resume, "interrupted": trainer.interrupted,
     }
     if trainer.is_global_zero:
         (out / "run.json").write_text(json.dumps(summary, indent=1))

@@ -1,0 +1,159 @@
+import itertools
+import os
+
+import numpy as np
+import ot
+import pytest
+import torch
+import torch.nn.functional as F
+
+from voxface.losses import (
+    AlignmentLoss,
+    ContrastiveLoss,
+    OptimalTransportLoss,
+    RelationalDistillationLoss,
+    discriminative_pairs,
+)
+from voxface.losses.distributed import gather_with_grad
+
+
+def reference_contrastive(face, voice, tau):
+    """Eq. (4) with similarity logits, written out term by term."""
+    n = len(face)
+    sim = [[float(F.cosine_similarity(voice[i], face[j], dim=0)) / tau for j in range(n)] for i in range(n)]
+    v2f = -np.mean([sim[i][i] - np.log(sum(np.exp(sim[i][j]) for j in range(n))) for i in range(n)])
+    f2v = -np.mean([sim[i][i] - np.log(sum(np.exp(sim[j][i]) for j in range(n))) for i in range(n)])
+    return v2f + f2v
+
+
+def test_contrastive_matches_a_direct_computation():
+    torch.manual_seed(0)
+    face, voice = torch.randn(6, 8), torch.randn(6, 8)
+    assert float(ContrastiveLoss(0.1)(face, voice)) == pytest.approx(reference_contrastive(face, voice, 0.1), rel=1e-5)
+    learnable = ContrastiveLoss(0.1, learnable=True)
+    learnable(face, voice).backward()
+    assert learnable.log_scale.grad is not None and learnable.temperature == pytest.approx(0.1)
+    # aligned pairs cost less than shuffled ones
+    assert ContrastiveLoss(0.1)(face, face) < ContrastiveLoss(0.1)(face, face.roll(1, 0))
+
+
+def test_discriminative_filter_matches_a_brute_force_loop():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(2, 9))
+        sim = torch.tensor(rng.normal(size=(n, n)))
+        sim += torch.eye(n) * float(rng.uniform(0, 2))
+        expected = [all(sim[i, i] > sim[i, j] and sim[i, i] > sim[j, i] for j in range(n) if j != i) for i in range(n)]
+        assert discriminative_pairs(sim).tolist() == expected
+
+
+def test_ot_matches_pot_emd2_on_the_kept_rows():
+    torch.manual_seed(1)
+    base = torch.randn(10, 6)
+    face = (base + 0.4 * torch.randn(10, 6)).requires_grad_()
+    voice = (base + 0.4 * torch.randn(10, 6)).requires_grad_()
+    loss_fn = OptimalTransportLoss()
+    loss = loss_fn(face, voice)
+    loss.backward()
+    keep = discriminative_pairs(F.normalize(face.detach(), dim=-1) @ F.normalize(voice.detach(), dim=-1).T)
+    assert 2 <= int(keep.sum()) < 10 and loss_fn.last_kept_fraction == pytest.approx(float(keep.float().mean()))
+    # the reference: POT's differentiable exact EMD on the same rows and cost
+    f2 = face.detach()[keep].clone().requires_grad_()
+    v2 = voice.detach()[keep].clone().requires_grad_()
+    cost = torch.cdist(F.normalize(f2, dim=-1), F.normalize(v2, dim=-1)).pow(2).double()
+    uniform = torch.full((len(f2),), 1.0 / len(f2), dtype=torch.float64)
+    reference = ot.emd2(uniform, uniform, cost)
+    reference.backward()
+    assert float(loss) == pytest.approx(float(reference), rel=1e-6)
+    assert torch.allclose(face.grad[keep], f2.grad.float(), atol=1e-6)
+    assert torch.allclose(voice.grad[keep], v2.grad.float(), atol=1e-6)
+    assert face.grad[~keep].abs().max() == 0  # dropped rows get no transport gradient
+
+
+def test_ot_is_exactly_zero_with_fewer_than_two_kept_pairs():
+    face = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], requires_grad=True)
+    voice = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], requires_grad=True)  # all ties: nothing kept
+    loss = OptimalTransportLoss()(face, voice)
+    assert float(loss) == 0.0 and torch.isfinite(loss)
+    loss.backward()
+    assert face.grad.abs().max() == 0
+
+
+def test_sinkhorn_option_is_close_to_the_exact_plan():
+    torch.manual_seed(2)
+    base = torch.randn(16, 8)
+    face, voice = base + 0.2 * torch.randn(16, 8), base + 0.2 * torch.randn(16, 8)
+    exact = OptimalTransportLoss("emd")(face, voice)
+    smooth = OptimalTransportLoss("sinkhorn", sinkhorn_reg=0.01)(face, voice)
+    assert float(smooth) == pytest.approx(float(exact), abs=0.02)
+    with pytest.raises(ValueError, match="solver"):
+        OptimalTransportLoss("greedy")
+
+
+def test_rkd_matches_direct_computations_and_detaches_the_teacher():
+    torch.manual_seed(3)
+    mapped = torch.randn(5, 12, requires_grad=True)
+    teacher = torch.randn(5, 7, requires_grad=True)
+    loss = RelationalDistillationLoss("cosine")(mapped, teacher)
+    expected = np.mean([(float(F.cosine_similarity(mapped[i], mapped[j], dim=0))
+                         - float(F.cosine_similarity(teacher[i], teacher[j], dim=0))) ** 2
+                        for i, j in itertools.product(range(5), range(5))])
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert mapped.grad is not None and teacher.grad is None
+    distance = RelationalDistillationLoss("distance")(mapped, teacher)
+    md, td = torch.cdist(mapped, mapped), torch.cdist(teacher, teacher)
+    off = ~torch.eye(5, dtype=torch.bool)
+    expected_d = F.smooth_l1_loss(md[off] / md[off].mean(), td[off] / td[off].mean())
+    assert float(distance) == pytest.approx(float(expected_d), rel=1e-5)
+
+
+def test_total_is_the_weighted_sum_of_logged_terms():
+    torch.manual_seed(4)
+    face, voice, teacher = torch.randn(8, 6), torch.randn(8, 6), torch.randn(8, 10)
+    terms = AlignmentLoss(contrastive_weight=1.0, ot_weight=0.5, rkd_weight=2.0)(face, voice, teacher)
+    assert float(terms["loss"]) == pytest.approx(
+        float(terms["contrastive"] + 0.5 * terms["ot"] + 2.0 * terms["rkd"]), rel=1e-6)
+    assert set(terms) >= {"loss", "contrastive", "ot", "rkd", "ot_kept_fraction", "temperature"}
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        AlignmentLoss()(face[:1], voice[:1], teacher[:1])
+
+
+# ---------------------------------------------------------------- distributed: 2 processes (gloo) vs 1
+
+
+def _rank_worker(rank, world, init_file, out_dir):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    face_net, voice_net = torch.nn.Linear(10, 6), torch.nn.Linear(12, 6)
+    data = torch.load(os.path.join(out_dir, "data.pt"))
+    half = slice(rank * 4, (rank + 1) * 4)
+    teacher = data["teacher"][half]
+    loss = AlignmentLoss()
+    terms = loss(gather_with_grad(face_net(teacher)), gather_with_grad(voice_net(data["voice"][half])),
+                 gather_with_grad(teacher))
+    terms["loss"].backward()
+    grads = []
+    for p in list(face_net.parameters()) + list(voice_net.parameters()):  # what DDP does: average over ranks
+        torch.distributed.all_reduce(p.grad)
+        grads.append(p.grad / world)
+    torch.save({"loss": terms["loss"].detach(), "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_equals_one_process_on_the_concatenated_batch(tmp_path):
+    torch.manual_seed(5)
+    base = torch.randn(8, 10)
+    data = {"teacher": base, "voice": torch.cat([base, torch.randn(8, 2)], 1) + 0.3 * torch.randn(8, 12)}
+    torch.save(data, tmp_path / "data.pt")
+    torch.multiprocessing.spawn(_rank_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    torch.manual_seed(0)
+    face_net, voice_net = torch.nn.Linear(10, 6), torch.nn.Linear(12, 6)
+    terms = AlignmentLoss()(face_net(data["teacher"]), voice_net(data["voice"]), data["teacher"])
+    terms["loss"].backward()
+    single = [p.grad for p in list(face_net.parameters()) + list(voice_net.parameters())]
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        assert float(result["loss"]) == pytest.approx(float(terms["loss"]), rel=1e-5)
+        for a, b in zip(result["grads"], single, strict=True):
+            assert torch.allclose(a, b, atol=1e-6)

@@ -1,0 +1,156 @@
+import glob
+import json
+
+import pytest
+import torch
+import yaml
+
+from voxface.cli import main
+from voxface.errors import ConfigError
+from voxface.losses import AlignmentLoss
+from voxface.synth.build import SynthConfig, generate
+from voxface.training.config import TrainConfig, load_config
+from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+from voxface.training.module import AlignmentModule, TrainingDiverged
+from voxface.training.run import train
+from voxface.training.schedules import step_schedule, tristage_schedule
+
+TINY_SYNTH = dict(identities=48, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0, max_seconds=3.0,
+                  teacher_identities=40, teacher_images=6)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny VoxSynth, a face teacher pretrained on its faces-only set, and a base config for them."""
+    root = tmp_path_factory.mktemp("train")
+    generate(root / "voxsynth", SynthConfig(**TINY_SYNTH), workers=2, progress=False)
+    pretrain_face_teacher(root / "voxsynth" / "teacher_faces", root / "teacher",
+                          FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=32, epochs=4,
+                                            batch_size=32, lr=0.05, margin=0.2, scale=16, workers=0),
+                          progress=False)
+    config = {
+        "data": {"root": str(root / "voxsynth"), "lists": str(root / "voxsynth" / "protocol"), "face_size": 32,
+                 "workers": 0, "crop_seconds": 1.0, "val_crop_seconds": 2.0},
+        "face": {"weights": str(root / "teacher" / "backbone.pth")},
+        "mapping": {"hidden": [64]},
+        "audio": {"channels": [32, 32, 32, 32, 96], "embedding_size": 32},
+        "optim": {"batch_size": 8, "lr_audio": 2e-3, "lr_mapping": 2e-3},
+        "trainer": {"epochs": 1, "checkpoint_every": 2, "progress": False, "accelerator": "cpu"},
+    }
+    path = root / "base.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return root, path
+
+
+def config_for(base, out, *overrides):
+    return load_config(base, [f"trainer.out={out}", *overrides])
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_every_shipped_config_parses():
+    files = sorted(glob.glob("configs/*/*.yaml"))
+    assert len(files) >= 15
+    for path in files:
+        load_config(path, check_paths=False)
+
+
+def test_config_errors_name_the_key(tiny_run, tmp_path):
+    _, base = tiny_run
+    with pytest.raises(ConfigError, match="unknown config key 'optim.lr_audoi'"):
+        load_config(base, ["optim.lr_audoi=0.1"])
+    with pytest.raises(ConfigError, match="unknown config key 'optimiser'"):
+        load_config(base, ["optimiser.lr=0.1"])
+    with pytest.raises(ConfigError, match="optim.batch_size must be int, got 'many'"):
+        load_config(base, ["optim.batch_size=many"])
+    with pytest.raises(ConfigError, match="audio.encoder must be one of"):
+        load_config(base, ["audio.encoder=lstm"])
+    with pytest.raises(ConfigError, match="face.weights: /nowhere/backbone.pth does not exist"):
+        load_config(base, ["face.weights=/nowhere/backbone.pth"])
+    with pytest.raises(ConfigError, match="not of the form"):
+        load_config(base, ["batch_size"])
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {base}\nloss:\n  ot_weight: 0.25\n")
+    config = load_config(child)
+    assert config.loss.ot_weight == 0.25 and config.data.face_size == 32
+    (tmp_path / "bad.yaml").write_text("data: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+
+
+def test_schedules():
+    tri = tristage_schedule(1000, (0.15, 0.01, 0.07), 0.01, 0.01)
+    assert tri(0) == pytest.approx(0.01) and tri(150) == pytest.approx(1.0) and tri(155) == pytest.approx(1.0)
+    assert tri(160 + 35) == pytest.approx(0.1, rel=0.05) and tri(999) == pytest.approx(0.01)  # held at the end
+    step = step_schedule(1e-3, 0.1, 10, 1e-8)
+    assert step(0) == 1.0 and step(10) == pytest.approx(0.1) and step(1000) == pytest.approx(1e-5)  # floor 1e-8
+
+
+# ---------------------------------------------------------------- the module
+
+
+def test_gradients_reach_audio_and_mapping_not_the_frozen_teacher(tiny_run, tmp_path):
+    _, base = tiny_run
+    module = AlignmentModule(config_for(base, tmp_path).to_dict())
+    module.log = lambda *args, **kwargs: None  # no trainer attached
+    module.train()
+    batch = {"wave": torch.randn(4, 16000) * 0.1, "face": torch.randn(4, 3, 32, 32), "skipped": 0}
+    module.training_step(batch, 0).backward()
+    assert all(p.grad is not None for p in module.model.audio.parameters())
+    assert all(p.grad is not None for p in module.model.mapping.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in module.model.teacher.parameters())
+    assert not module.model.teacher.training  # a frozen teacher keeps its BatchNorm statistics
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_term(tiny_run, tmp_path, monkeypatch):
+    _, base = tiny_run
+    original = AlignmentLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, face, voice, teacher):
+        terms = original(self, face, voice, teacher)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            terms["ot"] = terms["ot"] * float("nan")
+            terms["loss"] = terms["loss"] + terms["ot"]
+        return terms
+
+    monkeypatch.setattr(AlignmentLoss, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"the ot loss is nan at step 3"):
+        train(config_for(base, tmp_path / "nan"))
+    kept = torch.load(tmp_path / "nan" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert kept["global_step"] == 2  # the last good checkpoint, from before the failing step
+
+
+def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(tiny_run, tmp_path):
+    _, base = tiny_run
+    steps_per_epoch = None
+    straight = train(config_for(base, tmp_path / "straight", "trainer.epochs=2"))
+    steps_per_epoch = straight["steps"] // 2
+    assert steps_per_epoch >= 4
+    # interrupted mid-epoch, then resumed with the full length
+    train(config_for(base, tmp_path / "split", f"trainer.max_steps={steps_per_epoch // 2 + 1}", "trainer.epochs=2"))
+    resumed = train(config_for(base, tmp_path / "split", "trainer.epochs=2"), resume=True)
+    assert resumed["steps"] == straight["steps"]
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "split" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(config_for(base, tmp_path / "straight"))
+    with pytest.raises(ConfigError, match="different loss.ot_weight"):
+        train(config_for(base, tmp_path / "straight", "loss.ot_weight=0.5"), resume=True)
+
+
+def test_a_tiny_voxsynth_run_learns(tiny_run, tmp_path, capsys):
+    _, base = tiny_run
+    code = main(["train", "--config", str(base), f"trainer.out={tmp_path / 'learn'}", "trainer.epochs=12",
+                 "data.val_clips_per_identity=6"])
+    assert code == 0
+    summary = json.loads((tmp_path / "learn" / "run.json").read_text())
+    assert summary["best_val_auc"] > 0.62, summary
+    assert (tmp_path / "learn" / "checkpoints" / "best.ckpt").is_file()
+    assert list((tmp_path / "learn" / "logs").rglob("metrics.csv"))
+    assert "validation AUC" in capsys.readouterr().out
