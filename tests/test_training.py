@@ -15,8 +15,9 @@ from voxface.training.module import AlignmentModule, TrainingDiverged
 from voxface.training.run import train
 from voxface.training.schedules import step_schedule, tristage_schedule
 
-TINY_SYNTH = dict(identities=48, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0, max_seconds=3.0,
-                  teacher_identities=40, teacher_images=6)
+# Enough val identities (16) for a validation AUC that means something.
+TINY_SYNTH = dict(identities=64, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0, max_seconds=3.0,
+                  teacher_identities=60, teacher_images=8, val_fraction=0.25, test_fraction=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +26,17 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     generate(root / "voxsynth", SynthConfig(**TINY_SYNTH), workers=2, progress=False)
     pretrain_face_teacher(root / "voxsynth" / "teacher_faces", root / "teacher",
-                          FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=32, epochs=4,
+                          FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=32, epochs=12,
                                             batch_size=32, lr=0.05, margin=0.2, scale=16, workers=0),
                           progress=False)
     config = {
         "data": {"root": str(root / "voxsynth"), "lists": str(root / "voxsynth" / "protocol"), "face_size": 32,
-                 "workers": 0, "crop_seconds": 1.0, "val_crop_seconds": 2.0},
+                 "workers": 0, "crop_seconds": 1.0, "val_crop_seconds": 2.0, "val_clips_per_identity": 6},
         "face": {"weights": str(root / "teacher" / "backbone.pth")},
         "mapping": {"hidden": [64]},
         "audio": {"channels": [32, 32, 32, 32, 96], "embedding_size": 32},
         "optim": {"batch_size": 8, "lr_audio": 2e-3, "lr_mapping": 2e-3},
+        "loss": {"temperature": 0.2},
         "trainer": {"epochs": 1, "checkpoint_every": 2, "progress": False, "accelerator": "cpu"},
     }
     path = root / "base.yaml"
@@ -62,6 +64,7 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
         load_config(base, ["optim.lr_audoi=0.1"])
     with pytest.raises(ConfigError, match="unknown config key 'optimiser'"):
         load_config(base, ["optimiser.lr=0.1"])
+    assert load_config(base, ["optim.weight_decay=1e-3"]).optim.weight_decay == 0.001
     with pytest.raises(ConfigError, match="optim.batch_size must be int, got 'many'"):
         load_config(base, ["optim.batch_size=many"])
     with pytest.raises(ConfigError, match="audio.encoder must be one of"):
@@ -146,11 +149,11 @@ def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(tiny_run, tmp_p
 
 def test_a_tiny_voxsynth_run_learns(tiny_run, tmp_path, capsys):
     _, base = tiny_run
-    code = main(["train", "--config", str(base), f"trainer.out={tmp_path / 'learn'}", "trainer.epochs=12",
-                 "data.val_clips_per_identity=6"])
+    code = main(["train", "--config", str(base), f"trainer.out={tmp_path / 'learn'}", "trainer.epochs=10"])
     assert code == 0
     summary = json.loads((tmp_path / "learn" / "run.json").read_text())
-    assert summary["best_val_auc"] > 0.62, summary
+    # 16 val identities x 6 clips x (1 positive + 1 negative); chance is 0.5 (measured: about 0.63)
+    assert summary["best_val_auc"] > 0.58, summary
     assert (tmp_path / "learn" / "checkpoints" / "best.ckpt").is_file()
     assert list((tmp_path / "learn" / "logs").rglob("metrics.csv"))
     assert "validation AUC" in capsys.readouterr().out

@@ -187,6 +187,11 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: config value {key} must be a list, got {value!r}")
         return [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str, int, float)}.get(hint, ())
     if isinstance(value, accepted) and (hint is bool or not isinstance(value, bool)):
         return hint(value)
