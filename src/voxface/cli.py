@@ -115,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from voxface.demo import run_demo
 
-    run_demo(args.out, identities=args.identities, workers=args.workers, progress=not args.quiet)
+    run_demo(args.out, identities=args.identities, epochs=args.epochs, workers=args.workers, progress=not args.quiet)
     return 0
 
 
@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the main job on the built-in VoxSynth data (resumes when rerun)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")
     demo.add_argument("--identities", type=int, default=300, help="VoxSynth identities (default: %(default)s)")
+    demo.add_argument("--epochs", type=int, default=12, help="training epochs (default: %(default)s)")
     demo.add_argument("--workers", type=int, default=None, help="processes for generation (default: all cores)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
