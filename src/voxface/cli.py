@@ -112,6 +112,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from voxface.evaluation.evaluate import evaluate
+    from voxface.evaluation.report import write_reports
+
+    result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
+                      crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
+                      bootstrap=args.bootstrap)
+    oracle_file = Path(args.lists).parent / "oracle.json" if args.lists != "voxceleb1" else None
+    oracle = json.loads(oracle_file.read_text()) if oracle_file and oracle_file.is_file() else None
+    paths = write_reports(result, args.out, name=args.name or Path(args.checkpoint).parent.parent.name,
+                          oracle=oracle, literature=args.lists == "voxceleb1" or oracle is None)
+    print((Path(args.out) / "report.md").read_text())
+    print("reports: " + ", ".join(map(str, paths)))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from voxface.demo import run_demo
 
@@ -180,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in trainer.out from last.ckpt")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.batch_size=32 trainer.epochs=5")
     train.set_defaults(func=cmd_train)
+
+    ev = commands.add_parser("evaluate", help="score every trial list with a trained checkpoint; write reports")
+    ev.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")
+    ev.add_argument("--data", type=Path, required=True, help="data set root (wav/, unzippedFaces/)")
+    _add_lists_arg(ev)
+    ev.add_argument("--out", type=Path, required=True, help="folder for reports and the embedding cache")
+    ev.add_argument("--skip-missing", action="store_true", help="score what exists; report the trials lost")
+    ev.add_argument("--crop", type=float, default=None, help="centre-crop voices to this many seconds")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--workers", type=int, default=2)
+    ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    ev.add_argument("--name", default=None, help="the run's name in the reports")
+    ev.set_defaults(func=cmd_evaluate)
 
     demo = commands.add_parser("demo", help="the main job on the built-in VoxSynth data (resumes when rerun)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")

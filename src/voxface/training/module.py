@@ -70,6 +70,11 @@ class AlignmentModule(L.LightningModule):
         self._val_scores: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What evaluation needs to rebuild the model from the checkpoint alone, without the original files.
+        if isinstance(self.model.audio, SSLEncoder):
+            checkpoint["voxface_audio_hf_config"] = self.model.audio.config.to_dict()
+
     # ---------------------------------------------------------------- training
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:

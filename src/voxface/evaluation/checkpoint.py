@@ -1,0 +1,57 @@
+"""Rebuild a trained voice-face model from a ``voxface train`` checkpoint alone (no original weight files)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from voxface.errors import WeightsError
+from voxface.models.ecapa import ECAPATDNN
+from voxface.models.iresnet import iresnet
+from voxface.models.loading import ecapa_config, iresnet_config, load_strict, read_weights
+from voxface.models.mapping import FeatureMapping
+from voxface.models.voiceface import VoiceFaceModel
+from voxface.training.config import TrainConfig
+
+
+def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
+    """The ``VoiceFaceModel`` (eval mode) and the training configuration stored in a checkpoint."""
+    blob = read_weights(path)
+    if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob.get("hyper_parameters", {}):
+        raise WeightsError(f"{path} is not a 'voxface train' checkpoint (no state_dict / hyper_parameters.config)")
+    config = TrainConfig.from_dict(blob["hyper_parameters"]["config"], str(path))
+    state = blob["state_dict"]
+    teacher_state = _part(state, "model.teacher.")
+    teacher = load_strict(iresnet(**iresnet_config(teacher_state)), teacher_state, f"{path} (teacher)")
+    audio_state = _part(state, "model.audio.")
+    if config.audio.encoder == "ecapa":
+        audio: torch.nn.Module = ECAPATDNN(**ecapa_config(audio_state))
+    else:
+        from transformers import AutoConfig, AutoModel
+
+        from voxface.models.ssl import SSLEncoder
+
+        hf = dict(blob.get("voxface_audio_hf_config") or {})
+        if not hf:
+            raise WeightsError(f"{path} lacks the SSL encoder's configuration (voxface_audio_hf_config)")
+        hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
+        audio = SSLEncoder(AutoModel.from_config(hf_config), embedding_size=config.audio.embedding_size,
+                           layer_weighting=config.audio.layer_weighting)
+    load_strict(audio, audio_state, f"{path} (audio encoder)")
+    mapping = FeatureMapping(teacher.num_features, audio.embedding_size, tuple(config.mapping.hidden),
+                             config.mapping.norm, config.mapping.dropout, config.mapping.activation)
+    load_strict(mapping, _part(state, "model.mapping."), f"{path} (mapping)")
+    model = VoiceFaceModel(teacher, mapping, audio, config.audio.mean_norm, specaugment=False, teacher_frozen=True)
+    return model.eval(), config
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """A short key for a checkpoint file: its name, size and modification time."""
+    stat = Path(path).stat()
+    return hashlib.sha256(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]

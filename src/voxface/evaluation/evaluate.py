@@ -1,0 +1,204 @@
+"""``voxface evaluate``: embed every voice and face the lists name once, then score every list.
+
+Voices are embedded whole by default (``crop_seconds`` takes a centre crop instead); faces through
+the teacher and the mapping. Embeddings are cached on disk, keyed by the checkpoint and each file.
+Files the lists name but the data lacks stop the run before any work, unless ``skip_missing``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from voxface.errors import MediaError, ProtocolError
+from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model
+from voxface.evaluation.metrics import bootstrap_interval, equal_error_rate, matching_accuracy, retrieval, roc_auc
+from voxface.media.audio import read_voice
+from voxface.media.faces import face_to_tensor, read_face
+from voxface.models.voiceface import VoiceFaceModel
+from voxface.protocol.layout import DataRoots
+from voxface.protocol.lists import Protocol, load_protocol
+
+log = logging.getLogger("voxface")
+
+
+class _Files(Dataset):
+    def __init__(self, paths: list[Path], kind: str, size: int, crop: float | None) -> None:
+        self.paths, self.kind, self.size, self.crop = paths, kind, size, crop
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            if self.kind == "voice":
+                return index, torch.from_numpy(read_voice(self.paths[index], self.crop, None)), ""
+            return index, face_to_tensor(read_face(self.paths[index], self.size)), ""
+        except MediaError as err:
+            return index, None, str(err)
+
+
+def _collate(items):
+    return items
+
+
+class Embedder:
+    """Counts its encoder calls (tests check that each file is embedded once)."""
+
+    def __init__(self, model: VoiceFaceModel, batch_size: int = 32, workers: int = 2,
+                 crop_seconds: float | None = None) -> None:
+        self.model, self.batch_size, self.workers, self.crop = model, batch_size, workers, crop_seconds
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).eval()
+        self.encoded = {"voice": 0, "face": 0}
+
+    @torch.no_grad()
+    def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+        loader = DataLoader(_Files(paths, kind, self.model.face_size, self.crop), batch_size=self.batch_size,
+                            num_workers=self.workers, collate_fn=_collate)
+        embeddings, errors = {}, {}
+        for items in loader:
+            good = [(i, x) for i, x, error in items if x is not None]
+            errors.update({paths[i]: error for i, x, error in items if x is None})
+            if not good:
+                continue
+            if kind == "face":
+                out = self.model.embed_faces(torch.stack([x for _, x in good]).to(self.device))
+            else:
+                lengths = torch.tensor([len(x) for _, x in good])
+                wave = torch.zeros(len(good), int(lengths.max()))
+                for row, (_, x) in enumerate(good):
+                    wave[row, : len(x)] = x
+                out = self.model.embed_voices(wave.to(self.device), lengths.to(self.device)
+                                              if bool((lengths < wave.shape[1]).any()) else None)
+            self.encoded[kind] += len(good)
+            for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
+                embeddings[paths[i]] = vector
+        return embeddings, errors
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):
+    """Embeddings of ``paths`` with an on-disk cache; returns (embeddings, unreadable files with reasons)."""
+    stored: dict[str, tuple[str, np.ndarray]] = {}
+    if cache_file is not None and cache_file.is_file():
+        data = np.load(cache_file, allow_pickle=False)
+        stored = {str(p): (str(s), e)
+                  for p, s, e in zip(data["paths"], data["stamps"], data["embeddings"], strict=True)}
+    result, todo = {}, []
+    for path in paths:
+        hit = stored.get(str(path))
+        if hit is not None and hit[0] == _stamp(path):
+            result[path] = hit[1]
+        else:
+            todo.append(path)
+    fresh, errors = embedder.embed(todo, kind) if todo else ({}, {})
+    result.update(fresh)
+    if cache_file is not None and fresh:
+        for path, vector in fresh.items():
+            stored[str(path)] = (_stamp(path), vector)
+        names = sorted(stored)
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_name(cache_file.stem + ".tmp.npz")
+        np.savez(temporary, paths=np.array(names), stamps=np.array([stored[n][0] for n in names]),
+                 embeddings=np.stack([stored[n][1] for n in names]))
+        temporary.replace(cache_file)
+    return result, errors
+
+
+@dataclass
+class Evaluation:
+    verification: dict[str, dict] = field(default_factory=dict)
+    matching: dict[str, dict] = field(default_factory=dict)
+    retrieval: dict[str, dict] = field(default_factory=dict)
+    lost_trials: dict[str, int] = field(default_factory=dict)
+    encoded: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,
+                "lost_trials": self.lost_trials, "encoded": self.encoded}
+
+
+def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxceleb1", out: str | Path | None = None,
+             skip_missing: bool = False, crop_seconds: float | None = None, batch_size: int = 32, workers: int = 2,
+             bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces") -> Evaluation:
+    protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)
+    roots = DataRoots.from_root(data, audio_dir, faces_dir)
+    verification = protocol.all_verification()
+    matching = protocol.all_matching()
+    voices = sorted({roots.voice(v) for t in verification for v in t.voice_files}
+                    | {roots.voice(p) for m in matching for p in (m.probes if m.direction == "v2f" else
+                                                                   m.positives + m.negatives)})
+    faces = sorted({roots.face(f) for t in verification for f in t.face_files}
+                   | {roots.face(p) for m in matching for p in (m.probes if m.direction == "f2v" else
+                                                                 m.positives + m.negatives)})
+    missing = [p for p in voices + faces if not p.is_file()]
+    if missing and not skip_missing:
+        raise ProtocolError(f"{len(missing)} files the lists need are missing under {data}, e.g. "
+                            f"{', '.join(map(str, missing[:3]))}; pass --skip-missing to score the rest")
+    missing_set = set(missing)
+    model, _ = load_trained_model(checkpoint)
+    embedder = Embedder(model, batch_size, workers, crop_seconds)
+    key = checkpoint_digest(checkpoint) + (f"_crop{crop_seconds}" if crop_seconds else "")
+    cache = Path(out) / "embeddings" if out else None
+    voice_emb, voice_err = cached_embeddings(embedder, [p for p in voices if p not in missing_set], "voice",
+                                             cache / f"voices_{key}.npz" if cache else None)
+    face_emb, face_err = cached_embeddings(embedder, [p for p in faces if p not in missing_set], "face",
+                                           cache / f"faces_{key}.npz" if cache else None)
+    bad = {**voice_err, **face_err}
+    if bad and not skip_missing:
+        first = next(iter(bad.values()))
+        raise MediaError(f"{len(bad)} files the lists need cannot be read, e.g. {first}; "
+                         f"pass --skip-missing to score the rest")
+    result = Evaluation(encoded=dict(embedder.encoded))
+
+    def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+    for trials in verification:
+        keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))
+                if roots.voice(v) in voice_emb and roots.face(f) in face_emb]
+        result.lost_trials[trials.name] = len(trials) - len(keep)
+        labels = trials.labels[keep]
+        scores = cos(np.stack([voice_emb[roots.voice(trials.voice_files[i])] for i in keep]),
+                     np.stack([face_emb[roots.face(trials.face_files[i])] for i in keep]))
+        low, high = bootstrap_interval(labels, scores, resamples=bootstrap) if bootstrap else (float("nan"),) * 2
+        result.verification[trials.name] = {
+            "auc": roc_auc(labels, scores), "auc_ci95": [low, high], "eer": equal_error_rate(labels, scores),
+            "trials": len(keep), "positives": int(labels.sum())}
+    for m in matching:
+        probe_map, cand_map = (voice_emb, face_emb) if m.direction == "v2f" else (face_emb, voice_emb)
+        probe_root, cand_root = (roots.voice, roots.face) if m.direction == "v2f" else (roots.face, roots.voice)
+        rows = [(probe_root(p), cand_root(a), cand_root(b)) for p, a, b in zip(m.probes, m.positives, m.negatives,
+                                                                               strict=True)]
+        rows = [r for r in rows if r[0] in probe_map and r[1] in cand_map and r[2] in cand_map]
+        result.lost_trials[f"matching_{m.name}"] = len(m) - len(rows)
+        probes = np.stack([probe_map[r[0]] for r in rows])
+        right = cos(probes, np.stack([cand_map[r[1]] for r in rows]))
+        wrong = cos(probes, np.stack([cand_map[r[2]] for r in rows]))
+        result.matching[m.name] = {"accuracy": matching_accuracy(right, wrong), "trials": len(rows)}
+    # Retrieval over the unseen-unheard identities: every voice and face its random list names.
+    trials = protocol.verification("random", "unseenunheard")
+    voice_ids = {roots.voice(v): s for v, s in zip(trials.voice_files, trials.voice_speakers, strict=True)}
+    face_ids = {roots.face(f): s for f, s in zip(trials.face_files, trials.face_speakers, strict=True)}
+    v_paths = [p for p in sorted(voice_ids) if p in voice_emb]
+    f_paths = [p for p in sorted(face_ids) if p in face_emb]
+    v_matrix, f_matrix = np.stack([voice_emb[p] for p in v_paths]), np.stack([face_emb[p] for p in f_paths])
+    v_ids, f_ids = np.array([voice_ids[p] for p in v_paths]), np.array([face_ids[p] for p in f_paths])
+    v_keep, f_keep = np.isin(v_ids, f_ids), np.isin(f_ids, v_ids)
+    result.retrieval["voice_to_face"] = retrieval(v_matrix[v_keep], v_ids[v_keep], f_matrix, f_ids)
+    result.retrieval["face_to_voice"] = retrieval(f_matrix[f_keep], f_ids[f_keep], v_matrix, v_ids)
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
+    return result

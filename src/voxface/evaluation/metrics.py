@@ -1,0 +1,82 @@
+"""Verification, matching and retrieval metrics, with bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+from sklearn.metrics import roc_curve
+
+
+def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=np.float64)
+    if labels.shape != scores.shape or labels.ndim != 1:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} must be equal-length vectors")
+    if labels.all() or not labels.any():
+        raise ValueError("AUC and EER need both positive and negative trials")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinite values")
+    return labels, scores
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties counted half."""
+    labels, scores = _check(labels, scores)
+    ranks = rankdata(scores)
+    positives = labels.sum()
+    negatives = len(labels) - positives
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The rate where false acceptance equals false rejection, interpolated on the ROC curve."""
+    labels, scores = _check(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1 - tpr
+    i = int(np.flatnonzero(fnr <= fpr)[0])  # the first point past the crossing
+    if i == 0:
+        return float(fpr[0])
+    # interpolate between points i-1 and i, where (fnr - fpr) changes sign
+    d0, d1 = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
+    t = d0 / (d0 - d1) if d0 != d1 else 0.0
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def bootstrap_interval(labels: np.ndarray, scores: np.ndarray, metric=roc_auc, resamples: int = 1000,
+                       confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric`` over trials resampled with replacement."""
+    labels, scores = _check(labels, scores)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        index = rng.integers(0, len(labels), len(labels))
+        if labels[index].all() or not labels[index].any():
+            continue
+        values.append(metric(labels[index], scores[index]))
+    low, high = np.percentile(values, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+def matching_accuracy(right_scores: np.ndarray, wrong_scores: np.ndarray) -> float:
+    """1:2 matching: the share of trials where the correct candidate scores higher (ties count half)."""
+    right, wrong = np.asarray(right_scores, dtype=np.float64), np.asarray(wrong_scores, dtype=np.float64)
+    if right.shape != wrong.shape or right.size == 0:
+        raise ValueError("matching needs equal, non-empty score vectors")
+    return float(np.mean((right > wrong) + 0.5 * (right == wrong)))
+
+
+def retrieval(queries: np.ndarray, query_ids: np.ndarray, gallery: np.ndarray, gallery_ids: np.ndarray,
+              ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """Mean average precision and recall@k of cosine retrieval (a hit: any gallery item of the query's identity)."""
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    order = np.argsort(-(q @ g.T), axis=1, kind="stable")
+    relevant = np.asarray(gallery_ids)[order] == np.asarray(query_ids)[:, None]
+    hits = np.cumsum(relevant, axis=1)
+    precision = hits / np.arange(1, relevant.shape[1] + 1)
+    counts = relevant.sum(1)
+    if (counts == 0).any():
+        raise ValueError("every query needs at least one gallery item of its identity")
+    result = {"mAP": float(((precision * relevant).sum(1) / counts).mean())}
+    for k in ks:
+        result[f"R@{k}"] = float((hits[:, min(k, relevant.shape[1]) - 1] > 0).mean())
+    return result

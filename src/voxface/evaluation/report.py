@@ -1,0 +1,75 @@
+"""Reports in the paper's Table 2 layout: AUC (%) per group on both test sets, with the literature rows and,
+on VoxSynth, the oracle ceiling and the share of the way from chance to it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from voxface.evaluation.evaluate import Evaluation
+
+GROUPS = ("random", "G", "N", "A", "GNA")
+COLUMNS = ("U", "G", "N", "A", "GNA")
+TEST_SETS = ("unseenunheard", "seenheard")
+# Table 2 of Sun & Su 2025 (AUC %): unseen-unheard U/G/N/A/GNA, then seen-heard U/G/N/A/GNA.
+LITERATURE = {
+    "PINs": (78.5, 61.1, 77.2, 74.9, 58.8, 87.0, 74.2, 85.9, 86.6, 74.0),
+    "DIMNet": (83.2, 71.2, 81.9, 78.0, 62.8, 94.7, 89.9, 93.2, 94.8, 87.8),
+    "SSNet": (78.8, 62.4, 53.1, 73.5, 51.4, 91.2, 82.5, 89.9, 90.7, 81.8),
+    "ADSM": (88.4, 79.3, 83.6, 83.9, 64.7, 95.9, 92.5, 93.9, 95.5, 89.9),
+    "Sun & Su 2025": (84.4, 72.2, 84.5, 81.1, 66.6, 95.5, 89.1, 95.7, 95.7, 88.2),
+}
+
+
+def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", oracle: dict | None = None,
+                  literature: bool = True) -> list[Path]:
+    """Write report.json, report.csv and report.md into ``out``; return their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ours = [100 * evaluation.verification[f"{g}_{t}"]["auc"] for t in TEST_SETS for g in GROUPS]
+    rows: list[tuple[str, list[float]]] = [(k, list(v)) for k, v in LITERATURE.items()] if literature else []
+    rows.append((name, ours))
+    ceiling = None
+    if oracle:
+        ceiling = [100 * oracle["verification_auc"][f"{g}_{t}"] for t in TEST_SETS for g in GROUPS]
+        rows.append(("oracle ceiling", ceiling))
+        rows.append(("share of chance-to-ceiling", [100 * (a - 50) / (c - 50) for a, c in zip(ours, ceiling,
+                                                                                               strict=True)]))
+    report = {"name": name, "table2_auc_percent": {label: dict(zip([f"{t}_{c}" for t in TEST_SETS for c in COLUMNS],
+                                                                   values, strict=True)) for label, values in rows},
+              **evaluation.to_json()}
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    with (out / "report.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["list", "auc", "auc_ci95_low", "auc_ci95_high", "eer", "trials", "lost_trials",
+                         "oracle_ceiling"])
+        for key, value in evaluation.verification.items():
+            writer.writerow([key, f"{value['auc']:.4f}", f"{value['auc_ci95'][0]:.4f}",
+                             f"{value['auc_ci95'][1]:.4f}", f"{value['eer']:.4f}", value["trials"],
+                             evaluation.lost_trials.get(key, 0),
+                             f"{oracle['verification_auc'][key]:.4f}" if oracle else ""])
+        for key, value in evaluation.matching.items():
+            writer.writerow([f"matching_{key}", f"{value['accuracy']:.4f}", "", "", "", value["trials"],
+                             evaluation.lost_trials.get(f"matching_{key}", 0), ""])
+    header = "| method | " + " | ".join(f"U-U {c}" for c in COLUMNS) + " | " + " | ".join(f"S-H {c}" for c in COLUMNS)
+    lines = [f"# Cross-modal verification: {name}", "", "AUC (%) on the unseen-unheard (U-U) and seen-heard (S-H) "
+             "lists, the layout of Sun & Su 2025 Table 2.", "", header + " |",
+             "|---" * (1 + 2 * len(COLUMNS)) + "|"]
+    for label, values in rows:
+        cells = " | ".join(f"**{v:.1f}**" if label == name else f"{v:.1f}" for v in values)
+        lines.append(f"| {label} | {cells} |")
+    lines += ["", "| list | AUC | 95% CI | EER | trials |", "|---|---|---|---|---|"]
+    for key, value in evaluation.verification.items():
+        lines.append(f"| {key} | {value['auc']:.3f} | {value['auc_ci95'][0]:.3f}-{value['auc_ci95'][1]:.3f} | "
+                     f"{value['eer']:.3f} | {value['trials']} |")
+    lines += ["", "| 1:2 matching | accuracy | trials |", "|---|---|---|"]
+    lines += [f"| {k} | {v['accuracy']:.3f} | {v['trials']} |" for k, v in evaluation.matching.items()]
+    lines += ["", "| retrieval (unseen-unheard) | mAP | R@1 | R@5 | R@10 |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['mAP']:.3f} | {v['R@1']:.3f} | {v['R@5']:.3f} | {v['R@10']:.3f} |"
+              for k, v in evaluation.retrieval.items()]
+    lost = {k: v for k, v in evaluation.lost_trials.items() if v}
+    if lost:
+        lines += ["", "Trials lost to missing or unreadable files: " + ", ".join(f"{k} {v}" for k, v in lost.items())]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return [out / "report.json", out / "report.csv", out / "report.md"]
