@@ -1,9 +1,55 @@
 import pytest
+import yaml
 
+from voxface.synth.build import SynthConfig, generate
 from voxface.testing import make_tiny_voxceleb
+from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """A tiny VoxCeleb1-layout tree (with one corrupt WAV and one corrupt JPG) and its protocol folder."""
     return make_tiny_voxceleb(tmp_path_factory.mktemp("tiny"))
+
+
+# Enough val identities (16) for a validation AUC that means something.
+TINY_SYNTH = dict(identities=64, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0, max_seconds=3.0,
+                  teacher_identities=60, teacher_images=8, val_fraction=0.25, test_fraction=0.1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny VoxSynth, a face teacher pretrained on its faces-only set, and a base config for them."""
+    root = tmp_path_factory.mktemp("train")
+    generate(root / "voxsynth", SynthConfig(**TINY_SYNTH), workers=2, progress=False)
+    pretrain_face_teacher(root / "voxsynth" / "teacher_faces", root / "teacher",
+                          FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=32, epochs=12,
+                                            batch_size=32, lr=0.05, margin=0.2, scale=16, workers=0),
+                          progress=False)
+    config = {
+        "data": {"root": str(root / "voxsynth"), "lists": str(root / "voxsynth" / "protocol"), "face_size": 32,
+                 "workers": 0, "crop_seconds": 1.0, "val_crop_seconds": 2.0, "val_clips_per_identity": 6},
+        "face": {"weights": str(root / "teacher" / "backbone.pth")},
+        "mapping": {"hidden": [64]},
+        "audio": {"channels": [32, 32, 32, 32, 96], "embedding_size": 32},
+        "optim": {"batch_size": 8, "lr_audio": 2e-3, "lr_mapping": 2e-3},
+        "loss": {"temperature": 0.2},
+        "trainer": {"epochs": 1, "checkpoint_every": 2, "progress": False, "accelerator": "cpu"},
+    }
+    path = root / "base.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return root, path
+
+
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tiny_run, tmp_path_factory):
+    """A few training steps on the tiny VoxSynth: a real checkpoint for evaluation tests."""
+    from voxface.training.config import load_config
+    from voxface.training.run import train
+
+    _, base = tiny_run
+    out = tmp_path_factory.mktemp("trained")
+    train(load_config(base, [f"trainer.out={out}", "trainer.max_steps=4"]))
+    return out / "checkpoints" / "last.ckpt"

@@ -1,0 +1,122 @@
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from voxface.cli import main
+from voxface.errors import ProtocolError
+from voxface.evaluation.checkpoint import load_trained_model
+from voxface.evaluation.evaluate import evaluate
+from voxface.evaluation.metrics import (
+    bootstrap_interval,
+    equal_error_rate,
+    matching_accuracy,
+    retrieval,
+    roc_auc,
+)
+from voxface.evaluation.report import write_reports
+
+
+def test_auc_and_eer_against_scikit_learn():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        labels = rng.integers(0, 2, 300)
+        scores = np.round(rng.normal(size=300) + labels * rng.uniform(0, 2), 1)  # with ties
+        assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        fpr, tpr, _ = roc_curve(labels, scores)
+        gap = np.abs(fpr - (1 - tpr))
+        # the EER lies between the FPR and FNR at the ROC point closest to the crossing
+        i = int(np.argmin(gap))
+        assert min(fpr[i], 1 - tpr[i]) - 0.02 <= equal_error_rate(labels, scores) <= max(fpr[i], 1 - tpr[i]) + 0.02
+    assert equal_error_rate([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    with pytest.raises(ValueError, match="both positive and negative"):
+        roc_auc([1, 1], [0.2, 0.3])
+
+
+def test_bootstrap_interval_covers_the_true_auc():
+    rng = np.random.default_rng(1)
+    separation = 1.0
+    true_auc = norm.cdf(separation / np.sqrt(2))  # two unit-variance normals
+    covered = 0
+    for trial in range(20):
+        labels = np.repeat([0, 1], 400)
+        scores = rng.normal(size=800) + separation * labels
+        low, high = bootstrap_interval(labels, scores, resamples=300, seed=trial)
+        covered += low <= true_auc <= high
+        assert high - low < 0.1
+    assert covered >= 16  # about 95% expected
+
+
+def test_matching_and_retrieval():
+    assert matching_accuracy([0.9, 0.1, 0.5], [0.1, 0.9, 0.5]) == pytest.approx(0.5)
+    queries = np.array([[1.0, 0.0], [0.0, 1.0]])
+    gallery = np.array([[0.9, 0.1], [0.1, 0.9], [1.0, 0.05]])
+    result = retrieval(queries, np.array([1, 2]), gallery, np.array([1, 2, 1]), ks=(1, 2))
+    assert result == {"mAP": pytest.approx(1.0), "R@1": 1.0, "R@2": 1.0}
+    swapped = retrieval(queries, np.array([2, 1]), gallery, np.array([1, 2, 1]), ks=(1,))
+    assert swapped["R@1"] == 0.0 and swapped["mAP"] < 0.6
+
+
+def test_checkpoint_rebuilds_the_model(trained_checkpoint):
+    model, config = load_trained_model(trained_checkpoint)
+    assert not model.training and model.face_size == config.data.face_size
+
+
+def test_evaluate_embeds_each_file_once_caches_and_reports(tiny_run, trained_checkpoint, tmp_path):
+    root, _ = tiny_run
+    data, lists = root / "voxsynth", root / "voxsynth" / "protocol"
+    first = evaluate(trained_checkpoint, data, lists, out=tmp_path, bootstrap=50, workers=0)
+    from voxface.protocol import load_protocol
+
+    protocol = load_protocol(lists)
+    voices = {v for t in protocol.all_verification() for v in t.voice_files}
+    for m in protocol.all_matching():
+        voices |= set(m.probes if m.direction == "v2f" else m.positives + m.negatives)
+    faces = {f for t in protocol.all_verification() for f in t.face_files}
+    for m in protocol.all_matching():
+        faces |= set(m.probes if m.direction == "f2v" else m.positives + m.negatives)
+    assert first.encoded == {"voice": len(voices), "face": len(faces)}  # each distinct file exactly once
+    assert len(first.verification) == 10 and len(first.matching) == 8
+    for value in first.verification.values():
+        assert 0 <= value["auc"] <= 1 and value["auc_ci95"][0] <= value["auc_ci95"][1]
+    again = evaluate(trained_checkpoint, data, lists, out=tmp_path, bootstrap=50, workers=0)
+    assert again.encoded == {"voice": 0, "face": 0}  # all from the cache
+    name = "random_unseenunheard"
+    assert again.verification[name]["auc"] == pytest.approx(first.verification[name]["auc"])
+    oracle = json.loads((data / "oracle.json").read_text())
+    paths = write_reports(first, tmp_path / "report", name="tiny", oracle=oracle)
+    report = json.loads(paths[0].read_text())
+    assert "oracle ceiling" in report["table2_auc_percent"] and "tiny" in report["table2_auc_percent"]
+    rows = list(csv.DictReader(paths[1].open()))
+    assert len(rows) == 18 and rows[0]["list"] == "random_unseenunheard"
+    assert "| tiny |" in paths[2].read_text()
+
+
+def test_missing_files_stop_or_are_skipped(tiny_run, trained_checkpoint, tmp_path):
+    root, _ = tiny_run
+    copy = tmp_path / "data"
+    shutil.copytree(root / "voxsynth" / "wav", copy / "wav")
+    shutil.copytree(root / "voxsynth" / "unzippedFaces", copy / "unzippedFaces")
+    lists = root / "voxsynth" / "protocol"
+    from voxface.protocol import load_protocol
+
+    victim = load_protocol(lists).verification("G", "unseenunheard").voice_files[0]
+    (copy / "wav" / victim).unlink()
+    with pytest.raises(ProtocolError, match=r"1 files the lists need are missing.*--skip-missing"):
+        evaluate(trained_checkpoint, copy, lists, bootstrap=0, workers=0)
+    result = evaluate(trained_checkpoint, copy, lists, skip_missing=True, bootstrap=0, workers=0)
+    assert result.lost_trials["G_unseenunheard"] >= 1
+    assert sum(result.lost_trials.values()) >= 2
+
+
+def test_evaluate_cli(tiny_run, trained_checkpoint, tmp_path, capsys):
+    root, _ = tiny_run
+    code = main(["evaluate", "--checkpoint", str(trained_checkpoint), "--data", str(root / "voxsynth"), "--lists",
+                 str(root / "voxsynth" / "protocol"), "--out", str(tmp_path), "--bootstrap", "20", "--workers", "0"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "oracle ceiling" in out and (tmp_path / "report.md").is_file()
