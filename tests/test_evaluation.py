@@ -120,3 +120,25 @@ def test_evaluate_cli(tiny_run, trained_checkpoint, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "oracle ceiling" in out and (tmp_path / "report.md").is_file()
+
+
+def test_score_and_embed(tiny_run, trained_checkpoint, tmp_path, capsys):
+    from voxface.evaluation.api import VoiceFaceScorer
+    from voxface.protocol import DataRoots, load_protocol
+
+    root, _ = tiny_run
+    roots = DataRoots.from_root(root / "voxsynth")
+    trials = load_protocol(root / "voxsynth" / "protocol").verification("random", "unseenunheard")
+    voice = roots.voice(trials.voice_files[0])
+    faces = [roots.face(f) for f in trials.face_files[:3]]
+    scores = VoiceFaceScorer(trained_checkpoint).score(voice, faces)
+    assert len(scores) == 3 and all(-1 <= s <= 1 for s in scores)
+    assert main(["score", "--checkpoint", str(trained_checkpoint), str(voice), *map(str, faces)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and float(lines[0].split()[1]) == pytest.approx(max(scores), abs=1e-4)
+    listing = tmp_path / "faces.txt"
+    listing.write_text("\n".join(map(str, faces)))
+    assert main(["embed", "--checkpoint", str(trained_checkpoint), "--kind", "face", "--files", str(listing),
+                 "--out", str(tmp_path / "emb")]) == 0
+    assert np.load(tmp_path / "emb.npy").shape[0] == 3 and (tmp_path / "emb.csv").is_file()
+    assert main(["score", "--checkpoint", str(trained_checkpoint), str(voice), str(tmp_path / "none.jpg")]) == 2

@@ -130,6 +130,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from voxface.evaluation.api import VoiceFaceScorer
+
+    scores = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop).score(args.voice, args.faces)
+    ranking = sorted(range(len(scores)), key=lambda i: -scores[i])
+    for rank, i in enumerate(ranking, start=1):
+        print(f"{rank:>3}  {scores[i]:+.4f}  {args.faces[i]}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from voxface.evaluation.api import VoiceFaceScorer, export_embeddings
+
+    if not args.files.is_file():
+        raise VoxfaceError(f"--files {args.files} does not exist (a text file with one path per line)")
+    files = [line.strip() for line in args.files.read_text().splitlines() if line.strip()]
+    npy, index = export_embeddings(VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop), files, args.kind, args.out)
+    print(f"{len(files)} {args.kind} embeddings -> {npy} (index {index})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from voxface.demo import run_demo
 
@@ -211,6 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     ev.add_argument("--name", default=None, help="the run's name in the reports")
     ev.set_defaults(func=cmd_evaluate)
+
+    score = commands.add_parser("score", help="score one voice against faces with a trained checkpoint")
+    score.add_argument("--checkpoint", type=Path, required=True)
+    score.add_argument("--crop", type=float, default=None, help="centre-crop the voice to this many seconds")
+    score.add_argument("voice", type=Path)
+    score.add_argument("faces", type=Path, nargs="+")
+    score.set_defaults(func=cmd_score)
+
+    embed = commands.add_parser("embed", help="export voice or face embeddings to .npy with an index .csv")
+    embed.add_argument("--checkpoint", type=Path, required=True)
+    embed.add_argument("--kind", choices=["voice", "face"], required=True)
+    embed.add_argument("--files", type=Path, required=True, help="a .txt file with one audio or image path per line")
+    embed.add_argument("--out", type=Path, required=True, help="output stem: OUT.npy and OUT.csv")
+    embed.add_argument("--crop", type=float, default=None)
+    embed.set_defaults(func=cmd_embed)
 
     demo = commands.add_parser("demo", help="the main job on the built-in VoxSynth data (resumes when rerun)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")
