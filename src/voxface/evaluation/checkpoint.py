@@ -42,7 +42,8 @@ def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
             raise WeightsError(f"{path} lacks the SSL encoder's configuration (voxface_audio_hf_config)")
         hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
         audio = SSLEncoder(AutoModel.from_config(hf_config), embedding_size=config.audio.embedding_size,
-                           layer_weighting=config.audio.layer_weighting)
+                           layer_weighting=config.audio.layer_weighting,
+                           normalize_waveform=bool(blob.get("voxface_audio_normalize_waveform", False)))
     load_strict(audio, audio_state, f"{path} (audio encoder)")
     mapping = FeatureMapping(teacher.num_features, audio.embedding_size, tuple(config.mapping.hidden),
                              config.mapping.norm, config.mapping.dropout, config.mapping.activation)

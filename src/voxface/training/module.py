@@ -74,6 +74,7 @@ class AlignmentModule(L.LightningModule):
         # What evaluation needs to rebuild the model from the checkpoint alone, without the original files.
         if isinstance(self.model.audio, SSLEncoder):
             checkpoint["voxface_audio_hf_config"] = self.model.audio.config.to_dict()
+            checkpoint["voxface_audio_normalize_waveform"] = self.model.audio.normalize_waveform
 
     # ---------------------------------------------------------------- training
 
