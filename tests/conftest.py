@@ -53,3 +53,24 @@ def trained_checkpoint(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
     train(load_config(base, [f"trainer.out={out}", "trainer.max_steps=4"]))
     return out / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture
+def tiny_ssl():
+    """A factory: a tiny random Wav2vec 2.0 / HuBERT / WavLM saved the way HuggingFace releases are."""
+    import torch
+    from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
+
+    def make(kind, tmp_path, layer_norm=False):
+        config_class, model_class = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model), "hubert": (HubertConfig, HubertModel),
+                                     "wavlm": (WavLMConfig, WavLMModel)}[kind]
+        extra = dict(feat_extract_norm="layer", do_stable_layer_norm=True) if layer_norm else {}
+        config = config_class(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+                              conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4), conv_bias=True,
+                              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, layerdrop=0.3, **extra)
+        torch.manual_seed(0)
+        folder = tmp_path / f"{kind}{'-ln' if layer_norm else ''}"
+        model_class(config).save_pretrained(folder)  # how HuggingFace releases are saved
+        return folder
+
+    return make

@@ -142,3 +142,21 @@ def test_score_and_embed(tiny_run, trained_checkpoint, tmp_path, capsys):
                  "--out", str(tmp_path / "emb")]) == 0
     assert np.load(tmp_path / "emb.npy").shape[0] == 3 and (tmp_path / "emb.csv").is_file()
     assert main(["score", "--checkpoint", str(trained_checkpoint), str(voice), str(tmp_path / "none.jpg")]) == 2
+
+
+def test_an_ssl_run_trains_and_evaluates_from_its_checkpoint(tiny_run, tiny_ssl, tmp_path):
+    """Wav2vec 2.0 path end to end: train a few steps, rebuild from the checkpoint alone, score a list."""
+    from voxface.training.config import load_config
+    from voxface.training.run import train
+
+    root, base = tiny_run
+    folder = tiny_ssl("wav2vec2", tmp_path)
+    config = load_config(base, [f"trainer.out={tmp_path / 'ssl'}", "trainer.max_steps=2", "audio.encoder=wav2vec2",
+                                f"audio.weights={folder}", "optim.schedule=tristage", "audio.layer_weighting=true"])
+    train(config)
+    model, loaded = load_trained_model(tmp_path / "ssl" / "checkpoints" / "last.ckpt")
+    assert loaded.audio.encoder == "wav2vec2"
+    assert not any(p.requires_grad for p in model.audio.model.feature_extractor.parameters())
+    result = evaluate(tmp_path / "ssl" / "checkpoints" / "last.ckpt", root / "voxsynth", root / "voxsynth" / "protocol",
+                      bootstrap=0, workers=0)
+    assert 0 <= result.verification["random_unseenunheard"]["auc"] <= 1

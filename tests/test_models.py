@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 
 from voxface.cli import main
 from voxface.errors import ConfigError, WeightsError
@@ -130,21 +129,8 @@ def test_padding_does_not_change_an_ecapa_embedding():
 # ---------------------------------------------------------------- SSL encoders
 
 
-def tiny_ssl(kind, tmp_path, layer_norm=False):
-    config_class, model_class = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model), "hubert": (HubertConfig, HubertModel),
-                                 "wavlm": (WavLMConfig, WavLMModel)}[kind]
-    extra = dict(feat_extract_norm="layer", do_stable_layer_norm=True) if layer_norm else {}
-    config = config_class(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
-                          conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4), conv_bias=True,
-                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, layerdrop=0.3, **extra)
-    torch.manual_seed(0)
-    folder = tmp_path / f"{kind}{'-ln' if layer_norm else ''}"
-    model_class(config).save_pretrained(folder)  # how HuggingFace releases are saved
-    return folder
-
-
 @pytest.mark.parametrize("kind", ["wav2vec2", "hubert", "wavlm"])
-def test_ssl_encoders_load_encode_and_keep_freezing(kind, tmp_path):
+def test_ssl_encoders_load_encode_and_keep_freezing(kind, tmp_path, tiny_ssl):
     folder = tiny_ssl(kind, tmp_path)
     encoder = SSLEncoder.from_pretrained(folder, embedding_size=24, layer_weighting=True, finetune_top_layers=1)
     assert encoder.config.layerdrop == 0.0
@@ -167,7 +153,7 @@ def test_ssl_encoders_load_encode_and_keep_freezing(kind, tmp_path):
         assert torch.allclose(again(wave, lengths), batch, atol=1e-5)
 
 
-def test_layer_norm_ssl_uses_attention_mask(tmp_path):
+def test_layer_norm_ssl_uses_attention_mask(tmp_path, tiny_ssl):
     encoder = SSLEncoder.from_pretrained(tiny_ssl("wav2vec2", tmp_path, layer_norm=True), embedding_size=None).eval()
     assert not encoder.group_norm and encoder.embedding_size == 32
     wave = torch.randn(2, 16000)
