@@ -94,6 +94,13 @@ def test_evaluate_embeds_each_file_once_caches_and_reports(tiny_run, trained_che
     rows = list(csv.DictReader(paths[1].open()))
     assert len(rows) == 18 and rows[0]["list"] == "random_unseenunheard"
     assert "| tiny |" in paths[2].read_text()
+    from PIL import Image
+
+    plots = [tmp_path / "plots" / name for name in ("roc_unseenunheard.png", "scores_seenheard.png",
+                                                    "fig4_voice_pca.png")]
+    for plot in plots:
+        pixels = np.asarray(Image.open(plot).convert("L"), dtype=float)
+        assert pixels.std() > 5  # not blank
 
 
 def test_missing_files_stop_or_are_skipped(tiny_run, trained_checkpoint, tmp_path):

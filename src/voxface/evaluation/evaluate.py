@@ -123,10 +123,12 @@ class Evaluation:
     retrieval: dict[str, dict] = field(default_factory=dict)
     lost_trials: dict[str, int] = field(default_factory=dict)
     encoded: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # (labels, scores)
+    plots: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,
-                "lost_trials": self.lost_trials, "encoded": self.encoded}
+                "lost_trials": self.lost_trials, "encoded": self.encoded, "plots": self.plots}
 
 
 def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxceleb1", out: str | Path | None = None,
@@ -172,6 +174,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         labels = trials.labels[keep]
         scores = cos(np.stack([voice_emb[roots.voice(trials.voice_files[i])] for i in keep]),
                      np.stack([face_emb[roots.face(trials.face_files[i])] for i in keep]))
+        result.scores[trials.name] = (labels, scores)
         low, high = bootstrap_interval(labels, scores, resamples=bootstrap) if bootstrap else (float("nan"),) * 2
         result.verification[trials.name] = {
             "auc": roc_auc(labels, scores), "auc_ci95": [low, high], "eer": equal_error_rate(labels, scores),
@@ -200,5 +203,44 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
     result.retrieval["face_to_voice"] = retrieval(f_matrix[f_keep], f_ids[f_keep], v_matrix, v_ids)
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
+        result.plots = [str(p) for p in write_plots(result, Path(out) / "plots", checkpoint, embedder,
+                                                    voice_emb, voice_ids)]
         (Path(out) / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
     return result
+
+
+def write_plots(result: Evaluation, folder: Path, checkpoint: str | Path, embedder: Embedder,
+                voice_emb: dict[Path, np.ndarray], voice_ids: dict[Path, int]) -> list[Path]:
+    """ROC curves and score distributions per test set, and Fig. 4 (PCA before/after training)."""
+    from voxface.evaluation.plots import plot_distributions, plot_pca, plot_roc
+    from voxface.training.module import build_audio_encoder
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for test_set in ("unseenunheard", "seenheard"):
+        group = {k.split("_")[0]: v for k, v in result.scores.items() if k.endswith(test_set)}
+        paths.append(plot_roc(group, folder / f"roc_{test_set}.png", f"ROC, {test_set}"))
+        paths.append(plot_distributions(group, folder / f"scores_{test_set}.png", f"cosine scores, {test_set}"))
+    # Fig. 4: the three unseen-unheard identities with the most clips; "before" is the audio encoder as
+    # training initialised it (same seed, same construction order), "after" the trained one.
+    by_id: dict[int, list[Path]] = {}
+    for path, identity in voice_ids.items():
+        if path in voice_emb:
+            by_id.setdefault(identity, []).append(path)
+    chosen = sorted(by_id, key=lambda i: (-len(by_id[i]), i))[:3]
+    if len(chosen) == 3:
+        _, config = load_trained_model(checkpoint)
+        torch.manual_seed(config.trainer.seed)
+        trained_audio = embedder.model.audio
+        try:
+            if config.audio.encoder == "ecapa" and not config.audio.weights:
+                embedder.model.audio = build_audio_encoder(config).to(embedder.device).eval()
+                before_emb, _ = embedder.embed([p for i in chosen for p in by_id[i]], "voice")
+                before = {f"speaker {i}": np.stack([before_emb[p] for p in by_id[i]]) for i in chosen}
+            else:  # pretrained starting weights may not be on this machine: show the trained model only
+                before = None
+        finally:
+            embedder.model.audio = trained_audio
+        after = {f"speaker {i}": np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
+        paths.append(plot_pca(before, after, folder / "fig4_voice_pca.png"))
+    return paths

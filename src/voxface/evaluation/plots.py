@@ -1,0 +1,78 @@
+"""Figures: ROC curves per group, score distributions, and the paper's Fig. 4 (PCA of voice embeddings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(scores: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
+    """One ROC curve per list: ``{name: (labels, scores)}``."""
+    from sklearn.metrics import roc_curve
+
+    from voxface.evaluation.metrics import roc_auc
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (labels, values) in scores.items():
+        fpr, tpr, _ = roc_curve(labels, values)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(labels, values):.3f})")
+    ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+    ax.set(xlabel="false acceptance rate", ylabel="true acceptance rate", title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_distributions(scores: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
+    """Positive and negative cosine-score histograms per list."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(scores), figsize=(3 * len(scores), 2.8), squeeze=False, sharey=True)
+    for ax, (name, (labels, values)) in zip(axes[0], scores.items(), strict=True):
+        labels = np.asarray(labels).astype(bool)
+        bins = np.linspace(values.min(), values.max(), 30)
+        ax.hist(values[labels], bins=bins, alpha=0.6, label="same identity", density=True)
+        ax.hist(values[~labels], bins=bins, alpha=0.6, label="different", density=True)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("cosine score", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_pca(before: dict[str, np.ndarray] | None, after: dict[str, np.ndarray], path: Path) -> Path:
+    """Paper Fig. 4: voice embeddings of a few identities in 2-D PCA, before (when known) and after training."""
+    plt = _pyplot()
+    panels = ([("before training", before)] if before is not None else []) + [("after training", after)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    axes = axes[0]
+    for ax, (label, groups) in zip(axes, panels, strict=True):
+        stacked = np.concatenate(list(groups.values()))
+        centred = stacked - stacked.mean(0)
+        _, _, components = np.linalg.svd(centred, full_matrices=False)
+        for name, matrix in groups.items():
+            points = (matrix - stacked.mean(0)) @ components[:2].T
+            ax.scatter(points[:, 0], points[:, 1], s=18, label=name)
+        ax.set_title(label)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
