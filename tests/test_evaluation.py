@@ -167,3 +167,18 @@ def test_an_ssl_run_trains_and_evaluates_from_its_checkpoint(tiny_run, tiny_ssl,
     result = evaluate(tmp_path / "ssl" / "checkpoints" / "last.ckpt", root / "voxsynth", root / "voxsynth" / "protocol",
                       bootstrap=0, workers=0)
     assert 0 <= result.verification["random_unseenunheard"]["auc"] <= 1
+
+
+def test_report_puts_runs_side_by_side(tiny_run, trained_checkpoint, tmp_path, capsys):
+    root, _ = tiny_run
+    args = ["evaluate", "--checkpoint", str(trained_checkpoint), "--data", str(root / "voxsynth"), "--lists",
+            str(root / "voxsynth" / "protocol"), "--bootstrap", "0", "--workers", "0"]
+    for name in ("contrastive", "full"):
+        assert main([*args, "--out", str(tmp_path / name), "--name", name]) == 0
+    assert main(["report", str(tmp_path / "contrastive"), str(tmp_path / "full"), "--out", str(tmp_path / "cmp")]) == 0
+    table = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert set(table["runs"]) == {"contrastive", "full"} and table["oracle_ceiling"]
+    assert "| contrastive |" in (tmp_path / "cmp" / "comparison.md").read_text()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    assert "report.json does not exist" in capsys.readouterr().err

@@ -130,6 +130,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from voxface.evaluation.report import compare_runs
+
+    try:
+        paths = compare_runs(args.runs, args.out)
+    except FileNotFoundError as err:
+        raise VoxfaceError(str(err)) from None
+    print(paths[-1].read_text())
+    print("reports: " + ", ".join(map(str, paths)))
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from voxface.evaluation.api import VoiceFaceScorer
 
@@ -232,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     ev.add_argument("--name", default=None, help="the run's name in the reports")
     ev.set_defaults(func=cmd_evaluate)
+
+    report = commands.add_parser("report", help="put several evaluated runs side by side (Table 3 / 4 layout)")
+    report.add_argument("runs", type=Path, nargs="+", help="folders written by 'voxface evaluate --out'")
+    report.add_argument("--out", type=Path, required=True)
+    report.set_defaults(func=cmd_report)
 
     score = commands.add_parser("score", help="score one voice against faces with a trained checkpoint")
     score.add_argument("--checkpoint", type=Path, required=True)

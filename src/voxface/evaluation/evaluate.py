@@ -175,7 +175,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         scores = cos(np.stack([voice_emb[roots.voice(trials.voice_files[i])] for i in keep]),
                      np.stack([face_emb[roots.face(trials.face_files[i])] for i in keep]))
         result.scores[trials.name] = (labels, scores)
-        low, high = bootstrap_interval(labels, scores, resamples=bootstrap) if bootstrap else (float("nan"),) * 2
+        low, high = bootstrap_interval(labels, scores, resamples=bootstrap) if bootstrap else (None, None)
         result.verification[trials.name] = {
             "auc": roc_auc(labels, scores), "auc_ci95": [low, high], "eer": equal_error_rate(labels, scores),
             "trials": len(keep), "positives": int(labels.sum())}

@@ -45,8 +45,8 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
         writer.writerow(["list", "auc", "auc_ci95_low", "auc_ci95_high", "eer", "trials", "lost_trials",
                          "oracle_ceiling"])
         for key, value in evaluation.verification.items():
-            writer.writerow([key, f"{value['auc']:.4f}", f"{value['auc_ci95'][0]:.4f}",
-                             f"{value['auc_ci95'][1]:.4f}", f"{value['eer']:.4f}", value["trials"],
+            low, high = (f"{x:.4f}" if x is not None else "" for x in value["auc_ci95"])
+            writer.writerow([key, f"{value['auc']:.4f}", low, high, f"{value['eer']:.4f}", value["trials"],
                              evaluation.lost_trials.get(key, 0),
                              f"{oracle['verification_auc'][key]:.4f}" if oracle else ""])
         for key, value in evaluation.matching.items():
@@ -61,8 +61,9 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
         lines.append(f"| {label} | {cells} |")
     lines += ["", "| list | AUC | 95% CI | EER | trials |", "|---|---|---|---|---|"]
     for key, value in evaluation.verification.items():
-        lines.append(f"| {key} | {value['auc']:.3f} | {value['auc_ci95'][0]:.3f}-{value['auc_ci95'][1]:.3f} | "
-                     f"{value['eer']:.3f} | {value['trials']} |")
+        low, high = value["auc_ci95"]
+        interval = f"{low:.3f}-{high:.3f}" if low is not None else "not computed"
+        lines.append(f"| {key} | {value['auc']:.3f} | {interval} | {value['eer']:.3f} | {value['trials']} |")
     lines += ["", "| 1:2 matching | accuracy | trials |", "|---|---|---|"]
     lines += [f"| {k} | {v['accuracy']:.3f} | {v['trials']} |" for k, v in evaluation.matching.items()]
     lines += ["", "| retrieval (unseen-unheard) | mAP | R@1 | R@5 | R@10 |", "|---|---|---|---|---|"]
@@ -73,3 +74,47 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
         lines += ["", "Trials lost to missing or unreadable files: " + ", ".join(f"{k} {v}" for k, v in lost.items())]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return [out / "report.json", out / "report.csv", out / "report.md"]
+
+
+def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
+    """Several evaluated runs side by side (the paper's Table 3 / Table 4 layout): one row per run.
+
+    Each folder is an ``evaluate --out`` folder holding ``report.json``. Writes comparison.md/.csv/.json.
+    """
+    out = Path(out)
+    runs = []
+    for folder in map(Path, report_dirs):
+        path = folder / "report.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: run 'voxface evaluate --out {folder}' first")
+        report = json.loads(path.read_text())
+        runs.append((report["name"], report["table2_auc_percent"][report["name"]], report))
+    names = [name for name, _, _ in runs]
+    if len(set(names)) != len(names):  # the same run name twice: tell them apart by folder
+        runs = [(f"{name} ({Path(d).name})", values, report) for (name, values, report), d in
+                zip(runs, report_dirs, strict=True)]
+    keys = [f"{t}_{c}" for t in TEST_SETS for c in COLUMNS]
+    out.mkdir(parents=True, exist_ok=True)
+    table = {name: {**{k: values[k] for k in keys},
+                    "v2f_U": 100 * report["matching"]["v2f_U"]["accuracy"],
+                    "f2v_U": 100 * report["matching"]["f2v_U"]["accuracy"]} for name, values, report in runs}
+    oracle = next((r["table2_auc_percent"].get("oracle ceiling") for _, _, r in runs
+                   if "oracle ceiling" in r["table2_auc_percent"]), None)
+    (out / "comparison.json").write_text(json.dumps({"runs": table, "oracle_ceiling": oracle}, indent=1))
+    columns = keys + ["v2f_U", "f2v_U"]
+    with (out / "comparison.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", *columns])
+        for name, row in table.items():
+            writer.writerow([name, *(f"{row[c]:.2f}" for c in columns)])
+    header = ["run"] + [f"U-U {c}" for c in COLUMNS] + [f"S-H {c}" for c in COLUMNS] + ["1:2 v2f U", "1:2 f2v U"]
+    lines = ["# Runs side by side", "", "Verification AUC (%) and 1:2 matching accuracy (%); the layout of Sun & Su "
+             "2025 Tables 3 and 4.", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    best = {c: max(row[c] for row in table.values()) for c in columns}
+    for name, row in table.items():
+        cells = [f"**{row[c]:.1f}**" if row[c] == best[c] and len(table) > 1 else f"{row[c]:.1f}" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if oracle:
+        lines.append("| oracle ceiling | " + " | ".join(f"{oracle[k]:.1f}" for k in keys) + " | | |")
+    (out / "comparison.md").write_text("\n".join(lines) + "\n")
+    return [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
