@@ -97,7 +97,7 @@ def test_evaluate_embeds_each_file_once_caches_and_reports(tiny_run, trained_che
     from PIL import Image
 
     plots = [tmp_path / "plots" / name for name in ("roc_unseenunheard.png", "scores_seenheard.png",
-                                                    "fig4_voice_pca.png")]
+                                                    "fig4_voice_pca.png", "fig5_similarity.png")]
     for plot in plots:
         pixels = np.asarray(Image.open(plot).convert("L"), dtype=float)
         assert pixels.std() > 5  # not blank
@@ -179,6 +179,7 @@ def test_report_puts_runs_side_by_side(tiny_run, trained_checkpoint, tmp_path, c
     table = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert set(table["runs"]) == {"contrastive", "full"} and table["oracle_ceiling"]
     assert "| contrastive |" in (tmp_path / "cmp" / "comparison.md").read_text()
+    assert (tmp_path / "cmp" / "fig5_similarity.png").is_file()
     capsys.readouterr()
     assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     assert "report.json does not exist" in capsys.readouterr().err

@@ -137,7 +137,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         paths = compare_runs(args.runs, args.out)
     except FileNotFoundError as err:
         raise VoxfaceError(str(err)) from None
-    print(paths[-1].read_text())
+    print((Path(args.out) / "comparison.md").read_text())
     print("reports: " + ", ".join(map(str, paths)))
     return 0
 

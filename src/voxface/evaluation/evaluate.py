@@ -125,6 +125,7 @@ class Evaluation:
     encoded: dict[str, int] = field(default_factory=dict)
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # (labels, scores)
     plots: list[str] = field(default_factory=list)
+    face_files_by_identity: dict[int, list[Path]] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
         return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,
@@ -199,6 +200,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
     v_matrix, f_matrix = np.stack([voice_emb[p] for p in v_paths]), np.stack([face_emb[p] for p in f_paths])
     v_ids, f_ids = np.array([voice_ids[p] for p in v_paths]), np.array([face_ids[p] for p in f_paths])
     v_keep, f_keep = np.isin(v_ids, f_ids), np.isin(f_ids, v_ids)
+    for path, identity in face_ids.items():
+        if path in face_emb:
+            result.face_files_by_identity.setdefault(int(identity), []).append(path)
     result.retrieval["voice_to_face"] = retrieval(v_matrix[v_keep], v_ids[v_keep], f_matrix, f_ids)
     result.retrieval["face_to_voice"] = retrieval(f_matrix[f_keep], f_ids[f_keep], v_matrix, v_ids)
     if out:
@@ -226,7 +230,7 @@ def write_plots(result: Evaluation, folder: Path, checkpoint: str | Path, embedd
     by_id: dict[int, list[Path]] = {}
     for path, identity in voice_ids.items():
         if path in voice_emb:
-            by_id.setdefault(identity, []).append(path)
+            by_id.setdefault(int(identity), []).append(path)
     chosen = sorted(by_id, key=lambda i: (-len(by_id[i]), i))[:3]
     if len(chosen) == 3:
         _, config = load_trained_model(checkpoint)
@@ -243,4 +247,27 @@ def write_plots(result: Evaluation, folder: Path, checkpoint: str | Path, embedd
             embedder.model.audio = trained_audio
         after = {f"speaker {i}": np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
         paths.append(plot_pca(before, after, folder / "fig4_voice_pca.png"))
+    paths += _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id)
     return paths
+
+
+def _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id) -> list[Path]:
+    """Fig. 5 for this run: T, F and V similarity between up to 20 unseen-unheard identities; the matrices
+    are kept in fig5_similarity.npz so that 'voxface report' can put runs (RKD on / off) side by side."""
+    from voxface.evaluation.plots import plot_similarity, similarity_matrices
+
+    face_files = result.face_files_by_identity
+    identities = [i for i in sorted(by_id) if face_files.get(i)][:20]
+    if len(identities) < 3:
+        return []
+    teacher, mapped, voices = [], [], []
+    with torch.no_grad():
+        for identity in identities:
+            images = torch.stack([face_to_tensor(read_face(p, embedder.model.face_size)) for p in face_files[identity]])
+            t = embedder.model.teacher_embeddings(images.to(embedder.device))
+            teacher.append(t.mean(0).cpu().numpy())
+            mapped.append(embedder.model.mapping(t).mean(0).cpu().numpy())
+            voices.append(np.stack([voice_emb[p] for p in by_id[identity]]).mean(0))
+    matrices = similarity_matrices(np.stack(teacher), np.stack(mapped), np.stack(voices))
+    np.savez(folder / "fig5_similarity.npz", **{k.split()[-1]: v for k, v in matrices.items()})
+    return [plot_similarity({"this run": matrices}, folder / "fig5_similarity.png")]

@@ -76,3 +76,30 @@ def plot_pca(before: dict[str, np.ndarray] | None, after: dict[str, np.ndarray],
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def similarity_matrices(teacher: np.ndarray, faces: np.ndarray, voices: np.ndarray) -> dict[str, np.ndarray]:
+    """Cosine-similarity matrices between identities (rows: per-identity mean embeddings)."""
+    def cosine(x: np.ndarray) -> np.ndarray:
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return x @ x.T
+
+    return {"teacher T": cosine(teacher), "mapped faces F": cosine(faces), "voices V": cosine(voices)}
+
+
+def plot_similarity(rows: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
+    """Fig. 5-style view: per run (a row), the identity-by-identity similarity of T, F and V.
+
+    With RKD, F keeps T's structure; without it, F is free to drift (paper section 6.2.2)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
+    for r, (run, matrices) in enumerate(rows.items()):
+        for c, (label, matrix) in enumerate(matrices.items()):
+            axes[r, c].imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
+            axes[r, c].set_title(f"{run}: {label}" if c == 0 else label, fontsize=8)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -7,6 +7,8 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+
 from voxface.evaluation.evaluate import Evaluation
 
 GROUPS = ("random", "G", "N", "A", "GNA")
@@ -117,4 +119,15 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
     if oracle:
         lines.append("| oracle ceiling | " + " | ".join(f"{oracle[k]:.1f}" for k in keys) + " | | |")
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
-    return [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
+    paths = [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
+    similarity = {}
+    for (name, _, _), folder in zip(runs, report_dirs, strict=True):
+        matrices = Path(folder) / "plots" / "fig5_similarity.npz"
+        if matrices.is_file():
+            stored = np.load(matrices)
+            similarity[name] = {"teacher T": stored["T"], "mapped faces F": stored["F"], "voices V": stored["V"]}
+    if similarity:
+        from voxface.evaluation.plots import plot_similarity
+
+        paths.append(plot_similarity(similarity, out / "fig5_similarity.png"))
+    return paths
