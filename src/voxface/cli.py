@@ -104,7 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     summary = train(config, resume=args.resume)
     if summary["interrupted"]:
-        print(f"interrupted at step {summary['steps']}; continue with: voxface train --config {args.config} --resume",
+        again = " ".join(([f"--config {args.config}"] if args.config else []) + list(args.overrides))
+        print(f"interrupted at step {summary['steps']}; continue with: voxface train {again} --resume",
               file=sys.stderr)
         return 130
     print(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['seconds']} s; "
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     face.set_defaults(func=cmd_pretrain_face)
 
     train = commands.add_parser("train", help="train the voice-face model (paper Algorithm 1) from a YAML config")
-    train.add_argument("--config", type=Path, required=True, help="YAML file (see configs/)")
+    train.add_argument("--config", type=Path, default=None, help="YAML file (see configs/); else defaults + overrides")
     train.add_argument("--resume", action="store_true", help="continue the run in trainer.out from last.ckpt")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.batch_size=32 trainer.epochs=5")
     train.set_defaults(func=cmd_train)
