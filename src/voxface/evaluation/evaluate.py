@@ -24,6 +24,7 @@ from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.voiceface import VoiceFaceModel
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import Protocol, load_protocol
+from voxface.training.config import TrainConfig
 
 log = logging.getLogger("voxface")
 
@@ -150,7 +151,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         raise ProtocolError(f"{len(missing)} files the lists need are missing under {data}, e.g. "
                             f"{', '.join(map(str, missing[:3]))}; pass --skip-missing to score the rest")
     missing_set = set(missing)
-    model, _ = load_trained_model(checkpoint)
+    model, config = load_trained_model(checkpoint)
     embedder = Embedder(model, batch_size, workers, crop_seconds)
     key = checkpoint_digest(checkpoint) + (f"_crop{crop_seconds}" if crop_seconds else "")
     cache = Path(out) / "embeddings" if out else None
@@ -207,13 +208,13 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
     result.retrieval["face_to_voice"] = retrieval(f_matrix[f_keep], f_ids[f_keep], v_matrix, v_ids)
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
-        result.plots = [str(p) for p in write_plots(result, Path(out) / "plots", checkpoint, embedder,
+        result.plots = [str(p) for p in write_plots(result, Path(out) / "plots", config, embedder,
                                                     voice_emb, voice_ids)]
         (Path(out) / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
     return result
 
 
-def write_plots(result: Evaluation, folder: Path, checkpoint: str | Path, embedder: Embedder,
+def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder: Embedder,
                 voice_emb: dict[Path, np.ndarray], voice_ids: dict[Path, int]) -> list[Path]:
     """ROC curves and score distributions per test set, and Fig. 4 (PCA before/after training)."""
     from voxface.evaluation.plots import plot_distributions, plot_pca, plot_roc
@@ -233,7 +234,6 @@ def write_plots(result: Evaluation, folder: Path, checkpoint: str | Path, embedd
             by_id.setdefault(int(identity), []).append(path)
     chosen = sorted(by_id, key=lambda i: (-len(by_id[i]), i))[:3]
     if len(chosen) == 3:
-        _, config = load_trained_model(checkpoint)
         torch.manual_seed(config.trainer.seed)
         trained_audio = embedder.model.audio
         try:

@@ -46,7 +46,7 @@ from voxface.protocol.stats import age_band
 from voxface.protocol.writer import old_voice_path, write_matching, write_meta, write_splits, write_verification
 from voxface.synth.face import Scene, render_face
 from voxface.synth.model import NATIONALITIES, IdentityModel, draw_population
-from voxface.synth.oracle import Oracle
+from voxface.synth.oracle import CONSTRAINTS, Oracle
 from voxface.synth.voice import SAMPLE_RATE, Channel, VoiceTraits, render_voice
 
 log = logging.getLogger("voxface")
@@ -198,9 +198,8 @@ def _render_teachers(task: dict) -> str:
 
 
 def _constraint_key(ident: Identity, group: str) -> tuple:
-    fields = {"random": (), "U": (), "G": ("g",), "N": ("n",), "A": ("a",), "GN": ("g", "n"), "GNA": ("g", "n", "a")}
     values = {"g": ident.gender, "n": ident.nationality, "a": age_band(ident.age)}
-    return tuple(values[f] for f in fields[group])
+    return tuple(values[f] for f in CONSTRAINTS[group])  # the same table the oracle scores with
 
 
 def _pick_other(person: Person, pool: list[Person], group: str, rng: np.random.Generator) -> Person | None:
