@@ -165,10 +165,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from voxface.demo import run_demo
+    from voxface.demo import UserData, run_demo
 
-    run_demo(args.out, identities=args.identities, epochs=args.epochs, workers=args.workers, progress=not args.quiet)
-    return 0
+    user = None
+    if args.data is not None:
+        if args.face_weights is None:
+            raise VoxfaceError("--data needs --face-weights: the face teacher (an insightface backbone.pth)")
+        user = UserData(root=args.data, face_weights=args.face_weights, lists=args.lists, config=args.config,
+                        overrides=args.overrides)
+    elif args.face_weights or args.config or args.overrides:
+        raise VoxfaceError("--face-weights, --config and key=value overrides go with --data (your own data set)")
+    result = run_demo(args.out, size=args.size, user=user, epochs=args.epochs, workers=args.workers,
+                      progress=not args.quiet)
+    return 0 if all(bar["met"] for bar in result["bars"]) or not args.strict else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,12 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--crop", type=float, default=None)
     embed.set_defaults(func=cmd_embed)
 
-    demo = commands.add_parser("demo", help="the main job on the built-in VoxSynth data (resumes when rerun)")
+    demo = commands.add_parser(
+        "demo", help="the main job end to end: data, teacher, method + ablations, evaluation, reports (resumes)",
+        description="On VoxSynth (default) or your own VoxCeleb1-layout data (--data ROOT --face-weights W): "
+                    "train the full method and the contrastive-only and OT-only ablations, evaluate each on every "
+                    "list and write Table 2 / Table 3 reports and plots into one run folder. Run again to continue.")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")
-    demo.add_argument("--identities", type=int, default=300, help="VoxSynth identities (default: %(default)s)")
-    demo.add_argument("--epochs", type=int, default=12, help="training epochs (default: %(default)s)")
+    demo.add_argument("--size", default="default", help="VoxSynth and model sizes: default or tiny (a quick check)")
+    demo.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default: the size's)")
     demo.add_argument("--workers", type=int, default=None, help="processes for generation (default: all cores)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--strict", action="store_true", help="exit with status 1 when a bar is not met")
+    demo.add_argument("--data", type=Path, default=None, help="your VoxCeleb1-layout root instead of VoxSynth")
+    demo.add_argument("--lists", default="voxceleb1", help="with --data: 'voxceleb1' or a protocol folder")
+    demo.add_argument("--face-weights", type=Path, default=None, help="with --data: the face teacher backbone.pth")
+    demo.add_argument("--config", type=Path, default=None,
+                      help="with --data: a training YAML (audio encoder, sizes); the demo sets data, teacher, out")
+    demo.add_argument("overrides", nargs="*", metavar="key=value", help="with --data: training config overrides")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,81 +1,288 @@
-"""``voxface demo``: the main job on the built-in data, as far as the toolkit goes today.
+"""``voxface demo``: the main job end to end, on the built-in VoxSynth data or on the user's own.
 
-1. generate VoxSynth (default size) with its preview, statistics and oracle ceilings, and check it;
-2. pretrain a small face teacher (IResNet-18 x0.25, 64 px) on VoxSynth's faces-only identities;
-3. train the paper's method (contrastive + OT + RKD) with a CPU-size ECAPA-TDNN, reporting the
-   validation AUC against the oracle ceiling.
-Every step keeps its output in the run folder; run again, finished steps are reused and an
-interrupted training resumes from its last checkpoint.
+1. data: generate VoxSynth with its oracle ceilings (or check the user's VoxCeleb1-layout tree);
+2. face teacher: pretrain a small IResNet on VoxSynth's faces-only identities (or take the user's);
+3. train the paper's method and the ablations of its Table 3 with the same settings otherwise:
+   contrastive + OT + RKD ("full"), contrastive only (OT weight 0), OT only (contrastive weight 0);
+4. evaluate every run on every list (verification, 1:2 matching, retrieval, plots);
+5. report: Table 2 for the full method (with the oracle ceiling on VoxSynth), Table 3 across the runs
+   and the demo's bars, written to ``<out>/report`` and printed with the folder's path.
+
+Every step keeps its output in the run folder. Run again, finished steps are reused, and an
+interrupted generation, teacher or training run continues from where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from voxface.protocol import DataRoots, load_protocol
-from voxface.protocol.check import check_files, format_check
-from voxface.protocol.stats import format_stats
-from voxface.synth.build import SynthConfig, generate
-from voxface.synth.preview import write_preview
-from voxface.training.config import load_config
-from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+from voxface.errors import ConfigError
+from voxface.synth.build import SynthConfig
+from voxface.training.face_teacher import FaceTeacherConfig
 
-# The CPU-size settings of configs/voxsynth/base.yaml, with the demo's paths.
-TEACHER = FaceTeacherConfig(depth=18, width=0.25, input_size=64, num_features=128, epochs=8, batch_size=64,
-                            lr=0.1, margin=0.3, scale=30.0)
-
-
-def demo_train_overrides(out: Path, epochs: int) -> list[str]:
-    data = out / "voxsynth"
-    return [f"data.root={data}", f"data.lists={data / 'protocol'}", "data.face_size=64",
-            f"face.weights={out / 'teacher' / 'backbone.pth'}", "mapping.hidden=[256]",
-            "audio.channels=[256,256,256,256,768]", "audio.embedding_size=128", "optim.batch_size=32",
-            "optim.step_gamma=0.7", "loss.temperature=0.2", f"trainer.epochs={epochs}",
-            "trainer.checkpoint_every=100", f"trainer.out={out / 'train' / 'full'}"]
+# Table 3's rows: the alignment terms each run keeps (RKD stays on in all three).
+RUNS: dict[str, tuple[str, ...]] = {
+    "full": (),
+    "contrastive": ("loss.ot_weight=0",),
+    "ot_only": ("loss.contrastive_weight=0",),
+}
+CONSTRAINED = ("G", "N", "A", "GNA")
+SHARE_BAR = 0.85  # (AUC - 0.5) / (ceiling - 0.5) the full method must reach on random unseen-unheard
+NEAR_CHANCE = 0.05  # OT alone counts as "near chance" within this much AUC of 0.5
 
 
-def run_demo(out: str | Path, identities: int = 300, epochs: int = 12, workers: int | None = None,
-             progress: bool = True) -> dict:
-    from voxface.cli import format_synth_summary
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the demo's data and models are: VoxSynth, the face teacher and the training overrides."""
+
+    synth: SynthConfig
+    teacher: FaceTeacherConfig
+    train: tuple[str, ...]
+
+    @property
+    def face_size(self) -> int:
+        return self.teacher.input_size
+
+
+SIZES: dict[str, DemoSize] = {
+    # About 15 minutes on 2 CPU cores (BENCHMARKS.md).
+    "default": DemoSize(
+        synth=SynthConfig(),
+        teacher=FaceTeacherConfig(depth=18, width=0.25, input_size=64, num_features=128, epochs=8, batch_size=64,
+                                  lr=0.1, margin=0.3, scale=30.0),
+        train=("data.face_size=64", "mapping.hidden=[256]", "audio.channels=[256,256,256,256,768]",
+               "audio.embedding_size=128", "optim.batch_size=32", "optim.step_gamma=0.7", "loss.temperature=0.2",
+               "trainer.epochs=4", "trainer.checkpoint_every=100")),
+    # The CI test's size: every step of the pipeline in about a minute.
+    "tiny": DemoSize(
+        synth=SynthConfig(identities=48, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0,
+                          max_seconds=3.0, teacher_identities=40, teacher_images=6, val_fraction=0.25,
+                          test_fraction=0.25),
+        teacher=FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=32, epochs=6, batch_size=32,
+                                  lr=0.05, margin=0.2, scale=16.0, workers=0),
+        train=("data.face_size=32", "data.workers=0", "data.crop_seconds=1.0", "data.val_crop_seconds=2.0",
+               "data.val_clips_per_identity=4", "mapping.hidden=[64]", "audio.channels=[32,32,32,32,96]",
+               "audio.embedding_size=32", "optim.batch_size=8", "optim.lr_audio=2e-3", "optim.lr_mapping=2e-3",
+               "loss.temperature=0.2", "trainer.epochs=2", "trainer.checkpoint_every=5", "trainer.accelerator=cpu")),
+}
+
+
+@dataclass
+class UserData:
+    """``voxface demo --data ROOT``: the user's VoxCeleb1-layout tree, lists, teacher and training config."""
+
+    root: Path
+    face_weights: Path
+    lists: str = "voxceleb1"
+    config: Path | None = None  # a training YAML (audio encoder, sizes); the demo sets data, teacher and out
+    overrides: list[str] = field(default_factory=list)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _data_step(out: Path, size: DemoSize, user: UserData | None, workers: int | None, progress: bool):
+    """(data root, lists, oracle or None) after generating VoxSynth or checking the user's tree."""
+    from voxface.protocol import DataRoots, load_protocol
+    from voxface.protocol.check import check_files, format_check
+    from voxface.protocol.stats import format_stats
+
+    if user is None:
+        from voxface.cli import format_synth_summary
+        from voxface.synth.build import generate
+        from voxface.synth.preview import write_preview
+
+        data = out / "voxsynth"
+        _say(f"[1/5] VoxSynth ({size.synth.identities} identities) -> {data}")
+        summary = generate(data, size.synth, workers=workers, progress=progress)
+        _say(format_synth_summary(data, summary))
+        for path in write_preview(data):
+            _say(f"preview: {path}")
+        root, lists, oracle = data, str(data / "protocol"), summary["oracle"]
+    else:
+        _say(f"[1/5] data: {user.root} with the {user.lists} lists")
+        root, lists, oracle = user.root, user.lists, None
+    protocol = load_protocol(lists)
+    _say(format_stats(protocol))
+    report = check_files(protocol, DataRoots.from_root(root))
+    _say(format_check(report))
+    return root, lists, oracle
+
+
+def _teacher_step(out: Path, root: Path, size: DemoSize, user: UserData | None, progress: bool) -> Path:
+    from voxface.training.face_teacher import pretrain_face_teacher
+
+    if user is not None:
+        _say(f"\n[2/5] face teacher: {user.face_weights} (given)")
+        return user.face_weights
+    folder, config = out / "teacher", size.teacher
+    _say(f"\n[2/5] face teacher: IResNet-{config.depth} x{config.width}, {config.input_size}px, "
+         f"on {root / 'teacher_faces'}")
+    if (folder / "teacher.json").is_file():
+        teacher = json.loads((folder / "teacher.json").read_text())
+        _say("(already trained)")
+    else:
+        resume = (folder / "checkpoints" / "last.ckpt").is_file()
+        teacher = pretrain_face_teacher(root / "teacher_faces", folder, config, resume=resume, progress=progress)
+    _say(f"held-out face verification AUC {teacher['heldout_verification_auc']:.3f} "
+         f"({teacher['heldout_identities']} unseen identities)")
+    return Path(teacher["backbone"])
+
+
+def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size: DemoSize,
+               user: UserData | None, epochs: int | None = None):
+    """The training configuration of one of the demo's runs."""
+    from voxface.training.config import load_config
+
+    # One teacher-embedding cache for the three runs: they share the teacher and the faces.
+    settings = [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}",
+                f"face.cache_dir={out / 'teacher_cache'}"]
+    settings += list(user.overrides) if user else list(size.train)
+    settings += [*RUNS[name], f"trainer.out={out / 'train' / name}"]
+    if epochs is not None:
+        settings.append(f"trainer.epochs={epochs}")
+    return load_config(user.config if user else None, settings)
+
+
+def _train_step(config, progress: bool) -> dict:
     from voxface.training.run import train
 
-    out = Path(out)
-    data = out / "voxsynth"
-    print(f"[1/3] VoxSynth ({identities} identities) -> {data}", flush=True)
-    summary = generate(data, SynthConfig(identities=identities), workers=workers, progress=progress)
-    print(format_synth_summary(data, summary))
-    for path in write_preview(data):
-        print(f"preview: {path}")
-    protocol, roots = load_protocol(data / "protocol"), DataRoots.from_root(data)
-    print(format_stats(protocol))
-    print(format_check(check_files(protocol, roots)))
-
-    teacher_dir = out / "teacher"
-    print(f"\n[2/3] face teacher: IResNet-18 x{TEACHER.width}, {TEACHER.input_size}px, on {data / 'teacher_faces'}",
-          flush=True)
-    if (teacher_dir / "teacher.json").is_file():
-        teacher = json.loads((teacher_dir / "teacher.json").read_text())
-        print("(already trained)")
-    else:
-        resume = (teacher_dir / "checkpoints" / "last.ckpt").is_file()
-        teacher = pretrain_face_teacher(data / "teacher_faces", teacher_dir, TEACHER, resume=resume,
-                                        progress=progress)
-    print(f"held-out face verification AUC {teacher['heldout_verification_auc']:.3f} "
-          f"({teacher['heldout_identities']} unseen identities)")
-
-    print("\n[3/3] training the paper's method (contrastive + OT + RKD), CPU-size ECAPA-TDNN", flush=True)
-    config = load_config(None, demo_train_overrides(out, epochs))
     config.trainer.progress = progress
-    run_file = Path(config.trainer.out) / "run.json"
-    if run_file.is_file() and json.loads(run_file.read_text()).get("epochs", 0) >= epochs:
-        result = json.loads(run_file.read_text())
-        print("(already trained)")
-    else:
-        resume = (Path(config.trainer.out) / "checkpoints" / "last.ckpt").is_file()
-        result = train(config, resume=resume)
-    ceiling = summary["oracle"]["verification_auc"]["random_unseenunheard"]
-    print(f"validation AUC (val identities, random negatives): best {result['best_val_auc']:.3f}, "
-          f"last {result['val_auc']:.3f}; oracle ceiling of random unseen-unheard: {ceiling:.3f}")
-    print(f"\ndone: {out}")
-    return {"synth": summary, "teacher": teacher, "train": result}
+    folder = Path(config.trainer.out)
+    run_file = folder / "run.json"
+    if run_file.is_file():
+        done = json.loads(run_file.read_text())
+        if done.get("epochs", 0) >= config.trainer.epochs and not done.get("interrupted"):
+            _say(f"(already trained: {done['epochs']} epochs, best validation AUC {done['best_val_auc']:.3f})")
+            return done
+    resume = (folder / "checkpoints" / "last.ckpt").is_file()
+    if resume:
+        _say(f"(resuming from {folder / 'checkpoints' / 'last.ckpt'})")
+    result = train(config, resume=resume)
+    if result["interrupted"]:
+        raise KeyboardInterrupt
+    return result
+
+
+def _evaluate_step(name: str, train_dir: Path, eval_dir: Path, root: Path, lists: str, oracle: dict | None,
+                   workers: int) -> dict:
+    from voxface.evaluation.evaluate import evaluate
+    from voxface.evaluation.report import write_reports
+
+    checkpoint = train_dir / "checkpoints" / "best.ckpt"
+    if not checkpoint.is_file():
+        checkpoint = train_dir / "checkpoints" / "last.ckpt"
+    report_file = eval_dir / "report.json"
+    if report_file.is_file() and report_file.stat().st_mtime > checkpoint.stat().st_mtime:
+        _say(f"(already evaluated: {report_file})")
+        return json.loads(report_file.read_text())
+    result = evaluate(checkpoint, root, lists, out=eval_dir, workers=workers)
+    write_reports(result, eval_dir, name=name, oracle=oracle, literature=oracle is None)
+    return json.loads(report_file.read_text())
+
+
+def share_of_ceiling(auc: float, ceiling: float) -> float:
+    """How far from chance (0) to the oracle ceiling (1) an AUC lies."""
+    return (auc - 0.5) / (ceiling - 0.5)
+
+
+def check_bars(reports: dict[str, dict], oracle: dict | None) -> list[tuple[str, bool, str]]:
+    """The demo's bars as (bar, met, what was measured), from each run's report.json."""
+    key = "random_unseenunheard"
+    full = reports["full"]["verification"]
+    bars = []
+    if oracle:
+        ceiling = oracle["verification_auc"][key]
+        share = share_of_ceiling(full[key]["auc"], ceiling)
+        bars.append((f"full method covers >= {SHARE_BAR:.0%} of chance-to-ceiling on random unseen-unheard",
+                     share >= SHARE_BAR, f"AUC {full[key]['auc']:.3f}, ceiling {ceiling:.3f}: {share:.0%}"))
+    for test_set in ("unseenunheard", "seenheard"):
+        lows = {g: full[f"{g}_{test_set}"]["auc_ci95"][0] for g in CONSTRAINED}
+        aucs = {g: full[f"{g}_{test_set}"]["auc"] for g in CONSTRAINED}
+        met = all(low is not None and low > 0.5 for low in lows.values())
+        bars.append((f"full method above chance on every constrained {test_set} list (95% CI above 0.5)", met,
+                     ", ".join(f"{g} {aucs[g]:.3f} (low {lows[g]:.3f})" for g in CONSTRAINED)))
+    ot = reports["ot_only"]["verification"][key]["auc"]
+    bars.append(("OT alone stays near chance (Table 3)", abs(ot - 0.5) <= NEAR_CHANCE,
+                 f"OT only {ot:.3f} on random unseen-unheard"))
+    contrastive = reports["contrastive"]["verification"][key]["auc"]
+    with_ot = full[key]["auc"]
+    ci = reports["contrastive"]["verification"][key]["auc_ci95"]
+    measured = f"contrastive + OT {with_ot:.3f}, contrastive only {contrastive:.3f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
+    if with_ot < contrastive:
+        measured += ": on these data the OT term did not help" + (
+            ", and the drop lies outside the contrastive run's CI" if with_ot < ci[0] else
+            " (the difference lies within the contrastive run's CI)")
+    bars.append(("contrastive + OT is not below contrastive alone (Table 3)", with_ot >= contrastive, measured))
+    return bars
+
+
+def format_bars(bars: list[tuple[str, bool, str]]) -> str:
+    return "\n".join(f"- [{'met' if met else 'NOT MET'}] {bar}: {measured}" for bar, met, measured in bars)
+
+
+def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict], oracle: dict | None) -> Path:
+    from voxface.evaluation.report import compare_runs
+
+    folder = out / "report"
+    compare_runs([eval_dirs[name] for name in RUNS], folder)
+    shutil.copyfile(eval_dirs["full"] / "report.md", folder / "table2_full.md")
+    shutil.copyfile(folder / "comparison.md", folder / "table3_ablations.md")
+    table2 = (eval_dirs["full"] / "report.md").read_text().split("\n\n| list |")[0].strip()
+    table3 = (folder / "comparison.md").read_text().strip()
+    bars = check_bars(reports, oracle)
+    summary = "\n\n".join([
+        "# voxface demo", table2.replace("# Cross-modal verification", "## Table 2. Cross-modal verification"),
+        table3.replace("# Runs side by side", "## Table 3. Alignment terms (RKD on in every run)"),
+        "## Bars", format_bars(bars),
+        "## Files",
+        "\n".join([f"- {folder / 'table2_full.md'}: Table 2 with per-list CIs, EER, 1:2 matching and retrieval",
+                   f"- {folder / 'table3_ablations.md'} (+ .csv/.json as comparison.*): Table 3",
+                   *(f"- {eval_dirs[n] / 'plots'}: {n}'s ROC, score distributions, PCA and similarity plots"
+                     for n in RUNS),
+                   f"- {folder / 'fig5_similarity.png'}: Fig. 5-style similarity structure of the three runs"]),
+    ])
+    (folder / "summary.md").write_text(summary + "\n")
+    (folder / "bars.json").write_text(json.dumps([{"bar": b, "met": m, "measured": s} for b, m, s in bars], indent=1))
+    return folder
+
+
+def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData | None = None,
+             epochs: int | None = None, workers: int | None = None, progress: bool = True) -> dict:
+    """Run (or continue) the whole demo into ``out``; returns the bars and the report folder."""
+    out = Path(out)
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ConfigError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
+        size = SIZES[size]
+    if user is not None:
+        for what, path in (("--data", user.root), ("--face-weights", user.face_weights)):
+            if not Path(path).exists():
+                raise ConfigError(f"{what} {path} does not exist")
+    root, lists, oracle = _data_step(out, size, user, workers, progress)
+    teacher = _teacher_step(out, Path(root), size, user, progress)
+    configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs) for name in RUNS}
+    runs = {}
+    for i, name in enumerate(RUNS, start=1):
+        terms = {"full": "contrastive + OT + RKD", "contrastive": "contrastive + RKD", "ot_only": "OT + RKD"}[name]
+        _say(f"\n[3/5] training run {i}/{len(RUNS)}: {name} ({terms}) -> {configs[name].trainer.out}")
+        runs[name] = _train_step(configs[name], progress)
+        _say(f"best validation AUC {runs[name]['best_val_auc']:.3f} after {runs[name]['epochs']} epochs "
+             f"({runs[name]['seconds']:.0f} s)")
+    eval_dirs = {name: out / "eval" / name for name in RUNS}
+    reports = {}
+    for i, name in enumerate(RUNS, start=1):
+        _say(f"\n[4/5] evaluating run {i}/{len(RUNS)}: {name} on every list -> {eval_dirs[name]}")
+        reports[name] = _evaluate_step(name, out / "train" / name, eval_dirs[name], Path(root), lists, oracle,
+                                       configs[name].data.workers)
+        auc = reports[name]["verification"]["random_unseenunheard"]["auc"]
+        _say(f"random unseen-unheard AUC {auc:.3f}")
+    _say("\n[5/5] reports")
+    folder = _report_step(out, eval_dirs, reports, oracle)
+    _say("\n" + (folder / "summary.md").read_text())
+    _say(f"run folder: {out.resolve()}\nreports: {folder.resolve()}")
+    return {"report": str(folder), "bars": json.loads((folder / "bars.json").read_text()), "runs": runs}

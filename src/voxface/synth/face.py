@@ -37,11 +37,11 @@ class Scene:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Scene:
-        colours = rng.integers(20, 235, size=(2, 3))
+        colours = rng.integers(70, 190, size=(2, 3))
         return cls(background=(tuple(map(int, colours[0])), tuple(map(int, colours[1]))),
-                   light_side=float(rng.uniform(-1, 1)), light_level=float(rng.uniform(0.85, 1.15)),
-                   cast=tuple(float(c) for c in rng.uniform(0.9, 1.1, 3)), roll=float(rng.uniform(-6, 6)),
-                   yaw=float(rng.uniform(-0.6, 0.6)), scale=float(rng.uniform(0.93, 1.05)),
+                   light_side=float(rng.uniform(-0.5, 0.5)), light_level=float(rng.uniform(0.92, 1.08)),
+                   cast=tuple(float(c) for c in rng.uniform(0.96, 1.04, 3)), roll=float(rng.uniform(-4, 4)),
+                   yaw=float(rng.uniform(-0.3, 0.3)), scale=float(rng.uniform(0.97, 1.03)),
                    shift=(float(rng.uniform(-0.03, 0.03)), float(rng.uniform(-0.03, 0.03))))
 
 
@@ -70,13 +70,13 @@ def render_face(knobs: np.ndarray, scene: Scene, rng: np.random.Generator, size:
     hair = np.array([hair_base * 1.1, hair_base * 0.9, hair_base * 0.7]) * (1 - grey) + 195 * grey
     hair_rgb = tuple(int(c) for c in np.clip(hair, 0, 255))
 
-    half_w = s * 0.25 * np.exp(-0.12 * k["aspect"])
-    half_h = s * 0.33 * np.exp(0.08 * k["aspect"])
-    jaw_w = half_w * (0.72 + 0.15 * np.tanh(k["jaw"]))
+    half_w = s * 0.25 * np.exp(-0.2 * k["aspect"])
+    half_h = s * 0.33 * np.exp(0.12 * k["aspect"])
+    jaw_w = half_w * (0.70 + 0.25 * np.tanh(k["jaw"]))
     hair_len = _sigmoid(2.5 * k["hair_len"])
     # Long hair falls behind the head.
-    if hair_len > 0.35:
-        drop = half_h * (0.3 + 1.3 * hair_len)
+    if hair_len > 0.1:
+        drop = half_h * (-0.2 + 1.8 * hair_len)
         draw.rounded_rectangle([cx - half_w * 1.2, cy - half_h * 1.05, cx + half_w * 1.2, cy + drop],
                                radius=int(half_w * 0.5), fill=hair_rgb)
     # Ears, cranium and jaw.
@@ -92,10 +92,10 @@ def render_face(knobs: np.ndarray, scene: Scene, rng: np.random.Generator, size:
     draw.chord([cx - half_w * 1.04, cy - half_h * 1.08, cx + half_w * 1.04, cap_bottom], start=180, end=360,
                fill=hair_rgb)
     # Eyes and brows.
-    gap = half_w * (0.42 + 0.10 * np.tanh(k["eye_gap"]))
-    eye_r = s * (0.034 + 0.010 * np.tanh(k["eye_size"]))
+    gap = half_w * (0.42 + 0.16 * np.tanh(k["eye_gap"]))
+    eye_r = s * (0.036 + 0.016 * np.tanh(k["eye_size"]))
     ey = cy - half_h * 0.12
-    brow_w = max(1, int(s * (0.014 + 0.008 * np.tanh(k["brow"]))))
+    brow_w = max(1, int(s * (0.016 + 0.012 * np.tanh(k["brow"]))))
     for side in (-1, 1):
         ex = cx + side * gap + yaw
         opening = eye_r * 0.65 * eye_open
@@ -106,13 +106,13 @@ def render_face(knobs: np.ndarray, scene: Scene, rng: np.random.Generator, size:
         brow_rgb = hair_rgb if grey < 0.6 else (120, 110, 100)
         draw.line([(ex - eye_r * 1.2, by), (ex + eye_r * 1.2, by - eye_r * 0.15)], fill=brow_rgb, width=brow_w)
     # Nose.
-    nose_len = half_h * (0.36 + 0.10 * np.tanh(k["nose_len"]))
-    nose_w = s * (0.035 + 0.015 * np.tanh(k["nose_wid"]))
+    nose_len = half_h * (0.36 + 0.18 * np.tanh(k["nose_len"]))
+    nose_w = s * (0.04 + 0.025 * np.tanh(k["nose_wid"]))
     nx = cx + yaw * 1.3
     draw.polygon([(nx, ey + eye_r * 0.3), (nx + nose_w, ey + nose_len), (nx - nose_w, ey + nose_len)], fill=shade)
     # Mouth: width, lip thickness, smile.
-    mouth_w = half_w * (0.42 + 0.12 * np.tanh(k["mouth"]))
-    lip = max(2, int(s * (0.013 + 0.007 * np.tanh(k["lips"]))))
+    mouth_w = half_w * (0.45 + 0.2 * np.tanh(k["mouth"]))
+    lip = max(2, int(s * (0.015 + 0.011 * np.tanh(k["lips"]))))
     my = ey + nose_len + half_h * 0.22
     curve = smile * s * 0.025
     lips_rgb = tuple(int(c) for c in np.clip(np.array(skin_rgb) * np.array([0.85, 0.55, 0.55]), 0, 255))

@@ -1,0 +1,83 @@
+"""The whole demo pipeline at a tiny size: interrupted, run again, it continues and writes every report."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from voxface.cli import main
+from voxface.demo import RUNS, check_bars
+
+
+def _interrupt_when(process: subprocess.Popen, marker, timeout: float = 150.0) -> None:
+    deadline = time.time() + timeout
+    while not marker.exists():
+        if process.poll() is not None:
+            pytest.fail(f"the demo ended (exit {process.returncode}) before {marker} appeared:\n"
+                        f"{process.stdout.read()}")
+        if time.time() > deadline:
+            process.kill()
+            pytest.fail(f"{marker} did not appear within {timeout} s")
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the checkpoint be written completely
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    process.wait(timeout=60)
+
+
+def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "voxface", "demo", "--size", "tiny", "--out", str(out), "--quiet",
+               "--workers", "2"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Stop it inside the second training run, after its first step checkpoint.
+    _interrupt_when(first, out / "train" / "contrastive" / "checkpoints" / "last.ckpt")
+    assert first.returncode != 0, first.stdout.read()  # Lightning exits 1 after its graceful shutdown
+    generated = (out / "voxsynth" / "voxsynth.json").stat().st_mtime_ns
+    teacher = (out / "teacher" / "backbone.pth").stat().st_mtime_ns
+
+    assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--workers", "2"]) == 0
+    printed = capsys.readouterr().out
+    # Finished steps are reused, the interrupted run continues from its checkpoint.
+    assert (out / "voxsynth" / "voxsynth.json").stat().st_mtime_ns == generated
+    assert (out / "teacher" / "backbone.pth").stat().st_mtime_ns == teacher
+    assert "(already trained" in printed
+    assert f"(resuming from {out / 'train' / 'contrastive' / 'checkpoints' / 'last.ckpt'})" in printed
+    assert json.loads((out / "train" / "contrastive" / "run.json").read_text())["resumed"] is True
+
+    report = out / "report"
+    for name in ("summary.md", "table2_full.md", "table3_ablations.md", "comparison.csv", "bars.json",
+                 "fig5_similarity.png"):
+        assert (report / name).is_file(), name
+    for name in RUNS:
+        assert (out / "eval" / name / "report.json").is_file()
+        assert (out / "eval" / name / "plots" / "roc_unseenunheard.png").is_file()
+    summary = (report / "summary.md").read_text()
+    assert "## Table 2" in summary and "## Table 3" in summary and "oracle ceiling" in summary
+    assert summary in printed and f"reports: {report.resolve()}" in printed
+    full = json.loads((out / "eval" / "full" / "report.json").read_text())
+    assert full["verification"]["random_unseenunheard"]["auc"] > 0.5  # beats chance even at this size
+    assert len(json.loads((report / "bars.json").read_text())) == 5
+
+
+def _reports(full: float, contrastive: float, ot: float, low: float = 0.55) -> dict:
+    def report(auc):
+        lists = {f"{g}_{t}": {"auc": auc, "auc_ci95": [low, auc + 0.05]} for g in ("random", "G", "N", "A", "GNA")
+                 for t in ("unseenunheard", "seenheard")}
+        return {"verification": lists}
+
+    return {"full": report(full), "contrastive": report(contrastive), "ot_only": report(ot)}
+
+
+def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
+    oracle = {"verification_auc": {"random_unseenunheard": 0.9}}
+    met = check_bars(_reports(0.86, 0.84, 0.51), oracle)
+    assert [m for _, m, _ in met] == [True, True, True, True, True]
+    assert "90%" in met[0][2]  # (0.86 - 0.5) / (0.9 - 0.5)
+    missed = check_bars(_reports(0.70, 0.80, 0.62, low=0.49), oracle)
+    assert [m for _, m, _ in missed] == [False, False, False, False, False]
+    assert "the OT term did not help" in missed[-1][2] and "within the contrastive run's CI" in missed[-1][2]
+    # Without a ceiling (the user's own data) the share-of-ceiling bar is left out.
+    assert len(check_bars(_reports(0.85, 0.84, 0.51), None)) == 4
