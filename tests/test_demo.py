@@ -81,3 +81,31 @@ def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
     assert "the OT term did not help" in missed[-1][2] and "within the contrastive run's CI" in missed[-1][2]
     # Without a ceiling (the user's own data) the share-of-ceiling bar is left out.
     assert len(check_bars(_reports(0.85, 0.84, 0.51), None)) == 4
+
+
+def test_demo_on_the_users_own_data_with_their_teacher_and_config(tiny_run, tmp_path, capsys):
+    root, base = tiny_run
+    out = tmp_path / "mine"
+    code = main(["demo", "--data", str(root / "voxsynth"), "--lists", str(root / "voxsynth" / "protocol"),
+                 "--face-weights", str(root / "teacher" / "backbone.pth"), "--config", str(base), "--out", str(out),
+                 "--quiet", "trainer.epochs=1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "(given)" in printed and not (out / "voxsynth").exists() and not (out / "teacher").exists()
+    for name in RUNS:
+        config = (out / "train" / name / "config.yaml").read_text()
+        assert f"out: {out / 'train' / name}" in config and "epochs: 1" in config
+    bars = json.loads((out / "report" / "bars.json").read_text())
+    assert len(bars) == 4  # no oracle ceiling on the user's data
+    assert "Sun & Su 2025" in (out / "report" / "table2_full.md").read_text()  # the published rows instead
+
+
+def test_demo_options_that_need_data_say_so(capsys):
+    assert main(["demo", "--face-weights", "w.pth"]) == 2
+    assert "go with --data" in capsys.readouterr().err
+    assert main(["demo", "--data", "/nonexistent", "--face-weights", "w.pth"]) == 2
+    assert capsys.readouterr().err.strip() == "voxface: error: --data /nonexistent does not exist"
+    assert main(["demo", "--data", "/nonexistent"]) == 2
+    assert "--data needs --face-weights" in capsys.readouterr().err
+    assert main(["demo", "--size", "huge", "--out", "/tmp/never"]) == 2
+    assert "--size must be one of default, tiny" in capsys.readouterr().err
