@@ -20,6 +20,7 @@ from voxface.errors import MediaError, ProtocolError
 from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model
 from voxface.evaluation.metrics import bootstrap_interval, equal_error_rate, matching_accuracy, retrieval, roc_auc
 from voxface.media.audio import read_voice
+from voxface.media.cache import file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.voiceface import VoiceFaceModel
 from voxface.protocol.layout import DataRoots
@@ -84,11 +85,6 @@ class Embedder:
         return embeddings, errors
 
 
-def _stamp(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):
     """Embeddings of ``paths`` with an on-disk cache; returns (embeddings, unreadable files with reasons)."""
     stored: dict[str, tuple[str, np.ndarray]] = {}
@@ -99,7 +95,7 @@ def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_fi
     result, todo = {}, []
     for path in paths:
         hit = stored.get(str(path))
-        if hit is not None and hit[0] == _stamp(path):
+        if hit is not None and hit[0] == file_stamp(path):
             result[path] = hit[1]
         else:
             todo.append(path)
@@ -107,13 +103,10 @@ def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_fi
     result.update(fresh)
     if cache_file is not None and fresh:
         for path, vector in fresh.items():
-            stored[str(path)] = (_stamp(path), vector)
+            stored[str(path)] = (file_stamp(path), vector)
         names = sorted(stored)
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache_file.with_name(cache_file.stem + ".tmp.npz")
-        np.savez(temporary, paths=np.array(names), stamps=np.array([stored[n][0] for n in names]),
-                 embeddings=np.stack([stored[n][1] for n in names]))
-        temporary.replace(cache_file)
+        save_npz_atomic(cache_file, paths=np.array(names), stamps=np.array([stored[n][0] for n in names]),
+                        embeddings=np.stack([stored[n][1] for n in names]))
     return result, errors
 
 
@@ -166,8 +159,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
                          f"pass --skip-missing to score the rest")
     result = Evaluation(encoded=dict(embedder.encoded))
 
-    def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # the model's own (symmetric) scoring rule
+        return VoiceFaceModel.score(torch.from_numpy(a), torch.from_numpy(b)).numpy()
 
     for trials in verification:
         keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))

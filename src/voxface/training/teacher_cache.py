@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import MediaError
+from voxface.media.cache import file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.iresnet import IResNet
 from voxface.protocol.layout import DataRoots
@@ -47,14 +47,6 @@ class _Faces(Dataset):
         return {"ok": True, "error": "", "faces": torch.stack([face_to_tensor(face), face_to_tensor(face, True)])}
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    try:
-        stat = path.stat()
-        return stat.st_size, stat.st_mtime_ns
-    except OSError:
-        return -1, -1
-
-
 @torch.no_grad()
 def build_teacher_cache(teacher: IResNet, roots: DataRoots, faces: list[str], cache_dir: str | Path,
                         batch_size: int = 128, workers: int = 2, progress: bool = True) -> dict[str, np.ndarray]:
@@ -66,13 +58,13 @@ def build_teacher_cache(teacher: IResNet, roots: DataRoots, faces: list[str], ca
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache_file = cache_dir / f"teacher_{teacher_digest(teacher)}.npz"
     cached: dict[str, np.ndarray] = {}
-    stamps: dict[str, tuple[int, int]] = {}
+    stamps: dict[str, str] = {}
     if cache_file.is_file():
         stored = np.load(cache_file)
         for path, stamp, embedding in zip(stored["paths"], stored["stamps"], stored["embeddings"], strict=True):
-            cached[str(path)], stamps[str(path)] = embedding, (int(stamp[0]), int(stamp[1]))
+            cached[str(path)], stamps[str(path)] = embedding, str(stamp)
     wanted = sorted(set(faces))
-    todo = [f for f in wanted if f not in cached or stamps[f] != _stamp(roots.face(f))]
+    todo = [f for f in wanted if f not in cached or stamps[f] != file_stamp(roots.face(f))]
     if todo:
         device = next(teacher.parameters()).device
         teacher.eval()
@@ -85,14 +77,12 @@ def build_teacher_cache(teacher: IResNet, roots: DataRoots, faces: list[str], ca
             for ok, error, embedding, name in zip(batch["ok"], batch["error"], embeddings,
                                                   todo[done:done + len(pairs)], strict=True):
                 if ok:
-                    cached[name], stamps[name] = embedding, _stamp(roots.face(name))
+                    cached[name], stamps[name] = embedding, file_stamp(roots.face(name))
                 else:
                     cached.pop(name, None)
                     log.warning("skipping bad file: %s", error)
             done += len(pairs)
         names = sorted(cached)
-        temporary = cache_file.with_suffix(".tmp.npz")
-        np.savez(temporary, paths=np.array(names), stamps=np.array([stamps[n] for n in names], dtype=np.int64),
-                 embeddings=np.stack([cached[n] for n in names]))
-        os.replace(temporary, cache_file)
+        save_npz_atomic(cache_file, paths=np.array(names), stamps=np.array([stamps[n] for n in names]),
+                        embeddings=np.stack([cached[n] for n in names]))
     return {f: cached[f] for f in wanted if f in cached}

@@ -1,0 +1,28 @@
+"""What the on-disk embedding caches share: a file's stamp and an all-or-nothing ``.npz`` write.
+
+A cached embedding is reused only while its file's stamp (size and modification time) is unchanged,
+and a cache is written to a temporary file and renamed, so an interrupted write never leaves a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def file_stamp(path: Path) -> str:
+    """``"size:mtime_ns"``, or ``""`` for a file that cannot be stat-ed."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return ""
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.stem + ".tmp.npz")
+    np.savez(temporary, **arrays)
+    os.replace(temporary, path)
