@@ -42,10 +42,6 @@ class DemoSize:
     teacher: FaceTeacherConfig
     train: tuple[str, ...]
 
-    @property
-    def face_size(self) -> int:
-        return self.teacher.input_size
-
 
 SIZES: dict[str, DemoSize] = {
     # About 8 minutes on 2 CPU cores (BENCHMARKS.md); the same settings as configs/voxsynth/base.yaml.
@@ -58,7 +54,7 @@ SIZES: dict[str, DemoSize] = {
         train=("data.face_size=64", "mapping.hidden=[256]", "audio.channels=[128,128,128,128,384]",
                "audio.embedding_size=64", "optim.batch_size=32", "optim.step_gamma=0.7", "loss.temperature=0.2",
                "trainer.epochs=4", "trainer.checkpoint_every=100")),
-    # The CI test's size: every step of the pipeline in about a minute.
+    # The CI test's size: every step of the pipeline in about 30 seconds.
     "tiny": DemoSize(
         synth=SynthConfig(identities=48, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0,
                           max_seconds=3.0, teacher_identities=40, teacher_images=6, val_fraction=0.25,
