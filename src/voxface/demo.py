@@ -18,10 +18,14 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voxface.errors import ConfigError
 from voxface.synth.build import SynthConfig
 from voxface.training.face_teacher import FaceTeacherConfig
+
+if TYPE_CHECKING:
+    from voxface.protocol.lists import Protocol
 
 # Table 3's rows: the alignment terms each run keeps (RKD stays on in all three).
 RUNS: dict[str, tuple[str, ...]] = {
@@ -84,7 +88,8 @@ def _say(text: str) -> None:
 
 
 def _data_step(out: Path, size: DemoSize, user: UserData | None, workers: int | None, progress: bool):
-    """(data root, lists, oracle or None) after generating VoxSynth or checking the user's tree."""
+    """(data root, lists, their loaded Protocol, oracle or None) after generating VoxSynth or checking the
+    user's tree."""
     from voxface.protocol import DataRoots, load_protocol
     from voxface.protocol.check import check_files, format_check
     from voxface.protocol.stats import format_stats
@@ -108,7 +113,7 @@ def _data_step(out: Path, size: DemoSize, user: UserData | None, workers: int | 
     _say(format_stats(protocol))
     report = check_files(protocol, DataRoots.from_root(root))
     _say(format_check(report))
-    return root, lists, oracle
+    return root, lists, protocol, oracle
 
 
 def _teacher_step(out: Path, root: Path, size: DemoSize, user: UserData | None, progress: bool) -> Path:
@@ -166,7 +171,7 @@ def _train_step(config, progress: bool) -> dict:
     return result
 
 
-def _evaluate_step(name: str, train_dir: Path, eval_dir: Path, root: Path, lists: str, oracle: dict | None,
+def _evaluate_step(name: str, train_dir: Path, eval_dir: Path, root: Path, protocol: Protocol, oracle: dict | None,
                    workers: int) -> dict:
     from voxface.evaluation.evaluate import evaluate
     from voxface.evaluation.report import write_reports
@@ -178,7 +183,7 @@ def _evaluate_step(name: str, train_dir: Path, eval_dir: Path, root: Path, lists
     if report_file.is_file() and report_file.stat().st_mtime > checkpoint.stat().st_mtime:
         _say(f"(already evaluated: {report_file})")
         return json.loads(report_file.read_text())
-    result = evaluate(checkpoint, root, lists, out=eval_dir, workers=workers)
+    result = evaluate(checkpoint, root, protocol, out=eval_dir, workers=workers)
     write_reports(result, eval_dir, name=name, oracle=oracle, literature=oracle is None)
     return json.loads(report_file.read_text())
 
@@ -261,7 +266,7 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
         for what, path in (("--data", user.root), ("--face-weights", user.face_weights)):
             if not Path(path).exists():
                 raise ConfigError(f"{what} {path} does not exist")
-    root, lists, oracle = _data_step(out, size, user, workers, progress)
+    root, lists, protocol, oracle = _data_step(out, size, user, workers, progress)
     teacher = _teacher_step(out, Path(root), size, user, progress)
     configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs) for name in RUNS}
     runs = {}
@@ -275,7 +280,7 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     reports = {}
     for i, name in enumerate(RUNS, start=1):
         _say(f"\n[4/5] evaluating run {i}/{len(RUNS)}: {name} on every list -> {eval_dirs[name]}")
-        reports[name] = _evaluate_step(name, out / "train" / name, eval_dirs[name], Path(root), lists, oracle,
+        reports[name] = _evaluate_step(name, out / "train" / name, eval_dirs[name], Path(root), protocol, oracle,
                                        configs[name].data.workers)
         auc = reports[name]["verification"]["random_unseenunheard"]["auc"]
         _say(f"random unseen-unheard AUC {auc:.3f}")
