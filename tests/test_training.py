@@ -1,4 +1,3 @@
-import glob
 import json
 
 import pytest
@@ -7,7 +6,7 @@ import torch
 from voxface.cli import main
 from voxface.errors import ConfigError
 from voxface.losses import AlignmentLoss
-from voxface.training.config import TrainConfig, load_config
+from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config, packaged_configs
 from voxface.training.module import AlignmentModule, TrainingDiverged
 from voxface.training.run import train
 from voxface.training.schedules import step_schedule, tristage_schedule
@@ -21,10 +20,15 @@ def config_for(base, out, *overrides):
 
 
 def test_every_shipped_config_parses():
-    files = sorted(glob.glob("configs/*/*.yaml"))
-    assert len(files) >= 15
-    for path in files:
-        load_config(path, check_paths=False)
+    names = packaged_configs()
+    assert len(names) >= 15 and "voxsynth/full" in names
+    for name in names:
+        load_config(name, check_paths=False)
+    # A shipped name and its path read the same; a wrong name lists what ships.
+    assert load_config("voxsynth/full", check_paths=False) == load_config(
+        str(PACKAGED_CONFIGS / "voxsynth" / "full.yaml"), check_paths=False)
+    with pytest.raises(ConfigError, match="neither a file nor a shipped configuration.*voxsynth/full"):
+        load_config("voxsynth/fulll", check_paths=False)
 
 
 def test_config_errors_name_the_key(tiny_run, tmp_path):

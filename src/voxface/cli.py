@@ -56,7 +56,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from voxface.synth.build import SynthConfig, generate
     from voxface.synth.preview import write_preview
 
-    config = SynthConfig(identities=args.identities, seed=args.seed, teacher_identities=args.teacher_identities)
+    sizes = {"identities": args.identities, "teacher_identities": args.teacher_identities}
+    config = SynthConfig(seed=args.seed, **{k: v for k, v in sizes.items() if v is not None})
     summary = generate(args.out, config, workers=args.workers, progress=not args.quiet)
     print(format_synth_summary(args.out, summary))
     if args.preview:
@@ -72,18 +73,20 @@ def format_synth_summary(out: Path, summary: dict) -> str:
         f"{summary['voice_clips']} voice clips, {summary['face_frames']} face frames; "
         f"{ids['teacher']} faces-only teacher identities ({summary['teacher_images']} images)",
         f"protocol files: {out / 'protocol'} (use --lists {out / 'protocol'})",
-        "oracle ceiling (AUC of the best possible scorer), per list:",
-        f"  {'list':<22}{'trials':>7}{'ceiling':>9}",
+        "oracle ceiling (AUC of the best possible scorer) on these lists, and the model's on a large draw:",
+        f"  {'list':<22}{'trials':>7}{'ceiling':>9}{'model':>8}",
     ]
+    model = summary["oracle"].get("model_ceilings", {})
     for name, auc in summary["oracle"]["verification_auc"].items():
-        lines.append(f"  {name:<22}{summary['trials'][name]:>7}{auc:>9.3f}")
+        lines.append(f"  {name:<22}{summary['trials'][name]:>7}{auc:>9.3f}"
+                     + (f"{model[name]:>8.3f}" if name in model else ""))
     matching = summary["oracle"]["matching_accuracy"]
     lines.append("  1:2 matching ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in matching.items()))
     return "\n".join(lines)
 
 
 def cmd_pretrain_face(args: argparse.Namespace) -> int:
-    from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+    from voxface.training.face_teacher import FaceTeacherConfig, format_probes, pretrain_face_teacher
 
     config = FaceTeacherConfig(depth=args.depth, width=args.width, input_size=args.input_size,
                                num_features=args.embedding_size, epochs=args.epochs, batch_size=args.batch_size,
@@ -93,6 +96,8 @@ def cmd_pretrain_face(args: argparse.Namespace) -> int:
     print(f"face teacher: IResNet-{config.depth} x{config.width} ({config.input_size}px, {config.num_features}-d) "
           f"on {summary['train_identities']} identities / {summary['train_images']} images; held-out verification "
           f"AUC {summary['heldout_verification_auc']:.3f} on {summary['heldout_identities']} unseen identities")
+    if "probes" in summary:
+        print(format_probes(summary["probes"]))
     print(f"weights: {summary['backbone']} (insightface backbone.pth format)")
     return 0
 
@@ -175,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         overrides=args.overrides)
     elif args.face_weights or args.config or args.overrides:
         raise VoxfaceError("--face-weights, --config and key=value overrides go with --data (your own data set)")
-    result = run_demo(args.out, size=args.size, user=user, epochs=args.epochs, workers=args.workers,
+    result = run_demo(args.out, size=args.size, user=user, epochs=args.epochs, workers=args.workers, seed=args.seed,
                       progress=not args.quiet)
     return 0 if all(bar["met"] for bar in result["bars"]) or not args.strict else 1
 
@@ -206,9 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help="generate VoxSynth, the built-in synthetic benchmark (VoxCeleb1 layout)")
     synth.add_argument("--out", type=Path, required=True, help="output folder (an interrupted run resumes there)")
-    synth.add_argument("--identities", type=int, default=300, help="voice-face identities (default: %(default)s)")
-    synth.add_argument("--teacher-identities", type=int, default=300,
-                       help="faces-only identities for pretraining a face teacher (default: %(default)s)")
+    synth.add_argument("--identities", type=int, default=None, help="voice-face identities (default: the demo's, 800)")
+    synth.add_argument("--teacher-identities", type=int, default=None,
+                       help="faces-only identities for pretraining a face teacher (default: the demo's, 400)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the output is deterministic for it")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPU cores)")
     synth.add_argument("--preview", action="store_true", help="also write PNGs of faces and voice spectrograms")
@@ -237,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     face.set_defaults(func=cmd_pretrain_face)
 
     train = commands.add_parser("train", help="train the voice-face model (paper Algorithm 1) from a YAML config")
-    train.add_argument("--config", type=Path, default=None, help="YAML file (see configs/); else defaults + overrides")
+    train.add_argument("--config", default=None,
+                       help="a YAML file or a shipped name such as voxsynth/full (src/voxface/configs/); "
+                            "else defaults + overrides")
     train.add_argument("--resume", action="store_true", help="continue the run in trainer.out from last.ckpt")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.batch_size=32 trainer.epochs=5")
     train.set_defaults(func=cmd_train)
@@ -285,12 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default: the size's)")
     demo.add_argument("--workers", type=int, default=None, help="processes for generation (default: all cores)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--seed", type=int, default=None, help="the training runs' seed (default: the config's, 0)")
     demo.add_argument("--strict", action="store_true", help="exit with status 1 when a bar is not met")
     demo.add_argument("--data", type=Path, default=None, help="your VoxCeleb1-layout root instead of VoxSynth")
     demo.add_argument("--lists", default="voxceleb1", help="with --data: 'voxceleb1' or a protocol folder")
     demo.add_argument("--face-weights", type=Path, default=None, help="with --data: the face teacher backbone.pth")
-    demo.add_argument("--config", type=Path, default=None,
-                      help="with --data: a training YAML (audio encoder, sizes); the demo sets data, teacher, out")
+    demo.add_argument("--config", default=None,
+                      help="with --data: a training YAML or shipped name (audio encoder, sizes); the demo sets data, "
+                           "teacher, out")
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="with --data: training config overrides")
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,20 +45,16 @@ class DemoSize:
 
     synth: SynthConfig
     teacher: FaceTeacherConfig
-    train: tuple[str, ...]
+    config: str = "voxsynth/base"  # the shipped training configuration the runs start from (src/voxface/configs)
+    train: tuple[str, ...] = ()  # overrides on top of it
 
 
 SIZES: dict[str, DemoSize] = {
-    # About 8 minutes on 2 CPU cores (BENCHMARKS.md); the same settings as configs/voxsynth/base.yaml.
-    # A small ECAPA-TDNN (128 channels, 64-d) and 4 epochs: with 216 train identities a larger encoder or
-    # longer training memorises them (seen-heard AUC up, unseen-unheard down; notes of issue 7).
+    # Training settings: the shipped voxsynth/base.yaml, the file a user edits (BENCHMARKS.md for the time).
     "default": DemoSize(
         synth=SynthConfig(),
-        teacher=FaceTeacherConfig(depth=18, width=0.25, input_size=64, num_features=128, epochs=8, batch_size=64,
-                                  lr=0.1, margin=0.3, scale=30.0),
-        train=("data.face_size=64", "mapping.hidden=[256]", "audio.channels=[128,128,128,128,384]",
-               "audio.embedding_size=64", "optim.batch_size=32", "optim.step_gamma=0.7", "loss.temperature=0.2",
-               "trainer.epochs=4", "trainer.checkpoint_every=100")),
+        teacher=FaceTeacherConfig(depth=18, width=0.25, input_size=64, num_features=128, epochs=6, batch_size=64,
+                                  lr=0.1, margin=0.3, scale=30.0, heldout_fraction=0.15)),
     # The CI test's size: every step of the pipeline in about 30 seconds.
     "tiny": DemoSize(
         synth=SynthConfig(identities=48, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0,
@@ -79,7 +76,7 @@ class UserData:
     root: Path
     face_weights: Path
     lists: str = "voxceleb1"
-    config: Path | None = None  # a training YAML (audio encoder, sizes); the demo sets data, teacher and out
+    config: str | Path | None = None  # a training YAML or shipped name; the demo sets data, teacher and out
     overrides: list[str] = field(default_factory=list)
 
 
@@ -117,7 +114,7 @@ def _data_step(out: Path, size: DemoSize, user: UserData | None, workers: int | 
 
 
 def _teacher_step(out: Path, root: Path, size: DemoSize, user: UserData | None, progress: bool) -> Path:
-    from voxface.training.face_teacher import pretrain_face_teacher
+    from voxface.training.face_teacher import format_probes, pretrain_face_teacher
 
     if user is not None:
         _say(f"\n[2/5] face teacher: {user.face_weights} (given)")
@@ -133,11 +130,13 @@ def _teacher_step(out: Path, root: Path, size: DemoSize, user: UserData | None, 
         teacher = pretrain_face_teacher(root / "teacher_faces", folder, config, resume=resume, progress=progress)
     _say(f"held-out face verification AUC {teacher['heldout_verification_auc']:.3f} "
          f"({teacher['heldout_identities']} unseen identities)")
+    if "probes" in teacher:
+        _say(format_probes(teacher["probes"]))
     return Path(teacher["backbone"])
 
 
 def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size: DemoSize,
-               user: UserData | None, epochs: int | None = None):
+               user: UserData | None, epochs: int | None = None, seed: int | None = None):
     """The training configuration of one of the demo's runs."""
     from voxface.training.config import load_config
 
@@ -148,7 +147,9 @@ def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size
     settings += [*RUNS[name], f"trainer.out={out / 'train' / name}"]
     if epochs is not None:
         settings.append(f"trainer.epochs={epochs}")
-    return load_config(user.config if user else None, settings)
+    if seed is not None:
+        settings.append(f"trainer.seed={seed}")
+    return load_config(user.config if user else size.config, settings)
 
 
 def _train_step(config, progress: bool) -> dict:
@@ -255,8 +256,12 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
 
 
 def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData | None = None,
-             epochs: int | None = None, workers: int | None = None, progress: bool = True) -> dict:
-    """Run (or continue) the whole demo into ``out``; returns the bars and the report folder."""
+             epochs: int | None = None, workers: int | None = None, progress: bool = True,
+             seed: int | None = None) -> dict:
+    """Run (or continue) the whole demo into ``out``; returns the bars and the report folder.
+
+    ``seed`` sets the training runs' seed (data and teacher stay as they are): how BENCHMARKS.md measures
+    the spread."""
     out = Path(out)
     if isinstance(size, str):
         if size not in SIZES:
@@ -266,9 +271,20 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
         for what, path in (("--data", user.root), ("--face-weights", user.face_weights)):
             if not Path(path).exists():
                 raise ConfigError(f"{what} {path} does not exist")
+    seconds: dict[str, float] = {}  # wall clock of each step in this invocation (BENCHMARKS.md)
+    clock = time.monotonic()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        seconds[step] = round(now - clock, 1)
+        clock = now
+
     root, lists, protocol, oracle = _data_step(out, size, user, workers, progress)
+    lap("data")
     teacher = _teacher_step(out, Path(root), size, user, progress)
-    configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs) for name in RUNS}
+    lap("teacher")
+    configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs, seed) for name in RUNS}
     runs = {}
     for i, name in enumerate(RUNS, start=1):
         terms = {"full": "contrastive + OT + RKD", "contrastive": "contrastive + RKD", "ot_only": "OT + RKD"}[name]
@@ -276,6 +292,7 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
         runs[name] = _train_step(configs[name], progress)
         _say(f"best validation AUC {runs[name]['best_val_auc']:.3f} after {runs[name]['epochs']} epochs "
              f"({runs[name]['seconds']:.0f} s)")
+        lap(f"train {name}")
     eval_dirs = {name: out / "eval" / name for name in RUNS}
     reports = {}
     for i, name in enumerate(RUNS, start=1):
@@ -284,8 +301,12 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
                                        configs[name].data.workers)
         auc = reports[name]["verification"]["random_unseenunheard"]["auc"]
         _say(f"random unseen-unheard AUC {auc:.3f}")
+        lap(f"evaluate {name}")
     _say("\n[5/5] reports")
     folder = _report_step(out, eval_dirs, reports, oracle)
+    lap("report")
+    (folder / "timings.json").write_text(json.dumps(seconds, indent=1))
     _say("\n" + (folder / "summary.md").read_text())
+    _say("seconds per step (this invocation): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     _say(f"run folder: {out.resolve()}\nreports: {folder.resolve()}")
     return {"report": str(folder), "bars": json.loads((folder / "bars.json").read_text()), "runs": runs}

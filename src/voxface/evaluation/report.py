@@ -61,6 +61,12 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     for label, values in rows:
         cells = " | ".join(f"**{v:.1f}**" if label == name else f"{v:.1f}" for v in values)
         lines.append(f"| {label} | {cells} |")
+    if oracle and "model_ceilings" in oracle:
+        model = oracle["model_ceilings"]
+        lines += ["", "The oracle ceiling above is that of these test lists. The benchmark's (the generative model's, "
+                  f"on a draw of {oracle['model_ceilings_draw']['identities']} test identities), U-U: "
+                  + ", ".join(f"{c} {100 * model[f'{g}_unseenunheard']:.1f}" for g, c in zip(GROUPS, COLUMNS,
+                                                                                              strict=True)) + "."]
     lines += ["", "| list | AUC | 95% CI | EER | trials |", "|---|---|---|---|---|"]
     for key, value in evaluation.verification.items():
         low, high = value["auc_ci95"]

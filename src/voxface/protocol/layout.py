@@ -15,6 +15,9 @@ FACES_DIR = "unzippedFaces"
 FACE_VERSION_DIR = "1.6"
 AUDIO_SUFFIXES = (".wav", ".flac")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Optional beside a face-identity tree (<root>/<identity>/<image>): each identity's demographics and face
+# knobs, one row per identity (VoxSynth writes it for teacher_faces; pretrain-face probes its embedding with it).
+IDENTITY_KNOBS_FILE = "identities.csv"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ already rendered are kept.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import multiprocessing
@@ -31,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from voxface.errors import ConfigError
-from voxface.protocol.layout import DataRoots
+from voxface.protocol.layout import IDENTITY_KNOBS_FILE, DataRoots
 from voxface.protocol.lists import (
     MATCHING_DIRECTIONS,
     MATCHING_GROUPS,
@@ -45,7 +46,7 @@ from voxface.protocol.lists import (
 from voxface.protocol.stats import age_band
 from voxface.protocol.writer import old_voice_path, write_matching, write_meta, write_splits, write_verification
 from voxface.synth.face import Scene, render_face
-from voxface.synth.model import NATIONALITIES, IdentityModel, draw_population
+from voxface.synth.model import FACE_KNOBS, NATIONALITIES, IdentityModel, draw_population
 from voxface.synth.oracle import CONSTRAINTS, Oracle
 from voxface.synth.voice import SAMPLE_RATE, Channel, VoiceTraits, render_voice
 
@@ -61,14 +62,14 @@ SYLLABLES = ("ba", "ren", "tol", "vik", "mar", "so", "lin", "dor", "ka", "pel", 
 
 @dataclass
 class SynthConfig:
-    identities: int = 300
-    videos: int = 5  # per identity; a train identity's last video is held out for the seen-heard test
+    identities: int = 800
+    videos: int = 3  # per identity; a train identity's last video is held out for the seen-heard test
     clips_per_video: int = 2
-    frames_per_video: int = 3
-    min_seconds: float = 3.0
-    max_seconds: float = 8.0
-    teacher_identities: int = 300
-    teacher_images: int = 12  # per teacher identity, over 3 scenes
+    frames_per_video: int = 2
+    min_seconds: float = 2.5
+    max_seconds: float = 4.5
+    teacher_identities: int = 400
+    teacher_images: int = 9  # per teacher identity, over 3 scenes
     val_fraction: float = 0.08  # VoxCeleb1: 901 train / 100 val / 250 test of 1251
     test_fraction: float = 0.20
     seed: int = 0
@@ -129,16 +130,26 @@ def plan(config: SynthConfig):
         key = (population.gender[i], population.nationality[i], age_band(int(population.age[i])))
         groups.setdefault(key, []).append(int(i))
     test: list[int] = []
-    for members in sorted(groups.values(), key=lambda m: rng_files.random()):
-        if len(members) >= 2 and len(test) < n_test:
-            test += members[:2]  # pairs from many groups keep the test set diverse
+    # Pairs from many groups keep the test set diverse; a second round of pairs when it must be larger.
+    shuffled = sorted(groups.values(), key=lambda m: rng_files.random())
+    for round_start in range(0, max(map(len, shuffled)), 2):
+        for members in shuffled:
+            if len(members) >= round_start + 2 and len(test) < n_test:
+                test += members[round_start:round_start + 2]
     rest = [int(i) for i in rng_files.permutation(config.identities) if i not in set(test)]
     split_of = np.full(config.identities, SPLIT_TRAIN)
     split_of[test] = SPLIT_TEST
     split_of[rest[:n_val]] = SPLIT_VAL
+    people, voice_knobs, face_knobs = _people(config, population, names, split_of, rng_files, rng_knobs)
+    return population, teachers, names[config.identities:], people, voice_knobs, face_knobs
+
+
+def _people(config: SynthConfig, population, names: list[str], split_of: np.ndarray, rng_files: np.random.Generator,
+            rng_knobs: np.random.Generator) -> tuple[list[Person], dict, dict]:
+    """Each identity's videos, clip and frame paths, and every sample's knobs (identity knobs + jitter)."""
     people, voice_knobs, face_knobs = [], {}, {}
     sd = config.model.sample_sd
-    for i in range(config.identities):
+    for i in range(len(split_of)):
         ident = Identity(vox_id=f"id1{i + 1:04d}", name=names[i], gender="mf"[population.gender[i]],
                          nationality=NATIONALITIES[population.nationality[i]][0],
                          set="test" if split_of[i] == SPLIT_TEST else "dev", age=int(population.age[i]))
@@ -153,7 +164,7 @@ def plan(config: SynthConfig):
             for path in person.frames[ytid]:
                 face_knobs[path] = population.face[i] + rng_knobs.normal(0, sd, population.face.shape[1])
         people.append(person)
-    return population, teachers, names[config.identities:], people, voice_knobs, face_knobs
+    return people, voice_knobs, face_knobs
 
 
 # ---------------------------------------------------------------- rendering (in worker processes)
@@ -194,6 +205,16 @@ def _render_teachers(task: dict) -> str:
     return task["done"]
 
 
+def write_identity_knobs(path: Path, names: list[str], population) -> None:
+    """The teacher identities' demographics and face knobs, for ``pretrain-face``'s probes."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "gender", "nationality", "age", *FACE_KNOBS])
+        for i, name in enumerate(names):
+            writer.writerow([name, "mf"[population.gender[i]], NATIONALITIES[population.nationality[i]][0],
+                             int(population.age[i]), *(f"{v:.5f}" for v in population.face[i])])
+
+
 # ---------------------------------------------------------------- trial lists
 
 
@@ -202,10 +223,28 @@ def _constraint_key(ident: Identity, group: str) -> tuple:
     return tuple(values[f] for f in CONSTRAINTS[group])  # the same table the oracle scores with
 
 
-def _pick_other(person: Person, pool: list[Person], group: str, rng: np.random.Generator) -> Person | None:
-    key = _constraint_key(person.identity, group)
-    candidates = [p for p in pool if p is not person and _constraint_key(p.identity, group) == key]
-    return candidates[int(rng.integers(len(candidates)))] if candidates else None
+class _Pool:
+    """People by list constraint key, so that a negative is drawn in O(1) (large draws have thousands)."""
+
+    def __init__(self, people: list[Person]) -> None:
+        self.people = people
+        self.members: dict[tuple, list[Person]] = {}
+        self.position: dict[tuple[str, int], int] = {}  # (group, id(person)) -> index in its key's members
+        for group in CONSTRAINTS:
+            for p in people:
+                members = self.members.setdefault((group, _constraint_key(p.identity, group)), [])
+                self.position[(group, id(p))] = len(members)
+                members.append(p)
+
+    def pick_other(self, person: Person, group: str, rng: np.random.Generator) -> Person | None:
+        """Uniformly one of the *other* people sharing ``person``'s key for ``group``; None when there is none.
+
+        Draws exactly as a scan of the pool for candidates would (same order, same random number)."""
+        members = self.members[(group, _constraint_key(person.identity, group))]
+        if len(members) < 2:
+            return None
+        j = int(rng.integers(len(members) - 1))
+        return members[j if j < self.position[(group, id(person))] else j + 1]
 
 
 def _random_frame(person: Person, videos: list[str], rng: np.random.Generator) -> str:
@@ -238,6 +277,7 @@ def build_lists(people: list[Person], seed: int):
     for test_set in TEST_SETS:
         seen = test_set == "seenheard"
         pool = [p for p in people if p.split == (SPLIT_TRAIN if seen else SPLIT_TEST)]
+        by_key = _Pool(pool)
         rows: dict[str, list] = {g: [] for g in VERIFICATION_GROUPS}
         for person in pool:
             voice_videos = person.videos[-1:] if seen else person.videos
@@ -246,7 +286,7 @@ def build_lists(people: list[Person], seed: int):
                     others = [v for v in person.videos if v != ytid]
                     positive = _random_frame(person, [ytid] if seen else others, rng)
                     for group in VERIFICATION_GROUPS:
-                        other = _pick_other(person, pool, group, rng)
+                        other = by_key.pick_other(person, group, rng)
                         if other is None:
                             continue
                         negative = _random_frame(other, other.videos[-1:] if seen else other.videos, rng)
@@ -255,13 +295,14 @@ def build_lists(people: list[Person], seed: int):
             verification[(group, test_set)] = rows[group]
     matching: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     test = [p for p in people if p.split == SPLIT_TEST]
+    test_pool = _Pool(test)
     for direction in MATCHING_DIRECTIONS:
         for group in MATCHING_GROUPS:
             rows = []
             for person in test:
                 for ytid in person.videos:
                     others = [v for v in person.videos if v != ytid]
-                    other = _pick_other(person, test, group, rng)
+                    other = test_pool.pick_other(person, group, rng)
                     if other is None:
                         continue
                     for clip, frame in zip(person.clips[ytid], person.frames[ytid], strict=False):
@@ -302,6 +343,31 @@ def oracle_ceilings(model: IdentityModel, verification, matching, voice_knobs, f
             better = oracle.log_lr(right, probes) > oracle.log_lr(wrong, probes)
         result["matching_accuracy"][f"{direction}_{group}"] = round(float(better.mean()), 4)
     return result
+
+
+BENCHMARK_IDENTITIES = 3000
+BENCHMARK_SEED = 2025
+
+
+def benchmark_ceilings(model: IdentityModel, identities: int = BENCHMARK_IDENTITIES,
+                       seed: int = BENCHMARK_SEED) -> dict[str, float]:
+    """The *model's* ceilings: the oracle's AUC on the five unseen-unheard lists of a large draw.
+
+    A run's own test lists hold tens of identities, so their ceilings scatter by several points; these
+    are the benchmark's (what ``oracle.json`` calls ``model_ceilings``). Knobs only, nothing rendered:
+    ``identities`` test identities, 2 videos with one clip and one frame each, lists built as ``build_lists``
+    builds them.
+    """
+    config = SynthConfig(identities=identities, videos=2, clips_per_video=1, frames_per_video=1,
+                         teacher_identities=0, seed=seed, model=model)
+    rng_people, rng_files, rng_knobs = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    population = draw_population(model, identities, rng_people)
+    names = [f"Id_{i:05d}" for i in range(identities)]
+    people, voice_knobs, face_knobs = _people(config, population, names, np.full(identities, SPLIT_TEST),
+                                              rng_files, rng_knobs)
+    verification, _ = build_lists(people, seed)
+    unseen = {key: rows for key, rows in verification.items() if key[1] == "unseenunheard"}
+    return oracle_ceilings(model, unseen, {}, voice_knobs, face_knobs)["verification_auc"]
 
 
 # ---------------------------------------------------------------- the command
@@ -380,11 +446,16 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
             for a, clip, b, face in rows])
     for (direction, group), rows in matching.items():
         write_matching(protocol, direction, group, rows)
+    write_identity_knobs(out / TEACHER_DIR / IDENTITY_KNOBS_FILE, teacher_names, teachers)
     voice_paths, face_paths = sorted(voice_knobs), sorted(face_knobs)
     np.savez_compressed(out / PARAMS_FILE, voice_paths=np.array(voice_paths),
                         voice_knobs=np.stack([voice_knobs[p] for p in voice_paths]),
                         face_paths=np.array(face_paths), face_knobs=np.stack([face_knobs[p] for p in face_paths]))
     ceilings = oracle_ceilings(config.model, verification, matching, voice_knobs, face_knobs)
+    # Two ceilings: the run's own test lists (what a run on this data is measured against) and the
+    # model's on a large draw (the benchmark's, calibrated against VoxCeleb1; README "VoxSynth").
+    ceilings["model_ceilings"] = benchmark_ceilings(config.model)
+    ceilings["model_ceilings_draw"] = {"identities": BENCHMARK_IDENTITIES, "seed": BENCHMARK_SEED}
     (out / ORACLE_FILE).write_text(json.dumps(ceilings, indent=1))
     summary = {
         "config": settings,

@@ -66,9 +66,11 @@ def age_prior() -> np.ndarray:
 class IdentityModel:
     """The generative model's constants. ``coupling`` scales the shared latent's loadings."""
 
-    coupling: float = 1.05
+    coupling: float = 0.92
     sample_sd: float = 0.12  # clip-to-clip / frame-to-frame jitter of every knob
     nationality_effect: float = 2.2  # scales the nationality table's skin, hair and accent offsets
+    gender_effect: float = 1.7  # scales VOICE_GENDER and FACE_GENDER
+    age_effect: float = 1.0  # scales VOICE_AGE and FACE_AGE
 
     def loadings(self, knobs: tuple[str, ...], table: dict[str, tuple]) -> np.ndarray:
         return self.coupling * np.array([table.get(k, (0.0,) * SHARED_DIM) for k in knobs], dtype=np.float64)
@@ -88,12 +90,11 @@ class IdentityModel:
 
     def voice_mean(self, gender: np.ndarray, nationality: np.ndarray, age: np.ndarray) -> np.ndarray:
         return _demographic_mean(VOICE_KNOBS, VOICE_GENDER, VOICE_AGE, {"accent1": 5, "accent2": 6},
-                                 gender, nationality, age, self.nationality_effect)
+                                 gender, nationality, age, self)
 
     def face_mean(self, gender: np.ndarray, nationality: np.ndarray, age: np.ndarray) -> np.ndarray:
         return _demographic_mean(FACE_KNOBS, FACE_GENDER, FACE_AGE,
-                                 {"skin_light": 2, "skin_warm": 3, "hair_dark": 4}, gender, nationality, age,
-                                 self.nationality_effect)
+                                 {"skin_light": 2, "skin_warm": 3, "hair_dark": 4}, gender, nationality, age, self)
 
     def covariances(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Covariances of one voice sample and one face sample given ``z``: (vv, ff, vf of one identity)."""
@@ -104,16 +105,18 @@ class IdentityModel:
         return vv, ff, bv @ bf.T
 
 
-def _demographic_mean(knobs, gender_effect, age_effect, nationality_columns, gender, nationality, age, scale):
+def _demographic_mean(knobs, gender_effect, age_effect, nationality_columns, gender, nationality, age,
+                      model: IdentityModel):
     gender = np.asarray(gender)
     sign = np.where(gender == 1, 1.0, -1.0)  # 0 = m, 1 = f
     age_z = (np.asarray(age, dtype=np.float64) - AGE_MEAN) / AGE_SD
     table = np.array([row[2:] for row in NATIONALITIES])
     mean = np.zeros((len(sign), len(knobs)))
     for j, knob in enumerate(knobs):
-        mean[:, j] += gender_effect.get(knob, 0.0) * sign + age_effect.get(knob, 0.0) * age_z
+        mean[:, j] += (model.gender_effect * gender_effect.get(knob, 0.0) * sign
+                       + model.age_effect * age_effect.get(knob, 0.0) * age_z)
         if knob in nationality_columns:
-            mean[:, j] += scale * table[np.asarray(nationality), nationality_columns[knob] - 2]
+            mean[:, j] += model.nationality_effect * table[np.asarray(nationality), nationality_columns[knob] - 2]
     return mean
 
 

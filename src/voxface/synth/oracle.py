@@ -63,13 +63,20 @@ class Oracle:
                              axis=1)
         lv = self.log_prior + self._gauss["v"].log_pdf(voice, self.mu_v)
         lf = self.log_prior + self._gauss["f"].log_pdf(face, self.mu_f)
-        keys = self._keys(constraint)
-        terms = []
-        for k in np.unique(keys):
-            inside = keys == k
-            terms.append(logsumexp(lv[:, inside], axis=1) + logsumexp(lf[:, inside], axis=1)
-                         - logsumexp(self.log_prior[inside]))
-        return log_same - logsumexp(np.stack(terms, axis=1), axis=1)
+        _, keys = np.unique(self._keys(constraint), return_inverse=True)
+        members = np.zeros((len(keys), keys.max() + 1))
+        members[np.arange(len(keys)), keys] = 1.0
+        # log sum over each key's grid points as one matrix product (thousands of keys x trials otherwise).
+        with np.errstate(divide="ignore"):
+            terms = (_log_sum_by_key(lv, members) + _log_sum_by_key(lf, members)
+                     - np.log(np.exp(self.log_prior) @ members))
+        return log_same - logsumexp(terms, axis=1)
+
+
+def _log_sum_by_key(log_values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """(T, Z) log values, (Z, K) 0/1 membership -> (T, K) log of the sums within each key."""
+    top = log_values.max(axis=1, keepdims=True)
+    return np.log(np.exp(log_values - top) @ members) + top
 
 
 class _Gaussian:

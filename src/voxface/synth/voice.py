@@ -31,10 +31,12 @@ class VoiceTraits:
     f0: float  # mean pitch, Hz
     formant_scale: float  # < 1: longer vocal tract, lower formants
     jitter: float  # relative period-to-period pitch perturbation
+    tremor: float  # depth of a slow (5.5 Hz) pitch wobble, relative; the jitter knob's audible part
     breath: float  # aspiration noise relative to the voiced source
     accent: tuple[float, float]  # F1 and F2 offsets, Hz
     tilt: float  # one-pole low-pass coefficient on the source (higher: darker)
     bandwidth_scale: float
+    nasal: float  # gain of the nasal murmur (a low resonance beside the oral formants)
     rate: float  # syllables per second
 
     @classmethod
@@ -44,10 +46,14 @@ class VoiceTraits:
             f0=float(155.0 * np.exp(0.33 * k["pitch"])),
             formant_scale=float(np.exp(-0.075 * k["tract"])),
             jitter=float(0.006 * np.exp(0.45 * k["jitter"])),
+            # Period-to-period jitter alone is invisible in a 25 ms fbank frame; a tremor of the same knob
+            # (as in older voices) is not, so that an encoder can read it.
+            tremor=float(np.clip(0.02 * np.exp(0.55 * k["jitter"]), 0.0, 0.12)),
             breath=float(0.12 * np.exp(0.5 * k["breath"])),
             accent=(float(45.0 * k["accent1"]), float(110.0 * k["accent2"])),
-            tilt=float(np.clip(0.55 + 0.12 * k["tilt"], 0.1, 0.92)),
-            bandwidth_scale=float(np.exp(0.25 * k["nasal"])),
+            tilt=float(np.clip(0.55 + 0.18 * k["tilt"], 0.1, 0.95)),
+            bandwidth_scale=float(np.exp(0.35 * k["nasal"])),
+            nasal=float(1.0 / (1.0 + np.exp(-1.5 * k["nasal"]))),
             rate=float(4.5 * np.exp(0.15 * rate_knob)),
         )
 
@@ -66,7 +72,7 @@ class Channel:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Channel:
-        return cls(eq_freq=float(np.exp(rng.uniform(np.log(250), np.log(4000)))), eq_gain_db=float(rng.uniform(-8, 8)),
+        return cls(eq_freq=float(np.exp(rng.uniform(np.log(250), np.log(4000)))), eq_gain_db=float(rng.uniform(-5, 5)),
                    lowpass=float(rng.uniform(3400, 7600)), rt60=float(rng.uniform(0.1, 0.6)),
                    reverb_mix=float(rng.uniform(0.05, 0.35)), snr_db=float(rng.uniform(12, 35)),
                    noise_colour=float(rng.uniform(0.0, 0.95)))
@@ -109,10 +115,11 @@ def render_voice(traits: VoiceTraits, channel: Channel, seconds: float, rng: np.
         accent[start:end] = bump
     ramp = int(0.012 * sr)
     voiced, unvoiced = _smooth(voiced, ramp), _smooth(unvoiced, ramp // 2)
-    # Pitch: phrase declination, syllable accents, slow drift and per-period jitter.
+    # Pitch: phrase declination, syllable accents, tremor and per-period jitter.
     declination = 1.06 - 0.12 * (np.arange(n) / n)
     jitter = np.repeat(rng.standard_normal(n // 80 + 1), 80)[:n] * traits.jitter
-    f0 = traits.f0 * declination * _smooth(accent, int(0.05 * sr)) * (1 + jitter)
+    tremor = traits.tremor * np.sin(2 * np.pi * 5.5 * np.arange(n) / sr + rng.uniform(0, 2 * np.pi))
+    f0 = traits.f0 * declination * _smooth(accent, int(0.05 * sr)) * (1 + jitter + tremor)
     phase = np.cumsum(f0) / sr % 1.0
     flow = np.where(phase < OPEN_QUOTIENT, 0.5 - 0.5 * np.cos(2 * np.pi * phase / OPEN_QUOTIENT), 0.0)
     excitation = np.diff(flow, prepend=0.0)
@@ -131,6 +138,8 @@ def render_voice(traits: VoiceTraits, channel: Channel, seconds: float, rng: np.
         formants = np.clip(formants, 150, sr / 2 - 400)
         sos = _resonators(formants, BANDWIDTHS * traits.bandwidth_scale, sr)
         speech[start:end], state = signal.sosfilt(sos, source[start:end], zi=state)
+    murmur = signal.sosfilt(_resonators(np.array([270.0]), np.array([90.0]), sr), source)
+    speech = speech / (speech.std() + 1e-9) + 1.2 * traits.nasal * murmur / (murmur.std() + 1e-9)
     consonants = signal.lfilter([1, -1], [1, -0.3], rng.standard_normal(n)) * unvoiced * 0.25
     speech = speech / (speech.std() + 1e-9) + consonants
     return apply_channel(speech, channel, rng, sr)

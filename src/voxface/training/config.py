@@ -235,10 +235,30 @@ def parse_override(text: str) -> dict[str, Any]:
     return value
 
 
+PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"  # shipped with the package
+
+
+def packaged_configs() -> list[str]:
+    """Names of the shipped configurations, e.g. ``voxsynth/full``."""
+    return sorted(str(p.relative_to(PACKAGED_CONFIGS).with_suffix("")) for p in PACKAGED_CONFIGS.glob("*/*.yaml"))
+
+
+def resolve_config(name: str | Path) -> Path:
+    """A YAML path as given, or a shipped configuration by name: ``voxsynth/full`` (``.yaml`` optional)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = PACKAGED_CONFIGS / path.with_suffix(".yaml")
+    if not path.is_absolute() and shipped.is_file():
+        return shipped
+    raise ConfigError(f"config {name} is neither a file nor a shipped configuration "
+                      f"(shipped: {', '.join(packaged_configs())})")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                 check_paths: bool = True) -> TrainConfig:
-    """Read, merge overrides into, and validate a training configuration."""
-    data = _read_yaml(Path(path)) if path else {}
+    """Read (a path or a shipped name, ``resolve_config``), merge overrides into, and validate a configuration."""
+    data = _read_yaml(resolve_config(path)) if path else {}
     for override in overrides:
         data = _merge(data, parse_override(override))
     return TrainConfig.from_dict(data, str(path or "overrides")).validate(check_paths)

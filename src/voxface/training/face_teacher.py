@@ -9,6 +9,7 @@ loads it through the same ``load_insightface_backbone`` a real release goes thro
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -25,7 +26,8 @@ from voxface.errors import ConfigError, MediaError
 from voxface.losses.arcface import ArcFaceHead
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.iresnet import iresnet
-from voxface.protocol.layout import IMAGE_SUFFIXES
+from voxface.protocol.layout import IDENTITY_KNOBS_FILE, IMAGE_SUFFIXES
+from voxface.training.quiet import quiet_lightning
 
 log = logging.getLogger("voxface")
 
@@ -116,18 +118,86 @@ class FaceTeacherModule(L.LightningModule):
 
 
 @torch.no_grad()
-def verification_auc(backbone: torch.nn.Module, items: list[tuple[Path, int]], size: int,
-                     batch_size: int = 128) -> float:
-    """Face-face verification AUC over all pairs of the given images (cosine similarity)."""
+def embed_faces(backbone: torch.nn.Module, items: list[tuple[Path, int]], size: int,
+                batch_size: int = 128) -> torch.Tensor:
+    """(N, D) L2-normalised embeddings of the images in ``items``, in order."""
     backbone.eval()
     loader = DataLoader(LabelledFaces(items, size, train=False), batch_size=batch_size)
     device = next(backbone.parameters()).device
-    embeddings = torch.cat([torch.nn.functional.normalize(backbone(x.to(device))) for x, _ in loader]).cpu()
+    return torch.cat([torch.nn.functional.normalize(backbone(x.to(device))) for x, _ in loader]).cpu()
+
+
+def verification_auc(backbone: torch.nn.Module, items: list[tuple[Path, int]], size: int,
+                     batch_size: int = 128, embeddings: torch.Tensor | None = None) -> float:
+    """Face-face verification AUC over all pairs of the given images (cosine similarity)."""
+    if embeddings is None:
+        embeddings = embed_faces(backbone, items, size, batch_size)
     labels = np.array([label for _, label in items])
     upper = np.triu_indices(len(items), k=1)
     scores = (embeddings @ embeddings.T).numpy()[upper]
     same = labels[upper[0]] == labels[upper[1]]
     return float(roc_auc_score(same, scores))
+
+
+PROBE_FIT_IDENTITIES = 400  # training identities the probes are fitted on (every k-th)
+PROBE_IMAGES = 4  # images per fitting identity
+
+
+def read_identity_knobs(path: str | Path) -> dict[str, dict[str, float]]:
+    """``{identity: {"gender": 0/1 (f = 1), "age": years, <face knob>: value}}`` from an identities.csv."""
+    with Path(path).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    knobs = {}
+    for row in rows:
+        values = {k: float(v) for k, v in row.items() if k not in ("name", "gender", "nationality")}
+        knobs[row["name"]] = {"gender": float(row["gender"] == "f"), **values}
+    return knobs
+
+
+def _identity_means(items: list[tuple[Path, int]], embeddings: np.ndarray) -> np.ndarray:
+    """(identities, D): the mean embedding of each label 0..K-1 of ``items``."""
+    labels = np.array([label for _, label in items])
+    return np.stack([embeddings[labels == k].mean(0) for k in range(labels.max() + 1)])
+
+
+def knob_probes(knobs: dict[str, dict[str, float]], fit_names: list[str], fit_embeddings: np.ndarray,
+                test_names: list[str], test_embeddings: np.ndarray) -> dict:
+    """Linear probes from face embeddings to what made the face, scored on other identities.
+
+    Gender: logistic regression, AUC. Age and every face knob: ridge regression. Penalties by
+    cross-validation on the fitting identities, R^2 on the test identities. ``mean_knob_r2`` averages the knobs.
+    """
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.preprocessing import StandardScaler
+
+    def target(names: list[str], key: str) -> np.ndarray:
+        return np.array([knobs[n][key] for n in names])
+
+    # Standardised features: unit-norm embeddings have entries near 1/sqrt(D), too small for a fixed penalty.
+    scaler = StandardScaler().fit(fit_embeddings)
+    fit_embeddings, test_embeddings = scaler.transform(fit_embeddings), scaler.transform(test_embeddings)
+    result: dict = {"gender_auc": None}  # None: one gender only among the fitting or the test identities
+    fit_gender, test_gender = target(fit_names, "gender"), target(test_names, "gender")
+    if min(np.bincount(fit_gender.astype(int), minlength=2)) >= 5 and len(set(test_gender)) == 2:
+        gender = GridSearchCV(LogisticRegression(max_iter=5000), {"C": np.logspace(-3, 2, 11)}, scoring="roc_auc",
+                              cv=5).fit(fit_embeddings, fit_gender)
+        result["gender_auc"] = round(float(roc_auc_score(test_gender, gender.decision_function(test_embeddings))), 4)
+    r2 = {}
+    for key in [k for k in next(iter(knobs.values())) if k != "gender"]:
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(fit_embeddings, target(fit_names, key))
+        r2[key] = round(float(r2_score(target(test_names, key), ridge.predict(test_embeddings))), 4)
+    result["age_r2"] = r2.pop("age")
+    result["knob_r2"] = r2
+    result["mean_knob_r2"] = round(float(np.mean(list(r2.values()))), 4)
+    return result
+
+
+def format_probes(probes: dict) -> str:
+    gender = "n/a (one gender)" if probes["gender_auc"] is None else f"{probes['gender_auc']:.3f}"
+    return (f"linear probes on held-out identities: gender AUC {gender}, age R2 {probes['age_r2']:.2f}, "
+            f"mean face-knob R2 {probes['mean_knob_r2']:.2f}")
 
 
 def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacherConfig | None = None,
@@ -149,7 +219,8 @@ def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacher
     if not resume and last.exists():
         raise ConfigError(f"{out} already has a teacher run; pass --resume to continue it or choose another --out")
 
-    L.seed_everything(config.seed, workers=True)
+    quiet_lightning()
+    L.seed_everything(config.seed, workers=True, verbose=False)
     module = FaceTeacherModule(asdict(config), num_classes=len(train_names))
     loader = DataLoader(LabelledFaces(train_items, config.input_size, train=True), batch_size=config.batch_size,
                         shuffle=True, drop_last=len(train_items) > config.batch_size, num_workers=config.workers,
@@ -160,11 +231,24 @@ def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacher
                         enable_progress_bar=progress, enable_model_summary=False, default_root_dir=out,
                         deterministic="warn")
     trainer.fit(module, loader, ckpt_path=str(last) if resume and last.exists() else None)
-    trainer.save_checkpoint(last)
-    auc = verification_auc(module.backbone, heldout_items, config.input_size)
+    trainer.save_checkpoint(last, weights_only=False)  # the full training state, said explicitly
+    heldout_embeddings = embed_faces(module.backbone, heldout_items, config.input_size)
+    auc = verification_auc(module.backbone, heldout_items, config.input_size, embeddings=heldout_embeddings)
     torch.save(module.backbone.state_dict(), out / "backbone.pth")
     summary = {"config": asdict(config), "train_identities": len(train_names), "train_images": len(train_items),
                "heldout_identities": len(heldout), "heldout_images": len(heldout_items),
                "heldout_verification_auc": round(auc, 4), "backbone": str(out / "backbone.pth")}
+    knobs_file = Path(data) / IDENTITY_KNOBS_FILE
+    knobs = read_identity_knobs(knobs_file) if knobs_file.is_file() else {}
+    if knobs and not set(names) <= set(knobs):
+        log.warning("%s lacks %d of the %d identities; no probes", knobs_file, len(set(names) - set(knobs)), len(names))
+    elif knobs:
+        # What the embedding says about the face: probes fitted on training identities, scored on held-out ones.
+        # Identity-level: each identity's mean embedding over its images against its knobs.
+        fit_names = train_names[:: max(1, len(train_names) // PROBE_FIT_IDENTITIES)]
+        fit_items = [(p, i) for i, n in enumerate(fit_names) for p in tree[n][:PROBE_IMAGES]]
+        fit_embeddings = embed_faces(module.backbone, fit_items, config.input_size).numpy()
+        summary["probes"] = knob_probes(knobs, fit_names, _identity_means(fit_items, fit_embeddings),
+                                        sorted(heldout), _identity_means(heldout_items, heldout_embeddings.numpy()))
     (out / "teacher.json").write_text(json.dumps(summary, indent=1))
     return summary

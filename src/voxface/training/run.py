@@ -23,6 +23,7 @@ from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, 
 from voxface.training.config import TrainConfig
 from voxface.training.data import PairDataModule
 from voxface.training.module import AlignmentModule
+from voxface.training.quiet import quiet_lightning
 from voxface.training.teacher_cache import build_teacher_cache
 
 log = logging.getLogger("voxface")
@@ -52,7 +53,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or set trainer.out elsewhere")
     out.mkdir(parents=True, exist_ok=True)
     saved_config.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    L.seed_everything(config.trainer.seed, workers=True)
+    quiet_lightning()
+    L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     started = time.time()
 
     protocol = load_protocol(config.data.lists)
@@ -96,7 +98,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     # boundary. Stopped mid-epoch (max_steps, Ctrl-C), the run resumes from its last step checkpoint.
     at_boundary = data.sampler is not None and trainer.global_step == trainer.current_epoch * len(data.sampler)
     if at_boundary and not trainer.interrupted:
-        trainer.save_checkpoint(last)
+        trainer.save_checkpoint(last, weights_only=False)  # the full training state, said explicitly
     summary = {
         "out": str(out),
         "epochs": trainer.current_epoch, "steps": trainer.global_step,

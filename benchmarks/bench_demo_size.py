@@ -1,0 +1,66 @@
+"""How the demo's size trades time for quality: identities against the full method's share of the ceiling.
+
+For each identity count, runs the whole demo (VoxSynth, teacher, the three runs, evaluation, reports)
+with the default settings otherwise, into ``<out>/<N>``, and records the wall clock of each step and
+the full method's random unseen-unheard AUC and share of the way from chance to that list's ceiling.
+Writes ``<out>/size_curve.json`` and ``<out>/size_curve.png``. Folders already finished are reused.
+
+    python benchmarks/bench_demo_size.py --identities 200 400 800 --out runs/size_curve
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from voxface.demo import SIZES, run_demo, share_of_ceiling  # noqa: E402
+
+
+def measure(identities: int, out: Path, seed: int) -> dict:
+    default = SIZES["default"]
+    size = dataclasses.replace(default, synth=dataclasses.replace(default.synth, identities=identities))
+    folder = out / str(identities) if seed == 0 else out / f"{identities}_seed{seed}"
+    result = run_demo(folder, size, progress=False,
+                      seed=seed if seed else None)
+    report = json.loads((folder / "eval" / "full" / "report.json").read_text())
+    oracle = json.loads((folder / "voxsynth" / "oracle.json").read_text())
+    key = "random_unseenunheard"
+    auc, ceiling = report["verification"][key]["auc"], oracle["verification_auc"][key]
+    timings = json.loads((Path(result["report"]) / "timings.json").read_text())
+    return {"identities": identities, "seed": seed, "auc": auc, "ceiling": ceiling,
+            "share": round(share_of_ceiling(auc, ceiling), 4), "seconds": timings,
+            "total_seconds": round(sum(timings.values()), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--identities", type=int, nargs="+", default=[200, 400, 800])
+    parser.add_argument("--seed", type=int, default=0, help="training seed (0: the demo's default)")
+    parser.add_argument("--out", type=Path, default=Path("runs/size_curve"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    points = [measure(n, args.out, args.seed) for n in args.identities]
+    (args.out / "size_curve.json").write_text(json.dumps(points, indent=1))
+    figure, share_axis = plt.subplots(figsize=(5, 3.2))
+    share_axis.plot([p["identities"] for p in points], [100 * p["share"] for p in points], "o-")
+    share_axis.set_xlabel("VoxSynth identities")
+    share_axis.set_ylabel("share of chance-to-ceiling (%)")
+    time_axis = share_axis.twinx()
+    time_axis.plot([p["identities"] for p in points], [p["total_seconds"] / 60 for p in points], "s--", color="grey")
+    time_axis.set_ylabel("demo minutes (excl. venv)", color="grey")
+    figure.tight_layout()
+    figure.savefig(args.out / "size_curve.png", dpi=120)
+    for p in points:
+        print(f"{p['identities']:>5} identities: AUC {p['auc']:.3f} / ceiling {p['ceiling']:.3f} = "
+              f"{100 * p['share']:.0f}% in {p['total_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

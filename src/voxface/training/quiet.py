@@ -1,0 +1,33 @@
+"""Lightning's messages that a voxface user cannot act on, switched off where they are emitted.
+
+Lightning logs device facts, tips about its cloud products and which dataloader it loads at INFO on its
+own loggers, and warns about things voxface does on purpose. ``voxface`` keeps its own progress bars,
+step messages and warnings; ``--verbose`` (log level DEBUG) lets Lightning's INFO through again.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+# (message pattern, why it is expected)
+EXPECTED_WARNINGS = (
+    # Lightning 2.6 itself calls an API that torch 2.13 deprecates; nothing in voxface's hands.
+    (r".*isinstance\(treespec, LeafSpec\).*", "upstream deprecation inside Lightning"),
+    # The frozen face teacher is in eval mode by design (its batch-norm statistics are the prior).
+    (r".*module\(s\) in eval mode at the start of training.*", "the frozen teacher"),
+    # voxface's sampler resumes mid-epoch itself (IdentityBatchSampler.follow); Lightning cannot see that.
+    (r".*resuming from a checkpoint that ended before the epoch ended.*", "mid-epoch resume is exact"),
+    # A resumed run writes into its own checkpoint folder.
+    (r".*Checkpoint directory .* exists and is not empty.*", "resume"),
+)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's INFO chatter (unless the root logger is at DEBUG) and the expected warnings."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in LIGHTNING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern, _why in EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
