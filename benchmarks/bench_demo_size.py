@@ -4,8 +4,10 @@ For each identity count, runs the whole demo (VoxSynth, teacher, the three runs,
 with the default settings otherwise, into ``<out>/<N>``, and records the wall clock of each step and
 the full method's random unseen-unheard AUC and share of the way from chance to that list's ceiling.
 Writes ``<out>/size_curve.json`` and ``<out>/size_curve.png``. Folders already finished are reused.
+With several ``--seeds`` it also gives the spread of the training runs (mean +- sd per size).
 
     python benchmarks/bench_demo_size.py --identities 200 400 800 --out runs/size_curve
+    python benchmarks/bench_demo_size.py --identities 800 --seeds 0 1 2 --out runs/size_curve
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -27,8 +30,12 @@ def measure(identities: int, out: Path, seed: int) -> dict:
     default = SIZES["default"]
     size = dataclasses.replace(default, synth=dataclasses.replace(default.synth, identities=identities))
     folder = out / str(identities) if seed == 0 else out / f"{identities}_seed{seed}"
-    result = run_demo(folder, size, progress=False,
-                      seed=seed if seed else None)
+    if seed != 0:  # other training seeds reuse the seed-0 run's data and teacher (measured first)
+        folder.mkdir(parents=True, exist_ok=True)
+        for shared in ("voxsynth", "teacher"):
+            if not (folder / shared).exists():
+                (folder / shared).symlink_to((out / str(identities) / shared).resolve())
+    result = run_demo(folder, size, progress=False, seed=seed)
     report = json.loads((folder / "eval" / "full" / "report.json").read_text())
     oracle = json.loads((folder / "voxsynth" / "oracle.json").read_text())
     key = "random_unseenunheard"
@@ -42,24 +49,31 @@ def measure(identities: int, out: Path, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, nargs="+", default=[200, 400, 800])
-    parser.add_argument("--seed", type=int, default=0, help="training seed (0: the demo's default)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds (0: the demo's default; others reuse its data and teacher)")
     parser.add_argument("--out", type=Path, default=Path("runs/size_curve"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    points = [measure(n, args.out, args.seed) for n in args.identities]
+    points = [measure(n, args.out, seed) for n in args.identities for seed in sorted(args.seeds)]
     (args.out / "size_curve.json").write_text(json.dumps(points, indent=1))
+    by_size = {n: [p for p in points if p["identities"] == n] for n in args.identities}
     figure, share_axis = plt.subplots(figsize=(5, 3.2))
-    share_axis.plot([p["identities"] for p in points], [100 * p["share"] for p in points], "o-")
+    share_axis.errorbar(list(by_size), [100 * np.mean([p["share"] for p in ps]) for ps in by_size.values()],
+                        yerr=[100 * np.std([p["share"] for p in ps]) for ps in by_size.values()], fmt="o-", capsize=3)
     share_axis.set_xlabel("VoxSynth identities")
     share_axis.set_ylabel("share of chance-to-ceiling (%)")
     time_axis = share_axis.twinx()
-    time_axis.plot([p["identities"] for p in points], [p["total_seconds"] / 60 for p in points], "s--", color="grey")
+    time_axis.plot(list(by_size), [ps[0]["total_seconds"] / 60 for ps in by_size.values()], "s--", color="grey")
     time_axis.set_ylabel("demo minutes (excl. venv)", color="grey")
     figure.tight_layout()
     figure.savefig(args.out / "size_curve.png", dpi=120)
     for p in points:
-        print(f"{p['identities']:>5} identities: AUC {p['auc']:.3f} / ceiling {p['ceiling']:.3f} = "
+        print(f"{p['identities']:>5} identities, seed {p['seed']}: AUC {p['auc']:.3f} / ceiling {p['ceiling']:.3f} = "
               f"{100 * p['share']:.0f}% in {p['total_seconds']:.0f} s")
+    for n, ps in by_size.items():
+        aucs = [p["auc"] for p in ps]
+        print(f"{n:>5} identities: AUC {np.mean(aucs):.3f} +- {np.std(aucs, ddof=1) if len(aucs) > 1 else 0:.3f} "
+              f"over {len(aucs)} seeds")
 
 
 if __name__ == "__main__":

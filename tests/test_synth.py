@@ -90,8 +90,10 @@ def test_layout_reads_through_the_voxceleb1_code_path(synth):
     wave = read_voice(roots.voice(train.identities[0].voices[0]), None)
     assert 2.0 * 16000 <= len(wave) <= 3.0 * 16000
     assert read_face(roots.face(train.identities[0].faces[0])).shape == (112, 112, 3)
-    teacher = sorted((root / "teacher_faces").iterdir())
+    teacher = sorted(d for d in (root / "teacher_faces").iterdir() if d.is_dir())
     assert len(teacher) == 4 and all(len(list(d.glob("*.jpg"))) == 3 for d in teacher)
+    knobs = (root / "teacher_faces" / "identities.csv").read_text().splitlines()  # for pretrain-face's probes
+    assert len(knobs) == 5 and knobs[0].startswith("name,gender,nationality,age,aspect")
     assert not {d.name for d in teacher} & set(protocol.identities)  # disjoint from the voice-face set
     oracle = json.loads((root / "oracle.json").read_text())
     assert set(oracle["verification_auc"]) == {f"{g}_{t}" for g in VERIFICATION_GROUPS for t in TEST_SETS}

@@ -63,7 +63,7 @@ SYLLABLES = ("ba", "ren", "tol", "vik", "mar", "so", "lin", "dor", "ka", "pel", 
 @dataclass
 class SynthConfig:
     identities: int = 800
-    videos: int = 3  # per identity; a train identity's last video is held out for the seen-heard test
+    videos: int = 4  # per identity; a train identity's last video is held out for the seen-heard test
     clips_per_video: int = 2
     frames_per_video: int = 2
     min_seconds: float = 2.5
