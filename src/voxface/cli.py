@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help="generate VoxSynth, the built-in synthetic benchmark (VoxCeleb1 layout)")
     synth.add_argument("--out", type=Path, required=True, help="output folder (an interrupted run resumes there)")
-    synth.add_argument("--identities", type=int, default=None, help="voice-face identities (default: the demo's, 800)")
+    synth.add_argument("--identities", type=int, default=None, help="voice-face identities (default: the demo's, 400)")
     synth.add_argument("--teacher-identities", type=int, default=None,
                        help="faces-only identities for pretraining a face teacher (default: the demo's, 400)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the output is deterministic for it")

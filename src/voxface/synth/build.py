@@ -62,7 +62,7 @@ SYLLABLES = ("ba", "ren", "tol", "vik", "mar", "so", "lin", "dor", "ka", "pel", 
 
 @dataclass
 class SynthConfig:
-    identities: int = 800
+    identities: int = 400
     videos: int = 4  # per identity; a train identity's last video is held out for the seen-heard test
     clips_per_video: int = 2
     frames_per_video: int = 2
