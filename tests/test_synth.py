@@ -136,12 +136,14 @@ def test_every_list_obeys_its_constraints(synth):
 def test_shuffled_identity_scorer_is_at_chance(default_lists):
     _, people, verification, _, _, _ = default_lists
     rng = np.random.default_rng(0)
-    embedding = rng.standard_normal((len(people), 16))
-    shuffled = rng.permutation(len(people))
+    # One draw scores every clip of an identity alike, so its AUC scatters by about 0.05 with 80 test
+    # identities; the mean over 20 draws must sit at chance (its own scatter is about 0.01).
+    draws = [(rng.standard_normal((len(people), 16)), rng.permutation(len(people))) for _ in range(20)]
     for (group, test_set), rows in verification.items():
         labels = [int(a is b) for a, _, b, _ in rows]
-        scores = [embedding[shuffled[a.index]] @ embedding[b.index] for a, _, b, _ in rows]
-        assert abs(roc_auc_score(labels, scores) - 0.5) < 0.06, (group, test_set)
+        aucs = [roc_auc_score(labels, [embedding[shuffled[a.index]] @ embedding[b.index] for a, _, b, _ in rows])
+                for embedding, shuffled in draws]
+        assert abs(np.mean(aucs) - 0.5) < 0.04, (group, test_set, np.mean(aucs))
         assert abs(np.mean(labels) - 0.5) < 1e-9  # balanced: one positive and one negative per clip
 
 
