@@ -22,7 +22,7 @@ def _interrupt_when(process: subprocess.Popen, marker, timeout: float = 150.0) -
             process.kill()
             pytest.fail(f"{marker} did not appear within {timeout} s")
         time.sleep(0.02)
-    # Lightning writes checkpoints atomically; the run has most of its 48 steps (about 2 s) still to go.
+    # Lightning writes checkpoints atomically; the run has 46 of its 48 steps still to go (first checkpoint: step 2).
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     process.wait(timeout=60)
 

@@ -65,7 +65,7 @@ SIZES: dict[str, DemoSize] = {
         train=("data.face_size=32", "data.workers=0", "data.crop_seconds=1.0", "data.val_crop_seconds=2.0",
                "data.val_clips_per_identity=4", "mapping.hidden=[64]", "audio.channels=[32,32,32,32,96]",
                "audio.embedding_size=32", "optim.batch_size=8", "optim.lr_audio=2e-3", "optim.lr_mapping=2e-3",
-               "loss.temperature=0.2", "trainer.epochs=4", "trainer.checkpoint_every=5", "trainer.accelerator=cpu")),
+               "loss.temperature=0.2", "trainer.epochs=4", "trainer.checkpoint_every=2", "trainer.accelerator=cpu")),
 }
 
 
