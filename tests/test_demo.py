@@ -31,7 +31,10 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     out = tmp_path / "demo"
     command = [sys.executable, "-m", "voxface", "demo", "--size", "tiny", "--out", str(out), "--quiet",
                "--workers", "2"]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A shell's background job (and so a CI runner may) starts with SIGINT ignored, which a child would
+    # inherit and Python would then keep: restore the default so that Ctrl-C reaches the demo.
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Stop it inside the second training run, right after its first step checkpoint.
     _interrupt_when(first, out / "train" / "contrastive" / "checkpoints" / "last.ckpt")
     assert not (out / "train" / "contrastive" / "run.json").exists(), "interrupted too late to test resuming"
