@@ -127,11 +127,8 @@ def embed_faces(backbone: torch.nn.Module, items: list[tuple[Path, int]], size: 
     return torch.cat([torch.nn.functional.normalize(backbone(x.to(device))) for x, _ in loader]).cpu()
 
 
-def verification_auc(backbone: torch.nn.Module, items: list[tuple[Path, int]], size: int,
-                     batch_size: int = 128, embeddings: torch.Tensor | None = None) -> float:
-    """Face-face verification AUC over all pairs of the given images (cosine similarity)."""
-    if embeddings is None:
-        embeddings = embed_faces(backbone, items, size, batch_size)
+def verification_auc(embeddings: torch.Tensor, items: list[tuple[Path, int]]) -> float:
+    """Face-face verification AUC over all pairs of ``items`` (cosine of their ``embed_faces`` embeddings)."""
     labels = np.array([label for _, label in items])
     upper = np.triu_indices(len(items), k=1)
     scores = (embeddings @ embeddings.T).numpy()[upper]
@@ -233,7 +230,7 @@ def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacher
     trainer.fit(module, loader, ckpt_path=str(last) if resume and last.exists() else None)
     trainer.save_checkpoint(last, weights_only=False)  # the full training state, said explicitly
     heldout_embeddings = embed_faces(module.backbone, heldout_items, config.input_size)
-    auc = verification_auc(module.backbone, heldout_items, config.input_size, embeddings=heldout_embeddings)
+    auc = verification_auc(heldout_embeddings, heldout_items)
     torch.save(module.backbone.state_dict(), out / "backbone.pth")
     summary = {"config": asdict(config), "train_identities": len(train_names), "train_images": len(train_items),
                "heldout_identities": len(heldout), "heldout_images": len(heldout_items),

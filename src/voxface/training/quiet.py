@@ -11,16 +11,15 @@ import logging
 import warnings
 
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
-# (message pattern, why it is expected)
-EXPECTED_WARNINGS = (
+EXPECTED_WARNINGS = (  # message patterns
     # Lightning 2.6 itself calls an API that torch 2.13 deprecates; nothing in voxface's hands.
-    (r".*isinstance\(treespec, LeafSpec\).*", "upstream deprecation inside Lightning"),
+    r".*isinstance\(treespec, LeafSpec\).*",
     # The frozen face teacher is in eval mode by design (its batch-norm statistics are the prior).
-    (r".*module\(s\) in eval mode at the start of training.*", "the frozen teacher"),
+    r".*module\(s\) in eval mode at the start of training.*",
     # voxface's sampler resumes mid-epoch itself (IdentityBatchSampler.follow); Lightning cannot see that.
-    (r".*resuming from a checkpoint that ended before the epoch ended.*", "mid-epoch resume is exact"),
+    r".*resuming from a checkpoint that ended before the epoch ended.*",
     # A resumed run writes into its own checkpoint folder.
-    (r".*Checkpoint directory .* exists and is not empty.*", "resume"),
+    r".*Checkpoint directory .* exists and is not empty.*",
 )
 
 
@@ -29,5 +28,5 @@ def quiet_lightning() -> None:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for name in LIGHTNING_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern, _why in EXPECTED_WARNINGS:
+    for pattern in EXPECTED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
