@@ -126,7 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
                       crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
-                      bootstrap=args.bootstrap)
+                      bootstrap=args.bootstrap, backend=args.backend)
     oracle_file = Path(args.lists).parent / "oracle.json" if args.lists != "voxceleb1" else None
     oracle = json.loads(oracle_file.read_text()) if oracle_file and oracle_file.is_file() else None
     paths = write_reports(result, args.out, name=args.name or Path(args.checkpoint).parent.parent.name,
@@ -148,13 +148,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backend_fit(args: argparse.Namespace) -> int:
+    from voxface.evaluation.backend import fit_backend
+
+    backend = fit_backend(args.checkpoint, args.data, args.lists, out=args.out, reduce=args.reduce,
+                          crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers)
+    print(format_backend(backend.info))
+    print(f"backend: {args.out} (use with: voxface evaluate ... --backend {args.out}; "
+          f"voxface score ... --backend {args.out})")
+    return 0
+
+
+def format_backend(info: dict) -> str:
+    val = info["val_auc"]
+    return (f"Gaussian backend on {info['train_identities']} training identities ({info['train_voices']} voices, "
+            f"{info['train_faces']} faces): {info['reduce']} to {info['dims']} dimensions, {info['canonical_pairs']} "
+            f"canonical pairs (correlations {', '.join(f'{r:.2f}' for r in info['canonical_correlations'])}); "
+            f"validation AUC {val['backend']:.3f} (cosine {val['cosine']:.3f}) on {info['val_identities']} "
+            f"identities; embedding {info['embed_seconds']:.1f} s, fitting {info['fit_seconds']:.2f} s")
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from voxface.evaluation.api import VoiceFaceScorer
 
-    scores = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop).score(args.voice, args.faces)
-    ranking = sorted(range(len(scores)), key=lambda i: -scores[i])
-    for rank, i in enumerate(ranking, start=1):
-        print(f"{rank:>3}  {scores[i]:+.4f}  {args.faces[i]}")
+    matches = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop, backend=args.backend,
+                              prior=args.prior).score(args.voice, args.faces)
+    with_probability = matches[0].probability is not None
+    print("rank  cosine" + "  P(same)" * with_probability + "  face")
+    for rank, match in enumerate(sorted(matches, key=lambda m: -m.cosine), start=1):
+        p = f"  {match.probability:7.3f}" if with_probability else ""
+        print(f"{rank:>4}  {match.cosine:+.3f}{p}  {match.face}")
+    if with_probability:
+        print(f"P(same): the calibrated probability that the voice and the face are one person, at a prior of "
+              f"{args.prior:g} (--prior)")
+    else:
+        print("(no probability: pass --backend RUN/backend, fitted with 'voxface backend fit')", file=sys.stderr)
     return 0
 
 
@@ -260,7 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=int, default=2)
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     ev.add_argument("--name", default=None, help="the run's name in the reports")
+    ev.add_argument("--backend", type=Path, default=None,
+                    help="a 'voxface backend fit' folder: also score by its calibrated log-likelihood ratios")
     ev.set_defaults(func=cmd_evaluate)
+
+    backend = commands.add_parser("backend", help="a Gaussian (PLDA-style) backend: likelihood ratios, probabilities")
+    backend_commands = backend.add_subparsers(dest="backend_command", required=True, metavar="SUBCOMMAND")
+    fit = backend_commands.add_parser(
+        "fit", help="fit it on the training identities' embeddings, calibrate it on the validation identities")
+    fit.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")
+    fit.add_argument("--data", type=Path, required=True, help="data set root (wav/, unzippedFaces/)")
+    _add_lists_arg(fit)
+    fit.add_argument("--out", type=Path, required=True, help="backend folder, e.g. RUN/backend")
+    fit.add_argument("--reduce", choices=["lda", "pca", "none"], default="lda",
+                     help="per-modality reduction before the joint Gaussian (default: %(default)s)")
+    fit.add_argument("--crop", type=float, default=None, help="centre-crop voices (as evaluate --crop will)")
+    fit.add_argument("--batch-size", type=int, default=32)
+    fit.add_argument("--workers", type=int, default=2)
+    fit.set_defaults(func=cmd_backend_fit)
 
     report = commands.add_parser("report", help="put several evaluated runs side by side (Table 3 / 4 layout)")
     report.add_argument("runs", type=Path, nargs="+", help="folders written by 'voxface evaluate --out'")
@@ -270,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score one voice against faces with a trained checkpoint")
     score.add_argument("--checkpoint", type=Path, required=True)
     score.add_argument("--crop", type=float, default=None, help="centre-crop the voice to this many seconds")
+    score.add_argument("--backend", type=Path, default=None,
+                       help="a 'voxface backend fit' folder: also give the probability of a match")
+    score.add_argument("--prior", type=float, default=0.5,
+                       help="prior probability that a face is the speaker's, for the probability (default: 0.5)")
     score.add_argument("voice", type=Path)
     score.add_argument("faces", type=Path, nargs="+")
     score.set_defaults(func=cmd_score)

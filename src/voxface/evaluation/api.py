@@ -1,26 +1,51 @@
 """The Python API for scoring and exporting embeddings with a trained checkpoint.
 
->>> scorer = VoiceFaceScorer("runs/voxsynth/full/checkpoints/best.ckpt")  # doctest: +SKIP
->>> scorer.score("voice.wav", ["face1.jpg", "face2.jpg"])                  # doctest: +SKIP
-[0.41, -0.05]
+>>> scorer = VoiceFaceScorer("runs/demo/train/full/checkpoints/best.ckpt",
+...                          backend="runs/demo/train/full/backend")                 # doctest: +SKIP
+>>> [(m.cosine, m.probability) for m in scorer.score("voice.wav", ["face1.jpg", "face2.jpg"])]  # doctest: +SKIP
+[(0.41, 0.83), (-0.05, 0.22)]
+
+``probability`` is P(same person) at ``prior`` (the chance of a match before looking, 0.5 by default) from
+the backend's calibrated log-likelihood ratio; without a backend only the cosine is given.
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from voxface.errors import MediaError
+from voxface.evaluation.backend import GaussianBackend, check_backend_fits, cosine, probability
 from voxface.evaluation.checkpoint import load_trained_model
 from voxface.evaluation.evaluate import Embedder
 
 
-class VoiceFaceScorer:
-    """Cosine scores between voices and faces under one trained model (whole clips unless ``crop_seconds``)."""
+@dataclass(frozen=True)
+class Match:
+    """One face's score against a voice: the cosine (the paper's score) and, with a backend, the calibrated
+    log-likelihood ratio and the probability that voice and face belong to the same person at ``prior``."""
 
-    def __init__(self, checkpoint: str | Path, crop_seconds: float | None = None, batch_size: int = 32) -> None:
+    face: str
+    cosine: float
+    llr: float | None = None
+    probability: float | None = None
+    prior: float | None = None
+
+
+class VoiceFaceScorer:
+    """Scores between voices and faces under one trained model (whole clips unless ``crop_seconds``), with
+    calibrated probabilities when a fitted backend folder is given."""
+
+    def __init__(self, checkpoint: str | Path, crop_seconds: float | None = None, batch_size: int = 32,
+                 backend: str | Path | None = None, prior: float = 0.5) -> None:
+        self.backend = GaussianBackend.load(backend) if backend is not None else None
+        if self.backend is not None:
+            check_backend_fits(self.backend, checkpoint, crop_seconds)
+        probability(np.zeros(1), prior)  # a prior outside (0, 1) fails here, not at the first score
+        self.prior = prior
         model, self.config = load_trained_model(checkpoint)
         self.embedder = Embedder(model, batch_size=batch_size, workers=0, crop_seconds=crop_seconds)
 
@@ -34,11 +59,18 @@ class VoiceFaceScorer:
             raise MediaError(next(iter(errors.values())))
         return np.stack([vectors[f] for f in files])
 
-    def score(self, voice: str | Path, faces: list[str | Path]) -> list[float]:
-        """The cosine similarity of one voice with each face, in the faces' order."""
-        v = self.embed([voice], "voice")[0]
+    def score(self, voice: str | Path, faces: list[str | Path], prior: float | None = None) -> list[Match]:
+        """One voice against each face, in the faces' order: the cosine and, with a backend, the probability of a
+        match at ``prior`` (the scorer's, 0.5 unless set)."""
+        prior = self.prior if prior is None else prior
         f = self.embed(faces, "face")
-        return (f @ v / (np.linalg.norm(f, axis=1) * np.linalg.norm(v))).astype(float).tolist()
+        v = np.repeat(self.embed([voice], "voice"), len(f), axis=0)
+        cosines = cosine(v, f)
+        if self.backend is None:
+            return [Match(str(face), float(c)) for face, c in zip(faces, cosines, strict=True)]
+        llr = self.backend.llr(v, f)
+        return [Match(str(face), float(c), float(x), float(p), prior)
+                for face, c, x, p in zip(faces, cosines, llr, probability(llr, prior), strict=True)]
 
 
 def export_embeddings(scorer: VoiceFaceScorer, paths: list[str | Path], kind: str,

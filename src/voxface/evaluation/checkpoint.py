@@ -56,3 +56,13 @@ def checkpoint_digest(path: str | Path) -> str:
     """A short key for a checkpoint file: its name, size and modification time."""
     stat = Path(path).stat()
     return hashlib.sha256(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """The SHA-256 of a checkpoint's bytes: what a fitted backend records, so it follows a moved run folder
+    and refuses a retrained one."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

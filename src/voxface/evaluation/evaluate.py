@@ -3,6 +3,8 @@
 Voices are embedded whole by default (``crop_seconds`` takes a centre crop instead); faces through
 the teacher and the mapping. Embeddings are cached on disk, keyed by the checkpoint and each file.
 Files the lists name but the data lacks stop the run before any work, unless ``skip_missing``.
+Every verification list is scored by the paper's cosine and, with a fitted backend (``backend.py``), by
+calibrated log-likelihood ratios as well: AUC, EER, Cllr and minCllr for each.
 """
 
 from __future__ import annotations
@@ -17,14 +19,23 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import MediaError, ProtocolError
+from voxface.evaluation.backend import GaussianBackend, check_backend_fits, cosine
 from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model
-from voxface.evaluation.metrics import bootstrap_interval, equal_error_rate, matching_accuracy, retrieval, roc_auc
+from voxface.evaluation.metrics import (
+    bootstrap_interval,
+    cllr,
+    equal_error_rate,
+    matching_accuracy,
+    min_cllr,
+    retrieval,
+    roc_auc,
+)
 from voxface.media.audio import read_voice
 from voxface.media.cache import file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.voiceface import VoiceFaceModel
 from voxface.protocol.layout import DataRoots
-from voxface.protocol.lists import Protocol, load_protocol
+from voxface.protocol.lists import Protocol, VerificationList, load_protocol
 from voxface.training.config import TrainConfig
 
 log = logging.getLogger("voxface")
@@ -117,19 +128,74 @@ class Evaluation:
     retrieval: dict[str, dict] = field(default_factory=dict)
     lost_trials: dict[str, int] = field(default_factory=dict)
     encoded: dict[str, int] = field(default_factory=dict)
-    scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # (labels, scores)
+    scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # (labels, cosines)
+    backend_scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # llrs
+    backend: dict = field(default_factory=dict)  # the backend's folder and fit, when one scored
     plots: list[str] = field(default_factory=list)
     face_files_by_identity: dict[int, list[Path]] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
         return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,
-                "lost_trials": self.lost_trials, "encoded": self.encoded, "plots": self.plots}
+                "lost_trials": self.lost_trials, "encoded": self.encoded, "plots": self.plots,
+                **({"backend": self.backend} if self.backend else {})}
+
+
+def verification_metrics(labels: np.ndarray, scores: np.ndarray, bootstrap: int,
+                         llr: np.ndarray | None = None) -> dict:
+    """AUC (with its bootstrap interval), EER, minCllr and, for calibrated log-likelihood ratios ``llr`` of the
+    same scores, Cllr (None without them: a raw score is not a likelihood ratio)."""
+    low, high = bootstrap_interval(labels, scores, resamples=bootstrap) if bootstrap else (None, None)
+    return {"auc": roc_auc(labels, scores), "auc_ci95": [low, high], "eer": equal_error_rate(labels, scores),
+            "cllr": cllr(labels, llr) if llr is not None else None, "min_cllr": min_cllr(labels, scores),
+            "trials": len(labels), "positives": int(labels.sum())}
+
+
+@dataclass
+class EmbeddingTable:
+    """Embeddings as one matrix per modality, with each file's row, keyed by the lists' relative paths."""
+
+    voices: np.ndarray
+    faces: np.ndarray
+    voice_row: dict[str, int]
+    face_row: dict[str, int]
+
+    @classmethod
+    def build(cls, voice_emb: dict, face_emb: dict, voice_files: set[str], face_files: set[str],
+              roots: DataRoots) -> EmbeddingTable:
+        voice_row, face_row, voices, faces = {}, {}, [], []
+        for rel in sorted(voice_files):
+            if (vector := voice_emb.get(roots.voice(rel))) is not None:
+                voice_row[rel] = len(voices)
+                voices.append(vector)
+        for rel in sorted(face_files):
+            if (vector := face_emb.get(roots.face(rel))) is not None:
+                face_row[rel] = len(faces)
+                faces.append(vector)
+        width = next(iter(voice_emb.values()), next(iter(face_emb.values()), np.zeros(1))).shape[-1]
+        return cls(np.stack(voices) if voices else np.zeros((0, width)),
+                   np.stack(faces) if faces else np.zeros((0, width)), voice_row, face_row)
+
+
+def score_trials(table: EmbeddingTable, trials: VerificationList,
+                 backend: GaussianBackend | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(kept rows, cosines, calibrated llrs or None) of one list's trials whose voice and face were embedded."""
+    v = np.fromiter((table.voice_row.get(p, -1) for p in trials.voice_files), dtype=np.int64, count=len(trials))
+    f = np.fromiter((table.face_row.get(p, -1) for p in trials.face_files), dtype=np.int64, count=len(trials))
+    keep = np.flatnonzero((v >= 0) & (f >= 0))
+    voices, faces = table.voices[v[keep]], table.faces[f[keep]]
+    llr = backend.llr(voices, faces) if backend is not None else None
+    return keep, cosine(voices, faces), llr
 
 
 def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxceleb1", out: str | Path | None = None,
              skip_missing: bool = False, crop_seconds: float | None = None, batch_size: int = 32, workers: int = 2,
-             bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces") -> Evaluation:
+             bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces",
+             backend: str | Path | None = None) -> Evaluation:
     protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)
+    scorer = None
+    if backend is not None:  # checked before any embedding work
+        scorer = GaussianBackend.load(backend)
+        check_backend_fits(scorer, checkpoint, crop_seconds)
     roots = DataRoots.from_root(data, audio_dir, faces_dir)
     verification = protocol.all_verification()
     matching = protocol.all_matching()
@@ -158,22 +224,22 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         raise MediaError(f"{len(bad)} files the lists need cannot be read, e.g. {first}; "
                          f"pass --skip-missing to score the rest")
     result = Evaluation(encoded=dict(embedder.encoded))
+    if scorer is not None:
+        result.backend = {"folder": str(backend), **{k: scorer.info[k] for k in ("dims", "canonical_pairs",
+                                                                               "train_identities", "val_auc")}}
 
-    def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # the model's own (symmetric) scoring rule
-        return VoiceFaceModel.score(torch.from_numpy(a), torch.from_numpy(b)).numpy()
-
+    table = EmbeddingTable.build(voice_emb, face_emb, {v for t in verification for v in t.voice_files},
+                                 {f for t in verification for f in t.face_files}, roots)
     for trials in verification:
-        keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))
-                if roots.voice(v) in voice_emb and roots.face(f) in face_emb]
+        keep, scores, llr = score_trials(table, trials, scorer)
         result.lost_trials[trials.name] = len(trials) - len(keep)
         labels = trials.labels[keep]
-        scores = cos(np.stack([voice_emb[roots.voice(trials.voice_files[i])] for i in keep]),
-                     np.stack([face_emb[roots.face(trials.face_files[i])] for i in keep]))
         result.scores[trials.name] = (labels, scores)
-        low, high = bootstrap_interval(labels, scores, resamples=bootstrap) if bootstrap else (None, None)
-        result.verification[trials.name] = {
-            "auc": roc_auc(labels, scores), "auc_ci95": [low, high], "eer": equal_error_rate(labels, scores),
-            "trials": len(keep), "positives": int(labels.sum())}
+        result.verification[trials.name] = verification_metrics(
+            labels, scores, bootstrap, scorer.calibrate_cosine(scores) if scorer is not None else None)
+        if llr is not None:
+            result.backend_scores[trials.name] = (labels, llr)
+            result.verification[trials.name]["backend"] = verification_metrics(labels, llr, bootstrap, llr)
     for m in matching:
         probe_map, cand_map = (voice_emb, face_emb) if m.direction == "v2f" else (face_emb, voice_emb)
         probe_root, cand_root = (roots.voice, roots.face) if m.direction == "v2f" else (roots.face, roots.voice)
@@ -182,8 +248,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         rows = [r for r in rows if r[0] in probe_map and r[1] in cand_map and r[2] in cand_map]
         result.lost_trials[f"matching_{m.name}"] = len(m) - len(rows)
         probes = np.stack([probe_map[r[0]] for r in rows])
-        right = cos(probes, np.stack([cand_map[r[1]] for r in rows]))
-        wrong = cos(probes, np.stack([cand_map[r[2]] for r in rows]))
+        right = cosine(probes, np.stack([cand_map[r[1]] for r in rows]))
+        wrong = cosine(probes, np.stack([cand_map[r[2]] for r in rows]))
         result.matching[m.name] = {"accuracy": matching_accuracy(right, wrong), "trials": len(rows)}
     # Retrieval over the unseen-unheard identities: every voice and face its random list names.
     trials = protocol.verification("random", "unseenunheard")

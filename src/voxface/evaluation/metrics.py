@@ -1,9 +1,15 @@
-"""Verification, matching and retrieval metrics, with bootstrap confidence intervals."""
+"""Verification, matching and retrieval metrics, with bootstrap confidence intervals.
+
+Cllr (Brümmer & du Preez 2006) measures log-likelihood-ratio scores as probabilities: 0 is perfect, 1 is a
+scorer that always says "no idea". minCllr is the Cllr after the best monotone recalibration (PAV), the part
+of the loss that discrimination alone leaves; Cllr - minCllr is what the calibration loses.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.stats import rankdata
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_curve
 
 
@@ -39,6 +45,30 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
     d0, d1 = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
     t = d0 / (d0 - d1) if d0 != d1 else 0.0
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def cllr(labels: np.ndarray, llr: np.ndarray) -> float:
+    """Cllr in bits of natural-log likelihood ratios: targets and non-targets weigh half each."""
+    return _cllr_bits(*_check(labels, llr))
+
+
+def _cllr_bits(labels: np.ndarray, llr: np.ndarray) -> float:
+    with np.errstate(over="ignore"):
+        miss = np.logaddexp(0.0, -llr[labels]).mean()  # log(1 + e^-llr): a target called unlikely
+        false_alarm = np.logaddexp(0.0, llr[~labels]).mean()
+    return float((miss + false_alarm) / (2 * np.log(2)))
+
+
+def min_cllr(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Cllr after the optimal monotone map from scores to log-likelihood ratios (pool-adjacent-violators)."""
+    labels, scores = _check(labels, scores)
+    posterior = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(scores, labels)
+    prior_odds = labels.mean() / (1 - labels.mean())
+    with np.errstate(divide="ignore"):
+        # PAV's posteriors carry the trial list's own prior; dividing its odds out leaves likelihood ratios.
+        # A block of only targets (non-targets) gets +inf (-inf): right answers that cost nothing.
+        llr = np.log(posterior) - np.log1p(-posterior) - np.log(prior_odds)
+    return _cllr_bits(labels, llr)
 
 
 def bootstrap_interval(labels: np.ndarray, scores: np.ndarray, metric=roc_auc, resamples: int = 1000,

@@ -1,5 +1,6 @@
 """Reports in the paper's Table 2 layout: AUC (%) per group on both test sets, with the literature rows and,
-on VoxSynth, the oracle ceiling and the share of the way from chance to it."""
+on VoxSynth, the oracle ceiling and the share of the way from chance to it. With a fitted backend, the run has
+two rows: its cosine scores (the paper's) and the backend's calibrated log-likelihood ratios."""
 
 from __future__ import annotations
 
@@ -29,37 +30,41 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     """Write report.json, report.csv and report.md into ``out``; return their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ours = [100 * evaluation.verification[f"{g}_{t}"]["auc"] for t in TEST_SETS for g in GROUPS]
+    keys = [f"{g}_{t}" for t in TEST_SETS for g in GROUPS]
+    ours = {name: [100 * evaluation.verification[k]["auc"] for k in keys]}
+    if evaluation.backend:
+        ours[backend_row(name)] = [100 * evaluation.verification[k]["backend"]["auc"] for k in keys]
     rows: list[tuple[str, list[float]]] = [(k, list(v)) for k, v in LITERATURE.items()] if literature else []
-    rows.append((name, ours))
-    ceiling = None
+    rows += list(ours.items())
     if oracle:
-        ceiling = [100 * oracle["verification_auc"][f"{g}_{t}"] for t in TEST_SETS for g in GROUPS]
+        ceiling = [100 * oracle["verification_auc"][k] for k in keys]
         rows.append(("oracle ceiling", ceiling))
-        rows.append(("share of chance-to-ceiling", [100 * (a - 50) / (c - 50) for a, c in zip(ours, ceiling,
-                                                                                               strict=True)]))
+        for label, values in ours.items():
+            rows.append((share_row(label, len(ours)), [100 * (a - 50) / (c - 50) for a, c in zip(values, ceiling,
+                                                                                                strict=True)]))
     report = {"name": name, "table2_auc_percent": {label: dict(zip([f"{t}_{c}" for t in TEST_SETS for c in COLUMNS],
                                                                    values, strict=True)) for label, values in rows},
               **evaluation.to_json()}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     with (out / "report.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["list", "auc", "auc_ci95_low", "auc_ci95_high", "eer", "trials", "lost_trials",
-                         "oracle_ceiling"])
-        for key, value in evaluation.verification.items():
+        writer.writerow(["list", "scoring", "auc", "auc_ci95_low", "auc_ci95_high", "eer", "cllr", "min_cllr",
+                         "trials", "lost_trials", "oracle_ceiling"])
+        for key, scoring, value in _scorings(evaluation):
             low, high = (f"{x:.4f}" if x is not None else "" for x in value["auc_ci95"])
-            writer.writerow([key, f"{value['auc']:.4f}", low, high, f"{value['eer']:.4f}", value["trials"],
+            writer.writerow([key, scoring, f"{value['auc']:.4f}", low, high, f"{value['eer']:.4f}",
+                             _number(value.get("cllr")), _number(value.get("min_cllr")), value["trials"],
                              evaluation.lost_trials.get(key, 0),
                              f"{oracle['verification_auc'][key]:.4f}" if oracle else ""])
         for key, value in evaluation.matching.items():
-            writer.writerow([f"matching_{key}", f"{value['accuracy']:.4f}", "", "", "", value["trials"],
-                             evaluation.lost_trials.get(f"matching_{key}", 0), ""])
+            writer.writerow([f"matching_{key}", "cosine", f"{value['accuracy']:.4f}", "", "", "", "", "",
+                             value["trials"], evaluation.lost_trials.get(f"matching_{key}", 0), ""])
     header = "| method | " + " | ".join(f"U-U {c}" for c in COLUMNS) + " | " + " | ".join(f"S-H {c}" for c in COLUMNS)
     lines = [f"# Cross-modal verification: {name}", "", "AUC (%) on the unseen-unheard (U-U) and seen-heard (S-H) "
              "lists, the layout of Sun & Su 2025 Table 2.", "", header + " |",
              "|---" * (1 + 2 * len(COLUMNS)) + "|"]
     for label, values in rows:
-        cells = " | ".join(f"**{v:.1f}**" if label == name else f"{v:.1f}" for v in values)
+        cells = " | ".join(f"**{v:.1f}**" if label in ours else f"{v:.1f}" for v in values)
         lines.append(f"| {label} | {cells} |")
     if oracle and "model_ceilings" in oracle:
         model = oracle["model_ceilings"]
@@ -67,11 +72,22 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
                   f"on a draw of {oracle['model_ceilings_draw']['identities']} test identities), U-U: "
                   + ", ".join(f"{c} {100 * model[f'{g}_unseenunheard']:.1f}" for g, c in zip(GROUPS, COLUMNS,
                                                                                               strict=True)) + "."]
-    lines += ["", "| list | AUC | 95% CI | EER | trials |", "|---|---|---|---|---|"]
-    for key, value in evaluation.verification.items():
+    if evaluation.backend:
+        fit = evaluation.backend
+        lines += ["", f"Backend ({fit['folder']}): a cross-modal Gaussian backend fitted on {fit['train_identities']} "
+                  f"training identities ({fit['dims']} dimensions, {fit['canonical_pairs']} canonical pairs), "
+                  "calibrated on the validation identities. Cllr is in bits (0 perfect, 1 uninformative); minCllr "
+                  "is what perfect calibration would leave. The cosine's Cllr uses the same validation calibration."]
+    else:
+        lines += ["", "Cllr needs calibrated scores: fit a backend ('voxface backend fit') and pass --backend; "
+                  "minCllr (the best a calibration could do) is given for the cosine."]
+    lines += ["", "| list | scoring | AUC | 95% CI | EER | Cllr | minCllr | trials |", "|---" * 8 + "|"]
+    for key, scoring, value in _scorings(evaluation):
         low, high = value["auc_ci95"]
         interval = f"{low:.3f}-{high:.3f}" if low is not None else "not computed"
-        lines.append(f"| {key} | {value['auc']:.3f} | {interval} | {value['eer']:.3f} | {value['trials']} |")
+        lines.append(f"| {key} | {scoring} | {value['auc']:.3f} | {interval} | {value['eer']:.3f} | "
+                     f"{_number(value.get('cllr'), 3) or '-'} | {_number(value.get('min_cllr'), 3) or '-'} | "
+                     f"{value['trials']} |")
     lines += ["", "| 1:2 matching | accuracy | trials |", "|---|---|---|"]
     lines += [f"| {k} | {v['accuracy']:.3f} | {v['trials']} |" for k, v in evaluation.matching.items()]
     lines += ["", "| retrieval (unseen-unheard) | mAP | R@1 | R@5 | R@10 |", "|---|---|---|---|---|"]
@@ -82,6 +98,27 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
         lines += ["", "Trials lost to missing or unreadable files: " + ", ".join(f"{k} {v}" for k, v in lost.items())]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return [out / "report.json", out / "report.csv", out / "report.md"]
+
+
+def backend_row(name: str) -> str:
+    """The Table 2 row of a run scored by its backend."""
+    return f"{name} + backend"
+
+
+def share_row(label: str, runs: int) -> str:
+    return "share of chance-to-ceiling" + (f" ({label})" if runs > 1 else "")
+
+
+def _scorings(evaluation: Evaluation):
+    """(list, scoring, metrics) for every verification list: the cosine, then the backend where it scored."""
+    for key, value in evaluation.verification.items():
+        yield key, "cosine", value
+        if "backend" in value:
+            yield key, "backend", value["backend"]
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
