@@ -63,7 +63,10 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     assert summary in printed and f"reports: {report.resolve()}" in printed
     full = json.loads((out / "eval" / "full" / "report.json").read_text())
     assert full["verification"]["random_unseenunheard"]["auc"] > 0.5  # beats chance even at this size
-    assert len(json.loads((report / "bars.json").read_text())) == 5
+    bars = json.loads((report / "bars.json").read_text())
+    assert len(bars) == 6 and "Gaussian backend" in bars[1]["bar"]
+    assert "backend" in full["verification"]["random_unseenunheard"]
+    assert (out / "train" / "full" / "backend" / "backend.json").is_file() and "full + backend" in summary
 
 
 def _reports(full: float, contrastive: float, ot: float, low: float = 0.55) -> dict:
@@ -85,6 +88,11 @@ def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
     assert "the OT term did not help" in missed[-1][2] and "within the contrastive run's CI" in missed[-1][2]
     # Without a ceiling (the user's own data) the share-of-ceiling bar is left out.
     assert len(check_bars(_reports(0.85, 0.84, 0.51), None)) == 4
+    # With the backend's scores, its own share bar follows the cosine's.
+    reports = _reports(0.75, 0.84, 0.51)
+    reports["full"]["verification"]["random_unseenunheard"]["backend"] = {"auc": 0.85, "cllr": 0.6, "min_cllr": 0.5}
+    bars = check_bars(reports, oracle)
+    assert [m for _, m, _ in bars[:2]] == [False, True] and "88%" in bars[1][2]
 
 
 def test_demo_on_the_users_own_data_with_their_teacher_and_config(tiny_run, tmp_path, capsys):
@@ -122,7 +130,8 @@ def _numbers(out) -> dict:
     for name in RUNS:
         numbers[f"{name} best val"] = json.loads((out / "train" / name / "run.json").read_text())["best_val_auc"]
         report = json.loads((out / "eval" / name / "report.json").read_text())
-        numbers[name] = {key: (v["auc"], v["auc_ci95"]) for key, v in report["verification"].items()}
+        numbers[name] = {key: (v["auc"], v["auc_ci95"], v.get("backend", {}).get("auc"))
+                         for key, v in report["verification"].items()}
     return numbers
 
 
