@@ -152,28 +152,44 @@ def verification_metrics(labels: np.ndarray, scores: np.ndarray, bootstrap: int,
 
 @dataclass
 class EmbeddingTable:
-    """Embeddings as one matrix per modality, with each file's row, keyed by the lists' relative paths."""
+    """Embeddings as one matrix per modality with each row's inverse length, and each file's row keyed by the
+    lists' relative paths; with a backend, also every file's canonical coordinates. A trial then costs two row
+    lookups: scoring never copies or normalises the large matrices."""
 
     voices: np.ndarray
     faces: np.ndarray
     voice_row: dict[str, int]
     face_row: dict[str, int]
+    voice_scale: np.ndarray  # 1 / |row|
+    face_scale: np.ndarray
+    voice_coords: np.ndarray | None = None
+    face_coords: np.ndarray | None = None
 
     @classmethod
-    def build(cls, voice_emb: dict, face_emb: dict, voice_files: set[str], face_files: set[str],
-              roots: DataRoots) -> EmbeddingTable:
-        voice_row, face_row, voices, faces = {}, {}, [], []
-        for rel in sorted(voice_files):
-            if (vector := voice_emb.get(roots.voice(rel))) is not None:
-                voice_row[rel] = len(voices)
-                voices.append(vector)
-        for rel in sorted(face_files):
-            if (vector := face_emb.get(roots.face(rel))) is not None:
-                face_row[rel] = len(faces)
-                faces.append(vector)
-        width = next(iter(voice_emb.values()), next(iter(face_emb.values()), np.zeros(1))).shape[-1]
-        return cls(np.stack(voices) if voices else np.zeros((0, width)),
-                   np.stack(faces) if faces else np.zeros((0, width)), voice_row, face_row)
+    def from_arrays(cls, voice_paths: list[str], voices: np.ndarray, face_paths: list[str], faces: np.ndarray,
+                    roots: DataRoots, backend: GaussianBackend | None = None) -> EmbeddingTable:
+        """From absolute file paths and their embeddings (N, D), as the on-disk caches hold them."""
+        def rows(paths: list[str], root: Path) -> dict[str, int]:
+            prefix = f"{root}/"
+            return {p[len(prefix):]: i for i, p in enumerate(map(str, paths)) if p.startswith(prefix)}
+
+        def scale(x: np.ndarray) -> np.ndarray:
+            return 1 / np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)), 1e-12)
+
+        table = cls(voices, faces, rows(voice_paths, roots.audio), rows(face_paths, roots.faces), scale(voices),
+                    scale(faces))
+        if backend is not None:
+            table.voice_coords = backend.project(voices, "voice")
+            table.face_coords = backend.project(faces, "face")
+        return table
+
+    @classmethod
+    def from_dicts(cls, voice_emb: dict[Path, np.ndarray], face_emb: dict[Path, np.ndarray], roots: DataRoots,
+                   backend: GaussianBackend | None = None) -> EmbeddingTable:
+        def matrix(embeddings: dict[Path, np.ndarray]) -> np.ndarray:
+            return np.stack(list(embeddings.values())) if embeddings else np.zeros((0, 1), np.float32)
+
+        return cls.from_arrays(list(voice_emb), matrix(voice_emb), list(face_emb), matrix(face_emb), roots, backend)
 
 
 def score_trials(table: EmbeddingTable, trials: VerificationList,
@@ -182,9 +198,14 @@ def score_trials(table: EmbeddingTable, trials: VerificationList,
     v = np.fromiter((table.voice_row.get(p, -1) for p in trials.voice_files), dtype=np.int64, count=len(trials))
     f = np.fromiter((table.face_row.get(p, -1) for p in trials.face_files), dtype=np.int64, count=len(trials))
     keep = np.flatnonzero((v >= 0) & (f >= 0))
-    voices, faces = table.voices[v[keep]], table.faces[f[keep]]
-    llr = backend.llr(voices, faces) if backend is not None else None
-    return keep, cosine(voices, faces), llr
+    v, f = v[keep], f[keep]
+    cosines = np.einsum("ij,ij->i", table.voices[v], table.faces[f]).astype(np.float64)  # in the cache's precision
+    cosines *= table.voice_scale[v] * table.face_scale[f]
+    if backend is None:
+        return keep, cosines, None
+    if table.voice_coords is None or table.face_coords is None:
+        raise ValueError("score_trials with a backend needs EmbeddingTable.build(..., backend=backend)")
+    return keep, cosines, backend.calibrate(backend.llr_projected(table.voice_coords[v], table.face_coords[f]))
 
 
 def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxceleb1", out: str | Path | None = None,
@@ -228,8 +249,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         result.backend = {"folder": str(backend), **{k: scorer.info[k] for k in ("dims", "canonical_pairs",
                                                                                "train_identities", "val_auc")}}
 
-    table = EmbeddingTable.build(voice_emb, face_emb, {v for t in verification for v in t.voice_files},
-                                 {f for t in verification for f in t.face_files}, roots)
+    table = EmbeddingTable.from_dicts(voice_emb, face_emb, roots, scorer)
     for trials in verification:
         keep, scores, llr = score_trials(table, trials, scorer)
         result.lost_trials[trials.name] = len(trials) - len(keep)
