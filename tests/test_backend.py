@@ -151,7 +151,7 @@ def test_backend_fit_evaluate_and_score_end_to_end(tiny_run, trained_checkpoint,
                  *map(str, faces)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "rank  cosine  P(same)  face" and "prior of 0.5" in lines[-1]
-    best = max(matches, key=lambda m: m.cosine)
+    best = max(matches, key=lambda m: m.probability)  # ranked by the probability when there is one
     assert float(lines[1].split()[2]) == pytest.approx(best.probability, abs=1e-3) and lines[1].endswith(best.face)
 
     # A backend belongs to its checkpoint: another one (or a damaged folder) is refused in one line.

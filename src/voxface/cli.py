@@ -175,7 +175,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                               prior=args.prior).score(args.voice, args.faces)
     with_probability = matches[0].probability is not None
     print("rank  cosine" + "  P(same)" * with_probability + "  face")
-    for rank, match in enumerate(sorted(matches, key=lambda m: -m.cosine), start=1):
+    # ranked by the calibrated probability when there is one (the backend's scoring), else by the cosine
+    for rank, match in enumerate(sorted(matches, key=lambda m: -(m.llr if with_probability else m.cosine)), start=1):
         p = f"  {match.probability:7.3f}" if with_probability else ""
         print(f"{rank:>4}  {match.cosine:+.3f}{p}  {match.face}")
     if with_probability:
@@ -285,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--skip-missing", action="store_true", help="score what exists; report the trials lost")
     ev.add_argument("--crop", type=float, default=None, help="centre-crop voices to this many seconds")
     ev.add_argument("--batch-size", type=int, default=32)
-    ev.add_argument("--workers", type=int, default=2)
+    ev.add_argument("--workers", type=int, default=None,
+                    help="loader processes (default: 2 with a GPU, 0 on a CPU, where they slow the encoder down)")
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     ev.add_argument("--name", default=None, help="the run's name in the reports")
     ev.add_argument("--backend", type=Path, default=None,
@@ -304,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="per-modality reduction before the joint Gaussian (default: %(default)s)")
     fit.add_argument("--crop", type=float, default=None, help="centre-crop voices (as evaluate --crop will)")
     fit.add_argument("--batch-size", type=int, default=32)
-    fit.add_argument("--workers", type=int, default=2)
+    fit.add_argument("--workers", type=int, default=None,
+                     help="loader processes (default: 2 with a GPU, 0 on a CPU, where they slow the encoder down)")
     fit.set_defaults(func=cmd_backend_fit)
 
     report = commands.add_parser("report", help="put several evaluated runs side by side (Table 3 / 4 layout)")

@@ -181,7 +181,7 @@ def _checkpoint(train_dir: Path) -> Path:
     return best if best.is_file() else train_dir / "checkpoints" / "last.ckpt"
 
 
-def _backend_step(train_dir: Path, root: Path, protocol: Protocol, workers: int) -> tuple[Path, dict, bool]:
+def _backend_step(train_dir: Path, root: Path, protocol: Protocol) -> tuple[Path, dict, bool]:
     """Fit (or reuse) the full run's Gaussian backend in ``RUN/backend``; (folder, fit info, reused)."""
     from voxface.cli import format_backend
     from voxface.evaluation.backend import BackendError, GaussianBackend, check_backend_fits, fit_backend
@@ -193,13 +193,13 @@ def _backend_step(train_dir: Path, root: Path, protocol: Protocol, workers: int)
         reused = True
         _say(f"(already fitted: {folder})")
     except BackendError:
-        backend, reused = fit_backend(checkpoint, root, protocol, out=folder, workers=workers), False
+        backend, reused = fit_backend(checkpoint, root, protocol, out=folder), False
     _say(format_backend(backend.info))
     return folder, backend.info, reused
 
 
 def _evaluate_step(name: str, train_dir: Path, eval_dir: Path, root: Path, protocol: Protocol, oracle: dict | None,
-                   workers: int, backend: Path | None = None) -> dict:
+                   backend: Path | None = None) -> dict:
     from voxface.evaluation.evaluate import evaluate
     from voxface.evaluation.report import write_reports
 
@@ -209,7 +209,7 @@ def _evaluate_step(name: str, train_dir: Path, eval_dir: Path, root: Path, proto
     if report_file.is_file() and all(report_file.stat().st_mtime > p.stat().st_mtime for p in newer):
         _say(f"(already evaluated: {report_file})")
         return {**json.loads(report_file.read_text()), "reused": True}
-    result = evaluate(checkpoint, root, protocol, out=eval_dir, workers=workers, backend=backend)
+    result = evaluate(checkpoint, root, protocol, out=eval_dir, backend=backend)
     write_reports(result, eval_dir, name=name, oracle=oracle, literature=oracle is None)
     return json.loads(report_file.read_text())
 
@@ -336,14 +336,14 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
              f"({runs[name]['seconds']:.0f} s)")
         lap(f"train {name}", reused=runs[name].get("reused", False))
     _say(f"\n[4/5] Gaussian backend for the full run -> {out / 'train' / 'full' / 'backend'}")
-    backend, _, reused = _backend_step(out / "train" / "full", Path(root), protocol, configs["full"].data.workers)
+    backend, _, reused = _backend_step(out / "train" / "full", Path(root), protocol)
     lap("backend full", reused=reused)
     eval_dirs = {name: out / "eval" / name for name in RUNS}
     reports = {}
     for i, name in enumerate(RUNS, start=1):
         _say(f"\n[4/5] evaluating run {i}/{len(RUNS)}: {name} on every list -> {eval_dirs[name]}")
         reports[name] = _evaluate_step(name, out / "train" / name, eval_dirs[name], Path(root), protocol, oracle,
-                                       configs[name].data.workers, backend if name == "full" else None)
+                                       backend if name == "full" else None)
         random_list = reports[name]["verification"]["random_unseenunheard"]
         _say(f"random unseen-unheard AUC {random_list['auc']:.3f}" + (
             f" (backend {random_list['backend']['auc']:.3f})" if "backend" in random_list else ""))

@@ -362,7 +362,8 @@ def _manifest_embeddings(embedder, manifest: Manifest, cache: Path) -> tuple[Emb
 
 def fit_backend(checkpoint: str | Path, data: str | Path, lists: str | Path | Protocol = "voxceleb1",
                 out: str | Path | None = None, reduce: str = "lda", crop_seconds: float | None = None,
-                batch_size: int = 32, workers: int = 2, audio_dir: str = "wav", faces_dir: str = "unzippedFaces",
+                batch_size: int = 32, workers: int | None = None, audio_dir: str = "wav",
+                faces_dir: str = "unzippedFaces",
                 manifests: tuple[Manifest, Manifest] | None = None) -> GaussianBackend:
     """``voxface backend fit``: embed the training and validation identities with a trained checkpoint (voices
     whole, or centre crops as ``evaluate --crop`` takes them), fit the backend, save it into ``out``.

@@ -31,7 +31,7 @@ from voxface.evaluation.metrics import (
     roc_auc,
 )
 from voxface.media.audio import read_voice
-from voxface.media.cache import file_stamp, save_npz_atomic
+from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.voiceface import VoiceFaceModel
 from voxface.protocol.layout import DataRoots
@@ -62,17 +62,23 @@ def _collate(items):
 
 
 class Embedder:
-    """Counts its encoder calls (tests check that each file is embedded once)."""
+    """Embeds voice and face files in batches; counts its encoder calls (tests check that each file is embedded
+    once). ``workers=None``: loader processes only beside a GPU, since on a CPU they take the cores the encoder
+    needs (measured: 2 workers halve the voice rate on 2 cores, BENCHMARKS.md)."""
 
-    def __init__(self, model: VoiceFaceModel, batch_size: int = 32, workers: int = 2,
+    def __init__(self, model: VoiceFaceModel, batch_size: int = 32, workers: int | None = None,
                  crop_seconds: float | None = None) -> None:
-        self.model, self.batch_size, self.workers, self.crop = model, batch_size, workers, crop_seconds
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if workers is None:
+            workers = 2 if self.device.type == "cuda" else 0
+        self.model, self.batch_size, self.workers, self.crop = model, batch_size, workers, crop_seconds
         self.model.to(self.device).eval()
         self.encoded = {"voice": 0, "face": 0}
 
     @torch.no_grad()
     def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+        if kind == "voice" and self.crop is None:  # similar lengths in a batch: little padding to encode
+            paths = sorted(paths, key=file_size)
         loader = DataLoader(_Files(paths, kind, self.model.face_size, self.crop), batch_size=self.batch_size,
                             num_workers=self.workers, collate_fn=_collate)
         embeddings, errors = {}, {}
@@ -209,7 +215,8 @@ def score_trials(table: EmbeddingTable, trials: VerificationList,
 
 
 def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxceleb1", out: str | Path | None = None,
-             skip_missing: bool = False, crop_seconds: float | None = None, batch_size: int = 32, workers: int = 2,
+             skip_missing: bool = False, crop_seconds: float | None = None, batch_size: int = 32,
+             workers: int | None = None,
              bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces",
              backend: str | Path | None = None) -> Evaluation:
     protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)

@@ -21,6 +21,14 @@ def file_stamp(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def file_size(path: Path) -> int:
+    """Bytes in the file, or 0 for one that cannot be stat-ed (it fails later, with its reason)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.stem + ".tmp.npz")
