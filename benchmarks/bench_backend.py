@@ -61,8 +61,8 @@ def score_real_lists(width: int, repeats: int) -> None:
             clock.append(time.perf_counter())
             for t, (keep, cosines, llr) in zip(lists, scored, strict=True):
                 labels = t.labels[keep]
-                verification_metrics(labels, cosines, 0, backend.calibrate_cosine(cosines))
-                verification_metrics(labels, llr, 0, llr)
+                verification_metrics(labels, cosines, "none", llr=backend.calibrate_cosine(cosines))
+                verification_metrics(labels, llr, "none", llr=llr)
             clock.append(time.perf_counter())
             runs.append(np.diff(clock))
     loading, scoring, metrics = np.median(runs, axis=0)

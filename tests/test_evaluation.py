@@ -13,6 +13,7 @@ from voxface.evaluation.checkpoint import load_trained_model
 from voxface.evaluation.evaluate import evaluate
 from voxface.evaluation.metrics import (
     bootstrap_interval,
+    delong_interval,
     equal_error_rate,
     matching_accuracy,
     retrieval,
@@ -49,6 +50,23 @@ def test_bootstrap_interval_covers_the_true_auc():
         covered += low <= true_auc <= high
         assert high - low < 0.1
     assert covered >= 16  # about 95% expected
+
+
+def test_delong_interval_covers_the_true_auc_and_agrees_with_the_bootstrap():
+    rng = np.random.default_rng(2)
+    true_auc = norm.cdf(1.0 / np.sqrt(2))
+    covered = 0
+    for trial in range(40):
+        labels = np.repeat([0, 1], [500, 300])
+        scores = np.round(rng.normal(size=800) + labels, 2)  # with ties
+        low, high = delong_interval(labels, scores)
+        covered += low <= true_auc <= high
+        if trial < 3:
+            b_low, b_high = bootstrap_interval(labels, scores, resamples=2000, seed=trial)
+            assert abs(low - b_low) < 0.01 and abs(high - b_high) < 0.01
+            assert low < roc_auc(labels, scores) < high
+    assert covered >= 34  # about 95% of 40 expected
+    assert delong_interval([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == (1.0, 1.0)
 
 
 def test_matching_and_retrieval():

@@ -126,7 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
                       crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
-                      bootstrap=args.bootstrap, backend=args.backend)
+                      bootstrap=args.bootstrap, backend=args.backend, ci=args.ci)
     oracle_file = Path(args.lists).parent / "oracle.json" if args.lists != "voxceleb1" else None
     oracle = json.loads(oracle_file.read_text()) if oracle_file and oracle_file.is_file() else None
     paths = write_reports(result, args.out, name=args.name or Path(args.checkpoint).parent.parent.name,
@@ -288,7 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--workers", type=int, default=None,
                     help="loader processes (default: 2 with a GPU, 0 on a CPU, where they slow the encoder down)")
-    ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    ev.add_argument("--ci", choices=["delong", "bootstrap", "none"], default="delong",
+                    help="95%% interval of each AUC: DeLong's analytic one, a percentile bootstrap, or none "
+                         "(default: %(default)s)")
+    ev.add_argument("--bootstrap", type=int, default=1000, help="resamples with --ci bootstrap (default: %(default)s)")
     ev.add_argument("--name", default=None, help="the run's name in the reports")
     ev.add_argument("--backend", type=Path, default=None,
                     help="a 'voxface backend fit' folder: also score by its calibrated log-likelihood ratios")

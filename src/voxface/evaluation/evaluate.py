@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from voxface.errors import MediaError, ProtocolError
+from voxface.errors import ConfigError, MediaError, ProtocolError
 from voxface.evaluation.backend import GaussianBackend, check_backend_fits, cosine
 from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model
 from voxface.evaluation.metrics import (
     bootstrap_interval,
     cllr,
+    delong_interval,
     equal_error_rate,
     matching_accuracy,
     min_cllr,
@@ -146,11 +147,20 @@ class Evaluation:
                 **({"backend": self.backend} if self.backend else {})}
 
 
-def verification_metrics(labels: np.ndarray, scores: np.ndarray, bootstrap: int,
+CI_METHODS = ("delong", "bootstrap", "none")
+
+
+def verification_metrics(labels: np.ndarray, scores: np.ndarray, ci: str = "delong", resamples: int = 1000,
                          llr: np.ndarray | None = None) -> dict:
-    """AUC (with its bootstrap interval), EER, minCllr and, for calibrated log-likelihood ratios ``llr`` of the
-    same scores, Cllr (None without them: a raw score is not a likelihood ratio)."""
-    low, high = bootstrap_interval(labels, scores, resamples=bootstrap) if bootstrap else (None, None)
+    """AUC with its 95% interval (``ci``: DeLong's analytic one, a percentile bootstrap of ``resamples``, or none),
+    EER, minCllr and, for calibrated log-likelihood ratios ``llr`` of the same scores, Cllr (None without them:
+    a raw score is not a likelihood ratio)."""
+    if ci == "delong":
+        low, high = delong_interval(labels, scores)
+    elif ci == "bootstrap":
+        low, high = bootstrap_interval(labels, scores, resamples=resamples)
+    else:
+        low, high = None, None
     return {"auc": roc_auc(labels, scores), "auc_ci95": [low, high], "eer": equal_error_rate(labels, scores),
             "cllr": cllr(labels, llr) if llr is not None else None, "min_cllr": min_cllr(labels, scores),
             "trials": len(labels), "positives": int(labels.sum())}
@@ -218,7 +228,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
              skip_missing: bool = False, crop_seconds: float | None = None, batch_size: int = 32,
              workers: int | None = None,
              bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces",
-             backend: str | Path | None = None) -> Evaluation:
+             backend: str | Path | None = None, ci: str = "delong") -> Evaluation:
+    if ci not in CI_METHODS:
+        raise ConfigError(f"the interval method must be one of {', '.join(CI_METHODS)}, got {ci!r}")
     protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)
     scorer = None
     if backend is not None:  # checked before any embedding work
@@ -263,10 +275,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         labels = trials.labels[keep]
         result.scores[trials.name] = (labels, scores)
         result.verification[trials.name] = verification_metrics(
-            labels, scores, bootstrap, scorer.calibrate_cosine(scores) if scorer is not None else None)
+            labels, scores, ci, bootstrap, scorer.calibrate_cosine(scores) if scorer is not None else None)
         if llr is not None:
             result.backend_scores[trials.name] = (labels, llr)
-            result.verification[trials.name]["backend"] = verification_metrics(labels, llr, bootstrap, llr)
+            result.verification[trials.name]["backend"] = verification_metrics(labels, llr, ci, bootstrap, llr)
     for m in matching:
         probe_map, cand_map = (voice_emb, face_emb) if m.direction == "v2f" else (face_emb, voice_emb)
         probe_root, cand_root = (roots.voice, roots.face) if m.direction == "v2f" else (roots.face, roots.voice)
@@ -295,13 +307,13 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         result.plots = [str(p) for p in write_plots(result, Path(out) / "plots", config, embedder,
-                                                    voice_emb, voice_ids)]
+                                                    voice_emb, voice_ids, protocol)]
         (Path(out) / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
     return result
 
 
 def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder: Embedder,
-                voice_emb: dict[Path, np.ndarray], voice_ids: dict[Path, int]) -> list[Path]:
+                voice_emb: dict[Path, np.ndarray], voice_ids: dict[Path, int], protocol: Protocol) -> list[Path]:
     """ROC curves and score distributions per test set, and Fig. 4 (PCA before/after training)."""
     from voxface.evaluation.plots import plot_distributions, plot_pca, plot_roc
     from voxface.training.module import build_audio_encoder
@@ -333,17 +345,28 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
             embedder.model.audio = trained_audio
         after = {f"speaker {i}": np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
         paths.append(plot_pca(before, after, folder / "fig4_voice_pca.png"))
-    paths += _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id)
+    paths += _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id, protocol)
     return paths
 
 
-def _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id) -> list[Path]:
-    """Fig. 5 for this run: T, F and V similarity between up to 20 unseen-unheard identities; the matrices
-    are kept in fig5_similarity.npz so that 'voxface report' can put runs (RKD on / off) side by side."""
+def _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id, protocol: Protocol) -> list[Path]:
+    """Fig. 5 for this run: T, F and V similarity between up to 20 unseen-unheard identities, ordered by gender
+    and then nationality (half from each gender where the data allow). The matrices and the order are kept in
+    fig5_similarity.npz so that 'voxface report' can put runs (RKD on / off) side by side."""
     from voxface.evaluation.plots import plot_similarity, similarity_matrices
 
     face_files = result.face_files_by_identity
-    identities = [i for i in sorted(by_id) if face_files.get(i)][:20]
+    meta = protocol.identity_of_number
+
+    def group(i: int) -> tuple[str, str]:
+        identity = meta.get(int(i))
+        return (identity.gender, identity.nationality) if identity else ("?", "?")
+
+    usable = sorted((i for i in by_id if face_files.get(i)), key=lambda i: (*group(i), i))
+    genders = sorted({group(i)[0] for i in usable})
+    per_gender = 20 // max(1, len(genders))
+    identities = sorted([i for g in genders for i in [j for j in usable if group(j)[0] == g][:per_gender]],
+                        key=lambda i: (*group(i), i))
     if len(identities) < 3:
         return []
     teacher, mapped, voices = [], [], []
@@ -355,5 +378,7 @@ def _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id) ->
             mapped.append(embedder.model.mapping(t).mean(0).cpu().numpy())
             voices.append(np.stack([voice_emb[p] for p in by_id[identity]]).mean(0))
     matrices = similarity_matrices(np.stack(teacher), np.stack(mapped), np.stack(voices))
-    np.savez(folder / "fig5_similarity.npz", **{k.split()[-1]: v for k, v in matrices.items()})
-    return [plot_similarity({"this run": matrices}, folder / "fig5_similarity.png")]
+    groups = [group(i) for i in identities]
+    np.savez(folder / "fig5_similarity.npz", **{k.split()[-1]: v for k, v in matrices.items()},
+             gender=np.array([g for g, _ in groups]), nationality=np.array([n for _, n in groups]))
+    return [plot_similarity({"this run": matrices}, folder / "fig5_similarity.png", groups)]

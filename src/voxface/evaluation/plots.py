@@ -87,19 +87,35 @@ def similarity_matrices(teacher: np.ndarray, faces: np.ndarray, voices: np.ndarr
     return {"teacher T": cosine(teacher), "mapped faces F": cosine(faces), "voices V": cosine(voices)}
 
 
-def plot_similarity(rows: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
-    """Fig. 5-style view: per run (a row), the identity-by-identity similarity of T, F and V.
+def plot_similarity(rows: dict[str, dict[str, np.ndarray]], path: Path,
+                    groups: list[tuple[str, str]] | None = None) -> Path:
+    """Fig. 5-style view: per run (a row), the identity-by-identity similarity of T, F and V, on one cosine
+    colour scale. ``groups`` gives each identity's (gender, nationality) in the matrices' order (sorted by
+    them): gender boundaries are drawn as black lines, nationality ones as thin grey lines, so demographic
+    blocks show.
 
     With RKD, F keeps T's structure; without it, F is free to drift (paper section 6.2.2)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(10, 3.2 * len(rows)), squeeze=False)
+    image = None
     for r, (run, matrices) in enumerate(rows.items()):
         for c, (label, matrix) in enumerate(matrices.items()):
-            axes[r, c].imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
-            axes[r, c].set_title(f"{run}: {label}" if c == 0 else label, fontsize=8)
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+            ax = axes[r, c]
+            image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
+            ax.set_title(f"{run}: {label}" if c == 0 else label, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for i in range(1, len(groups or [])):
+                if groups[i] == groups[i - 1]:
+                    continue
+                gender_changes = groups[i][0] != groups[i - 1][0]
+                style = {"color": "black", "linewidth": 1.2} if gender_changes else {"color": "0.5", "linewidth": 0.4}
+                ax.axhline(i - 0.5, **style)
+                ax.axvline(i - 0.5, **style)
+            if groups and c == 0:
+                ax.set_yticks(range(len(groups)), [f"{g} {n}" for g, n in groups], fontsize=5)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="cosine similarity")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -163,14 +163,17 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
         lines.append("| oracle ceiling | " + " | ".join(f"{oracle[k]:.1f}" for k in keys) + " | | |")
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     paths = [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
-    similarity = {}
+    similarity, groups = {}, None
     for (name, _, _), folder in zip(runs, report_dirs, strict=True):
         matrices = Path(folder) / "plots" / "fig5_similarity.npz"
         if matrices.is_file():
-            stored = np.load(matrices)
+            stored = np.load(matrices, allow_pickle=False)
             similarity[name] = {"teacher T": stored["T"], "mapped faces F": stored["F"], "voices V": stored["V"]}
+            if "gender" in stored and groups is None:
+                groups = list(zip(stored["gender"].tolist(), stored["nationality"].tolist(), strict=True))
     if similarity:
         from voxface.evaluation.plots import plot_similarity
 
-        paths.append(plot_similarity(similarity, out / "fig5_similarity.png"))
+        same_size = groups is not None and all(len(m["voices V"]) == len(groups) for m in similarity.values())
+        paths.append(plot_similarity(similarity, out / "fig5_similarity.png", groups if same_size else None))
     return paths
