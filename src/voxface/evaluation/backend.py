@@ -134,6 +134,17 @@ def _reduction(x: np.ndarray, ids: np.ndarray, method: str, dims: int) -> np.nda
     return vectors[:, ::-1][:, :dims]
 
 
+def canonical_pairs(voices: np.ndarray, voice_ids: np.ndarray, faces: np.ndarray, face_ids: np.ndarray,
+                    labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(voice projection, face projection, correlations) of centred rows to canonical pairs: each side whitened
+    by its per-sample total covariance, then the SVD of the whitened cross-covariance of the identity means
+    (``labels``: the identities both sides share)."""
+    w_v, w_f = _inverse_sqrt(np.cov(voices, rowvar=False)), _inverse_sqrt(np.cov(faces, rowvar=False))
+    cross = _group_means(voices, voice_ids, labels)[0].T @ _group_means(faces, face_ids, labels)[0] / len(labels)
+    u, rho, vt = np.linalg.svd(w_v @ cross @ w_f, full_matrices=False)  # w symmetric: whitened cross-covariance
+    return w_v @ u, w_f @ vt.T, np.clip(rho, 0.0, RHO_MAX)
+
+
 @dataclass
 class GaussianBackend:
     """A fitted backend: per-modality centring and projection to canonical pairs, their correlations and a
@@ -258,7 +269,8 @@ def _logistic(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 
 def fit_gaussian_backend(train: EmbeddingSet, val: EmbeddingSet, reduce: str = "lda",
-                         dims: tuple[int, ...] = (4, 8, 16, 32, 64, 128), normalize: bool = True) -> GaussianBackend:
+                         dims: tuple[int, ...] = (4, 8, 16, 32, 64, 128), normalize: bool = True,
+                         val_trials: int = VAL_TRIALS_MAX) -> GaussianBackend:
     """Fit the backend on ``train``, choose the reduced size and the number of canonical pairs by AUC on
     ``val``'s trials, and calibrate both scorings on them. ``reduce``: "lda", "pca" or "none" (whitening only).
     ``normalize=False`` keeps vectors as they are (features that are not directions, e.g. VoxSynth's knobs);
@@ -276,7 +288,7 @@ def fit_gaussian_backend(train: EmbeddingSet, val: EmbeddingSet, reduce: str = "
     voices, faces = voices - v_mean, faces - f_mean
     width = min(voices.shape[1], faces.shape[1])
     sizes = [width] if reduce == "none" else sorted({min(d, width, len(labels) - 1) for d in dims})
-    val_v, val_f, val_labels = trial_pairs(val)
+    val_v, val_f, val_labels = trial_pairs(val, limit=val_trials)
     val_voices, val_faces = unit(val.voices) - v_mean, unit(val.faces) - f_mean
     grid, best = [], None
     for d in sizes:
@@ -284,13 +296,8 @@ def fit_gaussian_backend(train: EmbeddingSet, val: EmbeddingSet, reduce: str = "
             p_v, p_f = np.eye(voices.shape[1]), np.eye(faces.shape[1])
         else:
             p_v, p_f = _reduction(voices, train.voice_ids, reduce, d), _reduction(faces, train.face_ids, reduce, d)
-        rv, rf = voices @ p_v, faces @ p_f
-        w_v, w_f = _inverse_sqrt(np.cov(rv, rowvar=False)), _inverse_sqrt(np.cov(rf, rowvar=False))
-        cross = _group_means(rv, train.voice_ids, labels)[0].T @ _group_means(rf, train.face_ids, labels)[0]
-        cross /= len(labels)
-        u, rho, vt = np.linalg.svd(w_v @ cross @ w_f, full_matrices=False)  # w symmetric: whitened cross-covariance
-        rho = np.clip(rho, 0.0, RHO_MAX)
-        to_v, to_f = p_v @ w_v @ u, p_f @ w_f @ vt.T
+        to_v, to_f, rho = canonical_pairs(voices @ p_v, train.voice_ids, faces @ p_f, train.face_ids, labels)
+        to_v, to_f = p_v @ to_v, p_f @ to_f
         # every k at once: the llr is a running sum over canonical pairs ordered by correlation
         x, y = val_voices[val_v] @ to_v, val_faces[val_f] @ to_f
         running = np.cumsum(_llr_terms(x, y, rho), axis=1)
@@ -327,37 +334,67 @@ def refuse_test_data(protocol: Protocol, roots: DataRoots, manifests: list[Manif
     if planted:
         raise BackendError(f"the fitting data holds {len(planted)} test (unseen-unheard) identities, e.g. "
                            f"{', '.join(planted[:3])}: a backend is fitted on training and validation identities only")
-    scored = {roots.voice(v) for t in protocol.all_verification() for v in t.voice_files}
-    scored |= {roots.face(f) for t in protocol.all_verification() for f in t.face_files}
-    used = sorted(p for m in manifests for ident in m.identities
-                  for p in [*map(m.roots.voice, ident.voices), *map(m.roots.face, ident.faces)] if p in scored)
+    scored_voices = {v for t in protocol.all_verification() for v in t.voice_files}  # relative to the roots
+    scored_faces = {f for t in protocol.all_verification() for f in t.face_files}
+    used = sorted(str(root(p)) for m in manifests for ident in m.identities
+                  for root, files, scored in ((m.roots.voice, ident.voices, scored_voices),
+                                              (m.roots.face, ident.faces, scored_faces))
+                  for p in files if p in scored and root(p) in (roots.voice(p), roots.face(p)))
     if used:
         raise BackendError(f"the fitting data holds {len(used)} files that the test lists score, e.g. {used[0]}: "
                            f"a backend is fitted on training and validation media only")
 
 
-def _manifest_embeddings(embedder, manifest: Manifest, cache: Path) -> tuple[EmbeddingSet, int]:
-    """Every voice and face of a manifest embedded (cached), with identity and video labels; and how many files
-    could not be read (they are left out)."""
+@dataclass
+class SplitEmbeddings:
+    """Embeddings of one split's media, per kind ("voice", "face", "teacher"): vectors with each row's identity
+    name, video and file path relative to its root."""
+
+    split: str
+    vectors: dict[str, np.ndarray]
+    ids: dict[str, np.ndarray]
+    videos: dict[str, np.ndarray]
+    files: dict[str, list[str]]
+    unreadable: int = 0
+
+    def embedding_set(self, face_kind: str = "face") -> EmbeddingSet:
+        return EmbeddingSet(self.vectors["voice"], self.ids["voice"], self.vectors[face_kind], self.ids[face_kind],
+                            self.videos["voice"], self.videos[face_kind])
+
+
+def manifest_embeddings(embedder, manifest: Manifest, cache: Path | None, kinds: tuple[str, ...] = ("voice", "face"),
+                        per_identity: int | None = None) -> SplitEmbeddings:
+    """A manifest's voices and faces embedded (cached in ``cache``), up to ``per_identity`` of each per identity
+    (taken across its videos in turn). Unreadable files are left out and counted."""
     from voxface.evaluation.evaluate import cached_embeddings
 
     rows: dict[str, list] = {"voice": [], "face": []}
     for ident in manifest.identities:
-        for ytid, video in ident.videos.items():
-            rows["voice"] += [(manifest.roots.voice(p), ident.name, ytid) for p in video.voices]
-            rows["face"] += [(manifest.roots.face(p), ident.name, ytid) for p in video.faces]
-    arrays, bad = {}, 0
-    for kind, items in rows.items():
-        vectors, errors = cached_embeddings(embedder, [p for p, _, _ in items], kind,
-                                            cache / f"{manifest.split}_{kind}s.npz")
-        bad += len(errors)
-        kept = [(vectors[p], name, ytid) for p, name, ytid in items if p in vectors]
+        for side in rows:
+            taken = [(rel, ytid) for ytid, video in ident.videos.items()
+                     for rel in (video.voices if side == "voice" else video.faces)]
+            if per_identity is not None and len(taken) > per_identity:
+                order = np.argsort([i for video in ident.videos.values()  # round-robin over the videos
+                                    for i in range(len(video.voices if side == "voice" else video.faces))],
+                                   kind="stable")
+                taken = [taken[i] for i in sorted(order[:per_identity])]
+            rows[side] += [(rel, ident.name, ytid) for rel, ytid in taken]
+    result = SplitEmbeddings(manifest.split, {}, {}, {}, {})
+    for kind in kinds:
+        side = "voice" if kind == "voice" else "face"
+        root = manifest.roots.voice if side == "voice" else manifest.roots.face
+        paths = [root(rel) for rel, _, _ in rows[side]]
+        vectors, errors = cached_embeddings(embedder, paths, kind,
+                                            cache / f"{manifest.split}_{kind}s.npz" if cache else None)
+        result.unreadable += len(errors) if kind != "teacher" else 0  # the faces' errors, counted once
+        kept = [(vectors[p], item) for p, item in zip(paths, rows[side], strict=True) if p in vectors]
         if not kept:
-            raise BackendError(f"no {kind} of the {manifest.split} identities could be embedded")
-        arrays[kind] = (np.stack([e for e, _, _ in kept]), np.array([n for _, n, _ in kept]),
-                        np.array([y for _, _, y in kept]))
-    (v, v_ids, v_vid), (f, f_ids, f_vid) = arrays["voice"], arrays["face"]
-    return EmbeddingSet(v, v_ids, f, f_ids, v_vid, f_vid), bad
+            raise BackendError(f"no {side} of the {manifest.split} identities could be embedded")
+        result.vectors[kind] = np.stack([e for e, _ in kept])
+        result.ids[kind] = np.array([name for _, (_, name, _) in kept])
+        result.videos[kind] = np.array([ytid for _, (_, _, ytid) in kept])
+        result.files[kind] = [rel for _, (rel, _, _) in kept]
+    return result
 
 
 def fit_backend(checkpoint: str | Path, data: str | Path, lists: str | Path | Protocol = "voxceleb1",
@@ -382,13 +419,14 @@ def fit_backend(checkpoint: str | Path, data: str | Path, lists: str | Path | Pr
     start = time.perf_counter()
     embedder = Embedder(model, batch_size, workers, crop_seconds)
     cache = Path(out or ".") / "embeddings"
-    (train, bad_train), (val, bad_val) = (_manifest_embeddings(embedder, m, cache) for m in manifests)
+    # the teachers' T comes free with the faces' F and is kept for 'evaluate''s decomposition (decomposition.py)
+    train, val = (manifest_embeddings(embedder, m, cache, ("voice", "face", "teacher")) for m in manifests)
     embed_seconds = time.perf_counter() - start
-    backend = fit_gaussian_backend(train, val, reduce=reduce)
+    backend = fit_gaussian_backend(train.embedding_set(), val.embedding_set(), reduce=reduce)
     backend.info.update({
         "checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": checkpoint_sha256(checkpoint),
         "data": str(Path(data).resolve()), "lists": protocol.source, "crop_seconds": crop_seconds,
-        "unreadable_files": bad_train + bad_val, "embed_seconds": round(embed_seconds, 2),
+        "unreadable_files": train.unreadable + val.unreadable, "embed_seconds": round(embed_seconds, 2),
         "embedded": dict(embedder.encoded)})
     if out is not None:
         backend.save(out)

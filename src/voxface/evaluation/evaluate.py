@@ -63,9 +63,11 @@ def _collate(items):
 
 
 class Embedder:
-    """Embeds voice and face files in batches; counts its encoder calls (tests check that each file is embedded
-    once). ``workers=None``: loader processes only beside a GPU, since on a CPU they take the cores the encoder
-    needs (measured: 2 workers halve the voice rate on 2 cores, BENCHMARKS.md)."""
+    """Embeds files in batches: ``kind`` "voice" (V), "face" (the mapped F) or "teacher" (the teacher's T). A face
+    pass keeps its T as a by-product, so asking for the same files' T next costs no encoder call. Counts its
+    encoder calls (tests check that each file is embedded once). ``workers=None``: loader processes only beside
+    a GPU, since on a CPU they take the cores the encoder needs (2 workers halve the voice rate on 2 cores,
+    BENCHMARKS.md)."""
 
     def __init__(self, model: VoiceFaceModel, batch_size: int = 32, workers: int | None = None,
                  crop_seconds: float | None = None) -> None:
@@ -74,22 +76,29 @@ class Embedder:
             workers = 2 if self.device.type == "cuda" else 0
         self.model, self.batch_size, self.workers, self.crop = model, batch_size, workers, crop_seconds
         self.model.to(self.device).eval()
-        self.encoded = {"voice": 0, "face": 0}
+        self.encoded = {"voice": 0, "face": 0, "teacher": 0}
+        self._teacher_of: dict[Path, np.ndarray] = {}  # T of the faces embedded so far
 
     @torch.no_grad()
     def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+        embeddings, errors = {}, {}
+        if kind == "teacher":
+            embeddings = {p: self._teacher_of[p] for p in paths if p in self._teacher_of}
+            paths = [p for p in paths if p not in embeddings]
         if kind == "voice" and self.crop is None:  # similar lengths in a batch: little padding to encode
             paths = sorted(paths, key=file_size)
-        loader = DataLoader(_Files(paths, kind, self.model.face_size, self.crop), batch_size=self.batch_size,
-                            num_workers=self.workers, collate_fn=_collate)
-        embeddings, errors = {}, {}
+        loader = DataLoader(_Files(paths, "voice" if kind == "voice" else "face", self.model.face_size, self.crop),
+                            batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate)
         for items in loader:
             good = [(i, x) for i, x, error in items if x is not None]
             errors.update({paths[i]: error for i, x, error in items if x is None})
             if not good:
                 continue
-            if kind == "face":
-                out = self.model.embed_faces(torch.stack([x for _, x in good]).to(self.device))
+            if kind in ("face", "teacher"):
+                teacher = self.model.teacher_embeddings(torch.stack([x for _, x in good]).to(self.device))
+                for (i, _), vector in zip(good, teacher.float().cpu().numpy(), strict=True):
+                    self._teacher_of[paths[i]] = vector
+                out = self.model.embed_faces(teacher=teacher) if kind == "face" else teacher
             else:
                 lengths = torch.tensor([len(x) for _, x in good])
                 wave = torch.zeros(len(good), int(lengths.max()))
@@ -138,13 +147,15 @@ class Evaluation:
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # (labels, cosines)
     backend_scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # llrs
     backend: dict = field(default_factory=dict)  # the backend's folder and fit, when one scored
+    decomposition: dict = field(default_factory=dict)  # decomposition.py: references, probes, demographics
     plots: list[str] = field(default_factory=list)
     face_files_by_identity: dict[int, list[Path]] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
         return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,
                 "lost_trials": self.lost_trials, "encoded": self.encoded, "plots": self.plots,
-                **({"backend": self.backend} if self.backend else {})}
+                **({"backend": self.backend} if self.backend else {}),
+                **({"decomposition": self.decomposition} if self.decomposition else {})}
 
 
 CI_METHODS = ("delong", "bootstrap", "none")
@@ -228,7 +239,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
              skip_missing: bool = False, crop_seconds: float | None = None, batch_size: int = 32,
              workers: int | None = None,
              bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces",
-             backend: str | Path | None = None, ci: str = "delong") -> Evaluation:
+             backend: str | Path | None = None, ci: str = "delong", decomposition: bool = True,
+             reference_per_identity: int = 8) -> Evaluation:
+    """Score every list the protocol holds with a checkpoint (module docstring). ``decomposition``: also fit the
+    references and probes of ``decomposition.py`` on up to ``reference_per_identity`` voices and faces of each
+    training and validation identity (cached beside the backend's embeddings, or under ``out``)."""
     if ci not in CI_METHODS:
         raise ConfigError(f"the interval method must be one of {', '.join(CI_METHODS)}, got {ci!r}")
     protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)
@@ -279,6 +294,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         if llr is not None:
             result.backend_scores[trials.name] = (labels, llr)
             result.verification[trials.name]["backend"] = verification_metrics(labels, llr, ci, bootstrap, llr)
+    if decomposition:
+        result.decomposition = _decomposition(protocol, roots, verification, result, embedder, voice_emb, face_emb,
+                                              Path(backend) / "embeddings" if backend else
+                                              (Path(out) / "embeddings" / f"references_{key}" if out else None),
+                                              reference_per_identity)
     for m in matching:
         probe_map, cand_map = (voice_emb, face_emb) if m.direction == "v2f" else (face_emb, voice_emb)
         probe_root, cand_root = (roots.voice, roots.face) if m.direction == "v2f" else (roots.face, roots.voice)
@@ -310,6 +330,34 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
                                                     voice_emb, voice_ids, protocol)]
         (Path(out) / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
     return result
+
+
+def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[VerificationList], result: Evaluation,
+                   embedder: Embedder, voice_emb: dict[Path, np.ndarray], face_emb: dict[Path, np.ndarray],
+                   cache: Path | None, per_identity: int) -> dict:
+    """Embed (or read from the caches) the training and validation identities, then ``decomposition.decompose``."""
+    import json
+
+    from voxface.evaluation.backend import manifest_embeddings, refuse_test_data
+    from voxface.evaluation.decomposition import decompose
+    from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, build_manifest
+
+    manifests = [build_manifest(protocol, roots, SPLIT_TRAIN), build_manifest(protocol, roots, SPLIT_VAL)]
+    refuse_test_data(protocol, roots, manifests)
+    train, val = (manifest_embeddings(embedder, m, cache, ("voice", "face", "teacher"), per_identity)
+                  for m in manifests)
+    teacher_emb, _ = cached_embeddings(embedder, list(face_emb), "teacher", cache / "test_teachers.npz" if cache
+                                       else None)
+
+    def relative(embeddings: dict[Path, np.ndarray], root: Path) -> dict[str, np.ndarray]:
+        prefix = f"{root}/"
+        return {str(p)[len(prefix):]: v for p, v in embeddings.items() if str(p).startswith(prefix)}
+
+    test = {"voice": relative(voice_emb, roots.audio), "face": relative(face_emb, roots.faces),
+            "teacher": relative(teacher_emb, roots.faces)}
+    oracle_file = protocol.root.parent / "oracle.json"
+    oracle = json.loads(oracle_file.read_text()) if oracle_file.is_file() else None
+    return decompose(protocol, verification, result.verification, test, train, val, oracle)
 
 
 def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder: Embedder,
@@ -346,6 +394,10 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
         after = {f"speaker {i}": np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
         paths.append(plot_pca(before, after, folder / "fig4_voice_pca.png"))
     paths += _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id, protocol)
+    if result.decomposition:
+        from voxface.evaluation.plots import plot_decomposition
+
+        paths.append(plot_decomposition({"this run": result.decomposition}, folder / "decomposition.png"))
     return paths
 
 

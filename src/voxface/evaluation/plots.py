@@ -119,3 +119,30 @@ def plot_similarity(rows: dict[str, dict[str, np.ndarray]], path: Path,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_decomposition(runs: dict[str, dict], path: Path) -> Path:
+    """Per list, bars for the ceiling, the references and the achieved AUC (``decomposition.COLUMNS``); one
+    panel per run (``{run: evaluation's decomposition dict}``), so ``voxface report`` stacks runs."""
+    from voxface.evaluation.decomposition import COLUMNS
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(runs), 1, figsize=(12, 3.4 * len(runs)), squeeze=False)
+    for ax, (run, result) in zip(axes[:, 0], runs.items(), strict=True):
+        lists = list(result["lists"])
+        present = [c for c in COLUMNS if any(c in result["lists"][n] for n in lists)]
+        width = 0.85 / len(present)
+        for j, column in enumerate(present):
+            values = [result["lists"][n].get(column, np.nan) for n in lists]
+            ax.bar(np.arange(len(lists)) + (j - (len(present) - 1) / 2) * width, np.array(values) - 0.5, width,
+                   bottom=0.5, label=COLUMNS[column], color=plt.get_cmap("tab10")(j))
+        ax.axhline(0.5, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(lists)), [n.replace("_", "\n") for n in lists], fontsize=7)
+        ax.set_ylim(0.4, 1.15)  # room above the bars for the legend
+        ax.set_ylabel("AUC")
+        ax.set_title(f"{run}: where the points go", fontsize=9)
+    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -93,6 +93,18 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     lines += ["", "| retrieval (unseen-unheard) | mAP | R@1 | R@5 | R@10 |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['mAP']:.3f} | {v['R@1']:.3f} | {v['R@5']:.3f} | {v['R@10']:.3f} |"
               for k, v in evaluation.retrieval.items()]
+    if evaluation.decomposition:
+        from voxface.evaluation.decomposition import format_decomposition
+
+        lines += ["", "## Where the points go", "", format_decomposition(evaluation.decomposition)]
+        demographics = evaluation.decomposition["demographics_reference"]
+        if demographics:
+            lines += ["", "Demographics-only reference per attribute (AUC; a trial scored only by how well the "
+                      "demographics predicted from the voice agree with those predicted from the face):", "",
+                      "| list | " + " | ".join(next(iter(demographics.values()))) + " |",
+                      "|---" * (1 + len(next(iter(demographics.values())))) + "|"]
+            lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |"
+                      for name, row in demographics.items()]
     lost = {k: v for k, v in evaluation.lost_trials.items() if v}
     if lost:
         lines += ["", "Trials lost to missing or unreadable files: " + ", ".join(f"{k} {v}" for k, v in lost.items())]
@@ -163,6 +175,11 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
         lines.append("| oracle ceiling | " + " | ".join(f"{oracle[k]:.1f}" for k in keys) + " | | |")
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     paths = [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
+    decompositions = {name: report["decomposition"] for name, _, report in runs if "decomposition" in report}
+    if decompositions:
+        from voxface.evaluation.plots import plot_decomposition
+
+        paths.append(plot_decomposition(decompositions, out / "decomposition.png"))
     similarity, groups = {}, None
     for (name, _, _), folder in zip(runs, report_dirs, strict=True):
         matrices = Path(folder) / "plots" / "fig5_similarity.npz"

@@ -1,0 +1,316 @@
+"""Where the points go: each list's AUC beside references that show what the data, the face teacher and the
+voice encoder allow, and how much of a score is demographics.
+
+On VoxSynth, where every voice clip's and face frame's true generative knobs are known (``generative.npz``):
+
+- **ceiling**: the oracle (``synth/oracle.py``), the best any scorer can do on these lists;
+- **data reference**: scorers fitted on the training identities' *true* voice and face knobs, one per scoring
+  the run uses: a linear CCA map with cosine scores (the cosine family) and the Gaussian backend
+  (``backend.py``). This is what the data alone allow with as many identities;
+- **face-limited**: true voice knobs against the teacher's face embeddings T (the backend): what the face
+  teacher keeps;
+- **voice-limited**: the trained voice embeddings V against true face knobs (the backend): what the voice
+  encoder keeps;
+- **achieved**: the run's own AUC (cosine, and the backend's when one scored).
+
+On any data with metadata (VoxCeleb1's gender and nationality; VoxSynth adds age):
+
+- **demographic probes**: linear probes fitted on the training identities' embeddings and scored on the test
+  identities' (held out): gender AUC, nationality accuracy, age R², from the teacher's T, the mapped F and the
+  voices' V;
+- **demographics-only reference**: a trial scored only by how well the demographics predicted from the voice
+  (probes on V) agree with those predicted from the face (probes on F): log P(same gender) + log P(same
+  nationality) - (age gap)^2 / (2 var(age)). On a list constrained on an attribute, that attribute's term is
+  worthless by construction.
+
+Every reference is fitted on training identities only (validation identities choose sizes); ``evaluate``
+refuses fitting data that hold a test identity or a file a list scores (``backend.refuse_test_data``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import r2_score, roc_auc_score
+
+from voxface.evaluation.backend import (
+    EmbeddingSet,
+    SplitEmbeddings,
+    canonical_pairs,
+    fit_gaussian_backend,
+    trial_pairs,
+)
+from voxface.evaluation.metrics import roc_auc
+from voxface.protocol.lists import Protocol, VerificationList
+
+KNOBS_FILE = "generative.npz"  # VoxSynth's per-sample knobs, beside its protocol/ folder
+REFERENCE_DIMS = (4, 8, 16)  # reduced sizes tried for a reference with an embedding side (knobs have 8 / 15)
+REFERENCE_VAL_TRIALS = 20_000  # validation trials choosing a reference's sizes (a backend takes up to 100k)
+COLUMNS = {  # the decomposition table's columns, in order
+    "ceiling": "ceiling (oracle)",
+    "data_cosine": "data reference, CCA cosine",
+    "data_backend": "data reference, Gaussian backend",
+    "face_limited": "face-limited (voice knobs x teacher T)",
+    "voice_limited": "voice-limited (V x face knobs)",
+    "demographics": "demographics only",
+    "achieved_cosine": "achieved, cosine",
+    "achieved_backend": "achieved, backend",
+}
+
+
+def load_knobs(protocol: Protocol) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """(voice knobs, face knobs) keyed by the lists' relative paths, or None where the data have none."""
+    path = protocol.root.parent / KNOBS_FILE
+    if not path.is_file():
+        return None
+    data = np.load(path, allow_pickle=False)
+    return (dict(zip(data["voice_paths"].tolist(), data["voice_knobs"], strict=True)),
+            dict(zip(data["face_paths"].tolist(), data["face_knobs"], strict=True)))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class CCACosine:
+    """The cosine family's reference: cosine similarity of the top canonical pairs (no likelihood model)."""
+
+    voice_mean: np.ndarray
+    face_mean: np.ndarray
+    voice_projection: np.ndarray
+    face_projection: np.ndarray
+
+    def score(self, voices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        x = _unit((voices - self.voice_mean) @ self.voice_projection)
+        y = _unit((faces - self.face_mean) @ self.face_projection)
+        return (x * y).sum(1)
+
+
+def fit_cca_cosine(train: EmbeddingSet, val: EmbeddingSet) -> CCACosine:
+    """CCA on the training identities, the number of canonical pairs chosen by cosine AUC on ``val``."""
+    labels = np.intersect1d(train.voice_ids, train.face_ids)
+    v_mean, f_mean = train.voices.mean(0), train.faces.mean(0)
+    to_v, to_f, rho = canonical_pairs(train.voices - v_mean, train.voice_ids, train.faces - f_mean, train.face_ids,
+                                      labels)
+    val_v, val_f, val_labels = trial_pairs(val, limit=REFERENCE_VAL_TRIALS)
+    x, y = (val.voices[val_v] - v_mean) @ to_v, (val.faces[val_f] - f_mean) @ to_f
+    best = max(range(1, len(rho) + 1), key=lambda k: roc_auc(val_labels, (_unit(x[:, :k]) * _unit(y[:, :k])).sum(1)))
+    return CCACosine(v_mean, f_mean, to_v[:, :best], to_f[:, :best])
+
+
+class Sides:
+    """Per file, the vectors a reference scores with: true knobs, or the run's V, F, T (unit length)."""
+
+    def __init__(self, test: dict[str, dict[str, np.ndarray]], splits: list[SplitEmbeddings],
+                 knobs: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None) -> None:
+        self.vectors = {kind: dict(test.get(kind, {})) for kind in ("voice", "face", "teacher")}
+        for split in splits:
+            for kind, files in split.files.items():
+                self.vectors[kind].update(zip(files, split.vectors[kind], strict=True))
+        for kind in self.vectors:
+            self.vectors[kind] = {f: v / max(np.linalg.norm(v), 1e-12) for f, v in self.vectors[kind].items()}
+        if knobs is not None:
+            self.vectors["voice_knobs"], self.vectors["face_knobs"] = knobs
+
+    def matrix(self, kind: str, files: list[str]) -> np.ndarray:
+        return np.stack([self.vectors[kind][f] for f in files])
+
+    def embedding_set(self, split: SplitEmbeddings, voice_kind: str, face_kind: str) -> EmbeddingSet:
+        voice_files, face_files = split.files["voice"], split.files["face"]
+        return EmbeddingSet(self.matrix(voice_kind, voice_files), split.ids["voice"],
+                            self.matrix(face_kind, face_files), split.ids["face"], split.videos["voice"],
+                            split.videos["face"])
+
+
+def demographic_targets(protocol: Protocol, names: np.ndarray) -> dict[str, np.ndarray]:
+    """Gender (1 = female), nationality and, where the metadata has it, age of each row's identity."""
+    people = [protocol.identities[n] for n in names]
+    targets = {"gender": np.array([p.gender == "f" for p in people]), "nationality": np.array([p.nationality
+                                                                                              for p in people])}
+    if all(p.age is not None for p in people):
+        targets["age"] = np.array([p.age for p in people], dtype=np.float64)
+    return targets
+
+
+@dataclass
+class DemographicProbe:
+    """Linear probes of one embedding: gender (logistic), nationality (multinomial logistic), age (ridge)."""
+
+    gender: LogisticRegression
+    nationality: LogisticRegression | None
+    age: Ridge | None
+    age_variance: float
+
+    @classmethod
+    def fit(cls, x: np.ndarray, targets: dict[str, np.ndarray]) -> DemographicProbe:
+        gender = LogisticRegression(max_iter=500).fit(x, targets["gender"])
+        nationality = (LogisticRegression(max_iter=500).fit(x, targets["nationality"])
+                       if len(set(targets["nationality"])) > 1 else None)
+        age = Ridge(alpha=1.0).fit(x, targets["age"]) if "age" in targets else None
+        return cls(gender, nationality, age, float(np.var(targets["age"])) if "age" in targets else 1.0)
+
+    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        out = {"gender": self.gender.predict_proba(x)[:, 1]}
+        if self.nationality is not None:
+            out["nationality"] = self.nationality.predict_proba(x)
+        if self.age is not None:
+            out["age"] = self.age.predict(x)
+        return out
+
+    def report(self, x: np.ndarray, targets: dict[str, np.ndarray]) -> dict[str, float | None]:
+        """Scores on held-out rows: gender AUC, nationality accuracy (and the majority class's), age R²."""
+        predicted = self.predict(x)
+        result: dict[str, float | None] = {
+            "gender_auc": float(roc_auc_score(targets["gender"], predicted["gender"]))
+            if len(set(targets["gender"])) > 1 else None}
+        if self.nationality is not None:
+            guess = self.nationality.classes_[predicted["nationality"].argmax(1)]
+            values, counts = np.unique(targets["nationality"], return_counts=True)
+            result["nationality_accuracy"] = float((guess == targets["nationality"]).mean())
+            result["nationality_majority"] = float(counts.max() / counts.sum())
+        if self.age is not None and "age" in targets:
+            result["age_r2"] = float(r2_score(targets["age"], predicted["age"]))
+        return result
+
+
+def agreement_scores(voice: dict[str, np.ndarray], face: dict[str, np.ndarray], classes: np.ndarray | None,
+                     age_variance: float) -> dict[str, np.ndarray]:
+    """Per trial, how well predicted demographics agree, per attribute and all together (a log-probability)."""
+    scores = {"gender": np.log(voice["gender"] * face["gender"] + (1 - voice["gender"]) * (1 - face["gender"])
+                               + 1e-12)}
+    if classes is not None:
+        scores["nationality"] = np.log((voice["nationality"] * face["nationality"]).sum(1) + 1e-12)
+    if "age" in voice:
+        scores["age"] = -((voice["age"] - face["age"]) ** 2) / (2 * age_variance)
+    scores["all"] = sum(scores.values())
+    return scores
+
+
+def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[str, dict],
+              test: dict[str, dict[str, np.ndarray]], train: SplitEmbeddings, val: SplitEmbeddings,
+              oracle: dict | None) -> dict:
+    """The decomposition table, the probes and the demographics-only reference, as one JSON-able dict.
+
+    ``test`` holds the run's test embeddings per kind ("voice", "face", "teacher"), keyed by the lists'
+    relative paths; ``train``/``val`` the training and validation identities' (fitting and choosing only)."""
+    start = time.perf_counter()
+    knobs = load_knobs(protocol)
+    sides = Sides(test, [train, val], knobs)
+    result: dict = {"lists": {name.name: {} for name in lists}}
+    # demographic probes: fitted on training identities, scored on the held-out test identities
+    random_list = next((t for t in lists if t.name == "random_unseenunheard"), lists[0])
+    held_voices = sorted(set(random_list.voice_files) & set(sides.vectors["voice"]))
+    held_faces = sorted(set(random_list.face_files) & set(sides.vectors["face"]))
+    voice_names = {f: protocol.identity_of_number[int(s)].name for f, s in
+                   zip(random_list.voice_files, random_list.voice_speakers, strict=True)}
+    face_names = {f: protocol.identity_of_number[int(s)].name for f, s in
+                  zip(random_list.face_files, random_list.face_speakers, strict=True)}
+    probes, result["probes"] = {}, {}
+    for kind, label in (("teacher", "T"), ("face", "F"), ("voice", "V")):
+        side = "voice" if kind == "voice" else "face"
+        # fitted on each training identity's mean embedding: one row per person, as the demographics are
+        names, index = np.unique(train.ids[kind], return_inverse=True)
+        rows = sides.matrix(kind, train.files[kind])
+        means = np.zeros((len(names), rows.shape[1]))
+        np.add.at(means, index, rows)
+        probes[kind] = DemographicProbe.fit(_unit(means), demographic_targets(protocol, names))
+        held = held_voices if side == "voice" else held_faces
+        names = np.array([(voice_names if side == "voice" else face_names)[f] for f in held])
+        result["probes"][label] = probes[kind].report(sides.matrix(kind, held), demographic_targets(protocol, names))
+    classes = probes["voice"].nationality.classes_ if probes["voice"].nationality is not None else None
+    if classes is not None and probes["face"].nationality is not None:
+        assert list(classes) == list(probes["face"].nationality.classes_)  # same training identities
+    demographics = {}
+    for trials in lists:
+        keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))
+                if v in sides.vectors["voice"] and f in sides.vectors["face"]]
+        if not keep:
+            continue
+        labels = trials.labels[keep]
+        v_files = [trials.voice_files[i] for i in keep]
+        f_files = [trials.face_files[i] for i in keep]
+        scores = agreement_scores(probes["voice"].predict(sides.matrix("voice", v_files)),
+                                  probes["face"].predict(sides.matrix("face", f_files)), classes,
+                                  probes["voice"].age_variance)
+        demographics[trials.name] = {k: roc_auc(labels, s) for k, s in scores.items()}
+        result["lists"][trials.name]["demographics"] = demographics[trials.name]["all"]
+    result["demographics_reference"] = demographics
+    # knob references (VoxSynth)
+    if knobs is None:
+        result["knob_references"] = ("not computed: the data have no true voice and face parameters (VoxSynth "
+                                     "writes them to generative.npz); the ceiling and the data, face-limited and "
+                                     "voice-limited references need them")
+    else:
+        fits = {}
+        kinds = {"data_cosine": ("voice_knobs", "face_knobs"), "data_backend": ("voice_knobs", "face_knobs"),
+                 "face_limited": ("voice_knobs", "teacher"), "voice_limited": ("voice", "face_knobs")}
+        fitting = {name: (sides.embedding_set(train, *pair), sides.embedding_set(val, *pair))
+                   for name, pair in kinds.items()}
+        options = {"normalize": False, "val_trials": REFERENCE_VAL_TRIALS}  # embeddings are unit length already
+        references = {
+            "data_cosine": fit_cca_cosine(*fitting["data_cosine"]),
+            "data_backend": fit_gaussian_backend(*fitting["data_backend"], reduce="none", **options),
+            "face_limited": fit_gaussian_backend(*fitting["face_limited"], reduce="pca", dims=REFERENCE_DIMS,
+                                                 **options),
+            "voice_limited": fit_gaussian_backend(*fitting["voice_limited"], reduce="pca", dims=REFERENCE_DIMS,
+                                                  **options),
+        }
+        for name, reference in references.items():
+            if hasattr(reference, "info"):
+                fits[name] = {k: reference.info[k] for k in ("reduce", "dims", "canonical_pairs", "val_auc")}
+            else:
+                fits[name] = {"canonical_pairs": int(reference.voice_projection.shape[1])}
+        for trials in lists:
+            keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))
+                    if v in sides.vectors["voice"] and f in sides.vectors["face"]]
+            labels = trials.labels[keep]
+            for name, reference in references.items():
+                voice_kind, face_kind = kinds[name]
+                v = sides.matrix(voice_kind, [trials.voice_files[i] for i in keep])
+                f = sides.matrix(face_kind, [trials.face_files[i] for i in keep])
+                scores = reference.score(v, f) if isinstance(reference, CCACosine) else reference.llr(v, f)
+                result["lists"][trials.name][name] = roc_auc(labels, scores)
+        result["knob_references"] = fits
+    for trials in lists:
+        row = result["lists"][trials.name]
+        row["achieved_cosine"] = achieved[trials.name]["auc"]
+        if "backend" in achieved[trials.name]:
+            row["achieved_backend"] = achieved[trials.name]["backend"]["auc"]
+        if oracle:
+            row["ceiling"] = oracle["verification_auc"][trials.name]
+    result["train_identities"] = int(len(set(train.ids["voice"])))
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def shares(row: dict[str, float]) -> dict[str, float]:
+    """Each AUC of a table row as its share of the way from chance (0) to the ceiling (1)."""
+    ceiling = row.get("ceiling")
+    return {k: (v - 0.5) / (ceiling - 0.5) for k, v in row.items()} if ceiling and ceiling > 0.5 else {}
+
+
+def format_decomposition(result: dict) -> str:
+    """The Markdown table: AUC and, with a ceiling, the share of the way from chance to it."""
+    present = [c for c in COLUMNS if any(c in row for row in result["lists"].values())]
+    lines = ["| list | " + " | ".join(COLUMNS[c] for c in present) + " |", "|---" * (len(present) + 1) + "|"]
+    for name, row in result["lists"].items():
+        share = shares(row)
+        cells = [(f"{row[c]:.3f}" + (f" ({100 * share[c]:.0f}%)" if c in share and c != "ceiling" else ""))
+                 if c in row else "-" for c in present]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = ["AUC per list (share of the way from chance to the ceiling). References are fitted on the "
+            f"{result['train_identities']} training identities only.", "", *lines]
+    if isinstance(result.get("knob_references"), str):
+        text += ["", f"Data, face-limited and voice-limited references: {result['knob_references']}."]
+    probes = result["probes"]
+    text += ["", "| probe (held-out identities) | " + " | ".join(probes) + " |", "|---" * (len(probes) + 1) + "|"]
+    for key, label in (("gender_auc", "gender AUC"), ("nationality_accuracy", "nationality accuracy"),
+                       ("nationality_majority", "nationality, majority class"), ("age_r2", "age R²")):
+        if any(p.get(key) is not None for p in probes.values()):
+            text.append(f"| {label} | " + " | ".join(f"{p[key]:.3f}" if p.get(key) is not None else "-"
+                                                     for p in probes.values()) + " |")
+    return "\n".join(text)
