@@ -97,12 +97,12 @@ def test_evaluate_embeds_each_file_once_caches_and_reports(tiny_run, trained_che
     faces = {f for t in protocol.all_verification() for f in t.face_files}
     for m in protocol.all_matching():
         faces |= set(m.probes if m.direction == "f2v" else m.positives + m.negatives)
-    assert first.encoded == {"voice": len(voices), "face": len(faces)}  # each distinct file exactly once
+    assert first.encoded == {"voice": len(voices), "face": len(faces), "teacher": 0}  # each file exactly once
     assert len(first.verification) == 10 and len(first.matching) == 8
     for value in first.verification.values():
         assert 0 <= value["auc"] <= 1 and value["auc_ci95"][0] <= value["auc_ci95"][1]
     again = evaluate(trained_checkpoint, data, lists, out=tmp_path, bootstrap=50, workers=0)
-    assert again.encoded == {"voice": 0, "face": 0}  # all from the cache
+    assert again.encoded == {"voice": 0, "face": 0, "teacher": 0}  # all from the cache
     name = "random_unseenunheard"
     assert again.verification[name]["auc"] == pytest.approx(first.verification[name]["auc"])
     oracle = json.loads((data / "oracle.json").read_text())

@@ -126,7 +126,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
                       crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
-                      bootstrap=args.bootstrap, backend=args.backend, ci=args.ci)
+                      bootstrap=args.bootstrap, backend=args.backend, ci=args.ci,
+                      decomposition=not args.no_decomposition)
     oracle_file = Path(args.lists).parent / "oracle.json" if args.lists != "voxceleb1" else None
     oracle = json.loads(oracle_file.read_text()) if oracle_file and oracle_file.is_file() else None
     paths = write_reports(result, args.out, name=args.name or Path(args.checkpoint).parent.parent.name,
@@ -293,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: %(default)s)")
     ev.add_argument("--bootstrap", type=int, default=1000, help="resamples with --ci bootstrap (default: %(default)s)")
     ev.add_argument("--name", default=None, help="the run's name in the reports")
+    ev.add_argument("--no-decomposition", action="store_true",
+                    help="skip the references and demographic probes (they embed up to 8 voices and faces of each "
+                         "training and validation identity, cached; with --backend its embeddings are reused)")
     ev.add_argument("--backend", type=Path, default=None,
                     help="a 'voxface backend fit' folder: also score by its calibrated log-likelihood ratios")
     ev.set_defaults(func=cmd_evaluate)

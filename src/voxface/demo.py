@@ -209,7 +209,8 @@ def _evaluate_step(name: str, train_dir: Path, eval_dir: Path, root: Path, proto
     if report_file.is_file() and all(report_file.stat().st_mtime > p.stat().st_mtime for p in newer):
         _say(f"(already evaluated: {report_file})")
         return {**json.loads(report_file.read_text()), "reused": True}
-    result = evaluate(checkpoint, root, protocol, out=eval_dir, backend=backend)
+    # the full run (the one with a backend, whose cached embeddings it reuses) gets the decomposition
+    result = evaluate(checkpoint, root, protocol, out=eval_dir, backend=backend, decomposition=backend is not None)
     write_reports(result, eval_dir, name=name, oracle=oracle, literature=oracle is None)
     return json.loads(report_file.read_text())
 
@@ -262,6 +263,7 @@ def format_bars(bars: list[tuple[str, bool, str]]) -> str:
 
 
 def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict], oracle: dict | None) -> Path:
+    from voxface.evaluation.decomposition import format_decomposition
     from voxface.evaluation.report import compare_runs
 
     folder = out / "report"
@@ -269,11 +271,14 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
     shutil.copyfile(eval_dirs["full"] / "report.md", folder / "table2_full.md")
     shutil.copyfile(folder / "comparison.md", folder / "table3_ablations.md")
     table2 = (eval_dirs["full"] / "report.md").read_text().split("\n\n| list |")[0].strip()
+    decomposition = reports["full"].get("decomposition")
+    points = format_decomposition(decomposition) if decomposition else ""
     table3 = (folder / "comparison.md").read_text().strip()
     bars = check_bars(reports, oracle)
     summary = "\n\n".join([
         "# voxface demo", table2.replace("# Cross-modal verification", "## Table 2. Cross-modal verification"),
         table3.replace("# Runs side by side", "## Table 3. Alignment terms (RKD on in every run)"),
+        *(["## Where the points go (full method)", points] if points else []),
         "## Bars", format_bars(bars),
         "## Files",
         "\n".join([f"- {folder / 'table2_full.md'}: Table 2 with per-list CIs, EER, 1:2 matching and retrieval",
@@ -281,6 +286,8 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
                    *(f"- {eval_dirs[n] / 'plots'}: {n}'s ROC, score distributions, PCA and similarity plots"
                      for n in RUNS),
                    f"- {folder / 'fig5_similarity.png'}: Fig. 5-style similarity structure of the three runs",
+                   f"- {eval_dirs['full'] / 'plots' / 'decomposition.png'}: the full run's ceiling, references and "
+                   "achieved AUC per list",
                    f"- {out / 'train' / 'full' / 'backend'}: the full run's Gaussian backend; the probability that a "
                    f"voice and faces match: `voxface score --checkpoint {_checkpoint(out / 'train' / 'full')} "
                    f"--backend {out / 'train' / 'full' / 'backend'} VOICE FACE...`"]),

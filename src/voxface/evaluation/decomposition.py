@@ -295,6 +295,8 @@ def shares(row: dict[str, float]) -> dict[str, float]:
 
 def format_decomposition(result: dict) -> str:
     """The Markdown table: AUC and, with a ceiling, the share of the way from chance to it."""
+    if "skipped" in result:
+        return f"Not computed: {result['skipped']}."
     present = [c for c in COLUMNS if any(c in row for row in result["lists"].values())]
     lines = ["| list | " + " | ".join(COLUMNS[c] for c in present) + " |", "|---" * (len(present) + 1) + "|"]
     for name, row in result["lists"].items():

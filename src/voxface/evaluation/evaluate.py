@@ -338,11 +338,15 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
     """Embed (or read from the caches) the training and validation identities, then ``decomposition.decompose``."""
     import json
 
-    from voxface.evaluation.backend import manifest_embeddings, refuse_test_data
+    from voxface.evaluation.backend import BackendError, manifest_embeddings, refuse_test_data
     from voxface.evaluation.decomposition import decompose
     from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, build_manifest
 
-    manifests = [build_manifest(protocol, roots, SPLIT_TRAIN), build_manifest(protocol, roots, SPLIT_VAL)]
+    try:
+        manifests = [build_manifest(protocol, roots, SPLIT_TRAIN), build_manifest(protocol, roots, SPLIT_VAL)]
+    except ProtocolError as err:  # e.g. a copy of the data with the test identities only
+        log.warning("decomposition skipped: %s", err)
+        return {"skipped": f"the references need training and validation identities: {err}"}
     refuse_test_data(protocol, roots, manifests)
     train, val = (manifest_embeddings(embedder, m, cache, ("voice", "face", "teacher"), per_identity)
                   for m in manifests)
@@ -357,7 +361,11 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
             "teacher": relative(teacher_emb, roots.faces)}
     oracle_file = protocol.root.parent / "oracle.json"
     oracle = json.loads(oracle_file.read_text()) if oracle_file.is_file() else None
-    return decompose(protocol, verification, result.verification, test, train, val, oracle)
+    try:
+        return decompose(protocol, verification, result.verification, test, train, val, oracle)
+    except BackendError as err:  # too few identities to fit or choose on
+        log.warning("decomposition skipped: %s", err)
+        return {"skipped": str(err)}
 
 
 def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder: Embedder,
@@ -394,7 +402,7 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
         after = {f"speaker {i}": np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
         paths.append(plot_pca(before, after, folder / "fig4_voice_pca.png"))
     paths += _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id, protocol)
-    if result.decomposition:
+    if "lists" in result.decomposition:
         from voxface.evaluation.plots import plot_decomposition
 
         paths.append(plot_decomposition({"this run": result.decomposition}, folder / "decomposition.png"))

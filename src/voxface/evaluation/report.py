@@ -97,7 +97,7 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
         from voxface.evaluation.decomposition import format_decomposition
 
         lines += ["", "## Where the points go", "", format_decomposition(evaluation.decomposition)]
-        demographics = evaluation.decomposition["demographics_reference"]
+        demographics = evaluation.decomposition.get("demographics_reference")
         if demographics:
             lines += ["", "Demographics-only reference per attribute (AUC; a trial scored only by how well the "
                       "demographics predicted from the voice agree with those predicted from the face):", "",
@@ -175,7 +175,8 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
         lines.append("| oracle ceiling | " + " | ".join(f"{oracle[k]:.1f}" for k in keys) + " | | |")
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     paths = [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
-    decompositions = {name: report["decomposition"] for name, _, report in runs if "decomposition" in report}
+    decompositions = {name: report["decomposition"] for name, _, report in runs
+                      if "lists" in report.get("decomposition", {})}
     if decompositions:
         from voxface.evaluation.plots import plot_decomposition
 
