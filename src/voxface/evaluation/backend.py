@@ -244,10 +244,14 @@ def trial_pairs(data: EmbeddingSet, seed: int = 0, limit: int = VAL_TRIALS_MAX) 
         v, f = (a.ravel() for a in np.meshgrid(np.arange(n_v), np.arange(n_f), indexing="ij"))
     else:
         rng = np.random.default_rng(seed)
-        faces_of = {i: np.flatnonzero(data.face_ids == i) for i in np.unique(data.voice_ids)}
+        # faces grouped by identity: a voice's target is a random row inside its identity's group
+        order = np.argsort(data.face_ids, kind="stable")
+        labels, first, count = np.unique(data.face_ids[order], return_index=True, return_counts=True)
         voice_rows = rng.integers(0, n_v, limit // 2)
-        voice_rows = voice_rows[[len(faces_of[data.voice_ids[r]]) > 0 for r in voice_rows]]
-        face_rows = np.array([rng.choice(faces_of[data.voice_ids[r]]) for r in voice_rows], dtype=int)
+        group = np.searchsorted(labels, data.voice_ids[voice_rows])
+        has_faces = (group < len(labels)) & (labels[np.minimum(group, len(labels) - 1)] == data.voice_ids[voice_rows])
+        voice_rows, group = voice_rows[has_faces], group[has_faces]
+        face_rows = order[first[group] + (rng.random(len(group)) * count[group]).astype(int)]
         v = np.r_[rng.integers(0, n_v, limit // 2), voice_rows]  # random pairs (nearly all non-targets) ...
         f = np.r_[rng.integers(0, n_f, limit // 2), face_rows]  # ... and as many targets
     labels = data.voice_ids[v] == data.face_ids[f]
@@ -291,11 +295,14 @@ def fit_gaussian_backend(train: EmbeddingSet, val: EmbeddingSet, reduce: str = "
     val_v, val_f, val_labels = trial_pairs(val, limit=val_trials)
     val_voices, val_faces = unit(val.voices) - v_mean, unit(val.faces) - f_mean
     grid, best = [], None
+    if reduce != "none":  # components come ordered: reduce once to the largest size, then take leading columns
+        full_v = _reduction(voices, train.voice_ids, reduce, max(sizes))
+        full_f = _reduction(faces, train.face_ids, reduce, max(sizes))
     for d in sizes:
         if reduce == "none":
             p_v, p_f = np.eye(voices.shape[1]), np.eye(faces.shape[1])
         else:
-            p_v, p_f = _reduction(voices, train.voice_ids, reduce, d), _reduction(faces, train.face_ids, reduce, d)
+            p_v, p_f = full_v[:, :d], full_f[:, :d]
         to_v, to_f, rho = canonical_pairs(voices @ p_v, train.voice_ids, faces @ p_f, train.face_ids, labels)
         to_v, to_f = p_v @ to_v, p_f @ to_f
         # every k at once: the llr is a running sum over canonical pairs ordered by correlation
