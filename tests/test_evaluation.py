@@ -200,6 +200,10 @@ def test_report_puts_runs_side_by_side(tiny_run, trained_checkpoint, tmp_path, c
     assert set(table["runs"]) == {"contrastive", "full"} and table["oracle_ceiling"]
     assert "| contrastive |" in (tmp_path / "cmp" / "comparison.md").read_text()
     assert (tmp_path / "cmp" / "fig5_similarity.png").is_file()
+    assert (tmp_path / "cmp" / "decomposition.png").is_file()  # both runs' breakdowns, stacked
+    stored = np.load(tmp_path / "full" / "plots" / "fig5_similarity.npz")
+    order = list(zip(stored["gender"].tolist(), stored["nationality"].tolist(), strict=True))
+    assert order == sorted(order) and len(set(stored["gender"].tolist())) == 2  # grouped, both genders shown
     capsys.readouterr()
     assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     assert "report.json does not exist" in capsys.readouterr().err
