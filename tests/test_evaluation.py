@@ -207,3 +207,27 @@ def test_report_puts_runs_side_by_side(tiny_run, trained_checkpoint, tmp_path, c
     capsys.readouterr()
     assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     assert "report.json does not exist" in capsys.readouterr().err
+
+
+def test_voxceleb_trained_audio_weights_are_flagged_in_training_evaluation_and_the_report(tiny_run, tmp_path, caplog):
+    """SpeechBrain's ECAPA has heard the VoxCeleb1 unseen-unheard identities: the tool says so, not only README."""
+    import torch
+
+    from voxface.models.ecapa import ECAPATDNN
+    from voxface.training.config import load_config
+    from voxface.training.run import train
+
+    root, base = tiny_run
+    weights = tmp_path / "embedding_model.ckpt"
+    torch.save(ECAPATDNN(channels=(32, 32, 32, 32, 96), attention_channels=16, res2net_scale=4, se_channels=16,
+                         embedding_size=32).state_dict(), weights)  # saved the way SpeechBrain saves it
+    config = load_config(base, [f"trainer.out={tmp_path / 'run'}", "trainer.max_steps=2", f"audio.weights={weights}"])
+    with caplog.at_level("WARNING", logger="voxface"):
+        train(config)
+    assert "237 of the 250" in caplog.text
+    result = evaluate(tmp_path / "run" / "checkpoints" / "last.ckpt", root / "voxsynth", root / "voxsynth" / "protocol",
+                      workers=0, decomposition=False, ci="none")
+    assert result.warnings and "SpeechBrain ECAPA-TDNN" in result.warnings[0]
+    write_reports(result, tmp_path / "report", name="sb")
+    header = (tmp_path / "report" / "report.md").read_text().splitlines()[2]
+    assert header.startswith("> **Warning (unseen-unheard):**") and "237 of the 250" in header

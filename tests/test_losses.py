@@ -70,6 +70,32 @@ def test_ot_matches_pot_emd2_on_the_kept_rows():
     assert face.grad[~keep].abs().max() == 0  # dropped rows get no transport gradient
 
 
+def test_ot_on_discriminative_pairs_is_a_pull_on_the_kept_positives():
+    """The docstring's proof, checked: on the filtered pairs the exact plan is the identity."""
+    generator = torch.Generator().manual_seed(3)
+    loss_fn = OptimalTransportLoss()
+    for _ in range(50):
+        base = torch.randn(16, 8, generator=generator)
+        face = base + 0.7 * torch.randn(16, 8, generator=generator)
+        voice = base + 0.7 * torch.randn(16, 8, generator=generator)
+        keep = discriminative_pairs(F.normalize(face, dim=-1) @ F.normalize(voice, dim=-1).T)
+        if int(keep.sum()) < 2:
+            continue
+        pull = (2 - 2 * F.cosine_similarity(face[keep], voice[keep])).mean()
+        assert float(loss_fn(face, voice)) == pytest.approx(float(pull), abs=1e-6)
+
+
+def test_ot_over_all_pairs_transports_between_identities():
+    torch.manual_seed(4)
+    face, voice = torch.randn(12, 6), torch.randn(12, 6)  # unrelated: the identity plan is far from optimal
+    all_pairs = OptimalTransportLoss(pairs="all")
+    loss = all_pairs(face, voice)
+    diagonal = (2 - 2 * F.cosine_similarity(face, voice)).mean()
+    assert all_pairs.last_kept_fraction == 1.0 and float(loss) < float(diagonal) - 0.1
+    with pytest.raises(ValueError, match="OT pairs must be one of"):
+        OptimalTransportLoss(pairs="some")
+
+
 def test_ot_is_exactly_zero_with_fewer_than_two_kept_pairs():
     face = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], requires_grad=True)
     voice = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], requires_grad=True)  # all ties: nothing kept

@@ -64,6 +64,36 @@ def test_schedules():
     assert step(0) == 1.0 and step(10) == pytest.approx(0.1) and step(1000) == pytest.approx(1e-5)  # floor 1e-8
 
 
+def test_the_tristage_schedule_read_literally_or_filling_the_run():
+    from voxface.training.config import OptimConfig
+
+    literal = tristage_schedule(1000, (0.15, 0.01, 0.07), 0.01, 0.01)
+    assert sum(literal(s) == pytest.approx(0.01) for s in range(1000)) >= 760  # 77% held at the final rate
+    ratios = tuple(r / 0.23 for r in OptimConfig().tristage_ratios)  # what optim.tristage_fill=true runs
+    filled = tristage_schedule(1000, ratios, 0.01, 0.01)
+    assert filled(660) == pytest.approx(1.0) and filled(990) > 0.01 and filled(999) < 0.012
+    assert OptimConfig().tristage_fill is False  # the literal reading is the default
+
+
+def test_ssl_heads_learn_at_the_mapping_rate(tiny_run, tiny_ssl, tmp_path):
+    from voxface.training.module import parameter_groups
+
+    _, base = tiny_run
+    folder = tiny_ssl("wav2vec2", tmp_path)
+    config = load_config(base, [f"trainer.out={tmp_path / 'ssl'}", "audio.encoder=wav2vec2", f"audio.weights={folder}",
+                                "audio.layer_weighting=true", "optim.lr_audio=1e-5", "optim.lr_mapping=1e-3"])
+    module = AlignmentModule(config.to_dict())
+    groups = {g["name"]: g for g in parameter_groups(module.model, module.criterion, config)}
+    head = {id(p) for p in module.model.audio.projection.parameters()} | {id(module.model.audio.layer_weights)}
+    assert head <= {id(p) for p in groups["mapping"]["params"]} and groups["mapping"]["lr"] == 1e-3
+    assert not head & {id(p) for p in groups["audio"]["params"]} and groups["audio"]["lr"] == 1e-5
+    import yaml
+
+    from voxface.training.config import resolve_config
+
+    assert yaml.safe_load(resolve_config("voxceleb1/ssl_base").read_text())["optim"]["lr_mapping"] == 1e-3
+
+
 # ---------------------------------------------------------------- the module
 
 
@@ -78,6 +108,30 @@ def test_gradients_reach_audio_and_mapping_not_the_frozen_teacher(tiny_run, tmp_
     assert all(p.grad is not None for p in module.model.mapping.parameters())
     assert all(p.grad is None and not p.requires_grad for p in module.model.teacher.parameters())
     assert not module.model.teacher.training  # a frozen teacher keeps its BatchNorm statistics
+
+
+def test_fine_tuning_the_face_encoder_keeps_the_prior_fixed(tiny_run, tmp_path):
+    from voxface.training.module import parameter_groups
+
+    _, base = tiny_run
+    config = load_config(base, [f"trainer.out={tmp_path}", "face.frozen=false", "face.cache=false",
+                                "optim.lr_face=1e-2"])
+    module = AlignmentModule(config.to_dict())
+    module.log = lambda *args, **kwargs: None  # no trainer attached
+    optimizer = torch.optim.Adam(parameter_groups(module.model, module.criterion, config))
+    torch.manual_seed(0)
+    fixed = torch.randn(4, 3, 32, 32)
+    targets, encoded = module.prior_embeddings(fixed), module.model.teacher_embeddings(fixed).detach()
+    module.train()
+    for step in range(4):
+        batch = {"wave": torch.randn(4, 16000) * 0.1, "face": torch.randn(4, 3, 32, 32), "skipped": 0}
+        optimizer.zero_grad()
+        module.training_step(batch, step).backward()
+        optimizer.step()
+    module.eval()
+    assert torch.equal(module.prior_embeddings(fixed), targets)  # RKD's targets: the pretrained teacher, unmoved
+    assert not torch.allclose(module.model.teacher_embeddings(fixed), encoded, atol=1e-4)  # the encoder moved
+    assert not any(key.startswith("_prior") for key in module.state_dict())  # not trained, not saved
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step_and_term(tiny_run, tmp_path, monkeypatch):

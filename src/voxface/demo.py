@@ -267,7 +267,9 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
     from voxface.evaluation.report import compare_runs
 
     folder = out / "report"
-    compare_runs([eval_dirs[name] for name in RUNS], folder)
+    # further runs the user evaluated into <out>/eval (e.g. voxsynth/ot_all_pairs) join Table 3 as rows
+    extra = sorted(d for d in (out / "eval").iterdir() if d.name not in RUNS and (d / "report.json").is_file())
+    compare_runs([eval_dirs[name] for name in RUNS] + extra, folder)
     shutil.copyfile(eval_dirs["full"] / "report.md", folder / "table2_full.md")
     shutil.copyfile(folder / "comparison.md", folder / "table3_ablations.md")
     table2 = (eval_dirs["full"] / "report.md").read_text().split("\n\n| list |")[0].strip()

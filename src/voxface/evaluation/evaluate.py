@@ -37,7 +37,7 @@ from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.voiceface import VoiceFaceModel
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import Protocol, VerificationList, load_protocol
-from voxface.training.config import TrainConfig
+from voxface.training.config import TrainConfig, voxceleb_leakage
 
 log = logging.getLogger("voxface")
 
@@ -148,6 +148,7 @@ class Evaluation:
     backend_scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # llrs
     backend: dict = field(default_factory=dict)  # the backend's folder and fit, when one scored
     decomposition: dict = field(default_factory=dict)  # decomposition.py: references, probes, demographics
+    warnings: list[str] = field(default_factory=list)  # what the report's header must say (e.g. leakage)
     plots: list[str] = field(default_factory=list)
     face_files_by_identity: dict[int, list[Path]] = field(default_factory=dict, repr=False)
 
@@ -155,7 +156,8 @@ class Evaluation:
         return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,
                 "lost_trials": self.lost_trials, "encoded": self.encoded, "plots": self.plots,
                 **({"backend": self.backend} if self.backend else {}),
-                **({"decomposition": self.decomposition} if self.decomposition else {})}
+                **({"decomposition": self.decomposition} if self.decomposition else {}),
+                **({"warnings": self.warnings} if self.warnings else {})}
 
 
 CI_METHODS = ("delong", "bootstrap", "none")
@@ -279,6 +281,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         raise MediaError(f"{len(bad)} files the lists need cannot be read, e.g. {first}; "
                          f"pass --skip-missing to score the rest")
     result = Evaluation(encoded=dict(embedder.encoded))
+    if leakage := voxceleb_leakage(config):
+        log.warning("%s", leakage)
+        result.warnings.append(leakage)
     if scorer is not None:
         result.backend = {"folder": str(backend), **{k: scorer.info[k] for k in ("dims", "canonical_pairs",
                                                                                "train_identities", "val_auc")}}

@@ -60,7 +60,10 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
             writer.writerow([f"matching_{key}", "cosine", f"{value['accuracy']:.4f}", "", "", "", "", "",
                              value["trials"], evaluation.lost_trials.get(f"matching_{key}", 0), ""])
     header = "| method | " + " | ".join(f"U-U {c}" for c in COLUMNS) + " | " + " | ".join(f"S-H {c}" for c in COLUMNS)
-    lines = [f"# Cross-modal verification: {name}", "", "AUC (%) on the unseen-unheard (U-U) and seen-heard (S-H) "
+    lines = [f"# Cross-modal verification: {name}", "",
+             *(f"> **Warning (unseen-unheard):** {warning}." for warning in evaluation.warnings),
+             *([""] if evaluation.warnings else []),
+             "AUC (%) on the unseen-unheard (U-U) and seen-heard (S-H) "
              "lists, the layout of Sun & Su 2025 Table 2.", "", header + " |",
              "|---" * (1 + 2 * len(COLUMNS)) + "|"]
     for label, values in rows:

@@ -19,11 +19,11 @@ class AlignmentLoss(nn.Module):
 
     def __init__(self, contrastive_weight: float = 1.0, ot_weight: float = 1.0, rkd_weight: float = 1.0,
                  temperature: float = 0.07, learnable_temperature: bool = False, ot_solver: str = "emd",
-                 sinkhorn_reg: float = 0.05, rkd_mode: str = "cosine") -> None:
+                 sinkhorn_reg: float = 0.05, rkd_mode: str = "cosine", ot_pairs: str = "discriminative") -> None:
         super().__init__()
         self.weights = {"contrastive": contrastive_weight, "ot": ot_weight, "rkd": rkd_weight}
         self.contrastive = ContrastiveLoss(temperature, learnable_temperature)
-        self.ot = OptimalTransportLoss(ot_solver, sinkhorn_reg)
+        self.ot = OptimalTransportLoss(ot_solver, sinkhorn_reg, pairs=ot_pairs)
         self.rkd = RelationalDistillationLoss(rkd_mode)
 
     def forward(self, face: torch.Tensor, voice: torch.Tensor, teacher: torch.Tensor) -> dict[str, torch.Tensor]:

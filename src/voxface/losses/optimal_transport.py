@@ -9,6 +9,8 @@ from torch import nn
 
 from voxface.losses.contrastive import cosine_matrix
 
+OT_PAIRS = ("discriminative", "all")  # the paper's filtered pairs (Eq. 7), or the whole batch
+
 
 def discriminative_pairs(similarity: torch.Tensor) -> torch.Tensor:
     """Boolean mask of the pairs i with s(f_i, v_i) > s(f_i, v_j) and s(f_i, v_i) > s(f_j, v_i) for all j != i.
@@ -31,17 +33,28 @@ class OptimalTransportLoss(nn.Module):
     log-domain Sinkhorn; it is held fixed and the gradient flows through D (Eq. 6). With fewer than two
     kept pairs the loss is exactly 0. ``last_kept_fraction`` records the share kept, for logging.
 
+    On the paper's discriminative pairs (``pairs="discriminative"``, the default) the exact plan is the
+    identity, so L_OT is the mean of 2 - 2 cos over the kept positive pairs: a pull on confident positives,
+    no distribution alignment. Proof: the filter makes D(f_i, v_i) < D(f_i, v_j) for every kept j != i, so
+    any plan with marginals 1/n costs sum_ij gamma_ij D_ij >= sum_i (1/n) min_j D_ij = (1/n) sum_i D_ii,
+    and the identity plan gamma = I/n attains that bound. (``tests/test_losses.py`` checks it.)
+    ``pairs="all"`` runs the plan over the whole batch, which is where transport can move mass between
+    identities and align the two distributions, as the paper's §4.2 argues for.
+
     Example:
         >>> loss = OptimalTransportLoss()
         >>> float(loss(torch.eye(3), torch.eye(3)))
         0.0
     """
 
-    def __init__(self, solver: str = "emd", sinkhorn_reg: float = 0.05, sinkhorn_iterations: int = 1000) -> None:
+    def __init__(self, solver: str = "emd", sinkhorn_reg: float = 0.05, sinkhorn_iterations: int = 1000,
+                 pairs: str = "discriminative") -> None:
         super().__init__()
         if solver not in ("emd", "sinkhorn"):
             raise ValueError(f"OT solver must be 'emd' or 'sinkhorn', got {solver!r}")
-        self.solver, self.reg, self.iterations = solver, sinkhorn_reg, sinkhorn_iterations
+        if pairs not in OT_PAIRS:
+            raise ValueError(f"OT pairs must be one of {OT_PAIRS}, got {pairs!r}")
+        self.solver, self.reg, self.iterations, self.pairs = solver, sinkhorn_reg, sinkhorn_iterations, pairs
         self.last_kept_fraction = 0.0
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
@@ -56,7 +69,10 @@ class OptimalTransportLoss(nn.Module):
         return gamma.to(cost.dtype)
 
     def forward(self, face: torch.Tensor, voice: torch.Tensor) -> torch.Tensor:
-        keep = discriminative_pairs(cosine_matrix(face.detach(), voice.detach()))
+        if self.pairs == "discriminative":
+            keep = discriminative_pairs(cosine_matrix(face.detach(), voice.detach()))
+        else:
+            keep = torch.ones(face.shape[0], dtype=torch.bool, device=face.device)
         self.last_kept_fraction = float(keep.float().mean()) if len(keep) else 0.0
         f, v = F.normalize(face[keep], dim=-1), F.normalize(voice[keep], dim=-1)
         cost = torch.cdist(f, v).pow(2)  # Eq. (5)

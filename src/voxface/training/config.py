@@ -74,6 +74,9 @@ class LossConfig:
     temperature: float = 0.07
     learnable_temperature: bool = False
     ot_solver: str = "emd"
+    # discriminative: the paper's filtered pairs (Eq. 7), where the exact plan is the identity and OT reduces to a
+    # pull on confident positives (losses/optimal_transport.py); all: the plan over the whole batch
+    ot_pairs: str = "discriminative"
     sinkhorn_reg: float = 0.05
     rkd_mode: str = "cosine"
 
@@ -90,6 +93,9 @@ class OptimConfig:
     step_every_epochs: float = 1.0
     min_lr: float = 1e-8
     tristage_ratios: list[float] = field(default_factory=lambda: [0.15, 0.01, 0.07])  # then held at the final rate
+    # false: the paper read literally, as fairseq's tri-stage (77% of the steps held at the final rate);
+    # true: the three phases scaled to fill the run (65% / 4% / 30%)
+    tristage_fill: bool = False
     tristage_init_scale: float = 0.01  # 1e-5 peak -> 1e-7 at start and end
     tristage_final_scale: float = 0.01
 
@@ -133,6 +139,7 @@ class TrainConfig:
             (self.audio.encoder in AUDIO_ENCODERS, "audio.encoder", f"one of {AUDIO_ENCODERS}"),
             (self.optim.schedule in SCHEDULES, "optim.schedule", f"one of {SCHEDULES}"),
             (self.loss.ot_solver in ("emd", "sinkhorn"), "loss.ot_solver", "'emd' or 'sinkhorn'"),
+            (self.loss.ot_pairs in ("discriminative", "all"), "loss.ot_pairs", "'discriminative' or 'all'"),
             (self.loss.rkd_mode in ("cosine", "distance"), "loss.rkd_mode", "'cosine' or 'distance'"),
             (self.mapping.norm in ("batch", "layer", "none"), "mapping.norm", "'batch', 'layer' or 'none'"),
             (self.trainer.logger in ("csv", "tensorboard"), "trainer.logger", "'csv' or 'tensorboard'"),
@@ -262,3 +269,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for override in overrides:
         data = _merge(data, parse_override(override))
     return TrainConfig.from_dict(data, str(path or "overrides")).validate(check_paths)
+
+
+def voxceleb_leakage(config: TrainConfig) -> str | None:
+    """A warning when the audio encoder starts from weights trained on VoxCeleb: SpeechBrain's ECAPA-TDNN
+    (``spkrec-ecapa-voxceleb``, the only pretrained ECAPA format voxface loads) was trained on VoxCeleb1+2 and
+    has heard 237 of the 250 unseen-unheard test identities."""
+    if config.audio.encoder == "ecapa" and config.audio.weights:
+        return (f"audio.weights {config.audio.weights} is a SpeechBrain ECAPA-TDNN checkpoint, trained on VoxCeleb1+2: "
+                "it has heard 237 of the 250 VoxCeleb1 unseen-unheard test identities, so unseen-unheard numbers "
+                "overstate how the method generalises to unheard voices")
+    return None
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -56,6 +57,27 @@ def build_model(config: TrainConfig) -> VoiceFaceModel:
                           teacher_frozen=config.face.frozen)
 
 
+def parameter_groups(model: VoiceFaceModel, criterion: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """Adam's parameter groups with their base rates. An SSL encoder's pretrained transformer learns at lr_audio
+    (the paper's 1e-5 peak); what is initialised at random (its projection head and layer weights, the mapping
+    MLP, a learnable temperature) learns at lr_mapping; a teacher being fine-tuned at lr_face."""
+    optim, audio = config.optim, model.audio
+    pretrained = getattr(audio, "model", None) if config.audio.encoder != "ecapa" else None
+    if pretrained is None:
+        audio_params, fresh_audio = list(audio.parameters()), []
+    else:
+        audio_params = list(pretrained.parameters())
+        fresh_audio = [p for n, p in audio.named_parameters() if not n.startswith("model.")]
+    groups = [("audio", audio_params, optim.lr_audio),
+              ("mapping", list(model.mapping.parameters()) + fresh_audio, optim.lr_mapping),
+              ("loss", list(criterion.parameters()), optim.lr_mapping)]
+    if not config.face.frozen:
+        groups.append(("face", list(model.teacher.parameters()), optim.lr_face))
+    params = [{"name": name, "params": [p for p in parameters if p.requires_grad], "lr": lr}
+              for name, parameters, lr in groups]
+    return [group for group in params if group["params"]]
+
+
 class AlignmentModule(L.LightningModule):
     """Multi-level alignment with prior (paper Algorithm 1), trained with Lightning on one CPU or many GPUs."""
 
@@ -66,9 +88,15 @@ class AlignmentModule(L.LightningModule):
         self.model = build_model(self.config)
         loss = self.config.loss
         self.criterion = AlignmentLoss(loss.contrastive_weight, loss.ot_weight, loss.rkd_weight, loss.temperature,
-                                       loss.learnable_temperature, loss.ot_solver, loss.sinkhorn_reg, loss.rkd_mode)
+                                       loss.learnable_temperature, loss.ot_solver, loss.sinkhorn_reg, loss.rkd_mode,
+                                       loss.ot_pairs)
         self._val_scores: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
+        # Fine-tuning the face encoder (face.frozen=false) must not move the prior: RKD's targets come from a
+        # frozen copy of the pretrained teacher in eval mode. Held in a list, it is no submodule, so it is neither
+        # trained nor saved; a resumed run rebuilds it from face.weights, as here.
+        self._prior: list[torch.nn.Module] = [] if self.config.face.frozen else [
+            copy.deepcopy(self.model.teacher).eval().requires_grad_(False)]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # What evaluation needs to rebuild the model from the checkpoint alone, without the original files.
@@ -81,11 +109,12 @@ class AlignmentModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
         teacher = batch["teacher"] if "teacher" in batch else self.model.teacher_embeddings(batch["face"])
         face = self.model.mapping(teacher)
+        prior = self.prior_embeddings(batch["face"]) if self._prior else teacher
         # SpecAugment masks from a generator seeded by the step: a resumed run draws the same masks.
         generator = torch.Generator().manual_seed(self.config.trainer.seed * 1_000_003 + self.global_step)
         voice = self.model.embed_voices(batch["wave"], generator=generator)
         # All ranks see the global batch (paper: one pair per identity in the batch, N x N similarities).
-        terms = self.criterion(gather_with_grad(face), gather_with_grad(voice), gather_with_grad(teacher))
+        terms = self.criterion(gather_with_grad(face), gather_with_grad(voice), gather_with_grad(prior))
         for name in ("contrastive", "ot", "rkd", "loss"):
             if not torch.isfinite(terms[name]):
                 raise TrainingDiverged(
@@ -98,6 +127,11 @@ class AlignmentModule(L.LightningModule):
         self.log("train/skipped_files", float(batch["skipped"]), on_step=False, on_epoch=True, reduce_fx="sum",
                  batch_size=batch_size)
         return terms["loss"]
+
+    @torch.no_grad()
+    def prior_embeddings(self, faces: torch.Tensor) -> torch.Tensor:
+        """The pretrained teacher's T for RKD while the face encoder is fine-tuned (frozen copy, eval mode)."""
+        return self._prior[0].to(faces.device).eval()(faces)
 
     # ---------------------------------------------------------------- validation
 
@@ -120,17 +154,14 @@ class AlignmentModule(L.LightningModule):
 
     def configure_optimizers(self):
         optim = self.config.optim
-        groups = [("audio", self.model.audio, optim.lr_audio), ("mapping", self.model.mapping, optim.lr_mapping),
-                  ("loss", self.criterion, optim.lr_mapping)]
-        if not self.config.face.frozen:
-            groups.append(("face", self.model.teacher, optim.lr_face))
-        params = [{"name": name, "params": [p for p in module.parameters() if p.requires_grad], "lr": lr}
-                  for name, module, lr in groups]
-        params = [group for group in params if group["params"]]
+        params = parameter_groups(self.model, self.criterion, self.config)
         optimizer = torch.optim.Adam(params, weight_decay=optim.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         if optim.schedule == "tristage":
-            factors = [tristage_schedule(total, tuple(optim.tristage_ratios), optim.tristage_init_scale,
+            ratios = tuple(optim.tristage_ratios)
+            if optim.tristage_fill:  # the phases scaled to fill the run, instead of fairseq's literal reading
+                ratios = tuple(r / sum(ratios) for r in ratios)
+            factors = [tristage_schedule(total, ratios, optim.tristage_init_scale,
                                          optim.tristage_final_scale)] * len(params)
         elif optim.schedule == "step":
             sampler = getattr(self.trainer.datamodule, "sampler", None)  # built by estimated_stepping_batches

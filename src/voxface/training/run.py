@@ -20,7 +20,7 @@ import yaml
 from voxface.errors import ConfigError
 from voxface.media.dataset import PairConfig
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
-from voxface.training.config import TrainConfig
+from voxface.training.config import TrainConfig, voxceleb_leakage
 from voxface.training.data import PairDataModule
 from voxface.training.module import AlignmentModule
 from voxface.training.quiet import quiet_lightning
@@ -54,6 +54,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     saved_config.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     quiet_lightning()
+    if leakage := voxceleb_leakage(config):
+        log.warning("%s", leakage)
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     started = time.time()
 
