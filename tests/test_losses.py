@@ -183,3 +183,11 @@ def test_two_process_gloo_equals_one_process_on_the_concatenated_batch(tmp_path)
         assert float(result["loss"]) == pytest.approx(float(terms["loss"]), rel=1e-5)
         for a, b in zip(result["grads"], single, strict=True):
             assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_sinkhorn_that_does_not_converge_says_so_once(caplog):
+    loss_fn = OptimalTransportLoss(solver="sinkhorn", sinkhorn_reg=0.001, sinkhorn_iterations=3, pairs="all")
+    with caplog.at_level("WARNING", logger="voxface"):
+        for _ in range(3):
+            loss_fn(torch.randn(8, 4), torch.randn(8, 4))
+    assert caplog.text.count("Sinkhorn did not converge in 3 iterations") == 1

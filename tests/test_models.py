@@ -226,3 +226,14 @@ def test_pretrain_face_cli(face_folder, tmp_path, capsys):
     assert "held-out verification AUC" in capsys.readouterr().out
     assert main(["pretrain-face", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "face folder" in capsys.readouterr().err
+
+
+def test_an_insightface_file_whose_fc_fits_no_input_size_says_so():
+    from voxface.errors import WeightsError
+    from voxface.models.iresnet import iresnet
+    from voxface.models.loading import iresnet_config
+
+    state = iresnet(depth=18, width=0.125, input_size=32, num_features=16).state_dict()
+    state["fc.weight"] = torch.zeros(16, 100)  # 100 features: not 64 channels times a square number of cells
+    with pytest.raises(WeightsError, match="input size cannot be inferred: fc takes 100 features"):
+        iresnet_config(state)

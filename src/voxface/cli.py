@@ -53,7 +53,7 @@ def cmd_protocol_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from voxface.synth.build import SynthConfig, generate
+    from voxface.synth.build import SynthConfig, format_synth_summary, generate
     from voxface.synth.preview import write_preview
 
     sizes = {"identities": args.identities, "teacher_identities": args.teacher_identities}
@@ -64,25 +64,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
         for path in write_preview(args.out):
             print(f"preview: {path}")
     return 0
-
-
-def format_synth_summary(out: Path, summary: dict) -> str:
-    ids = summary["identities"]
-    lines = [
-        f"VoxSynth in {out}: {ids['train']} train / {ids['val']} val / {ids['test']} test identities, "
-        f"{summary['voice_clips']} voice clips, {summary['face_frames']} face frames; "
-        f"{ids['teacher']} faces-only teacher identities ({summary['teacher_images']} images)",
-        f"protocol files: {out / 'protocol'} (use --lists {out / 'protocol'})",
-        "oracle ceiling (AUC of the best possible scorer) on these lists, and the model's on a large draw:",
-        f"  {'list':<22}{'trials':>7}{'ceiling':>9}{'model':>8}",
-    ]
-    model = summary["oracle"].get("model_ceilings", {})
-    for name, auc in summary["oracle"]["verification_auc"].items():
-        lines.append(f"  {name:<22}{summary['trials'][name]:>7}{auc:>9.3f}"
-                     + (f"{model[name]:>8.3f}" if name in model else ""))
-    matching = summary["oracle"]["matching_accuracy"]
-    lines.append("  1:2 matching ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in matching.items()))
-    return "\n".join(lines)
 
 
 def cmd_pretrain_face(args: argparse.Namespace) -> int:
@@ -150,7 +131,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_backend_fit(args: argparse.Namespace) -> int:
-    from voxface.evaluation.backend import fit_backend
+    from voxface.evaluation.backend import fit_backend, format_backend
 
     backend = fit_backend(args.checkpoint, args.data, args.lists, out=args.out, reduce=args.reduce,
                           crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers)
@@ -158,15 +139,6 @@ def cmd_backend_fit(args: argparse.Namespace) -> int:
     print(f"backend: {args.out} (use with: voxface evaluate ... --backend {args.out}; "
           f"voxface score ... --backend {args.out})")
     return 0
-
-
-def format_backend(info: dict) -> str:
-    val = info["val_auc"]
-    return (f"Gaussian backend on {info['train_identities']} training identities ({info['train_voices']} voices, "
-            f"{info['train_faces']} faces): {info['reduce']} to {info['dims']} dimensions, {info['canonical_pairs']} "
-            f"canonical pairs (correlations {', '.join(f'{r:.2f}' for r in info['canonical_correlations'])}); "
-            f"validation AUC {val['backend']:.3f} (cosine {val['cosine']:.3f}) on {info['val_identities']} "
-            f"identities; embedding {info['embed_seconds']:.1f} s, fitting {info['fit_seconds']:.2f} s")
 
 
 def cmd_score(args: argparse.Namespace) -> int:

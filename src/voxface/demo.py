@@ -95,8 +95,7 @@ def _data_step(out: Path, size: DemoSize, user: UserData | None, workers: int | 
     from voxface.protocol.stats import format_stats
 
     if user is None:
-        from voxface.cli import format_synth_summary
-        from voxface.synth.build import generate
+        from voxface.synth.build import format_synth_summary, generate
         from voxface.synth.preview import write_preview
 
         data = out / "voxsynth"
@@ -183,8 +182,13 @@ def _checkpoint(train_dir: Path) -> Path:
 
 def _backend_step(train_dir: Path, root: Path, protocol: Protocol) -> tuple[Path, dict, bool]:
     """Fit (or reuse) the full run's Gaussian backend in ``RUN/backend``; (folder, fit info, reused)."""
-    from voxface.cli import format_backend
-    from voxface.evaluation.backend import BackendError, GaussianBackend, check_backend_fits, fit_backend
+    from voxface.evaluation.backend import (
+        BackendError,
+        GaussianBackend,
+        check_backend_fits,
+        fit_backend,
+        format_backend,
+    )
 
     folder, checkpoint = train_dir / "backend", _checkpoint(train_dir)
     try:

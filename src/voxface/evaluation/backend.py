@@ -451,3 +451,12 @@ def check_backend_fits(backend: GaussianBackend, checkpoint: str | Path, crop_se
         fitted = backend.info.get("crop_seconds")
         raise BackendError(f"the backend was fitted on {'whole clips' if fitted is None else f'{fitted} s crops'}; "
                            f"score with the same --crop ({fitted}) or refit it")
+
+
+def format_backend(info: dict) -> str:
+    val = info["val_auc"]
+    return (f"Gaussian backend on {info['train_identities']} training identities ({info['train_voices']} voices, "
+            f"{info['train_faces']} faces): {info['reduce']} to {info['dims']} dimensions, {info['canonical_pairs']} "
+            f"canonical pairs (correlations {', '.join(f'{r:.2f}' for r in info['canonical_correlations'])}); "
+            f"validation AUC {val['backend']:.3f} (cosine {val['cosine']:.3f}) on {info['val_identities']} "
+            f"identities; embedding {info['embed_seconds']:.1f} s, fitting {info['fit_seconds']:.2f} s")

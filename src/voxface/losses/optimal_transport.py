@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import ot
 import torch
 import torch.nn.functional as F
@@ -9,6 +12,7 @@ from torch import nn
 
 from voxface.losses.contrastive import cosine_matrix
 
+log = logging.getLogger("voxface")
 OT_PAIRS = ("discriminative", "all")  # the paper's filtered pairs (Eq. 7), or the whole batch
 
 
@@ -55,6 +59,7 @@ class OptimalTransportLoss(nn.Module):
         if pairs not in OT_PAIRS:
             raise ValueError(f"OT pairs must be one of {OT_PAIRS}, got {pairs!r}")
         self.solver, self.reg, self.iterations, self.pairs = solver, sinkhorn_reg, sinkhorn_iterations, pairs
+        self._told = False
         self.last_kept_fraction = 0.0
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
@@ -64,8 +69,14 @@ class OptimalTransportLoss(nn.Module):
         if self.solver == "emd":
             gamma = ot.emd(uniform, uniform, cost64)
         else:  # the log domain does not underflow at small reg as plain Sinkhorn does (DESIGN.md §4)
-            gamma = ot.sinkhorn(uniform, uniform, cost64, self.reg, method="sinkhorn_log",
-                                numItermax=self.iterations)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                gamma = ot.sinkhorn(uniform, uniform, cost64, self.reg, method="sinkhorn_log",
+                                    numItermax=self.iterations)
+            if any("converge" in str(w.message).lower() for w in caught) and not self._told:
+                self._told = True  # once per run: the plan is approximate, and the user can act on it
+                log.warning("Sinkhorn did not converge in %d iterations at reg %g: the OT plan is approximate; raise "
+                            "loss.sinkhorn_reg or use loss.ot_solver=emd", self.iterations, self.reg)
         return gamma.to(cost.dtype)
 
     def forward(self, face: torch.Tensor, voice: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 torchaudio cannot be installed here (DESIGN.md §4), so this reimplements Kaldi's ``compute-fbank``
 defaults: povey window, DC removal, pre-emphasis 0.97, snip-edges framing, power spectrum,
 Kaldi mel scale (1127·ln(1 + f/700)) from 20 Hz to Nyquist, int16 sample scale, no dither.
-Tested against kaldi-native-fbank (tests/test_fbank.py).
+Tested against kaldi-native-fbank (tests/test_media.py::test_fbank_matches_kaldi_native_fbank).
 """
 
 from __future__ import annotations

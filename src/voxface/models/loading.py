@@ -85,7 +85,13 @@ def iresnet_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
             raise WeightsError(f"not an arcface_torch IResNet state dict: blocks per stage {layers} match no "
                                f"known depth {sorted(LAYERS)}")
         last = state["layer4.0.conv2.weight"].shape[0]
-        cells = state["fc.weight"].shape[1] // last
+        width = state["fc.weight"].shape[1]
+        cells = width // last
+        side = math.isqrt(cells)
+        if width % last or side * side != cells or side == 0:
+            # fc sees (last stage's channels) x side x side features, side = input size / 16
+            raise WeightsError(f"the input size cannot be inferred: fc takes {width} features, which is not "
+                               f"{last} channels times a square number of cells (input size / 16 squared)")
         return {"depth": depth, "width": state["conv1.weight"].shape[0] / 64,
                 "input_size": 16 * math.isqrt(cells), "num_features": state["fc.weight"].shape[0]}
     except KeyError as err:

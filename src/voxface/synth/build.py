@@ -477,3 +477,22 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
     done_file.write_text(json.dumps(summary, indent=1))
     shutil.rmtree(progress_dir, ignore_errors=True)
     return summary
+
+
+def format_synth_summary(out: Path, summary: dict) -> str:
+    ids = summary["identities"]
+    lines = [
+        f"VoxSynth in {out}: {ids['train']} train / {ids['val']} val / {ids['test']} test identities, "
+        f"{summary['voice_clips']} voice clips, {summary['face_frames']} face frames; "
+        f"{ids['teacher']} faces-only teacher identities ({summary['teacher_images']} images)",
+        f"protocol files: {out / 'protocol'} (use --lists {out / 'protocol'})",
+        "oracle ceiling (AUC of the best possible scorer) on these lists, and the model's on a large draw:",
+        f"  {'list':<22}{'trials':>7}{'ceiling':>9}{'model':>8}",
+    ]
+    model = summary["oracle"].get("model_ceilings", {})
+    for name, auc in summary["oracle"]["verification_auc"].items():
+        lines.append(f"  {name:<22}{summary['trials'][name]:>7}{auc:>9.3f}"
+                     + (f"{model[name]:>8.3f}" if name in model else ""))
+    matching = summary["oracle"]["matching_accuracy"]
+    lines.append("  1:2 matching ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in matching.items()))
+    return "\n".join(lines)
