@@ -5,6 +5,9 @@ from voxface.synth.build import SynthConfig, generate
 from voxface.testing import make_tiny_voxceleb
 from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
 
+# Run by hand in a scratch SpeechBrain environment, never collected (SpeechBrain is not a dependency).
+collect_ignore = ["fixtures/make_speechbrain_reference.py"]
+
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):

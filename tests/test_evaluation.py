@@ -222,9 +222,10 @@ def test_voxceleb_trained_audio_weights_are_flagged_in_training_evaluation_and_t
     torch.save(ECAPATDNN(channels=(32, 32, 32, 32, 96), attention_channels=16, res2net_scale=4, se_channels=16,
                          embedding_size=32).state_dict(), weights)  # saved the way SpeechBrain saves it
     config = load_config(base, [f"trainer.out={tmp_path / 'run'}", "trainer.max_steps=2", f"audio.weights={weights}"])
-    with caplog.at_level("WARNING", logger="voxface"):
+    with caplog.at_level("INFO", logger="voxface"):
         train(config)
     assert "237 of the 250" in caplog.text
+    assert "audio front end: speechbrain fbank" in caplog.text  # chosen for SpeechBrain weights, and said
     result = evaluate(tmp_path / "run" / "checkpoints" / "last.ckpt", root / "voxsynth", root / "voxsynth" / "protocol",
                       workers=0, decomposition=False, ci="none")
     assert result.warnings and "SpeechBrain ECAPA-TDNN" in result.warnings[0]

@@ -271,3 +271,25 @@ def test_bad_files_are_replaced_logged_once_and_counted(tiny, caplog):
     dataset.voices[0] = [tiny.corrupt_voice]
     with pytest.raises(MediaError, match=f"identity {first.name}"):
         dataset[(0, 0, 1)]
+
+
+def test_speechbrain_fbank_matches_speechbrain():
+    """SpeechBrain 1.1.2's Fbank(n_mels=80) + sentence mean normalisation on a fixed wave (fixture made by
+    tests/fixtures/make_speechbrain_reference.py in a scratch SpeechBrain environment)."""
+    from pathlib import Path
+
+    from voxface.media.fbank import SpeechBrainFbank
+
+    reference = np.load(Path(__file__).parent / "fixtures" / "speechbrain_reference.npz")
+    wave = torch.from_numpy(reference["wave"])[None]
+    raw, frames = SpeechBrainFbank(mean_norm=False)(wave)
+    assert frames.tolist() == [reference["fbank"].shape[0]]
+    assert np.abs(raw[0].numpy() - reference["fbank"]).max() < 1e-4
+    normalised, _ = SpeechBrainFbank()(wave)
+    assert np.abs(normalised[0].numpy() - reference["features"]).max() < 1e-4
+    # a padded batch: the valid frames of the shorter utterance are its own features
+    batch = torch.zeros(2, wave.shape[1] + 3200)
+    batch[0], batch[1, : wave.shape[1]] = torch.randn(batch.shape[1]) * 0.1, wave[0]
+    padded, frames = SpeechBrainFbank()(batch, torch.tensor([batch.shape[1], wave.shape[1]]))
+    assert frames[1] == normalised.shape[1]
+    assert np.abs(padded[1, : frames[1]].numpy() - normalised[0].numpy()).max() < 1e-3

@@ -237,3 +237,27 @@ def test_an_insightface_file_whose_fc_fits_no_input_size_says_so():
     state["fc.weight"] = torch.zeros(16, 100)  # 100 features: not 64 channels times a square number of cells
     with pytest.raises(WeightsError, match="input size cannot be inferred: fc takes 100 features"):
         iresnet_config(state)
+
+
+def test_ecapa_equals_speechbrains_ecapa_tdnn_for_the_same_weights():
+    """The fixture's tiny ECAPA_TDNN was built, run and saved by SpeechBrain 1.1.2 itself
+    (tests/fixtures/make_speechbrain_reference.py)."""
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures"
+    reference = np.load(fixtures / "speechbrain_reference.npz")
+    model = load_speechbrain_ecapa(fixtures / "speechbrain_ecapa_tiny.ckpt").eval()
+    with torch.no_grad():
+        output = model(torch.from_numpy(reference["ecapa_input"]))
+    assert np.abs(output.numpy() - reference["ecapa_output"]).max() < 1e-5
+
+
+def test_speechbrain_weights_get_speechbrains_front_end(tmp_path):
+    from voxface.training.config import TrainConfig, audio_front_end
+
+    config = TrainConfig()
+    assert audio_front_end(config) == "kaldi"  # voxface's own runs
+    config.audio.weights = str(tmp_path / "embedding_model.ckpt")
+    assert audio_front_end(config) == "speechbrain"  # a SpeechBrain checkpoint fits only its own features
+    config.audio.features = "kaldi"
+    assert audio_front_end(config) == "kaldi"  # unless the user says otherwise

@@ -13,7 +13,7 @@ from voxface.models.iresnet import iresnet
 from voxface.models.loading import ecapa_config, iresnet_config, load_strict, read_weights
 from voxface.models.mapping import FeatureMapping
 from voxface.models.voiceface import VoiceFaceModel
-from voxface.training.config import TrainConfig
+from voxface.training.config import TrainConfig, audio_front_end
 
 
 def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -48,7 +48,8 @@ def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
     mapping = FeatureMapping(teacher.num_features, audio.embedding_size, tuple(config.mapping.hidden),
                              config.mapping.norm, config.mapping.dropout, config.mapping.activation)
     load_strict(mapping, _part(state, "model.mapping."), f"{path} (mapping)")
-    model = VoiceFaceModel(teacher, mapping, audio, config.audio.mean_norm, specaugment=False, teacher_frozen=True)
+    model = VoiceFaceModel(teacher, mapping, audio, config.audio.mean_norm, specaugment=False, teacher_frozen=True,
+                           features=audio_front_end(config))
     return model.eval(), config
 
 

@@ -1,9 +1,17 @@
-"""Kaldi-compatible 80-dim log-Mel filterbank, computed in torch on a whole batch.
+"""80-dim log-Mel filterbanks computed in torch on a whole batch: Kaldi's and SpeechBrain's.
 
-torchaudio cannot be installed here (DESIGN.md §4), so this reimplements Kaldi's ``compute-fbank``
-defaults: povey window, DC removal, pre-emphasis 0.97, snip-edges framing, power spectrum,
-Kaldi mel scale (1127·ln(1 + f/700)) from 20 Hz to Nyquist, int16 sample scale, no dither.
-Tested against kaldi-native-fbank (tests/test_media.py::test_fbank_matches_kaldi_native_fbank).
+torchaudio cannot be installed here (DESIGN.md §4), so both are reimplemented.
+
+- ``KaldiFbank``: Kaldi's ``compute-fbank`` defaults: povey window, DC removal, pre-emphasis 0.97,
+  snip-edges framing, power spectrum, Kaldi mel scale (1127·ln(1 + f/700)) from 20 Hz to Nyquist, int16
+  sample scale, no dither. Tested against kaldi-native-fbank
+  (tests/test_media.py::test_fbank_matches_kaldi_native_fbank).
+- ``SpeechBrainFbank``: what SpeechBrain's ``spkrec-ecapa-voxceleb`` was trained on, ``Fbank(n_mels=80)``
+  and sentence mean normalisation: Hamming window, 400-point FFT, centred (zero-padded) frames, power
+  spectrum, HTK mel scale (2595·log10(1 + f/700)) from 0 Hz to Nyquist, 10·log10 with a floor of 1e-10 and
+  each utterance clipped 80 dB below its maximum. Tested against SpeechBrain 1.1.2's own output
+  (tests/test_media.py::test_speechbrain_fbank_matches_speechbrain, fixture made by
+  tests/fixtures/make_speechbrain_reference.py).
 """
 
 from __future__ import annotations
@@ -94,8 +102,58 @@ class KaldiFbank(nn.Module):
         power = torch.fft.rfft(frames, n=self.padded_window).abs().pow(2)
         feats = torch.clamp(power @ self.mel_banks.T, min=FLOAT_EPS).log()
         frame_lengths = self.num_frames(lengths.to(wave.device))
-        if self.mean_norm:
-            valid = (torch.arange(feats.shape[1], device=feats.device)[None] < frame_lengths[:, None]).unsqueeze(-1)
-            mean = (feats * valid).sum(1, keepdim=True) / frame_lengths.clamp(min=1)[:, None, None]
-            feats = (feats - mean) * valid
-        return feats, frame_lengths
+        return (mean_normalise(feats, frame_lengths) if self.mean_norm else feats), frame_lengths
+
+
+def mean_normalise(feats: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+    """Subtract each utterance's mean over its valid frames; padded frames become 0."""
+    valid = (torch.arange(feats.shape[1], device=feats.device)[None] < frame_lengths[:, None]).unsqueeze(-1)
+    mean = (feats * valid).sum(1, keepdim=True) / frame_lengths.clamp(min=1)[:, None, None]
+    return (feats - mean) * valid
+
+
+class SpeechBrainFbank(nn.Module):
+    """SpeechBrain's ``Fbank(n_mels=80)`` (+ sentence mean normalisation): the input of its ECAPA checkpoints.
+
+    Example:
+        >>> fbank = SpeechBrainFbank()
+        >>> feats, frames = fbank(torch.randn(2, 32000) * 0.1, torch.tensor([32000, 16000]))
+        >>> feats.shape, frames.tolist()
+        (torch.Size([2, 201, 80]), [201, 101])
+    """
+
+    def __init__(self, sample_rate: int = 16_000, num_mel_bins: int = 80, n_fft: int = 400,
+                 frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0, top_db: float = 80.0,
+                 amin: float = 1e-10, mean_norm: bool = True) -> None:
+        super().__init__()
+        self.n_fft, self.top_db, self.amin, self.mean_norm = n_fft, top_db, amin, mean_norm
+        self.window_size = int(round(sample_rate * frame_length_ms / 1000))
+        self.window_shift = int(round(sample_rate * frame_shift_ms / 1000))
+        self.register_buffer("window", torch.hamming_window(self.window_size), persistent=False)
+
+        def mel(hz: float) -> float:
+            return 2595 * math.log10(1 + hz / 700)
+
+        edges = 700 * (10 ** (torch.linspace(mel(0.0), mel(sample_rate / 2), num_mel_bins + 2) / 2595) - 1)
+        center, width = edges[1:-1], (edges[1:] - edges[:-1])[:-1]  # symmetric triangles, left-edge width
+        freqs = torch.linspace(0, sample_rate // 2, n_fft // 2 + 1)
+        slope = (freqs[:, None] - center[None]) / width[None]
+        self.register_buffer("mel_banks", torch.clamp(torch.minimum(slope + 1, 1 - slope), min=0.0), persistent=False)
+
+    def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
+        """Centred framing: one frame per hop, plus one."""
+        return num_samples // self.window_shift + 1
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) waveforms (and valid lengths) -> (B, frames, mel) features and valid frame counts."""
+        if wave.dim() == 1:
+            wave = wave[None]
+        if lengths is None:
+            lengths = torch.full((wave.shape[0],), wave.shape[-1], device=wave.device)
+        spectrum = torch.stft(wave.float(), self.n_fft, self.window_shift, self.window_size, self.window,
+                              center=True, pad_mode="constant", return_complex=True)
+        power = spectrum.abs().pow(2).transpose(1, 2)  # (B, frames, bins)
+        db = 10 * torch.log10(torch.clamp(power @ self.mel_banks, min=self.amin))
+        db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - self.top_db)  # per utterance, as SpeechBrain
+        frame_lengths = self.num_frames(lengths.to(wave.device))
+        return (mean_normalise(db, frame_lengths) if self.mean_norm else db), frame_lengths

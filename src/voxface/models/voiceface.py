@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxface.media.fbank import KaldiFbank
+from voxface.media.fbank import KaldiFbank, SpeechBrainFbank
 from voxface.media.specaugment import SpecAugment
 from voxface.models.ecapa import ECAPATDNN
 from voxface.models.iresnet import IResNet
@@ -20,12 +20,13 @@ from voxface.models.mapping import FeatureMapping
 
 class VoiceFaceModel(nn.Module):
     def __init__(self, teacher: IResNet, mapping: FeatureMapping, audio: nn.Module, mean_norm: bool = True,
-                 specaugment: bool = True, teacher_frozen: bool = True) -> None:
+                 specaugment: bool = True, teacher_frozen: bool = True, features: str = "kaldi") -> None:
         super().__init__()
         self.teacher, self.mapping, self.audio = teacher, mapping, audio
         self.teacher_frozen = teacher_frozen
         self.uses_fbank = isinstance(audio, ECAPATDNN)
-        self.fbank = KaldiFbank(mean_norm=mean_norm) if self.uses_fbank else None
+        front_end = SpeechBrainFbank if features == "speechbrain" else KaldiFbank
+        self.fbank = front_end(mean_norm=mean_norm) if self.uses_fbank else None
         self.specaugment = SpecAugment() if self.uses_fbank and specaugment else None
         if teacher_frozen:
             self.teacher.requires_grad_(False)

@@ -58,6 +58,9 @@ class AudioConfig:
     weights: str = ""  # ECAPA: a SpeechBrain embedding_model.ckpt (empty: random init); SSL: a HuggingFace folder
     channels: list[int] = field(default_factory=lambda: [1024, 1024, 1024, 1024, 3072])  # ECAPA, random init
     embedding_size: int = 192
+    # ECAPA's front end: kaldi (voxface's own runs), speechbrain (what SpeechBrain's checkpoints were trained on),
+    # or auto: speechbrain when audio.weights is a SpeechBrain checkpoint, else kaldi
+    features: str = "auto"
     mean_norm: bool = True  # per-utterance fbank mean normalisation (ECAPA)
     specaugment: bool = True  # paper §5: 0-5 frames, 0-10 channels (ECAPA)
     layer_weighting: bool = False  # SSL: learned weighted sum of hidden layers
@@ -137,6 +140,7 @@ class TrainConfig:
         """Check every value; with ``check_paths``, also that the data and weights exist."""
         checks = [
             (self.audio.encoder in AUDIO_ENCODERS, "audio.encoder", f"one of {AUDIO_ENCODERS}"),
+            (self.audio.features in ("auto", "kaldi", "speechbrain"), "audio.features", "auto, kaldi or speechbrain"),
             (self.optim.schedule in SCHEDULES, "optim.schedule", f"one of {SCHEDULES}"),
             (self.loss.ot_solver in ("emd", "sinkhorn"), "loss.ot_solver", "'emd' or 'sinkhorn'"),
             (self.loss.ot_pairs in ("discriminative", "all"), "loss.ot_pairs", "'discriminative' or 'all'"),
@@ -280,4 +284,12 @@ def voxceleb_leakage(config: TrainConfig) -> str | None:
                 "it has heard 237 of the 250 VoxCeleb1 unseen-unheard test identities, so unseen-unheard numbers "
                 "overstate how the method generalises to unheard voices")
     return None
+
+
+def audio_front_end(config: TrainConfig) -> str:
+    """The fbank an ECAPA run computes: ``audio.features``, where "auto" means SpeechBrain's for a SpeechBrain
+    checkpoint (its weights only fit its own features) and Kaldi's otherwise."""
+    if config.audio.features != "auto":
+        return config.audio.features
+    return "speechbrain" if config.audio.encoder == "ecapa" and config.audio.weights else "kaldi"
 

@@ -17,7 +17,7 @@ from voxface.models.loading import load_insightface_backbone, load_speechbrain_e
 from voxface.models.mapping import FeatureMapping
 from voxface.models.ssl import SSLEncoder
 from voxface.models.voiceface import VoiceFaceModel
-from voxface.training.config import TrainConfig
+from voxface.training.config import TrainConfig, audio_front_end
 from voxface.training.data import auc
 from voxface.training.schedules import step_schedule, tristage_schedule
 
@@ -54,7 +54,7 @@ def build_model(config: TrainConfig) -> VoiceFaceModel:
     mapping = FeatureMapping(teacher.num_features, size, tuple(config.mapping.hidden), config.mapping.norm,
                              config.mapping.dropout, config.mapping.activation)
     return VoiceFaceModel(teacher, mapping, audio, config.audio.mean_norm, config.audio.specaugment,
-                          teacher_frozen=config.face.frozen)
+                          teacher_frozen=config.face.frozen, features=audio_front_end(config))
 
 
 def parameter_groups(model: VoiceFaceModel, criterion: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ import yaml
 from voxface.errors import ConfigError
 from voxface.media.dataset import PairConfig
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
-from voxface.training.config import TrainConfig, voxceleb_leakage
+from voxface.training.config import TrainConfig, audio_front_end, voxceleb_leakage
 from voxface.training.data import PairDataModule
 from voxface.training.module import AlignmentModule
 from voxface.training.quiet import quiet_lightning
@@ -56,6 +56,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     quiet_lightning()
     if leakage := voxceleb_leakage(config):
         log.warning("%s", leakage)
+    if config.audio.encoder == "ecapa":
+        log.info("audio front end: %s fbank (audio.features=%s)", audio_front_end(config), config.audio.features)
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     started = time.time()
 
