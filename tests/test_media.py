@@ -95,10 +95,14 @@ def test_stereo_downmix_and_loop_padding(tmp_path):
     assert wave.shape == (32000,)
     np.testing.assert_allclose(wave, 0.125, atol=1e-6)  # mean of the two channels, looped 4 times
     ramp = tmp_path / "ramp.wav"
-    sf.write(ramp, np.arange(1000, dtype=np.float32) / 1000, 16000, subtype="FLOAT")
-    looped = read_voice(ramp, 0.25, np.random.default_rng(0))
-    assert looped.shape == (4000,)
-    np.testing.assert_allclose(looped[1000:2000], looped[:1000])
+    sf.write(ramp, np.arange(4000, dtype=np.float32) / 4000, 16000, subtype="FLOAT")
+    looped = read_voice(ramp, 0.6, np.random.default_rng(0))
+    assert looped.shape == (9600,)
+    np.testing.assert_allclose(looped[4000:8000], looped[:4000])
+    blip = tmp_path / "blip.wav"  # 0.05 s: too short for any encoder, one line instead of a padding crash
+    sf.write(blip, np.zeros(800, dtype=np.float32), 16000)
+    with pytest.raises(MediaError, match=r"the clip lasts 0\.05 s; voxface needs at least 0\.25 s of audio"):
+        read_voice(blip, None, None)
 
 
 def test_whole_clip_and_bad_audio(tmp_path, tiny):

@@ -14,6 +14,9 @@ from voxface.errors import MediaError
 SAMPLE_RATE = 16_000
 
 
+MIN_VOICE_SECONDS = 0.25  # shorter clips carry no voice to speak of, and break the encoders' padding
+
+
 def read_voice(
     path: str | Path,
     crop_seconds: float | None = 2.0,
@@ -37,6 +40,9 @@ def read_voice(
             source_rate, total = handle.samplerate, handle.frames
             if total <= 0:
                 raise MediaError(f"{path}: empty audio file (0 frames)")
+            if total < MIN_VOICE_SECONDS * source_rate:  # the encoders' framing and padding need more
+                raise MediaError(f"{path}: the clip lasts {total / source_rate:.2f} s; voxface needs at least "
+                                 f"{MIN_VOICE_SECONDS} s of audio")
             if crop_seconds is None:
                 wanted, start = total, 0
             else:
