@@ -142,9 +142,12 @@ def cmd_backend_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from voxface.evaluation.api import VoiceFaceScorer
+    from voxface.evaluation.api import VoiceFaceScorer, default_backend
 
-    matches = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop, backend=args.backend,
+    backend = args.backend if args.backend is not None else default_backend(args.checkpoint)
+    if backend is not None and args.backend is None:
+        print(f"(probabilities from {backend}, the run's fitted backend)", file=sys.stderr)
+    matches = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop, backend=backend,
                               prior=args.prior).score(args.voice, args.faces)
     with_probability = matches[0].probability is not None
     print("rank  cosine" + "  P(same)" * with_probability + "  face")
@@ -168,6 +171,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
     files = [line.strip() for line in args.files.read_text().splitlines() if line.strip()]
     npy, index = export_embeddings(VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop), files, args.kind, args.out)
     print(f"{len(files)} {args.kind} embeddings -> {npy} (index {index})")
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    try:
+        from voxface.app import serve
+    except ImportError as err:
+        raise VoxfaceError(f"voxface app needs its extra ({err.name} is missing): pip install 'voxface[app]'") from None
+
+    serve(args.checkpoint, args.gallery, args.eval, args.backend, args.host, args.port)
     return 0
 
 
@@ -298,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--checkpoint", type=Path, required=True)
     score.add_argument("--crop", type=float, default=None, help="centre-crop the voice to this many seconds")
     score.add_argument("--backend", type=Path, default=None,
-                       help="a 'voxface backend fit' folder: also give the probability of a match")
+                       help="a 'voxface backend fit' folder: also give the probability of a match "
+                            "(default: RUN/backend when it exists)")
     score.add_argument("--prior", type=float, default=0.5,
                        help="prior probability that a face is the speaker's, for the probability (default: 0.5)")
     score.add_argument("voice", type=Path)
@@ -312,6 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--out", type=Path, required=True, help="output stem: OUT.npy and OUT.csv")
     embed.add_argument("--crop", type=float, default=None)
     embed.set_defaults(func=cmd_embed)
+
+    app = commands.add_parser("app", help="a local web page: rank faces for a voice, browse a run's results")
+    app.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")
+    app.add_argument("--gallery", type=Path, default=None,
+                     help="folder of faces (and voices) to pick from (default: the run's own test identities)")
+    app.add_argument("--eval", type=Path, default=None, help="an evaluation or demo folder for the Results tab")
+    app.add_argument("--backend", type=Path, default=None,
+                     help="a fitted backend folder for probabilities (default: RUN/backend when it exists)")
+    app.add_argument("--host", default="127.0.0.1")
+    app.add_argument("--port", type=int, default=7860)
+    app.set_defaults(func=cmd_app)
 
     demo = commands.add_parser(
         "demo", help="the main job end to end: data, teacher, method + ablations, evaluation, reports (resumes)",

@@ -73,6 +73,12 @@ class VoiceFaceScorer:
                 for face, c, x, p in zip(faces, cosines, llr, probability(llr, prior), strict=True)]
 
 
+def default_backend(checkpoint: str | Path) -> Path | None:
+    """``RUN/backend`` beside ``RUN/checkpoints/<file>.ckpt`` when a backend was fitted there, else None."""
+    folder = Path(checkpoint).parent.parent / "backend"
+    return folder if (folder / "backend.json").is_file() else None
+
+
 def export_embeddings(scorer: VoiceFaceScorer, paths: list[str | Path], kind: str,
                       out: str | Path) -> tuple[Path, Path]:
     """Write ``OUT.npy`` (N, D) and ``OUT.csv`` (row, path) for the given files."""
