@@ -232,3 +232,34 @@ def test_voxceleb_trained_audio_weights_are_flagged_in_training_evaluation_and_t
     write_reports(result, tmp_path / "report", name="sb")
     header = (tmp_path / "report" / "report.md").read_text().splitlines()[2]
     assert header.startswith("> **Warning (unseen-unheard):**") and "237 of the 250" in header
+
+
+def test_messages_name_the_right_problem(tiny_run, trained_checkpoint, tmp_path, capsys):
+    """Issue 16 items 4 and 9: a folder where a file belongs, a single face path, a root with its own lists."""
+    from voxface.errors import MediaError, WeightsError
+    from voxface.evaluation.api import VoiceFaceScorer
+    from voxface.media.audio import read_voice
+    from voxface.media.faces import read_face
+    from voxface.models.loading import read_weights
+
+    root, _ = tiny_run
+    with pytest.raises(MediaError, match="is a folder, not an audio file"):
+        read_voice(tmp_path, None, None)
+    with pytest.raises(MediaError, match="is a folder, not an image file"):
+        read_face(tmp_path)
+    run = trained_checkpoint.parent.parent
+    (run / "checkpoints" / "best.ckpt").write_bytes(trained_checkpoint.read_bytes())
+    with pytest.raises(WeightsError, match=f"is a folder, not a weights file; did you mean {run}/checkpoints/best"):
+        read_weights(run)
+    voice, face = _one_trial(root)
+    assert len(VoiceFaceScorer(trained_checkpoint).score(voice, face)) == 1  # a single path is one face
+    assert main(["protocol", "check", str(root / "voxsynth"), "--workers", "2"]) == 1
+    assert f"pass --lists {root / 'voxsynth' / 'protocol'}" in capsys.readouterr().err
+
+
+def _one_trial(root):
+    from voxface.protocol import DataRoots, load_protocol
+
+    roots = DataRoots.from_root(root / "voxsynth")
+    trials = load_protocol(root / "voxsynth" / "protocol").verification("random", "unseenunheard")
+    return roots.voice(trials.voice_files[0]), roots.face(trials.face_files[0])

@@ -184,3 +184,18 @@ def test_a_tiny_voxsynth_run_learns(tiny_run, tmp_path, capsys):
     assert (tmp_path / "learn" / "checkpoints" / "best.ckpt").is_file()
     assert list((tmp_path / "learn" / "logs").rglob("metrics.csv"))
     assert "validation AUC" in capsys.readouterr().out
+
+
+def test_resuming_a_finished_run_or_a_missing_teacher_run_says_so(tiny_run, tmp_path):
+    """Issue 16 items 6 and 7."""
+    from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+
+    root, base = tiny_run
+    config = load_config(base, [f"trainer.out={tmp_path / 'run'}", "trainer.epochs=1"])
+    train(config)
+    with pytest.raises(ConfigError, match="already finished at 1 epochs; raise trainer.epochs to continue"):
+        train(config, resume=True)
+    with pytest.raises(ConfigError, match="--resume: .*last.ckpt does not exist; start the teacher run without"):
+        pretrain_face_teacher(root / "voxsynth" / "teacher_faces", tmp_path / "nothing",
+                              FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=16, epochs=1,
+                                                workers=0), resume=True, progress=False)

@@ -22,6 +22,13 @@ def _add_root_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces-dir", default="unzippedFaces", help="face folder under ROOT (default: %(default)s)")
 
 
+def _lists_hint(root: Path, lists: str) -> None:
+    """A root with its own protocol/ folder scored against the shipped VoxCeleb1 lists is almost always a slip."""
+    if lists == "voxceleb1" and (Path(root) / "protocol").is_dir():
+        print(f"note: this root has its own protocol/ folder: pass --lists {Path(root) / 'protocol'} to use it "
+              "(scoring it against the VoxCeleb1 lists now)", file=sys.stderr)
+
+
 def cmd_protocol_stats(args: argparse.Namespace) -> int:
     from voxface.protocol import load_protocol
     from voxface.protocol.stats import format_stats
@@ -34,6 +41,7 @@ def cmd_protocol_check(args: argparse.Namespace) -> int:
     from voxface.protocol import DataRoots, load_protocol
     from voxface.protocol.check import check_files, format_check
 
+    _lists_hint(args.root, args.lists)
     roots = DataRoots.from_root(args.root, args.audio_dir, args.faces_dir)
     results = check_files(load_protocol(args.lists), roots, workers=args.workers)
     print(format_check(results))
@@ -43,6 +51,7 @@ def cmd_protocol_check(args: argparse.Namespace) -> int:
 def cmd_protocol_manifest(args: argparse.Namespace) -> int:
     from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
 
+    _lists_hint(args.root, args.lists)
     protocol = load_protocol(args.lists)
     roots = DataRoots.from_root(args.root, args.audio_dir, args.faces_dir)
     for split, file_name in ((SPLIT_TRAIN, "train.json"), (SPLIT_VAL, "val.json")):
@@ -105,6 +114,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from voxface.evaluation.evaluate import evaluate
     from voxface.evaluation.report import write_reports
 
+    _lists_hint(args.data, args.lists)
     result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
                       crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
                       bootstrap=args.bootstrap, backend=args.backend, ci=args.ci,

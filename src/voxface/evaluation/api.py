@@ -59,10 +59,12 @@ class VoiceFaceScorer:
             raise MediaError(next(iter(errors.values())))
         return np.stack([vectors[f] for f in files])
 
-    def score(self, voice: str | Path, faces: list[str | Path], prior: float | None = None) -> list[Match]:
+    def score(self, voice: str | Path, faces: list[str | Path] | str | Path, prior: float | None = None) -> list[Match]:
         """One voice against each face, in the faces' order: the cosine and, with a backend, the probability of a
         match at ``prior`` (the scorer's, 0.5 unless set)."""
         prior = self.prior if prior is None else prior
+        if isinstance(faces, (str, Path)):  # one face given as a path, not a list of them
+            faces = [faces]
         f = self.embed(faces, "face")
         v = np.repeat(self.embed([voice], "voice"), len(f), axis=0)
         cosines = cosine(v, f)

@@ -33,6 +33,8 @@ def read_voice(
     (32000,)
     """
     path = Path(path)
+    if path.is_dir():
+        raise MediaError(f"{path}: is a folder, not an audio file")
     if not path.is_file():
         raise MediaError(f"{path}: audio file does not exist")
     try:

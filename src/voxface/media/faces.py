@@ -16,6 +16,8 @@ FACE_SIZE = 112  # ArcFace-style ResNet-34 teachers take 112x112 (DESIGN.md §1)
 def read_face(path: str | Path, size: int = FACE_SIZE) -> np.ndarray:
     """Return an RGB ``(size, size, 3)`` uint8 array from any image file Pillow reads."""
     path = Path(path)
+    if path.is_dir():
+        raise MediaError(f"{path}: is a folder, not an image file")
     try:
         with Image.open(path) as image:
             image.load()

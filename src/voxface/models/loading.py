@@ -32,6 +32,10 @@ ENCODER_FORMAT = "voxface-encoder/1"
 def read_weights(path: str | Path) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with one-line errors."""
     path = Path(path)
+    if path.is_dir():
+        best = path / "checkpoints" / "best.ckpt"
+        hint = f"; did you mean {best}?" if best.is_file() else " (a run's checkpoint is RUN/checkpoints/best.ckpt)"
+        raise WeightsError(f"{path} is a folder, not a weights file{hint}")
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
     try:

@@ -213,6 +213,8 @@ def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacher
     heldout_items = [(p, i) for i, n in enumerate(sorted(heldout)) for p in tree[n]]
     checkpoints = out / "checkpoints"
     last = checkpoints / "last.ckpt"
+    if resume and not last.is_file():  # as 'voxface train --resume' does: never a silent fresh start
+        raise ConfigError(f"--resume: {last} does not exist; start the teacher run without --resume")
     if not resume and last.exists():
         raise ConfigError(f"{out} already has a teacher run; pass --resume to continue it or choose another --out")
 

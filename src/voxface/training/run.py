@@ -49,6 +49,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if not last.is_file():
             raise ConfigError(f"--resume: {last} does not exist; start the run without --resume")
         _check_resume(yaml.safe_load(saved_config.read_text()), config, out)
+        done = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+        if not done.get("interrupted", True) and done.get("epochs", 0) >= config.trainer.epochs:
+            raise ConfigError(f"the run in {out} already finished at {done['epochs']} epochs; raise trainer.epochs "
+                              "to continue it")
     elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or set trainer.out elsewhere")
     out.mkdir(parents=True, exist_ok=True)
