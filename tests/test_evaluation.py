@@ -263,3 +263,16 @@ def _one_trial(root):
     roots = DataRoots.from_root(root / "voxsynth")
     trials = load_protocol(root / "voxsynth" / "protocol").verification("random", "unseenunheard")
     return roots.voice(trials.voice_files[0]), roots.face(trials.face_files[0])
+
+
+def test_skip_missing_reports_lists_that_lost_every_file(tiny_run, trained_checkpoint, tmp_path, capsys):
+    """Issue 16 item 1: a VoxSynth root scored against the VoxCeleb1 lists loses every file of every list."""
+    root, _ = tiny_run
+    code = main(["evaluate", "--checkpoint", str(trained_checkpoint), "--data", str(root / "voxsynth"), "--out",
+                 str(tmp_path), "--skip-missing", "--workers", "0"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"pass --lists {root / 'voxsynth' / 'protocol'}" in captured.err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["verification"] == {} and report["lost_trials"]["random_unseenunheard"] == 30496
+    assert "| lost | lost |" in (tmp_path / "report.md").read_text()

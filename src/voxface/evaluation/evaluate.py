@@ -207,7 +207,7 @@ class EmbeddingTable:
 
         table = cls(voices, faces, rows(voice_paths, roots.audio), rows(face_paths, roots.faces), scale(voices),
                     scale(faces))
-        if backend is not None:
+        if backend is not None and len(voices) and len(faces):
             table.voice_coords = backend.project(voices, "voice")
             table.face_coords = backend.project(faces, "face")
         return table
@@ -227,6 +227,8 @@ def score_trials(table: EmbeddingTable, trials: VerificationList,
     v = np.fromiter((table.voice_row.get(p, -1) for p in trials.voice_files), dtype=np.int64, count=len(trials))
     f = np.fromiter((table.face_row.get(p, -1) for p in trials.face_files), dtype=np.int64, count=len(trials))
     keep = np.flatnonzero((v >= 0) & (f >= 0))
+    if not len(keep):
+        return keep, np.zeros(0), (np.zeros(0) if backend is not None else None)
     v, f = v[keep], f[keep]
     cosines = np.einsum("ij,ij->i", table.voices[v], table.faces[f]).astype(np.float64)  # in the cache's precision
     cosines *= table.voice_scale[v] * table.face_scale[f]
@@ -293,14 +295,19 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         keep, scores, llr = score_trials(table, trials, scorer)
         result.lost_trials[trials.name] = len(trials) - len(keep)
         labels = trials.labels[keep]
+        if labels.all() or not labels.any():  # every trial (or every trial of one class) lost: nothing to score
+            result.lost_trials[trials.name] = len(trials)
+            log.warning("%s: all %d trials lost to missing or unreadable files", trials.name, len(trials))
+            continue
         result.scores[trials.name] = (labels, scores)
         result.verification[trials.name] = verification_metrics(
             labels, scores, ci, bootstrap, scorer.calibrate_cosine(scores) if scorer is not None else None)
         if llr is not None:
             result.backend_scores[trials.name] = (labels, llr)
             result.verification[trials.name]["backend"] = verification_metrics(labels, llr, ci, bootstrap, llr)
-    if decomposition:
-        result.decomposition = _decomposition(protocol, roots, verification, result, embedder, voice_emb, face_emb,
+    scored = [t for t in verification if t.name in result.verification]
+    if decomposition and scored:
+        result.decomposition = _decomposition(protocol, roots, scored, result, embedder, voice_emb, face_emb,
                                               Path(backend) / "embeddings" if backend else
                                               (Path(out) / "embeddings" / f"references_{key}" if out else None),
                                               reference_per_identity)
@@ -311,6 +318,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
                                                                                strict=True)]
         rows = [r for r in rows if r[0] in probe_map and r[1] in cand_map and r[2] in cand_map]
         result.lost_trials[f"matching_{m.name}"] = len(m) - len(rows)
+        if not rows:
+            continue
         probes = np.stack([probe_map[r[0]] for r in rows])
         right = cosine(probes, np.stack([cand_map[r[1]] for r in rows]))
         wrong = cosine(probes, np.stack([cand_map[r[2]] for r in rows]))
@@ -321,14 +330,15 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
     face_ids = {roots.face(f): s for f, s in zip(trials.face_files, trials.face_speakers, strict=True)}
     v_paths = [p for p in sorted(voice_ids) if p in voice_emb]
     f_paths = [p for p in sorted(face_ids) if p in face_emb]
-    v_matrix, f_matrix = np.stack([voice_emb[p] for p in v_paths]), np.stack([face_emb[p] for p in f_paths])
-    v_ids, f_ids = np.array([voice_ids[p] for p in v_paths]), np.array([face_ids[p] for p in f_paths])
-    v_keep, f_keep = np.isin(v_ids, f_ids), np.isin(f_ids, v_ids)
     for path, identity in face_ids.items():
         if path in face_emb:
             result.face_files_by_identity.setdefault(int(identity), []).append(path)
-    result.retrieval["voice_to_face"] = retrieval(v_matrix[v_keep], v_ids[v_keep], f_matrix, f_ids)
-    result.retrieval["face_to_voice"] = retrieval(f_matrix[f_keep], f_ids[f_keep], v_matrix, v_ids)
+    v_ids, f_ids = np.array([voice_ids[p] for p in v_paths]), np.array([face_ids[p] for p in f_paths])
+    v_keep, f_keep = np.isin(v_ids, f_ids), np.isin(f_ids, v_ids)
+    if v_keep.any() and f_keep.any():  # identities with both a voice and a face left to retrieve
+        v_matrix, f_matrix = np.stack([voice_emb[p] for p in v_paths]), np.stack([face_emb[p] for p in f_paths])
+        result.retrieval["voice_to_face"] = retrieval(v_matrix[v_keep], v_ids[v_keep], f_matrix, f_ids)
+        result.retrieval["face_to_voice"] = retrieval(f_matrix[f_keep], f_ids[f_keep], v_matrix, v_ids)
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         result.plots = [str(p) for p in write_plots(result, Path(out) / "plots", config, embedder,
@@ -383,6 +393,8 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
     paths = []
     for test_set in ("unseenunheard", "seenheard"):
         group = {k.split("_")[0]: v for k, v in result.scores.items() if k.endswith(test_set)}
+        if not group:  # every list of this test set lost its files
+            continue
         paths.append(plot_roc(group, folder / f"roc_{test_set}.png", f"ROC, {test_set}"))
         paths.append(plot_distributions(group, folder / f"scores_{test_set}.png", f"cosine scores, {test_set}"))
     # Fig. 4: the three unseen-unheard identities with the most clips; "before" is the audio encoder as

@@ -31,17 +31,18 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     keys = [f"{g}_{t}" for t in TEST_SETS for g in GROUPS]
-    ours = {name: [100 * evaluation.verification[k]["auc"] for k in keys]}
+    scored = evaluation.verification  # a list that lost every file is absent: its cells read "lost"
+    ours = {name: [100 * scored[k]["auc"] if k in scored else None for k in keys]}
     if evaluation.backend:
-        ours[backend_row(name)] = [100 * evaluation.verification[k]["backend"]["auc"] for k in keys]
+        ours[backend_row(name)] = [100 * scored[k]["backend"]["auc"] if k in scored else None for k in keys]
     rows: list[tuple[str, list[float]]] = [(k, list(v)) for k, v in LITERATURE.items()] if literature else []
     rows += list(ours.items())
     if oracle:
         ceiling = [100 * oracle["verification_auc"][k] for k in keys]
         rows.append(("oracle ceiling", ceiling))
         for label, values in ours.items():
-            rows.append((share_row(label, len(ours)), [100 * (a - 50) / (c - 50) for a, c in zip(values, ceiling,
-                                                                                                strict=True)]))
+            rows.append((share_row(label, len(ours)), [100 * (a - 50) / (c - 50) if a is not None else None
+                                                       for a, c in zip(values, ceiling, strict=True)]))
     report = {"name": name, "table2_auc_percent": {label: dict(zip([f"{t}_{c}" for t in TEST_SETS for c in COLUMNS],
                                                                    values, strict=True)) for label, values in rows},
               **evaluation.to_json()}
@@ -67,7 +68,7 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
              "lists, the layout of Sun & Su 2025 Table 2.", "", header + " |",
              "|---" * (1 + 2 * len(COLUMNS)) + "|"]
     for label, values in rows:
-        cells = " | ".join(f"**{v:.1f}**" if label in ours else f"{v:.1f}" for v in values)
+        cells = " | ".join("lost" if v is None else f"**{v:.1f}**" if label in ours else f"{v:.1f}" for v in values)
         lines.append(f"| {label} | {cells} |")
     if oracle and "model_ceilings" in oracle:
         model = oracle["model_ceilings"]
@@ -155,9 +156,11 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
                 zip(runs, report_dirs, strict=True)]
     keys = [f"{t}_{c}" for t in TEST_SETS for c in COLUMNS]
     out.mkdir(parents=True, exist_ok=True)
-    table = {name: {**{k: values[k] for k in keys},
-                    "v2f_U": 100 * report["matching"]["v2f_U"]["accuracy"],
-                    "f2v_U": 100 * report["matching"]["f2v_U"]["accuracy"]} for name, values, report in runs}
+    def matching(report: dict, name: str) -> float | None:
+        return 100 * report["matching"][name]["accuracy"] if name in report["matching"] else None
+
+    table = {name: {**{k: values[k] for k in keys}, "v2f_U": matching(report, "v2f_U"),
+                    "f2v_U": matching(report, "f2v_U")} for name, values, report in runs}
     oracle = next((r["table2_auc_percent"].get("oracle ceiling") for _, _, r in runs
                    if "oracle ceiling" in r["table2_auc_percent"]), None)
     (out / "comparison.json").write_text(json.dumps({"runs": table, "oracle_ceiling": oracle}, indent=1))
@@ -166,13 +169,14 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(["run", *columns])
         for name, row in table.items():
-            writer.writerow([name, *(f"{row[c]:.2f}" for c in columns)])
+            writer.writerow([name, *("" if row[c] is None else f"{row[c]:.2f}" for c in columns)])
     header = ["run"] + [f"U-U {c}" for c in COLUMNS] + [f"S-H {c}" for c in COLUMNS] + ["1:2 v2f U", "1:2 f2v U"]
     lines = ["# Runs side by side", "", "Verification AUC (%) and 1:2 matching accuracy (%); the layout of Sun & Su "
              "2025 Tables 3 and 4.", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    best = {c: max(row[c] for row in table.values()) for c in columns}
+    best = {c: max((row[c] for row in table.values() if row[c] is not None), default=None) for c in columns}
     for name, row in table.items():
-        cells = [f"**{row[c]:.1f}**" if row[c] == best[c] and len(table) > 1 else f"{row[c]:.1f}" for c in columns]
+        cells = ["lost" if row[c] is None else f"**{row[c]:.1f}**" if row[c] == best[c] and len(table) > 1
+                 else f"{row[c]:.1f}" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if oracle:
         lines.append("| oracle ceiling | " + " | ".join(f"{oracle[k]:.1f}" for k in keys) + " | | |")
