@@ -33,10 +33,17 @@ def test_every_shipped_config_parses():
 
 def test_config_errors_name_the_key(tiny_run, tmp_path):
     _, base = tiny_run
-    with pytest.raises(ConfigError, match="unknown config key 'optim.lr_audoi'"):
+    # a typo on the command line is the command line's, with the nearest known name (issue 16 item 8)
+    with pytest.raises(ConfigError, match=r"^command-line override 'optim.lr_audoi=0.1': unknown config key "
+                                          r"'optim.lr_audoi' \(did you mean 'optim.lr_audio'\?"):
         load_config(base, ["optim.lr_audoi=0.1"])
-    with pytest.raises(ConfigError, match="unknown config key 'optimiser'"):
+    with pytest.raises(ConfigError, match=r"^command-line override 'optimiser.lr=0.1': unknown config key "
+                                          r"'optimiser' \(did you mean 'optim'\?"):
         load_config(base, ["optimiser.lr=0.1"])
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"extends: {base}\nlos:\n  temperature: 0.1\n")
+    with pytest.raises(ConfigError, match=rf"^{typo}: unknown config key 'los' \(did you mean 'loss'\?"):
+        load_config(typo)
     assert load_config(base, ["optim.weight_decay=1e-3"]).optim.weight_decay == 0.001
     with pytest.raises(ConfigError, match="optim.batch_size must be int, got 'many'"):
         load_config(base, ["optim.batch_size=many"])
@@ -199,3 +206,15 @@ def test_resuming_a_finished_run_or_a_missing_teacher_run_says_so(tiny_run, tmp_
         pretrain_face_teacher(root / "voxsynth" / "teacher_faces", tmp_path / "nothing",
                               FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=16, epochs=1,
                                                 workers=0), resume=True, progress=False)
+
+
+def test_resume_reads_the_runs_own_settings(tiny_run, tmp_path, capsys):
+    """Issue 16 item 5: a run started with overrides resumes from RUN/config.yaml, and the error says so."""
+    _, base = tiny_run
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(base), f"trainer.out={run}", "trainer.epochs=1"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--config", str(base), "--resume"]) == 2  # the override naming the run is not repeated
+    assert "voxface train --config RUN/config.yaml --resume" in capsys.readouterr().err
+    assert main(["train", "--config", str(run / "config.yaml"), "--resume", "trainer.epochs=2"]) == 0
+    assert json.loads((run / "run.json").read_text())["epochs"] == 2

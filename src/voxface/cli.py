@@ -96,12 +96,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from voxface.training.config import load_config
     from voxface.training.run import train
 
-    config = load_config(args.config, args.overrides)
+    if args.resume:  # a run resumes with its own saved settings (only what may change, e.g. epochs, from here)
+        draft = load_config(args.config, args.overrides, check_paths=False)
+        saved = Path(draft.trainer.out) / "config.yaml"
+        if not saved.is_file():
+            raise VoxfaceError(f"--resume: no run in {draft.trainer.out}; a run started with overrides resumes from "
+                               "its own settings: voxface train --config RUN/config.yaml --resume")
+        config = load_config(saved, args.overrides)
+    else:
+        config = load_config(args.config, args.overrides)
     summary = train(config, resume=args.resume)
     if summary["interrupted"]:
-        again = " ".join(([f"--config {args.config}"] if args.config else []) + list(args.overrides))
-        print(f"interrupted at step {summary['steps']}; continue with: voxface train {again} --resume",
-              file=sys.stderr)
+        print(f"interrupted at step {summary['steps']}; continue with: voxface train --config "
+              f"{Path(config.trainer.out) / 'config.yaml'} --resume", file=sys.stderr)
         return 130
     print(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['seconds']} s; "
           f"validation AUC {summary['val_auc']:.3f} (best {summary['best_val_auc']}); run folder {summary['out']}")

@@ -8,6 +8,7 @@ key or a value of the wrong kind fails at once, naming the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(f"{source}: unknown config key '{prefix}{unknown[0]}' (known: {', '.join(fields)})")
+        raise ConfigError(f"{source}: {_unknown_key(prefix + str(unknown[0]), list(fields))}")
     values = {}
     for name, value in data.items():
         hint = hints[name]
@@ -235,11 +236,35 @@ def _merge(base: dict, update: dict) -> dict:
     return merged
 
 
+def _unknown_key(key: str, known: list[str]) -> str:
+    """"unknown config key 'a.b' (did you mean 'a.c'?; known: ...)" with the nearest known name, if any."""
+    last = key.rpartition(".")[2]
+    near = difflib.get_close_matches(last, known, n=1)
+    guess = f"did you mean '{key[: len(key) - len(last)]}{near[0]}'?; " if near else ""
+    return f"unknown config key '{key}' ({guess}known: {', '.join(known)})"
+
+
+def _check_override_key(text: str, key: str) -> None:
+    """An override's key must name a field: said as the command line's, not blamed on the config file."""
+    cls: Any = TrainConfig
+    for depth, part in enumerate(key.split(".")):
+        if not dataclasses.is_dataclass(cls):
+            raise ConfigError(f"command-line override {text!r}: '{'.'.join(key.split('.')[:depth])}' is a value, "
+                              "not a section")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            prefix = ".".join(key.split(".")[:depth])
+            raise ConfigError(f"command-line override {text!r}: "
+                              f"{_unknown_key((prefix + '.' if prefix else '') + part, list(fields))}")
+        cls = typing.get_type_hints(cls)[part]
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """``optim.batch_size=32`` -> ``{"optim": {"batch_size": 32}}`` (the value read as YAML)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    _check_override_key(text, key)
     value = yaml.safe_load(raw) if raw else ""
     for part in reversed(key.split(".")):
         value = {part: value}
