@@ -276,3 +276,19 @@ def test_skip_missing_reports_lists_that_lost_every_file(tiny_run, trained_check
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["verification"] == {} and report["lost_trials"]["random_unseenunheard"] == 30496
     assert "| lost | lost |" in (tmp_path / "report.md").read_text()
+
+
+def test_table2_bolds_the_best_method_per_column_only(tmp_path):
+    """Issue 16 item 10: a weaker run is not bold; the ceiling and the shares never are."""
+    from voxface.evaluation.evaluate import Evaluation
+    from voxface.evaluation.report import COLUMNS, TEST_SETS
+
+    groups = ("random", "G", "N", "A", "GNA")
+    weak = Evaluation(verification={f"{g}_{t}": {"auc": 0.572, "auc_ci95": [None, None], "eer": 0.45, "trials": 10,
+                                                 "positives": 5} for t in TEST_SETS for g in groups})
+    table = write_reports(weak, tmp_path, name="mine")[2].read_text()
+    assert "| mine | 57.2 | 57.2 |" in table and "| ADSM | **88.4** |" in table
+    assert len(COLUMNS) == 5
+    alone = write_reports(weak, tmp_path / "alone", name="mine", literature=False,
+                          oracle={"verification_auc": {k: 0.9 for k in weak.verification}})[2].read_text()
+    assert "**" not in alone.split("| list |")[0]  # one method and the oracle: nothing to bold

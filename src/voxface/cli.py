@@ -111,8 +111,13 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{Path(config.trainer.out) / 'config.yaml'} --resume", file=sys.stderr)
         return 130
     print(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['seconds']} s; "
-          f"validation AUC {summary['val_auc']:.3f} (best {summary['best_val_auc']}); run folder {summary['out']}")
+          f"validation AUC {summary['val_auc']:.3f} (best {_rounded(summary['best_val_auc'])}); "
+          f"run folder {summary['out']}")
     return 0
+
+
+def _rounded(value: float | None) -> str:
+    return "none yet" if value is None else f"{value:.3f}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -129,7 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     oracle_file = Path(args.lists).parent / "oracle.json" if args.lists != "voxceleb1" else None
     oracle = json.loads(oracle_file.read_text()) if oracle_file and oracle_file.is_file() else None
     paths = write_reports(result, args.out, name=args.name or Path(args.checkpoint).parent.parent.name,
-                          oracle=oracle, literature=args.lists == "voxceleb1" or oracle is None)
+                          oracle=oracle, literature=args.lists == "voxceleb1")  # published rows: VoxCeleb1's lists only
     print((Path(args.out) / "report.md").read_text())
     print("reports: " + ", ".join(map(str, paths)))
     return 0

@@ -67,8 +67,13 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
              "AUC (%) on the unseen-unheard (U-U) and seen-heard (S-H) "
              "lists, the layout of Sun & Su 2025 Table 2.", "", header + " |",
              "|---" * (1 + 2 * len(COLUMNS)) + "|"]
+    # bold: the best method per column (published rows and this run's), never the ceiling or the shares
+    methods = [values for label, values in rows if label in ours or label in LITERATURE]
+    best = [max((v[i] for v in methods if v[i] is not None), default=None) for i in range(len(keys))]
     for label, values in rows:
-        cells = " | ".join("lost" if v is None else f"**{v:.1f}**" if label in ours else f"{v:.1f}" for v in values)
+        method = label in ours or label in LITERATURE
+        cells = " | ".join("lost" if v is None else f"**{v:.1f}**" if method and v == best[i] and len(methods) > 1
+                           else f"{v:.1f}" for i, v in enumerate(values))
         lines.append(f"| {label} | {cells} |")
     if oracle and "model_ceilings" in oracle:
         model = oracle["model_ceilings"]
