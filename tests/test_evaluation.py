@@ -168,6 +168,12 @@ def test_score_and_embed(tiny_run, trained_checkpoint, tmp_path, capsys):
     assert main(["embed", "--checkpoint", str(trained_checkpoint), "--kind", "face", "--files", str(listing),
                  "--out", str(tmp_path / "emb")]) == 0
     assert np.load(tmp_path / "emb.npy").shape[0] == 3 and (tmp_path / "emb.csv").is_file()
+    (tmp_path / "mine").mkdir()
+    shutil.copyfile(faces[0], tmp_path / "mine" / "a.jpg")
+    (tmp_path / "mine" / "list.txt").write_text("a.jpg\n")  # relative to the list file, not the working folder
+    assert main(["embed", "--checkpoint", str(trained_checkpoint), "--kind", "face", "--files",
+                 str(tmp_path / "mine" / "list.txt"), "--out", str(tmp_path / "rel")]) == 0
+    assert np.allclose(np.load(tmp_path / "rel.npy")[0], np.load(tmp_path / "emb.npy")[0], atol=1e-5)
     assert main(["score", "--checkpoint", str(trained_checkpoint), str(voice), str(tmp_path / "none.jpg")]) == 2
 
 

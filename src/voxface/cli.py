@@ -69,6 +69,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     config = SynthConfig(seed=args.seed, **{k: v for k, v in sizes.items() if v is not None})
     summary = generate(args.out, config, workers=args.workers, progress=not args.quiet)
     print(format_synth_summary(args.out, summary))
+    small = {split: n for split, n in summary["identities"].items() if split in ("val", "test") and n < 8}
+    if small:
+        print("warning: only " + " and ".join(f"{n} {split}" for split, n in small.items()) + " identities: "
+              "checkpoint selection, calibration and the test AUCs will be noisy; --identities 100 or more "
+              "gives at least 8 of each", file=sys.stderr)
     if args.preview:
         for path in write_preview(args.out):
             print(f"preview: {path}")
@@ -190,7 +195,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     if not args.files.is_file():
         raise VoxfaceError(f"--files {args.files} does not exist (a text file with one path per line)")
-    files = [line.strip() for line in args.files.read_text().splitlines() if line.strip()]
+    # relative paths are read against the list file's folder, as lists of files usually mean them
+    files = [str(args.files.parent / line.strip()) for line in args.files.read_text().splitlines() if line.strip()]
     npy, index = export_embeddings(VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop), files, args.kind, args.out)
     print(f"{len(files)} {args.kind} embeddings -> {npy} (index {index})")
     return 0
@@ -344,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed = commands.add_parser("embed", help="export voice or face embeddings to .npy with an index .csv")
     embed.add_argument("--checkpoint", type=Path, required=True)
     embed.add_argument("--kind", choices=["voice", "face"], required=True)
-    embed.add_argument("--files", type=Path, required=True, help="a .txt file with one audio or image path per line")
+    embed.add_argument("--files", type=Path, required=True,
+                       help="a .txt file with one audio or image path per line (relative paths are read against "
+                            "the list file's folder)")
     embed.add_argument("--out", type=Path, required=True, help="output stem: OUT.npy and OUT.csv")
     embed.add_argument("--crop", type=float, default=None)
     embed.set_defaults(func=cmd_embed)

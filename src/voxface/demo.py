@@ -58,7 +58,7 @@ SIZES: dict[str, DemoSize] = {
         synth=SynthConfig(),
         teacher=FaceTeacherConfig(depth=18, width=0.25, input_size=64, num_features=128, epochs=6, batch_size=64,
                                   lr=0.1, margin=0.3, scale=30.0, heldout_fraction=0.15)),
-    # The CI test's size: every step of the pipeline in about 30 seconds.
+    # The CI test's size: every step of the pipeline in about 45 seconds (README).
     "tiny": DemoSize(
         synth=SynthConfig(identities=48, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0,
                           max_seconds=3.0, teacher_identities=40, teacher_images=6, val_fraction=0.25,
