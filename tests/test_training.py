@@ -218,3 +218,48 @@ def test_resume_reads_the_runs_own_settings(tiny_run, tmp_path, capsys):
     assert "voxface train --config RUN/config.yaml --resume" in capsys.readouterr().err
     assert main(["train", "--config", str(run / "config.yaml"), "--resume", "trainer.epochs=2"]) == 0
     assert json.loads((run / "run.json").read_text())["epochs"] == 2
+
+
+class _Payload:
+    """Pickles to a call that would write ``marker``: what a malicious checkpoint carries."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def test_every_path_that_reads_a_checkpoint_refuses_a_planted_payload(tiny_run, trained_checkpoint, tmp_path, capsys):
+    """Issue 16 item 3: evaluate, score, embed, train --resume and pretrain-face --resume refuse the file, and the
+    payload never runs."""
+    from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+
+    root, base = tiny_run
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": _Payload(marker), "hyper_parameters": {}}, evil)
+    voice = next((root / "voxsynth" / "wav").rglob("*.wav"))
+    face = next((root / "voxsynth" / "unzippedFaces").rglob("*.jpg"))
+    (tmp_path / "faces.txt").write_text(str(face))
+    data = ["--data", str(root / "voxsynth"), "--lists", str(root / "voxsynth" / "protocol")]
+    for argv in (["evaluate", "--checkpoint", str(evil), *data, "--out", str(tmp_path / "e")],
+                 ["score", "--checkpoint", str(evil), str(voice), str(face)],
+                 ["embed", "--checkpoint", str(evil), "--kind", "face", "--files", str(tmp_path / "faces.txt"),
+                  "--out", str(tmp_path / "x")]):
+        assert main(argv) == 2, argv[0]
+        assert "voxface: error:" in capsys.readouterr().err
+    run = tmp_path / "run"
+    train(load_config(base, [f"trainer.out={run}", "trainer.max_steps=2"]))
+    (run / "run.json").write_text(json.dumps({"interrupted": True, "epochs": 0}))
+    torch.save({"state_dict": _Payload(marker)}, run / "checkpoints" / "last.ckpt")
+    with pytest.raises(Exception, match="last.ckpt"):
+        train(load_config(run / "config.yaml"), resume=True)
+    teacher = tmp_path / "teacher" / "checkpoints"
+    teacher.mkdir(parents=True)
+    torch.save({"state_dict": _Payload(marker)}, teacher / "last.ckpt")
+    with pytest.raises(Exception, match="last.ckpt"):
+        pretrain_face_teacher(root / "voxsynth" / "teacher_faces", tmp_path / "teacher",
+                              FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=16, epochs=1,
+                                                workers=0), resume=True, progress=False)
+    assert not marker.exists()  # no path ran the payload

@@ -26,6 +26,7 @@ from voxface.errors import ConfigError, MediaError
 from voxface.losses.arcface import ArcFaceHead
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.iresnet import iresnet
+from voxface.models.loading import read_weights
 from voxface.protocol.layout import IDENTITY_KNOBS_FILE, IMAGE_SUFFIXES
 from voxface.training.quiet import quiet_lightning
 
@@ -215,6 +216,8 @@ def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacher
     last = checkpoints / "last.ckpt"
     if resume and not last.is_file():  # as 'voxface train --resume' does: never a silent fresh start
         raise ConfigError(f"--resume: {last} does not exist; start the teacher run without --resume")
+    if resume:
+        read_weights(last)  # safe loading first: a file carrying code is refused before Lightning opens it
     if not resume and last.exists():
         raise ConfigError(f"{out} already has a teacher run; pass --resume to continue it or choose another --out")
 

@@ -19,6 +19,7 @@ import yaml
 
 from voxface.errors import ConfigError
 from voxface.media.dataset import PairConfig
+from voxface.models.loading import read_weights
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
 from voxface.training.config import TrainConfig, audio_front_end, voxceleb_leakage
 from voxface.training.data import PairDataModule
@@ -48,6 +49,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if resume:
         if not last.is_file():
             raise ConfigError(f"--resume: {last} does not exist; start the run without --resume")
+        read_weights(last)  # safe loading first: a file carrying code is refused before Lightning opens it
         _check_resume(yaml.safe_load(saved_config.read_text()), config, out)
         done = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
         if not done.get("interrupted", True) and done.get("epochs", 0) >= config.trainer.epochs:
