@@ -125,8 +125,7 @@ def create_app(checkpoint: str | Path, gallery: str | Path | None = None, eval_d
                 matches = scorer.score(voice_path, [item[0] for item in chosen])
             except VoxfaceError as err:  # a message on the page; the server stays up
                 return JSONResponse({"error": _plain(str(err), folder)}, status_code=400)
-        order = sorted(range(len(matches)), key=lambda i: -(matches[i].llr if matches[i].llr is not None
-                                                            else matches[i].cosine))
+        order = sorted(range(len(matches)), key=lambda i: -matches[i].rank_score)  # as 'voxface score' ranks
         return JSONResponse({"voice": voice_label, "ranking": [
             {"face": chosen[i][1], "identity": chosen[i][2], "cosine": matches[i].cosine,
              "probability": matches[i].probability, "url": chosen[i][3]} for i in order]})

@@ -126,18 +126,16 @@ def _rounded(value: float | None) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from voxface.evaluation.evaluate import evaluate
     from voxface.evaluation.report import write_reports
+    from voxface.synth.build import oracle_beside
 
     _lists_hint(args.data, args.lists)
     result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
                       crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
                       bootstrap=args.bootstrap, backend=args.backend, ci=args.ci,
                       decomposition=not args.no_decomposition)
-    oracle_file = Path(args.lists).parent / "oracle.json" if args.lists != "voxceleb1" else None
-    oracle = json.loads(oracle_file.read_text()) if oracle_file and oracle_file.is_file() else None
+    oracle = oracle_beside(args.lists) if args.lists != "voxceleb1" else None
     paths = write_reports(result, args.out, name=args.name or Path(args.checkpoint).parent.parent.name,
                           oracle=oracle, literature=args.lists == "voxceleb1")  # published rows: VoxCeleb1's lists only
     print((Path(args.out) / "report.md").read_text())
@@ -178,8 +176,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                               prior=args.prior).score(args.voice, args.faces)
     with_probability = matches[0].probability is not None
     print("rank  cosine" + "  P(same)" * with_probability + "  face")
-    # ranked by the calibrated probability when there is one (the backend's scoring), else by the cosine
-    for rank, match in enumerate(sorted(matches, key=lambda m: -(m.llr if with_probability else m.cosine)), start=1):
+    for rank, match in enumerate(sorted(matches, key=lambda m: -m.rank_score), start=1):
         p = f"  {match.probability:7.3f}" if with_probability else ""
         print(f"{rank:>4}  {match.cosine:+.3f}{p}  {match.face}")
     if with_probability:

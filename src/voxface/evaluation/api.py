@@ -34,6 +34,12 @@ class Match:
     probability: float | None = None
     prior: float | None = None
 
+    @property
+    def rank_score(self) -> float:
+        """What faces are ranked by: the calibrated llr when a backend scored (the better scoring), else the cosine;
+        ``voxface score`` and the app both rank with it."""
+        return self.llr if self.llr is not None else self.cosine
+
 
 class VoiceFaceScorer:
     """Scores between voices and faces under one trained model (whole clips unless ``crop_seconds``), with

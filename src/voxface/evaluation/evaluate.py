@@ -235,7 +235,7 @@ def score_trials(table: EmbeddingTable, trials: VerificationList,
     if backend is None:
         return keep, cosines, None
     if table.voice_coords is None or table.face_coords is None:
-        raise ValueError("score_trials with a backend needs EmbeddingTable.build(..., backend=backend)")
+        raise ValueError("score_trials with a backend needs a table built with that backend (from_arrays/from_dicts)")
     return keep, cosines, backend.calibrate(backend.llr_projected(table.voice_coords[v], table.face_coords[f]))
 
 
@@ -351,11 +351,10 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
                    embedder: Embedder, voice_emb: dict[Path, np.ndarray], face_emb: dict[Path, np.ndarray],
                    cache: Path | None, per_identity: int) -> dict:
     """Embed (or read from the caches) the training and validation identities, then ``decomposition.decompose``."""
-    import json
-
     from voxface.evaluation.backend import BackendError, manifest_embeddings, refuse_test_data
     from voxface.evaluation.decomposition import decompose
     from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, build_manifest
+    from voxface.synth.build import oracle_beside
 
     try:
         manifests = [build_manifest(protocol, roots, SPLIT_TRAIN), build_manifest(protocol, roots, SPLIT_VAL)]
@@ -374,8 +373,7 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
 
     test = {"voice": relative(voice_emb, roots.audio), "face": relative(face_emb, roots.faces),
             "teacher": relative(teacher_emb, roots.faces)}
-    oracle_file = protocol.root.parent / "oracle.json"
-    oracle = json.loads(oracle_file.read_text()) if oracle_file.is_file() else None
+    oracle = oracle_beside(protocol.root) if protocol.source != "voxceleb1" else None
     try:
         return decompose(protocol, verification, result.verification, test, train, val, oracle)
     except BackendError as err:  # too few identities to fit or choose on

@@ -496,3 +496,10 @@ def format_synth_summary(out: Path, summary: dict) -> str:
     matching = summary["oracle"]["matching_accuracy"]
     lines.append("  1:2 matching ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in matching.items()))
     return "\n".join(lines)
+
+
+def oracle_beside(protocol_folder: str | Path) -> dict | None:
+    """The ``oracle.json`` VoxSynth writes beside its ``protocol/`` folder, or None (real data have no oracle)."""
+    path = Path(protocol_folder).parent / ORACLE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
