@@ -23,7 +23,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from voxface.demo import SIZES, run_demo, share_of_ceiling  # noqa: E402
+from voxface.demo import SIZES, run_demo  # noqa: E402
+from voxface.synth.oracle import list_ceiling  # noqa: E402
 
 
 def measure(identities: int, out: Path, seed: int) -> dict:
@@ -39,10 +40,12 @@ def measure(identities: int, out: Path, seed: int) -> dict:
     report = json.loads((folder / "eval" / "full" / "report.json").read_text())
     oracle = json.loads((folder / "voxsynth" / "oracle.json").read_text())
     key = "random_unseenunheard"
-    auc, ceiling = report["verification"][key]["auc"], oracle["verification_auc"][key]
+    auc, ceiling = report["verification"][key]["auc"], list_ceiling(oracle, key)
     timings = json.loads((Path(result["report"]) / "timings.json").read_text())
-    return {"identities": identities, "seed": seed, "auc": auc, "ceiling": ceiling,
-            "share": round(share_of_ceiling(auc, ceiling), 4), "seconds": timings,
+    share = ceiling.share(auc)  # None where the ceiling's 95% CI includes chance
+    return {"identities": identities, "seed": seed, "auc": auc, "ceiling": ceiling.auc,
+            "ceiling_ci95": [ceiling.low, ceiling.high], "share": None if share is None else round(share, 4),
+            "seconds": timings,
             "total_seconds": round(sum(timings.values()), 1)}
 
 
@@ -58,8 +61,10 @@ def main() -> None:
     (args.out / "size_curve.json").write_text(json.dumps(points, indent=1))
     by_size = {n: [p for p in points if p["identities"] == n] for n in args.identities}
     figure, share_axis = plt.subplots(figsize=(5, 3.2))
-    share_axis.errorbar(list(by_size), [100 * np.mean([p["share"] for p in ps]) for ps in by_size.values()],
-                        yerr=[100 * np.std([p["share"] for p in ps]) for ps in by_size.values()], fmt="o-", capsize=3)
+    shares = {n: [p["share"] for p in ps if p["share"] is not None] for n, ps in by_size.items()}
+    shown = [n for n in by_size if shares[n]]  # a size whose ceiling's CI includes chance has no share
+    share_axis.errorbar(shown, [100 * np.mean(shares[n]) for n in shown],
+                        yerr=[100 * np.std(shares[n]) for n in shown], fmt="o-", capsize=3)
     share_axis.set_xlabel("VoxSynth identities")
     share_axis.set_ylabel("share of chance-to-ceiling (%)")
     time_axis = share_axis.twinx()
@@ -68,8 +73,9 @@ def main() -> None:
     figure.tight_layout()
     figure.savefig(args.out / "size_curve.png", dpi=120)
     for p in points:
+        share = "no share (the ceiling's CI includes chance)" if p["share"] is None else f"{100 * p['share']:.0f}%"
         print(f"{p['identities']:>5} identities, seed {p['seed']}: AUC {p['auc']:.3f} / ceiling {p['ceiling']:.3f} = "
-              f"{100 * p['share']:.0f}% in {p['total_seconds']:.0f} s")
+              f"{share} in {p['total_seconds']:.0f} s")
     for n, ps in by_size.items():
         aucs = [p["auc"] for p in ps]
         print(f"{n:>5} identities: AUC {np.mean(aucs):.3f} +- {np.std(aucs, ddof=1) if len(aucs) > 1 else 0:.3f} "

@@ -79,7 +79,8 @@ def _reports(full: float, contrastive: float, ot: float, low: float = 0.55) -> d
 
 
 def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
-    oracle = {"verification_auc": {"random_unseenunheard": 0.9}}
+    oracle = {"verification_auc": {"random_unseenunheard": 0.9},
+              "verification_auc_ci95": {"random_unseenunheard": [0.87, 0.93]}}
     met = check_bars(_reports(0.86, 0.84, 0.51), oracle)
     assert [m for _, m, _ in met] == [True, True, True, True, True]
     assert "90%" in met[0][2]  # (0.86 - 0.5) / (0.9 - 0.5)
@@ -94,6 +95,11 @@ def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
     reports["full"]["verification"]["random_unseenunheard"]["backend"] = {"auc": 0.86, "cllr": 0.6, "min_cllr": 0.5}
     bars = check_bars(reports, oracle)
     assert [m for _, m, _ in bars[:2]] == [False, True] and "90%" in bars[1][2]
+    # Issue 16 item 12: a ceiling whose interval includes chance gives no share, so the bar cannot be met.
+    small = {"verification_auc": {"random_unseenunheard": 0.56},
+             "verification_auc_ci95": {"random_unseenunheard": [0.41, 0.71]}}
+    bar = check_bars(_reports(0.86, 0.84, 0.51), small)[0]
+    assert not bar[1] and "no share: the ceiling's 95% CI 0.410-0.710 includes chance" in bar[2] and "%:" not in bar[2]
 
 
 def test_demo_on_the_users_own_data_with_their_teacher_and_config(tiny_run, tmp_path, capsys):

@@ -19,7 +19,7 @@ from voxface.evaluation.metrics import (
     retrieval,
     roc_auc,
 )
-from voxface.evaluation.report import write_reports
+from voxface.evaluation.report import compare_runs, write_reports
 
 
 def test_auc_and_eer_against_scikit_learn():
@@ -298,3 +298,41 @@ def test_table2_bolds_the_best_method_per_column_only(tmp_path):
     alone = write_reports(weak, tmp_path / "alone", name="mine", literature=False,
                           oracle={"verification_auc": {k: 0.9 for k in weak.verification}})[2].read_text()
     assert "**" not in alone.split("| list |")[0]  # one method and the oracle: nothing to bold
+
+
+def test_a_ceiling_whose_interval_includes_chance_gets_no_share(tmp_path):
+    """Issue 16 item 12: each ceiling has its 95% CI; no share of chance-to-ceiling where it includes 0.5."""
+    from voxface.evaluation.decomposition import format_decomposition
+    from voxface.evaluation.evaluate import Evaluation
+    from voxface.evaluation.report import TEST_SETS
+
+    keys = [f"{g}_{t}" for t in TEST_SETS for g in ("random", "G", "N", "A", "GNA")]
+    run = Evaluation(verification={k: {"auc": 0.7, "auc_ci95": [0.6, 0.8], "eer": 0.3, "trials": 40, "positives": 20}
+                                   for k in keys})
+    oracle = {"verification_auc": {k: 0.9 for k in keys}, "verification_auc_ci95": {k: [0.87, 0.93] for k in keys}}
+    oracle["verification_auc"]["GNA_seenheard"], oracle["verification_auc_ci95"]["GNA_seenheard"] = 0.461, [0.31, 0.61]
+    table = write_reports(run, tmp_path, name="mine", literature=False, oracle=oracle)[2].read_text()
+    assert "| oracle ceiling | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 46.1 |" in table
+    assert "| ceiling 95% CI | 87.0-93.0 |" in table and table.count("31.0-61.0") == 1
+    assert "| share of chance-to-ceiling | 50.0 | 50.0 |" in table and table.count("| n/a |") == 1
+    assert "-59.9" not in table and "n/a: no share of chance-to-ceiling on GNA_seenheard" in table
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["table2_auc_percent"]["share of chance-to-ceiling"]["seenheard_GNA"] is None
+    assert report["oracle_ceiling"]["seenheard_GNA"] == {"auc": 0.461, "ci95": [0.31, 0.61], "usable": False}
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert rows[0]["oracle_ceiling_ci95_low"] == "0.8700"
+    # the decomposition's table gives the ceiling's interval and no shares on that list
+    text = format_decomposition({"lists": {"random_unseenunheard": {"ceiling": 0.9, "achieved_cosine": 0.7},
+                                           "GNA_seenheard": {"ceiling": 0.461, "achieved_cosine": 0.55}},
+                                 "ceiling_ci95": {"random_unseenunheard": [0.87, 0.93], "GNA_seenheard": [0.31, 0.61]},
+                                 "train_identities": 8, "probes": {}})
+    assert "| random_unseenunheard | 0.900 (95% CI 0.870-0.930) | 0.700 (50%) |" in text
+    assert "| GNA_seenheard | 0.461 (95% CI 0.310-0.610) | 0.550 |" in text and "No shares on GNA_seenheard" in text
+    # a report written before intervals existed still puts runs side by side
+    old = json.loads((tmp_path / "report.json").read_text())
+    del old["oracle_ceiling"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "report.json").write_text(json.dumps(old))
+    compare_runs([tmp_path / "old", tmp_path], tmp_path / "side")
+    side = (tmp_path / "side" / "comparison.md").read_text()
+    assert "46.1 (unreliable)" in side and "| ceiling 95% CI | 87.0-93.0 |" in side

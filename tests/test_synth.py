@@ -1,5 +1,6 @@
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +14,15 @@ from voxface.protocol import TEST_SETS, VERIFICATION_GROUPS, DataRoots, build_ma
 from voxface.protocol.check import check_files
 from voxface.protocol.stats import age_band
 from voxface.synth import build as generate_module
-from voxface.synth.build import SynthConfig, benchmark_ceilings, build_lists, generate, oracle_ceilings, plan
+from voxface.synth.build import (
+    SynthConfig,
+    benchmark_ceilings,
+    build_lists,
+    format_synth_summary,
+    generate,
+    oracle_ceilings,
+    plan,
+)
 from voxface.synth.model import AGES, GENDERS, NATIONALITIES, IdentityModel, age_prior, draw_population
 from voxface.synth.oracle import Oracle, age_band_index
 
@@ -75,6 +84,31 @@ def test_interrupted_run_resumes_to_the_same_data(synth, tmp_path, monkeypatch):
         generate(tmp_path / "resumed", SynthConfig(**{**TINY, "seed": 5}), workers=1, progress=False)
     with pytest.raises(ConfigError, match="at least 20"):
         generate(tmp_path / "small", SynthConfig(identities=5), progress=False)
+
+
+def test_ceilings_carry_intervals_and_an_older_voxsynth_gets_them(synth, tmp_path):
+    """Issue 16 item 12: every list's ceiling has a 95% DeLong interval; a VoxSynth written before intervals
+    gets them on the next ``generate`` (recomputed from its settings, nothing rendered); the summary marks a
+    ceiling whose interval includes chance."""
+    root, summary = synth
+    oracle = summary["oracle"]
+    for name, auc in oracle["verification_auc"].items():
+        low, high = oracle["verification_auc_ci95"][name]
+        assert low <= auc <= high and high - low > 0.01, name
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    for file in ("oracle.json", "voxsynth.json"):
+        stored = json.loads((old / file).read_text())
+        del (stored["oracle"] if file == "voxsynth.json" else stored)["verification_auc_ci95"]
+        (old / file).write_text(json.dumps(stored))
+    upgraded = generate(old, SynthConfig(**TINY), workers=1, progress=False)
+    assert upgraded["oracle"] == oracle and json.loads((old / "oracle.json").read_text()) == oracle
+    small = {**summary, "oracle": {**oracle, "verification_auc_ci95": {
+        **oracle["verification_auc_ci95"], "GNA_seenheard": [0.31, 0.61]}}}
+    text = format_synth_summary(root, small)
+    line = next(x for x in text.splitlines() if x.strip().startswith("GNA_seenheard"))
+    assert "0.310-0.610" in line and line.endswith("(unreliable)")
+    assert "no share of chance-to-ceiling on GNA_seenheard" in text
 
 
 def test_layout_reads_through_the_voxceleb1_code_path(synth):

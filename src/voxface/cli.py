@@ -126,17 +126,19 @@ def _rounded(value: float | None) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from voxface.evaluation.checkpoint import run_name
     from voxface.evaluation.evaluate import evaluate
     from voxface.evaluation.report import write_reports
     from voxface.synth.build import oracle_beside
 
     _lists_hint(args.data, args.lists)
+    name = args.name or run_name(args.checkpoint)
     result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
                       crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
                       bootstrap=args.bootstrap, backend=args.backend, ci=args.ci,
-                      decomposition=not args.no_decomposition)
+                      decomposition=not args.no_decomposition, name=name)
     oracle = oracle_beside(args.lists) if args.lists != "voxceleb1" else None
-    paths = write_reports(result, args.out, name=args.name or Path(args.checkpoint).parent.parent.name,
+    paths = write_reports(result, args.out, name=name,
                           oracle=oracle, literature=args.lists == "voxceleb1")  # published rows: VoxCeleb1's lists only
     print((Path(args.out) / "report.md").read_text())
     print("reports: " + ", ".join(map(str, paths)))

@@ -20,6 +20,12 @@ def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def run_name(checkpoint: str | Path) -> str:
+    """A run's name from its checkpoint: ``runs/demo/train/full/checkpoints/best.ckpt`` -> ``full``."""
+    path = Path(checkpoint)
+    return path.parent.parent.name if path.parent.name == "checkpoints" and path.parent.parent.name else path.stem
+
+
 def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
     """The ``VoiceFaceModel`` (eval mode) and the training configuration stored in a checkpoint."""
     blob = read_weights(path)

@@ -45,6 +45,7 @@ from voxface.evaluation.backend import (
 )
 from voxface.evaluation.metrics import roc_auc
 from voxface.protocol.lists import Protocol, VerificationList
+from voxface.synth.oracle import NO_SHARE, Ceiling, list_ceiling
 
 KNOBS_FILE = "generative.npz"  # VoxSynth's per-sample knobs, beside its protocol/ folder
 REFERENCE_DIMS = (4, 8, 16)  # reduced sizes tried for a reference with an embedding side (knobs have 8 / 15)
@@ -281,16 +282,21 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
         if "backend" in achieved[trials.name]:
             row["achieved_backend"] = achieved[trials.name]["backend"]["auc"]
         if oracle:
-            row["ceiling"] = oracle["verification_auc"][trials.name]
+            ceiling = list_ceiling(oracle, trials.name)
+            row["ceiling"] = ceiling.auc
+            result.setdefault("ceiling_ci95", {})[trials.name] = [ceiling.low, ceiling.high]
     result["train_identities"] = int(len(set(train.ids["voice"])))
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
 
 
-def shares(row: dict[str, float]) -> dict[str, float]:
-    """Each AUC of a table row as its share of the way from chance (0) to the ceiling (1)."""
-    ceiling = row.get("ceiling")
-    return {k: (v - 0.5) / (ceiling - 0.5) for k, v in row.items()} if ceiling and ceiling > 0.5 else {}
+def shares(row: dict[str, float], interval: list | None = None) -> dict[str, float]:
+    """Each AUC of a table row as its share of the way from chance (0) to the ceiling (1); none where the
+    ceiling's 95% ``interval`` is unknown or includes chance (``oracle.Ceiling``)."""
+    if "ceiling" not in row:
+        return {}
+    ceiling = Ceiling(row["ceiling"], *(interval or (None, None)))
+    return {k: ceiling.share(v) for k, v in row.items() if k != "ceiling"} if ceiling.usable else {}
 
 
 def format_decomposition(result: dict) -> str:
@@ -299,13 +305,23 @@ def format_decomposition(result: dict) -> str:
         return f"Not computed: {result['skipped']}."
     present = [c for c in COLUMNS if any(c in row for row in result["lists"].values())]
     lines = ["| list | " + " | ".join(COLUMNS[c] for c in present) + " |", "|---" * (len(present) + 1) + "|"]
+    intervals = result.get("ceiling_ci95", {})
+    unusable: dict[str, Ceiling] = {}
     for name, row in result["lists"].items():
-        share = shares(row)
-        cells = [(f"{row[c]:.3f}" + (f" ({100 * share[c]:.0f}%)" if c in share and c != "ceiling" else ""))
+        ceiling = Ceiling(row["ceiling"], *intervals.get(name, (None, None))) if "ceiling" in row else None
+        if ceiling and not ceiling.usable:
+            unusable[name] = ceiling
+        share = shares(row, intervals.get(name))
+        cells = [(f"{row[c]:.3f}" + (f" ({100 * share[c]:.0f}%)" if c in share else "")
+                  + (f" (95% CI {ceiling.interval()})" if c == "ceiling" and ceiling.low is not None else ""))
                  if c in row else "-" for c in present]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = ["AUC per list (share of the way from chance to the ceiling). References are fitted on the "
             f"{result['train_identities']} training identities only.", "", *lines]
+    if unusable:
+        first = next(iter(unusable.values()))
+        text += ["", f"No shares on {', '.join(unusable)}: "
+                 + (NO_SHARE if first.low is not None else first.why_no_share()) + "."]
     if isinstance(result.get("knob_references"), str):
         text += ["", f"Data, face-limited and voice-limited references: {result['knob_references']}."]
     probes = result["probes"]

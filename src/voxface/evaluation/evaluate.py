@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import ConfigError, MediaError, ProtocolError
 from voxface.evaluation.backend import GaussianBackend, check_backend_fits, cosine
-from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model
+from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model, run_name
 from voxface.evaluation.metrics import (
     bootstrap_interval,
     cllr,
@@ -36,7 +36,7 @@ from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.models.voiceface import VoiceFaceModel
 from voxface.protocol.layout import DataRoots
-from voxface.protocol.lists import Protocol, VerificationList, load_protocol
+from voxface.protocol.lists import SPLIT_NAMES, Protocol, VerificationList, load_protocol
 from voxface.training.config import TrainConfig, voxceleb_leakage
 
 log = logging.getLogger("voxface")
@@ -244,10 +244,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
              workers: int | None = None,
              bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces",
              backend: str | Path | None = None, ci: str = "delong", decomposition: bool = True,
-             reference_per_identity: int = 8) -> Evaluation:
+             reference_per_identity: int = 8, name: str | None = None) -> Evaluation:
     """Score every list the protocol holds with a checkpoint (module docstring). ``decomposition``: also fit the
     references and probes of ``decomposition.py`` on up to ``reference_per_identity`` voices and faces of each
-    training and validation identity (cached beside the backend's embeddings, or under ``out``)."""
+    training and validation identity (cached beside the backend's embeddings, or under ``out``). ``name``: the
+    run's name in the plots (default: ``run_name(checkpoint)``)."""
     if ci not in CI_METHODS:
         raise ConfigError(f"the interval method must be one of {', '.join(CI_METHODS)}, got {ci!r}")
     protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)
@@ -341,8 +342,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         result.retrieval["face_to_voice"] = retrieval(f_matrix[f_keep], f_ids[f_keep], v_matrix, v_ids)
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
-        result.plots = [str(p) for p in write_plots(result, Path(out) / "plots", config, embedder,
-                                                    voice_emb, voice_ids, protocol)]
+        result.plots = [str(p) for p in write_plots(result, Path(out) / "plots", config, embedder, voice_emb,
+                                                    voice_ids, protocol, name or run_name(checkpoint))]
         (Path(out) / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
     return result
 
@@ -382,9 +383,11 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
 
 
 def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder: Embedder,
-                voice_emb: dict[Path, np.ndarray], voice_ids: dict[Path, int], protocol: Protocol) -> list[Path]:
-    """ROC curves and score distributions per test set, and Fig. 4 (PCA before/after training)."""
-    from voxface.evaluation.plots import plot_distributions, plot_pca, plot_roc
+                voice_emb: dict[Path, np.ndarray], voice_ids: dict[Path, int], protocol: Protocol,
+                run: str) -> list[Path]:
+    """ROC curves and score distributions per test set, Fig. 4 (PCA before/after training), Fig. 5 and the
+    decomposition's bars, each naming ``run``."""
+    from voxface.evaluation.plots import decomposition_figure, distributions_figure, pca_figure, roc_figure, save_figure
     from voxface.training.module import build_audio_encoder
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -393,8 +396,8 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
         group = {k.split("_")[0]: v for k, v in result.scores.items() if k.endswith(test_set)}
         if not group:  # every list of this test set lost its files
             continue
-        paths.append(plot_roc(group, folder / f"roc_{test_set}.png", f"ROC, {test_set}"))
-        paths.append(plot_distributions(group, folder / f"scores_{test_set}.png", f"cosine scores, {test_set}"))
+        paths.append(save_figure(roc_figure(group, run, test_set), folder / f"roc_{test_set}.png"))
+        paths.append(save_figure(distributions_figure(group, run, test_set), folder / f"scores_{test_set}.png"))
     # Fig. 4: the three unseen-unheard identities with the most clips; "before" is the audio encoder as
     # training initialised it (same seed, same construction order), "after" the trained one.
     by_id: dict[int, list[Path]] = {}
@@ -403,32 +406,35 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
             by_id.setdefault(int(identity), []).append(path)
     chosen = sorted(by_id, key=lambda i: (-len(by_id[i]), i))[:3]
     if len(chosen) == 3:
+        def label(number: int) -> str:
+            identity = protocol.identity_of_number.get(number)
+            split = SPLIT_NAMES.get(protocol.splits.get(identity.name), "unknown") if identity else "unknown"
+            return f"{identity.vox_id if identity else number} ({split} split)"
+
         torch.manual_seed(config.trainer.seed)
         trained_audio = embedder.model.audio
         try:
             if config.audio.encoder == "ecapa" and not config.audio.weights:
                 embedder.model.audio = build_audio_encoder(config).to(embedder.device).eval()
                 before_emb, _ = embedder.embed([p for i in chosen for p in by_id[i]], "voice")
-                before = {f"speaker {i}": np.stack([before_emb[p] for p in by_id[i]]) for i in chosen}
+                before = {label(i): np.stack([before_emb[p] for p in by_id[i]]) for i in chosen}
             else:  # pretrained starting weights may not be on this machine: show the trained model only
                 before = None
         finally:
             embedder.model.audio = trained_audio
-        after = {f"speaker {i}": np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
-        paths.append(plot_pca(before, after, folder / "fig4_voice_pca.png"))
-    paths += _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id, protocol)
+        after = {label(i): np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
+        paths.append(save_figure(pca_figure(before, after, run), folder / "fig4_voice_pca.png"))
+    paths += _similarity_figure(result, folder, embedder, voice_emb, by_id, protocol, run)
     if "lists" in result.decomposition:
-        from voxface.evaluation.plots import plot_decomposition
-
-        paths.append(plot_decomposition({"this run": result.decomposition}, folder / "decomposition.png"))
+        paths.append(save_figure(decomposition_figure({run: result.decomposition}), folder / "decomposition.png"))
     return paths
 
 
-def _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id, protocol: Protocol) -> list[Path]:
+def _similarity_figure(result, folder, embedder, voice_emb, by_id, protocol: Protocol, run: str) -> list[Path]:
     """Fig. 5 for this run: T, F and V similarity between up to 20 unseen-unheard identities, ordered by gender
     and then nationality (half from each gender where the data allow). The matrices and the order are kept in
     fig5_similarity.npz so that 'voxface report' can put runs (RKD on / off) side by side."""
-    from voxface.evaluation.plots import plot_similarity, similarity_matrices
+    from voxface.evaluation.plots import save_figure, similarity_figure, similarity_matrices
 
     face_files = result.face_files_by_identity
     meta = protocol.identity_of_number
@@ -456,4 +462,4 @@ def _similarity_figure(result, folder, embedder, voice_emb, voice_ids, by_id, pr
     groups = [group(i) for i in identities]
     np.savez(folder / "fig5_similarity.npz", **{k.split()[-1]: v for k, v in matrices.items()},
              gender=np.array([g for g, _ in groups]), nationality=np.array([n for _, n in groups]))
-    return [plot_similarity({"this run": matrices}, folder / "fig5_similarity.png", groups)]
+    return [save_figure(similarity_figure({run: matrices}, groups), folder / "fig5_similarity.png", dpi=110)]

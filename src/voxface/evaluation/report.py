@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from voxface.evaluation.evaluate import Evaluation
+from voxface.synth.oracle import NO_SHARE, Ceiling, list_ceiling
 
 GROUPS = ("random", "G", "N", "A", "GNA")
 COLUMNS = ("U", "G", "N", "A", "GNA")
 TEST_SETS = ("unseenunheard", "seenheard")
+CEILING_ROW, SHARE_ROW = "oracle ceiling", "share of chance-to-ceiling"
 # Table 2 of Sun & Su 2025 (AUC %): unseen-unheard U/G/N/A/GNA, then seen-heard U/G/N/A/GNA.
 LITERATURE = {
     "PINs": (78.5, 61.1, 77.2, 74.9, 58.8, 87.0, 74.2, 85.9, 86.6, 74.0),
@@ -37,29 +39,36 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
         ours[backend_row(name)] = [100 * scored[k]["backend"]["auc"] if k in scored else None for k in keys]
     rows: list[tuple[str, list[float]]] = [(k, list(v)) for k, v in LITERATURE.items()] if literature else []
     rows += list(ours.items())
+    ceilings = {k: list_ceiling(oracle, k) for k in keys} if oracle else {}
     if oracle:
-        ceiling = [100 * oracle["verification_auc"][k] for k in keys]
-        rows.append(("oracle ceiling", ceiling))
-        for label, values in ours.items():
-            rows.append((share_row(label, len(ours)), [100 * (a - 50) / (c - 50) if a is not None else None
-                                                       for a, c in zip(values, ceiling, strict=True)]))
-    report = {"name": name, "table2_auc_percent": {label: dict(zip([f"{t}_{c}" for t in TEST_SETS for c in COLUMNS],
-                                                                   values, strict=True)) for label, values in rows},
+        rows.append((CEILING_ROW, [100 * ceilings[k].auc for k in keys]))
+        for label, values in ours.items():  # no share where the ceiling's interval includes chance (oracle.Ceiling)
+            rows.append((share_row(label, len(ours)), [
+                100 * ceilings[k].share(a / 100) if a is not None and ceilings[k].usable else None
+                for a, k in zip(values, keys, strict=True)]))
+    columns = [f"{t}_{c}" for t in TEST_SETS for c in COLUMNS]
+    report = {"name": name, "table2_auc_percent": {label: dict(zip(columns, values, strict=True))
+                                                   for label, values in rows},
+              **({"oracle_ceiling": {column: {"auc": c.auc, "ci95": [c.low, c.high], "usable": c.usable}
+                                     for column, c in zip(columns, ceilings.values(), strict=True)}}
+                 if oracle else {}),
               **evaluation.to_json()}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     with (out / "report.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["list", "scoring", "auc", "auc_ci95_low", "auc_ci95_high", "eer", "cllr", "min_cllr",
-                         "trials", "lost_trials", "oracle_ceiling"])
+                         "trials", "lost_trials", "oracle_ceiling", "oracle_ceiling_ci95_low",
+                         "oracle_ceiling_ci95_high"])
         for key, scoring, value in _scorings(evaluation):
             low, high = (f"{x:.4f}" if x is not None else "" for x in value["auc_ci95"])
             writer.writerow([key, scoring, f"{value['auc']:.4f}", low, high, f"{value['eer']:.4f}",
                              _number(value.get("cllr")), _number(value.get("min_cllr")), value["trials"],
                              evaluation.lost_trials.get(key, 0),
-                             f"{oracle['verification_auc'][key]:.4f}" if oracle else ""])
+                             *((_number(ceilings[key].auc), _number(ceilings[key].low), _number(ceilings[key].high))
+                               if oracle else ("", "", ""))])
         for key, value in evaluation.matching.items():
             writer.writerow([f"matching_{key}", "cosine", f"{value['accuracy']:.4f}", "", "", "", "", "",
-                             value["trials"], evaluation.lost_trials.get(f"matching_{key}", 0), ""])
+                             value["trials"], evaluation.lost_trials.get(f"matching_{key}", 0), "", "", ""])
     header = "| method | " + " | ".join(f"U-U {c}" for c in COLUMNS) + " | " + " | ".join(f"S-H {c}" for c in COLUMNS)
     lines = [f"# Cross-modal verification: {name}", "",
              *(f"> **Warning (unseen-unheard):** {warning}." for warning in evaluation.warnings),
@@ -70,11 +79,23 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     # bold: the best method per column (published rows and this run's), never the ceiling or the shares
     methods = [values for label, values in rows if label in ours or label in LITERATURE]
     best = [max((v[i] for v in methods if v[i] is not None), default=None) for i in range(len(keys))]
-    for label, values in rows:
+
+    def cell(label: str, i: int, v: float | None) -> str:
+        if label.startswith(SHARE_ROW) and not ceilings[keys[i]].usable:
+            return "n/a"
+        if v is None:
+            return "lost"
         method = label in ours or label in LITERATURE
-        cells = " | ".join("lost" if v is None else f"**{v:.1f}**" if method and v == best[i] and len(methods) > 1
-                           else f"{v:.1f}" for i, v in enumerate(values))
-        lines.append(f"| {label} | {cells} |")
+        return f"**{v:.1f}**" if method and v == best[i] and len(methods) > 1 else f"{v:.1f}"
+
+    for label, values in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(label, i, v) for i, v in enumerate(values)) + " |")
+        if label == CEILING_ROW:
+            lines.append("| ceiling 95% CI | " + " | ".join(c.interval(percent=True) for c in ceilings.values()) + " |")
+    unusable = [k for k, c in ceilings.items() if not c.usable]
+    if unusable:  # one oracle.json: every ceiling has its interval, or none has
+        lines += ["", f"n/a: no share of chance-to-ceiling on {', '.join(unusable)}: "
+                  + (NO_SHARE if ceilings[unusable[0]].low is not None else ceilings[unusable[0]].why_no_share()) + "."]
     if oracle and "model_ceilings" in oracle:
         model = oracle["model_ceilings"]
         lines += ["", "The oracle ceiling above is that of these test lists. The benchmark's (the generative model's, "
@@ -127,7 +148,7 @@ def backend_row(name: str) -> str:
 
 
 def share_row(label: str, runs: int) -> str:
-    return "share of chance-to-ceiling" + (f" ({label})" if runs > 1 else "")
+    return SHARE_ROW + (f" ({label})" if runs > 1 else "")
 
 
 def _scorings(evaluation: Evaluation):
@@ -166,9 +187,13 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
 
     table = {name: {**{k: values[k] for k in keys}, "v2f_U": matching(report, "v2f_U"),
                     "f2v_U": matching(report, "f2v_U")} for name, values, report in runs}
-    oracle = next((r["table2_auc_percent"].get("oracle ceiling") for _, _, r in runs
-                   if "oracle ceiling" in r["table2_auc_percent"]), None)
-    (out / "comparison.json").write_text(json.dumps({"runs": table, "oracle_ceiling": oracle}, indent=1))
+    oracle = next((r["table2_auc_percent"][CEILING_ROW] for _, _, r in runs if CEILING_ROW in r["table2_auc_percent"]),
+                  None)
+    # absent from a report written before ceilings had intervals
+    stored = next((r["oracle_ceiling"] for _, _, r in runs if "oracle_ceiling" in r), None)
+    intervals = {k: Ceiling(v["auc"], *v["ci95"]) for k, v in stored.items()} if stored else None
+    (out / "comparison.json").write_text(json.dumps({"runs": table, "oracle_ceiling": oracle,
+                                                     "oracle_ceiling_intervals": stored}, indent=1))
     columns = keys + ["v2f_U", "f2v_U"]
     with (out / "comparison.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -184,15 +209,20 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
                  else f"{row[c]:.1f}" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if oracle:
-        lines.append("| oracle ceiling | " + " | ".join(f"{oracle[k]:.1f}" for k in keys) + " | | |")
+        lines.append(f"| {CEILING_ROW} | " + " | ".join(
+            f"{oracle[k]:.1f}" + (" (unreliable)" if intervals and not intervals[k].usable else "")
+            for k in keys) + " | | |")
+        if intervals:
+            lines.append("| ceiling 95% CI | " + " | ".join(intervals[k].interval(percent=True) for k in keys)
+                         + " | | |")
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     paths = [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
     decompositions = {name: report["decomposition"] for name, _, report in runs
                       if "lists" in report.get("decomposition", {})}
     if decompositions:
-        from voxface.evaluation.plots import plot_decomposition
+        from voxface.evaluation.plots import decomposition_figure, save_figure
 
-        paths.append(plot_decomposition(decompositions, out / "decomposition.png"))
+        paths.append(save_figure(decomposition_figure(decompositions), out / "decomposition.png"))
     similarity, groups = {}, None
     for (name, _, _), folder in zip(runs, report_dirs, strict=True):
         matrices = Path(folder) / "plots" / "fig5_similarity.npz"
@@ -202,8 +232,9 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
             if "gender" in stored and groups is None:
                 groups = list(zip(stored["gender"].tolist(), stored["nationality"].tolist(), strict=True))
     if similarity:
-        from voxface.evaluation.plots import plot_similarity
+        from voxface.evaluation.plots import save_figure, similarity_figure
 
         same_size = groups is not None and all(len(m["voices V"]) == len(groups) for m in similarity.values())
-        paths.append(plot_similarity(similarity, out / "fig5_similarity.png", groups if same_size else None))
+        paths.append(save_figure(similarity_figure(similarity, groups if same_size else None),
+                                 out / "fig5_similarity.png", dpi=110))
     return paths

@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from voxface.errors import ConfigError
+from voxface.evaluation.metrics import delong_interval
 from voxface.protocol.layout import IDENTITY_KNOBS_FILE, DataRoots
 from voxface.protocol.lists import (
     MATCHING_DIRECTIONS,
@@ -48,7 +49,7 @@ from voxface.protocol.stats import age_band
 from voxface.protocol.writer import old_voice_path, write_matching, write_meta, write_splits, write_verification
 from voxface.synth.face import Scene, render_face
 from voxface.synth.model import FACE_KNOBS, NATIONALITIES, IdentityModel, draw_population
-from voxface.synth.oracle import CONSTRAINTS, Oracle
+from voxface.synth.oracle import CONSTRAINTS, Oracle, list_ceiling
 from voxface.synth.voice import SAMPLE_RATE, Channel, VoiceTraits, render_voice
 
 log = logging.getLogger("voxface")
@@ -321,15 +322,17 @@ def build_lists(people: list[Person], seed: int):
 
 
 def oracle_ceilings(model: IdentityModel, verification, matching, voice_knobs, face_knobs) -> dict:
-    """AUC of the likelihood-ratio oracle on every veriflist and its accuracy on every matching list."""
+    """AUC of the likelihood-ratio oracle on every veriflist, with its 95% DeLong interval (a small list's
+    ceiling scatters: ``oracle.Ceiling``), and its accuracy on every matching list."""
     oracle = Oracle(model)
-    result: dict[str, dict[str, float]] = {"verification_auc": {}, "matching_accuracy": {}}
+    result: dict[str, dict] = {"verification_auc": {}, "verification_auc_ci95": {}, "matching_accuracy": {}}
     for (group, test_set), rows in verification.items():
         voices = np.stack([voice_knobs[clip] for _, clip, _, _ in rows])
         faces = np.stack([face_knobs[face] for _, _, _, face in rows])
         labels = [int(a is b) for a, _, b, _ in rows]
         scores = oracle.log_lr(voices, faces, group)
         result["verification_auc"][f"{group}_{test_set}"] = round(float(roc_auc_score(labels, scores)), 4)
+        result["verification_auc_ci95"][f"{group}_{test_set}"] = [round(x, 4) for x in delong_interval(labels, scores)]
     for (direction, group), rows in matching.items():
         # The matching decision compares two likelihood ratios with marginal denominators (the
         # constraint on the wrong candidate is ignored there: a close, not exact, optimum).
@@ -392,6 +395,8 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
             raise ConfigError(f"{out} already holds VoxSynth made with other settings; "
                               "choose another --out or delete it")
         log.info("VoxSynth already complete in %s", out)
+        if "verification_auc_ci95" not in summary["oracle"]:  # written before ceilings had intervals
+            summary = _add_ceiling_intervals(out, config, summary)
         return summary
     progress_dir = out / PROGRESS_DIR
     progress_dir.mkdir(parents=True, exist_ok=True)
@@ -479,6 +484,22 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
     return summary
 
 
+def _add_ceiling_intervals(out: Path, config: SynthConfig, summary: dict) -> dict:
+    """Recompute the oracle's ceilings of a finished VoxSynth (the plan and the lists are deterministic for the
+    settings, so nothing is rendered) and record their intervals in oracle.json and voxsynth.json."""
+    _, _, _, people, voice_knobs, face_knobs = plan(config)
+    verification, matching = build_lists(people, config.seed)
+    ceilings = {**summary["oracle"], **oracle_ceilings(config.model, verification, matching, voice_knobs, face_knobs)}
+    if ceilings["verification_auc"] != summary["oracle"]["verification_auc"]:
+        raise ConfigError(f"{out}: the oracle ceilings recomputed from its settings differ from those it holds; "
+                          "it was made by another version of VoxSynth: delete it or choose another --out")
+    summary = {**summary, "oracle": ceilings}
+    (out / ORACLE_FILE).write_text(json.dumps(ceilings, indent=1))
+    (out / DONE_FILE).write_text(json.dumps(summary, indent=1))
+    log.info("added the oracle ceilings' 95%% intervals to %s", out / ORACLE_FILE)
+    return summary
+
+
 def format_synth_summary(out: Path, summary: dict) -> str:
     ids = summary["identities"]
     lines = [
@@ -486,13 +507,20 @@ def format_synth_summary(out: Path, summary: dict) -> str:
         f"{summary['voice_clips']} voice clips, {summary['face_frames']} face frames; "
         f"{ids['teacher']} faces-only teacher identities ({summary['teacher_images']} images)",
         f"protocol files: {out / 'protocol'} (use --lists {out / 'protocol'})",
-        "oracle ceiling (AUC of the best possible scorer) on these lists, and the model's on a large draw:",
-        f"  {'list':<22}{'trials':>7}{'ceiling':>9}{'model':>8}",
+        "oracle ceiling (AUC of the best possible scorer) on these lists with its 95% CI, and the model's on a "
+        "large draw:",
+        f"  {'list':<22}{'trials':>7}{'ceiling':>9}{'95% CI':>15}{'model':>8}",
     ]
     model = summary["oracle"].get("model_ceilings", {})
-    for name, auc in summary["oracle"]["verification_auc"].items():
-        lines.append(f"  {name:<22}{summary['trials'][name]:>7}{auc:>9.3f}"
-                     + (f"{model[name]:>8.3f}" if name in model else ""))
+    unusable = []
+    for name in summary["oracle"]["verification_auc"]:
+        ceiling = list_ceiling(summary["oracle"], name)
+        unusable += [] if ceiling.usable else [name]
+        lines.append(f"  {name:<22}{summary['trials'][name]:>7}{ceiling.auc:>9.3f}{ceiling.interval():>15}"
+                     + (f"{model[name]:>8.3f}" if name in model else "") + ("" if ceiling.usable else "  (unreliable)"))
+    if unusable:
+        lines.append(f"  unreliable: the 95% CI includes chance, too few trials for a ceiling; reports give no "
+                     f"share of chance-to-ceiling on {', '.join(unusable)} (more --identities make lists larger)")
     matching = summary["oracle"]["matching_accuracy"]
     lines.append("  1:2 matching ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in matching.items()))
     return "\n".join(lines)

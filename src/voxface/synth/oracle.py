@@ -16,6 +16,8 @@ where k runs over the values of the list's constraint key (a single value for th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import logsumexp
 
@@ -90,3 +92,53 @@ class _Gaussian:
         wx, wm = x @ self.inv_chol.T, mu @ self.inv_chol.T
         sq = (wx**2).sum(1)[:, None] + (wm**2).sum(1)[None, :] - 2 * wx @ wm.T
         return self.const - 0.5 * np.maximum(sq, 0.0)
+
+
+NO_SHARE = "the ceiling's 95% CI includes chance there (too few trials for a ceiling to mean anything)"
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """One list's oracle ceiling and its 95% DeLong interval (``oracle.json``; the interval is None in a file
+    written before intervals were recorded).
+
+    A test list of a few dozen identities gives a ceiling that scatters by several points, even below chance
+    (issue 16: 0.461 on a tiny demo's GNA list). A share of the way from chance to the ceiling only means
+    something when the interval lies above 0.5, so ``share`` is None otherwise.
+
+    >>> round(Ceiling(0.90, 0.87, 0.93).share(0.70), 3)
+    0.5
+    >>> Ceiling(0.46, 0.31, 0.61).share(0.55) is None
+    True
+    """
+
+    auc: float
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Whether the whole interval lies above chance, so that shares of it mean something."""
+        return self.low is not None and self.low > 0.5
+
+    def share(self, auc: float) -> float | None:
+        """How far from chance (0) to this ceiling (1) ``auc`` lies; None when the ceiling is not usable."""
+        return (auc - 0.5) / (self.auc - 0.5) if self.usable else None
+
+    def why_no_share(self) -> str:
+        if self.low is None:
+            return ("its oracle.json predates ceiling intervals (run 'voxface synth' again with the same --out "
+                    "to add them)")
+        return f"the ceiling's 95% CI {self.interval()} includes chance (a small list)"
+
+    def interval(self, percent: bool = False) -> str:
+        """``0.915-0.947`` (``91.5-94.7`` in percent), or ``-`` where the interval is unknown."""
+        if self.low is None:
+            return "-"
+        return f"{100 * self.low:.1f}-{100 * self.high:.1f}" if percent else f"{self.low:.3f}-{self.high:.3f}"
+
+
+def list_ceiling(oracle: dict, key: str) -> Ceiling:
+    """The ceiling of list ``key`` (``random_unseenunheard``, ...) in a loaded ``oracle.json``."""
+    interval = oracle.get("verification_auc_ci95", {}).get(key)
+    return Ceiling(oracle["verification_auc"][key], *(interval or (None, None)))
