@@ -48,6 +48,15 @@ def test_the_api_ranks_as_score_does_and_answers_bad_input_in_one_line(tiny_run,
     for message, upload in cases.items():
         answer = client.post("/api/rank", files=upload)
         assert answer.status_code == 400 and message in answer.json()["error"], answer.text
+        assert "voxface-app-" not in answer.json()["error"]  # the upload's own name, not where it was written
+    unreadable = client.post("/api/rank", files=cases["cannot read image"]).json()["error"]
+    assert unreadable.startswith("bad.jpg: cannot read image")
+    for form, message in (({"voice_id": "x", "face_ids": "0"}, "no gallery voice 'x'"),
+                          ({"voice_id": "0", "face_ids": "0,-1"}, "no gallery face '-1'")):
+        answer = client.post("/api/rank", data=form)
+        assert answer.status_code == 400 and answer.json()["error"] == message, answer.text
+    same_name = [("voice", (voice.name, voice.read_bytes()))] + [("faces", ("face.jpg", f.read_bytes())) for f in faces]
+    assert len(client.post("/api/rank", files=same_name).json()["ranking"]) == len(faces)  # no collision
     short = tmp_path / "short.wav"
     import numpy as np
     import soundfile as sf

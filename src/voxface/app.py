@@ -14,6 +14,7 @@ The model is loaded once, at start-up; bad input gets a message on the page and 
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -151,9 +152,11 @@ def create_app(checkpoint: str | Path, gallery: str | Path | None = None, eval_d
 
 
 async def _save(upload, folder: Path) -> Path:
-    """An upload written to ``folder`` under its own name (its suffix tells the readers what it is)."""
+    """An upload written under its own name (its suffix tells the readers what it is), in a subfolder of its own
+    in ``folder`` so that two uploads of one name do not collide."""
     name = Path(upload.filename or "upload").name
-    target = folder / f"{len(list(folder.iterdir()))}_{name}"
+    target = folder / str(len(list(folder.iterdir()))) / name
+    target.parent.mkdir()
     with target.open("wb") as handle:
         shutil.copyfileobj(upload.file, handle)
     if file_size(target) == 0:
@@ -168,9 +171,7 @@ async def _voice(upload, voice_id: str, gallery: Gallery, folder: Path) -> tuple
             raise MediaError(f"{upload.filename}: not a WAV or FLAC file")
         return path, upload.filename
     if voice_id.strip():
-        index = int(voice_id)
-        if not 0 <= index < len(gallery.voices):
-            raise MediaError(f"no gallery voice {voice_id}")
+        index = _gallery_index(voice_id, len(gallery.voices), "voice")
         return gallery.voices[index][0], f"gallery voice {index + 1}"
     raise MediaError("no voice given: upload a WAV or FLAC clip or pick one from the gallery")
 
@@ -183,9 +184,7 @@ async def _faces(uploads: list, face_ids: str, gallery: Gallery, folder: Path) -
             path = await _save(upload, folder)
             chosen.append((path, upload.filename, "", ""))
     for token in filter(None, (t.strip() for t in face_ids.split(","))):
-        index = int(token)
-        if not 0 <= index < len(gallery.faces):
-            raise MediaError(f"no gallery face {token}")
+        index = _gallery_index(token, len(gallery.faces), "face")
         chosen.append((gallery.faces[index][0], f"gallery face {index + 1}", gallery.faces[index][1],
                        f"/gallery/face/{index}"))
     if not chosen:
@@ -193,9 +192,17 @@ async def _faces(uploads: list, face_ids: str, gallery: Gallery, folder: Path) -
     return chosen
 
 
+def _gallery_index(token: str, size: int, kind: str) -> int:
+    """A gallery item's index from the form, or one line saying there is no such item."""
+    index = int(token.strip()) if token.strip().isdigit() else -1
+    if not 0 <= index < size:
+        raise MediaError(f"no gallery {kind} {token.strip()!r}")
+    return index
+
+
 def _plain(message: str, folder: str) -> str:
-    """A reader's message without the temporary folder the uploads were written to."""
-    return message.replace(f"{folder}/", "").split("_", 1)[-1] if folder in message else message
+    """A reader's message with the uploads' own names, not the temporary subfolders they were written to."""
+    return re.sub(re.escape(folder) + r"/\d+/", "", message)
 
 
 def serve(checkpoint: str | Path, gallery: str | Path | None, eval_dir: str | Path | None,

@@ -246,35 +246,34 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
                                      "writes them to generative.npz); the ceiling and the data, face-limited and "
                                      "voice-limited references need them")
     else:
-        fits = {}
         kinds = {"data_cosine": ("voice_knobs", "face_knobs"), "data_backend": ("voice_knobs", "face_knobs"),
                  "face_limited": ("voice_knobs", "teacher"), "voice_limited": ("voice", "face_knobs")}
         fitting = {name: (sides.embedding_set(train, *pair), sides.embedding_set(val, *pair))
                    for name, pair in kinds.items()}
         options = {"normalize": False, "val_trials": REFERENCE_VAL_TRIALS}  # embeddings are unit length already
-        references = {
-            "data_cosine": fit_cca_cosine(*fitting["data_cosine"]),
+        cca = fit_cca_cosine(*fitting["data_cosine"])
+        backends = {
             "data_backend": fit_gaussian_backend(*fitting["data_backend"], reduce="none", **options),
             "face_limited": fit_gaussian_backend(*fitting["face_limited"], reduce="pca", dims=REFERENCE_DIMS,
                                                  **options),
             "voice_limited": fit_gaussian_backend(*fitting["voice_limited"], reduce="pca", dims=REFERENCE_DIMS,
                                                   **options),
         }
-        for name, reference in references.items():
-            if hasattr(reference, "info"):
-                fits[name] = {k: reference.info[k] for k in ("reduce", "dims", "canonical_pairs", "val_auc")}
-            else:
-                fits[name] = {"canonical_pairs": int(reference.voice_projection.shape[1])}
+        # every reference as (its scoring of row-paired voices and faces, how it was fitted)
+        references = {"data_cosine": (cca.score, {"canonical_pairs": int(cca.voice_projection.shape[1])}),
+                      **{name: (backend.llr, {k: backend.info[k] for k in ("reduce", "dims", "canonical_pairs",
+                                                                           "val_auc")})
+                         for name, backend in backends.items()}}
+        fits = {name: fit for name, (_, fit) in references.items()}
         for trials in lists:
             keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))
                     if v in sides.vectors["voice"] and f in sides.vectors["face"]]
             labels = trials.labels[keep]
-            for name, reference in references.items():
+            for name, (score, _) in references.items():
                 voice_kind, face_kind = kinds[name]
                 v = sides.matrix(voice_kind, [trials.voice_files[i] for i in keep])
                 f = sides.matrix(face_kind, [trials.face_files[i] for i in keep])
-                scores = reference.score(v, f) if isinstance(reference, CCACosine) else reference.llr(v, f)
-                result["lists"][trials.name][name] = roc_auc(labels, scores)
+                result["lists"][trials.name][name] = roc_auc(labels, score(v, f))
         result["knob_references"] = fits
     for trials in lists:
         row = result["lists"][trials.name]
