@@ -321,6 +321,11 @@ def test_a_ceiling_whose_interval_includes_chance_gets_no_share(tmp_path):
     assert report["oracle_ceiling"]["seenheard_GNA"] == {"auc": 0.461, "ci95": [0.31, 0.61], "usable": False}
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert rows[0]["oracle_ceiling_ci95_low"] == "0.8700"
+    # an oracle.json without intervals (and nothing to recompute them from): no shares at all, and why
+    bare = write_reports(run, tmp_path / "bare", name="mine", literature=False,
+                         oracle={"verification_auc": oracle["verification_auc"]})[2].read_text()
+    assert "| share of chance-to-ceiling | n/a | n/a |" in bare and "| ceiling 95% CI | - | - |" in bare
+    assert "its oracle.json has no ceiling intervals" in bare
     # the decomposition's table gives the ceiling's interval and no shares on that list
     text = format_decomposition({"lists": {"random_unseenunheard": {"ceiling": 0.9, "achieved_cosine": 0.7},
                                            "GNA_seenheard": {"ceiling": 0.461, "achieved_cosine": 0.55}},

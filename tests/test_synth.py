@@ -20,6 +20,7 @@ from voxface.synth.build import (
     build_lists,
     format_synth_summary,
     generate,
+    oracle_beside,
     oracle_ceilings,
     plan,
 )
@@ -101,8 +102,12 @@ def test_ceilings_carry_intervals_and_an_older_voxsynth_gets_them(synth, tmp_pat
         stored = json.loads((old / file).read_text())
         del (stored["oracle"] if file == "voxsynth.json" else stored)["verification_auc_ci95"]
         (old / file).write_text(json.dumps(stored))
+    stripped = {f: (old / f).read_text() for f in ("oracle.json", "voxsynth.json")}
     upgraded = generate(old, SynthConfig(**TINY), workers=1, progress=False)
     assert upgraded["oracle"] == oracle and json.loads((old / "oracle.json").read_text()) == oracle
+    for file, text in stripped.items():  # evaluate's reader upgrades it the same way
+        (old / file).write_text(text)
+    assert oracle_beside(old / "protocol") == oracle and json.loads((old / "oracle.json").read_text()) == oracle
     small = {**summary, "oracle": {**oracle, "verification_auc_ci95": {
         **oracle["verification_auc_ci95"], "GNA_seenheard": [0.31, 0.61]}}}
     text = format_synth_summary(root, small)

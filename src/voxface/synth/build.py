@@ -77,6 +77,14 @@ class SynthConfig:
     seed: int = 0
     model: IdentityModel = field(default_factory=IdentityModel)
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> SynthConfig:
+        """The config recorded in a ``voxsynth.json`` (``asdict`` of one, through JSON)."""
+        try:
+            return cls(**{**settings, "model": IdentityModel(**settings.get("model", {}))})
+        except TypeError as err:
+            raise ConfigError(f"voxsynth.json settings this version does not know: {err}") from None
+
     def validate(self) -> None:
         if self.identities < 20:
             raise ConfigError(f"--identities must be at least 20 (got {self.identities}): the lists need val and test")
@@ -494,9 +502,12 @@ def _add_ceiling_intervals(out: Path, config: SynthConfig, summary: dict) -> dic
         raise ConfigError(f"{out}: the oracle ceilings recomputed from its settings differ from those it holds; "
                           "it was made by another version of VoxSynth: delete it or choose another --out")
     summary = {**summary, "oracle": ceilings}
-    (out / ORACLE_FILE).write_text(json.dumps(ceilings, indent=1))
-    (out / DONE_FILE).write_text(json.dumps(summary, indent=1))
-    log.info("added the oracle ceilings' 95%% intervals to %s", out / ORACLE_FILE)
+    try:
+        (out / ORACLE_FILE).write_text(json.dumps(ceilings, indent=1))
+        (out / DONE_FILE).write_text(json.dumps(summary, indent=1))
+        log.info("added the oracle ceilings' 95%% intervals to %s", out / ORACLE_FILE)
+    except OSError as err:  # read-only data: use them, recompute next time
+        log.warning("could not record the oracle ceilings' intervals in %s (%s)", out / ORACLE_FILE, err.strerror)
     return summary
 
 
@@ -527,7 +538,18 @@ def format_synth_summary(out: Path, summary: dict) -> str:
 
 
 def oracle_beside(protocol_folder: str | Path) -> dict | None:
-    """The ``oracle.json`` VoxSynth writes beside its ``protocol/`` folder, or None (real data have no oracle)."""
-    path = Path(protocol_folder).parent / ORACLE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The ``oracle.json`` VoxSynth writes beside its ``protocol/`` folder, or None (real data have no oracle).
+    One written before ceilings had intervals gets them here, recomputed from the ``voxsynth.json`` beside it."""
+    folder = Path(protocol_folder).parent
+    path, done = folder / ORACLE_FILE, folder / DONE_FILE
+    if not path.is_file():
+        return None
+    oracle = json.loads(path.read_text())
+    if "verification_auc_ci95" not in oracle and done.is_file():
+        summary = json.loads(done.read_text())
+        try:
+            oracle = _add_ceiling_intervals(folder, SynthConfig.from_settings(summary["config"]), summary)["oracle"]
+        except ConfigError as err:  # the reports then say that these ceilings have no intervals
+            log.warning("%s", err)
+    return oracle
 

@@ -127,8 +127,7 @@ class Ceiling:
 
     def why_no_share(self) -> str:
         if self.low is None:
-            return ("its oracle.json predates ceiling intervals (run 'voxface synth' again with the same --out "
-                    "to add them)")
+            return "its oracle.json has no ceiling intervals and no voxsynth.json beside it to recompute them from"
         return f"the ceiling's 95% CI {self.interval()} includes chance (a small list)"
 
     def interval(self, percent: bool = False) -> str:
