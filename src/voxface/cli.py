@@ -305,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="95%% interval of each AUC: DeLong's analytic one, a percentile bootstrap, or none "
                          "(default: %(default)s)")
     ev.add_argument("--bootstrap", type=int, default=1000, help="resamples with --ci bootstrap (default: %(default)s)")
-    ev.add_argument("--name", default=None, help="the run's name in the reports")
+    ev.add_argument("--name", default=None,
+                    help="the run's name in the reports and plots (default: the run folder of --checkpoint)")
     ev.add_argument("--no-decomposition", action="store_true",
                     help="skip the references and demographic probes (they embed up to 8 voices and faces of each "
                          "training and validation identity, cached; with --backend its embeddings are reused)")
