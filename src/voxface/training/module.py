@@ -118,8 +118,8 @@ class AlignmentModule(L.LightningModule):
         for name in ("contrastive", "ot", "rkd", "loss"):
             if not torch.isfinite(terms[name]):
                 raise TrainingDiverged(
-                    f"the {name} loss is {float(terms[name])} at step {self.global_step} (epoch {self.current_epoch});"
-                    f" the last good checkpoint is in {self.config.trainer.out}/checkpoints")
+                    f"the {name} loss is {float(terms[name].detach())} at step {self.global_step} (epoch "
+                    f"{self.current_epoch}); the last good checkpoint is in {self.config.trainer.out}/checkpoints")
         batch_size = len(batch["wave"])
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=batch_size)
         for name in ("contrastive", "ot", "rkd", "ot_kept_fraction", "temperature"):
