@@ -87,7 +87,7 @@ def test_interrupted_run_resumes_to_the_same_data(synth, tmp_path, monkeypatch):
         generate(tmp_path / "small", SynthConfig(identities=5), progress=False)
 
 
-def test_ceilings_carry_intervals_and_an_older_voxsynth_gets_them(synth, tmp_path):
+def test_ceilings_carry_intervals_and_an_older_voxsynth_gets_them(synth, tmp_path, caplog):
     """Issue 16 item 12: every list's ceiling has a 95% DeLong interval; a VoxSynth written before intervals
     gets them on the next ``generate`` (recomputed from its settings, nothing rendered); the summary marks a
     ceiling whose interval includes chance."""
@@ -108,6 +108,14 @@ def test_ceilings_carry_intervals_and_an_older_voxsynth_gets_them(synth, tmp_pat
     for file, text in stripped.items():  # evaluate's reader upgrades it the same way
         (old / file).write_text(text)
     assert oracle_beside(old / "protocol") == oracle and json.loads((old / "oracle.json").read_text()) == oracle
+    # ceilings that the settings do not give again (another version's data) get no intervals, and the data stay
+    for file, text in stripped.items():
+        stored = json.loads(text)
+        (stored["oracle"] if file == "voxsynth.json" else stored)["verification_auc"]["random_seenheard"] = 0.5
+        (old / file).write_text(json.dumps(stored))
+    with caplog.at_level("WARNING", logger="voxface"):
+        kept = generate(old, SynthConfig(**TINY), workers=1, progress=False)
+    assert "verification_auc_ci95" not in kept["oracle"] and "get no intervals" in caplog.text
     small = {**summary, "oracle": {**oracle, "verification_auc_ci95": {
         **oracle["verification_auc_ci95"], "GNA_seenheard": [0.31, 0.61]}}}
     text = format_synth_summary(root, small)
