@@ -45,7 +45,7 @@ from voxface.evaluation.backend import (
 )
 from voxface.evaluation.metrics import roc_auc
 from voxface.protocol.lists import Protocol, VerificationList
-from voxface.synth.oracle import NO_SHARE, Ceiling, list_ceiling
+from voxface.synth.oracle import Ceiling, list_ceiling, why_no_shares
 
 KNOBS_FILE = "generative.npz"  # VoxSynth's per-sample knobs, beside its protocol/ folder
 REFERENCE_DIMS = (4, 8, 16)  # reduced sizes tried for a reference with an embedding side (knobs have 8 / 15)
@@ -289,13 +289,12 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
     return result
 
 
-def shares(row: dict[str, float], interval: list | None = None) -> dict[str, float]:
-    """Each AUC of a table row as its share of the way from chance (0) to the ceiling (1); none where the
-    ceiling's 95% ``interval`` is unknown or includes chance (``oracle.Ceiling``)."""
-    if "ceiling" not in row:
+def shares(row: dict[str, float], ceiling: Ceiling | None) -> dict[str, float]:
+    """Each AUC of a table row as its share of the way from chance (0) to the row's ceiling (1); none without a
+    ceiling or where its 95% interval is unknown or includes chance (``oracle.Ceiling``)."""
+    if ceiling is None or not ceiling.usable:
         return {}
-    ceiling = Ceiling(row["ceiling"], *(interval or (None, None)))
-    return {k: ceiling.share(v) for k, v in row.items() if k != "ceiling"} if ceiling.usable else {}
+    return {k: ceiling.share(v) for k, v in row.items() if k != "ceiling"}
 
 
 def format_decomposition(result: dict) -> str:
@@ -310,7 +309,7 @@ def format_decomposition(result: dict) -> str:
         ceiling = Ceiling(row["ceiling"], *intervals.get(name, (None, None))) if "ceiling" in row else None
         if ceiling and not ceiling.usable:
             unusable[name] = ceiling
-        share = shares(row, intervals.get(name))
+        share = shares(row, ceiling)
         cells = [(f"{row[c]:.3f}" + (f" ({100 * share[c]:.0f}%)" if c in share else "")
                   + (f" (95% CI {ceiling.interval()})" if c == "ceiling" and ceiling.low is not None else ""))
                  if c in row else "-" for c in present]
@@ -318,9 +317,7 @@ def format_decomposition(result: dict) -> str:
     text = ["AUC per list (share of the way from chance to the ceiling). References are fitted on the "
             f"{result['train_identities']} training identities only.", "", *lines]
     if unusable:
-        first = next(iter(unusable.values()))
-        text += ["", f"No shares on {', '.join(unusable)}: "
-                 + (NO_SHARE if first.low is not None else first.why_no_share()) + "."]
+        text += ["", f"No shares on {', '.join(unusable)}: {why_no_shares(list(unusable.values()))}."]
     if isinstance(result.get("knob_references"), str):
         text += ["", f"Data, face-limited and voice-limited references: {result['knob_references']}."]
     probes = result["probes"]

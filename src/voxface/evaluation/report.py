@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from voxface.evaluation.evaluate import Evaluation
-from voxface.synth.oracle import NO_SHARE, Ceiling, list_ceiling
+from voxface.synth.oracle import Ceiling, list_ceiling, why_no_shares
 
 GROUPS = ("random", "G", "N", "A", "GNA")
 COLUMNS = ("U", "G", "N", "A", "GNA")
@@ -93,9 +93,9 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
         if label == CEILING_ROW:
             lines.append("| ceiling 95% CI | " + " | ".join(c.interval(percent=True) for c in ceilings.values()) + " |")
     unusable = [k for k, c in ceilings.items() if not c.usable]
-    if unusable:  # one oracle.json: every ceiling has its interval, or none has
+    if unusable:
         lines += ["", f"n/a: no share of chance-to-ceiling on {', '.join(unusable)}: "
-                  + (NO_SHARE if ceilings[unusable[0]].low is not None else ceilings[unusable[0]].why_no_share()) + "."]
+                  + why_no_shares([ceilings[k] for k in unusable]) + "."]
     if oracle and "model_ceilings" in oracle:
         model = oracle["model_ceilings"]
         lines += ["", "The oracle ceiling above is that of these test lists. The benchmark's (the generative model's, "
@@ -190,10 +190,10 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
     oracle = next((r["table2_auc_percent"][CEILING_ROW] for _, _, r in runs if CEILING_ROW in r["table2_auc_percent"]),
                   None)
     # absent from a report written before ceilings had intervals
-    stored = next((r["oracle_ceiling"] for _, _, r in runs if "oracle_ceiling" in r), None)
-    intervals = {k: Ceiling(v["auc"], *v["ci95"]) for k, v in stored.items()} if stored else None
+    ceiling_json = next((r["oracle_ceiling"] for _, _, r in runs if "oracle_ceiling" in r), None)
+    intervals = {k: Ceiling(v["auc"], *v["ci95"]) for k, v in ceiling_json.items()} if ceiling_json else None
     (out / "comparison.json").write_text(json.dumps({"runs": table, "oracle_ceiling": oracle,
-                                                     "oracle_ceiling_intervals": stored}, indent=1))
+                                                     "oracle_ceiling_intervals": ceiling_json}, indent=1))
     columns = keys + ["v2f_U", "f2v_U"]
     with (out / "comparison.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -94,9 +94,6 @@ class _Gaussian:
         return self.const - 0.5 * np.maximum(sq, 0.0)
 
 
-NO_SHARE = "the ceiling's 95% CI includes chance there (too few trials for a ceiling to mean anything)"
-
-
 @dataclass(frozen=True)
 class Ceiling:
     """One list's oracle ceiling and its 95% DeLong interval (``oracle.json``; the interval is None in a file
@@ -135,6 +132,13 @@ class Ceiling:
         if self.low is None:
             return "-"
         return f"{100 * self.low:.1f}-{100 * self.high:.1f}" if percent else f"{self.low:.3f}-{self.high:.3f}"
+
+
+def why_no_shares(unusable: list[Ceiling]) -> str:
+    """Why a table gives no shares on these ceilings (one oracle.json: all have their intervals, or none has)."""
+    if unusable[0].low is None:
+        return unusable[0].why_no_share()
+    return "the ceiling's 95% CI includes chance there (too few trials for a ceiling to mean anything)"
 
 
 def list_ceiling(oracle: dict, key: str) -> Ceiling:
