@@ -42,7 +42,7 @@ def test_the_api_ranks_as_score_does_and_answers_bad_input_in_one_line(tiny_run,
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     cases = {"cannot read image": [("voice", (voice.name, voice.read_bytes())), ("faces", ("bad.jpg", b"junk"))],
-             "not a WAV or FLAC file": [("voice", ("notes.txt", b"hello")), ("faces", (faces[0].name, b"x"))],
+             "notes.txt: cannot read audio": [("voice", ("notes.txt", b"hello")), ("faces", (faces[0].name, b"x"))],
              "the file is empty": [("voice", ("empty.wav", b"")), ("faces", (faces[0].name, faces[0].read_bytes()))],
              "no faces given": [("voice", (voice.name, voice.read_bytes()))]}
     for message, upload in cases.items():

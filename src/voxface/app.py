@@ -26,10 +26,11 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from voxface.errors import ConfigError, MediaError, VoxfaceError
+from voxface.media.audio import AUDIO_SUFFIXES
 from voxface.media.cache import file_size
+from voxface.media.faces import IMAGE_SUFFIXES
 
 GALLERY_SIZE = 24  # identities shown from the run's own test data
-IMAGE_SUFFIXES, AUDIO_SUFFIXES = (".jpg", ".jpeg", ".png"), (".wav", ".flac")
 
 
 @dataclass
@@ -166,14 +167,11 @@ async def _save(upload, folder: Path) -> Path:
 
 async def _voice(upload, voice_id: str, gallery: Gallery, folder: Path) -> tuple[Path, str]:
     if upload is not None and upload.filename:
-        path = await _save(upload, folder)
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            raise MediaError(f"{upload.filename}: not a WAV or FLAC file")
-        return path, upload.filename
+        return await _save(upload, folder), upload.filename  # read_voice says what it cannot read, and why
     if voice_id.strip():
         index = _gallery_index(voice_id, len(gallery.voices), "voice")
         return gallery.voices[index][0], f"gallery voice {index + 1}"
-    raise MediaError("no voice given: upload a WAV or FLAC clip or pick one from the gallery")
+    raise MediaError(f"no voice given: upload a clip ({' '.join(AUDIO_SUFFIXES)}) or pick one from the gallery")
 
 
 async def _faces(uploads: list, face_ids: str, gallery: Gallery, folder: Path) -> list[tuple[Path, str, str, str]]:

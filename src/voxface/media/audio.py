@@ -1,4 +1,8 @@
-"""Read voice clips: a random crop read straight from disk, mono, resampled to 16 kHz."""
+"""Read voice clips: a random crop read straight from disk, mono, resampled to 16 kHz.
+
+``read_voice`` is the one audio reader of voxface, and ``AUDIO_SUFFIXES`` the one list of audio extensions
+(data trees, manifests, the app's gallery): what this machine's libsndfile reads.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,43 @@ SAMPLE_RATE = 16_000
 
 MIN_VOICE_SECONDS = 0.25  # shorter clips carry no voice to speak of, and break the encoders' padding
 
+# Below this level (RMS of the mono wave read, dBFS with full scale 1.0) a clip carries no voice. -60 dBFS is an
+# RMS of 33 steps of 16-bit audio: far under speech recorded at any usable gain, and far over what a muted input,
+# dithered digital silence or channels that cancel when mixed leave (16-bit quantisation noise alone is -101 dBFS).
+# Measured on a VoxSynth of 384 clips: whole clips -40..-12 dBFS, the quietest 1 s stretch of any clip -43 dBFS
+# (training crops are 1-2 s); only 0.25 s stretches inside phrase pauses come near it (-64 dBFS at the lowest).
+MIN_VOICE_DBFS = -60.0
+
+# libsndfile's container formats and the extensions their files come under, most common first.
+_FORMAT_SUFFIXES = {
+    "WAV": (".wav",), "FLAC": (".flac",), "MP3": (".mp3",), "OGG": (".ogg", ".oga"), "AIFF": (".aiff", ".aif"),
+    "AU": (".au",), "CAF": (".caf",), "W64": (".w64",), "RF64": (".rf64",),
+}
+
+
+def _readable_suffixes() -> tuple[str, ...]:
+    formats = sf.available_formats()  # what the libsndfile soundfile loaded reads (1.2.2 with soundfile 0.14)
+    suffixes = [s for name, group in _FORMAT_SUFFIXES.items() if name in formats for s in group]
+    if "OGG" in formats and "OPUS" in sf.available_subtypes("OGG"):
+        suffixes.append(".opus")
+    return tuple(suffixes)
+
+
+AUDIO_SUFFIXES: tuple[str, ...] = _readable_suffixes()
+
+
+def conversion_advice(suffix: str) -> str:
+    """One sentence for audio files of an extension libsndfile does not read (``.m4a``, ``.aac``, ``.mp4`` ...)."""
+    suffix = suffix or ".x"
+    return (f"voxface reads {' '.join(AUDIO_SUFFIXES)} audio (libsndfile), not {suffix}: convert to 16 kHz mono "
+            f"WAV, e.g. ffmpeg -i clip{suffix} -ac 1 -ar 16000 clip.wav")
+
+
+def level_dbfs(wave: np.ndarray) -> float:
+    """RMS level of a waveform in dBFS (full scale 1.0); ``-inf`` for digital silence."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if len(wave) else 0.0
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
+
 
 def read_voice(
     path: str | Path,
@@ -28,6 +69,10 @@ def read_voice(
     With ``crop_seconds``, only the frames of one random crop are read (the start drawn from ``rng``;
     the centre without one), and a clip shorter than the crop is loop-padded to exactly
     ``round(crop_seconds * sample_rate)`` samples. With ``crop_seconds=None`` the whole clip is read.
+
+    Raises MediaError (naming the file) for a missing, unreadable or too short clip, and for one with no voice:
+    the frames read (the crop, when cropping) below ``MIN_VOICE_DBFS`` once mixed to mono. A training crop that
+    falls on silence in an otherwise spoken clip is replaced by the dataset's retry like any bad read.
 
     >>> read_voice("clip.wav", 2.0, np.random.default_rng(0)).shape  # doctest: +SKIP
     (32000,)
@@ -58,12 +103,26 @@ def read_voice(
     except MediaError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
-        raise MediaError(f"{path}: cannot read audio ({err})") from None
+        unknown = path.suffix.lower() not in AUDIO_SUFFIXES
+        raise MediaError(f"{path}: cannot read audio ({err})" + (f"; {conversion_advice(path.suffix)}" if unknown
+                                                                 else "")) from None
     if data.shape[0] == 0:
         raise MediaError(f"{path}: no audio frames could be read (truncated file?)")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(wave).all():
         raise MediaError(f"{path}: audio contains NaN or infinite samples")
+    level = level_dbfs(wave)
+    if level < MIN_VOICE_DBFS:
+        read = ("the clip" if wanted == total else
+                f"the {wanted / source_rate:.2f} s read from {start / source_rate:.2f} s")
+        said = "digital silence" if level == -math.inf else f"{level:.0f} dBFS"
+        message = f"{path}: no voice to score: {read} is {said}, below the {MIN_VOICE_DBFS:g} dBFS a voice needs"
+        if data.shape[1] > 1 and max(level_dbfs(data[:, c]) for c in range(data.shape[1])) >= MIN_VOICE_DBFS:
+            message += (f" (its {data.shape[1]} channels cancel when mixed to mono, one is phase-inverted: keep one, "
+                        "e.g. ffmpeg -i IN -af 'pan=mono|c0=c0' OUT.wav)")
+        elif level > -math.inf:
+            message += "; if it is speech recorded very low, raise its level, e.g. ffmpeg -i IN -af loudnorm OUT.wav"
+        raise MediaError(message)
     if source_rate != sample_rate:
         wave = soxr.resample(wave, source_rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
     if crop_seconds is not None:

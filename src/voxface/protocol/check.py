@@ -6,10 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
-from PIL import Image
-
-from voxface.errors import ProtocolError
+from voxface.errors import MediaError, ProtocolError
+from voxface.media.audio import AUDIO_SUFFIXES, read_voice
+from voxface.media.faces import read_face
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import Protocol
 
@@ -17,17 +16,16 @@ MISSING, UNREADABLE, OK = "missing", "unreadable", "ok"
 
 
 def file_status(path: Path) -> str:
-    """``ok``, ``missing`` or ``unreadable`` (header cannot be parsed, or an empty clip)."""
+    """``ok``, ``missing`` or ``unreadable``: what training and evaluation will make of the file, read by the same
+    readers (a clip whole, as evaluation reads it by default)."""
     if not path.is_file():
         return MISSING
     try:
-        if path.suffix.lower() in (".wav", ".flac"):
-            if sf.info(str(path)).frames == 0:
-                return UNREADABLE
+        if path.suffix.lower() in AUDIO_SUFFIXES:
+            read_voice(path, None)
         else:
-            with Image.open(path) as image:
-                image.verify()
-    except Exception:  # noqa: BLE001 - any decoder failure means the file is unusable
+            read_face(path)
+    except MediaError:
         return UNREADABLE
     return OK
 

@@ -7,14 +7,13 @@ The trial lists name files relative to these two roots (see ``lists.py``).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 AUDIO_DIR = "wav"
 FACES_DIR = "unzippedFaces"
 FACE_VERSION_DIR = "1.6"
-AUDIO_SUFFIXES = (".wav", ".flac")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Optional beside a face-identity tree (<root>/<identity>/<image>): each identity's demographics and face
 # knobs, one row per identity (VoxSynth writes it for teacher_faces; pretrain-face probes its embedding with it).
 IDENTITY_KNOBS_FILE = "identities.csv"
@@ -39,14 +38,30 @@ class DataRoots:
     def face(self, relative: str) -> Path:
         return self.faces / relative
 
+    # The readers' own extension lists, imported where used: voxface.media imports this module.
     def voice_videos(self, vox_id: str) -> dict[str, list[str]]:
         """``{ytid: [relative clip paths]}`` of one identity, sorted; empty when it has no audio."""
+        from voxface.media.audio import AUDIO_SUFFIXES
+
         return _scan(self.audio / vox_id, prefix=vox_id, suffixes=AUDIO_SUFFIXES)
 
     def face_videos(self, name: str) -> dict[str, list[str]]:
         """``{ytid: [relative frame paths]}`` of one identity, sorted; empty when it has no faces."""
+        from voxface.media.faces import IMAGE_SUFFIXES
+
         return _scan(self.faces / name / FACE_VERSION_DIR, prefix=f"{name}/{FACE_VERSION_DIR}",
                      suffixes=IMAGE_SUFFIXES)
+
+    def other_audio(self, vox_id: str) -> Counter[str]:
+        """How many files of each extension voxface does not read as audio lie in one identity's video folders
+        (``.m4a`` in a VoxCeleb2-style tree, say)."""
+        from voxface.media.audio import AUDIO_SUFFIXES
+
+        folder = self.audio / vox_id
+        if not folder.is_dir():
+            return Counter()
+        return Counter(f.suffix.lower() or f.name for video in folder.iterdir() if video.is_dir()
+                       for f in video.iterdir() if f.is_file() and f.suffix.lower() not in AUDIO_SUFFIXES)
 
 
 def _scan(folder: Path, prefix: str, suffixes: tuple[str, ...]) -> dict[str, list[str]]:

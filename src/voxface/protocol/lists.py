@@ -14,8 +14,6 @@ its own folder in the same formats, so every list, real or synthetic, goes throu
 from __future__ import annotations
 
 import csv
-import io
-import lzma
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from voxface.errors import ProtocolError
+from voxface.protocol.text import fields, read_lines
 
 TEST_SETS = ("unseenunheard", "seenheard")
 VERIFICATION_GROUPS = ("random", "G", "N", "A", "GNA")
@@ -96,12 +95,6 @@ class MatchingList:
         return len(self.probes)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".xz":
-        return io.TextIOWrapper(lzma.open(path), encoding="utf-8")
-    return path.open(encoding="utf-8")
-
-
 def voice_file_from_list_path(list_path: str, vox_id_of_name: dict[str, str]) -> str:
     """Map a veriflist voice path to the released layout.
 
@@ -154,27 +147,29 @@ class Protocol:
 
     def _read_meta(self) -> dict[str, Identity]:
         path = self.file("vox1_meta.csv")
-        with _open_text(path) as handle:
-            rows = [line.rstrip("\r\n").split("\t") for line in handle if line.strip()]
+        rows = read_lines(path)
         if not rows:
             raise ProtocolError(f"{path}: empty metadata file")
-        header = [h.strip() for h in rows[0]]
+        header = fields(rows[0][1].split("\t"), 0)
         required = ["VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set"]
         missing = [c for c in required if c not in header]
         if missing:
             raise ProtocolError(f"{path}: missing columns {missing} (is it tab-separated?)")
         col = {name: header.index(name) for name in header}
         identities: dict[str, Identity] = {}
-        for line_no, row in enumerate(rows[1:], start=2):
+        for line_no, line in rows[1:]:
+            row = fields(line.split("\t"), len(header))
             if len(row) != len(header):
                 raise ProtocolError(f"{path}:{line_no}: {len(row)} fields, expected {len(header)}")
-            age = row[col["Age"]].strip() if "Age" in col else ""
+            age = row[col["Age"]] if "Age" in col else ""
+            if age and not age.isdigit():
+                raise ProtocolError(f"{path}:{line_no}: age {age!r} is not a whole number of years")
             ident = Identity(
-                vox_id=row[col["VoxCeleb1 ID"]].strip(),
-                name=row[col["VGGFace1 ID"]].strip(),
-                gender=row[col["Gender"]].strip(),
-                nationality=row[col["Nationality"]].strip(),
-                set=row[col["Set"]].strip(),
+                vox_id=row[col["VoxCeleb1 ID"]],
+                name=row[col["VGGFace1 ID"]],
+                gender=row[col["Gender"]],
+                nationality=row[col["Nationality"]],
+                set=row[col["Set"]],
                 age=int(age) if age else None,
             )
             if ident.gender not in ("m", "f") or not ident.vox_id.startswith("id"):
@@ -185,16 +180,13 @@ class Protocol:
     def _read_splits(self) -> dict[str, int]:
         path = self.file("identity_splits.txt")
         splits: dict[str, int] = {}
-        with _open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                parts = line.split()
-                if len(parts) != 2 or not parts[1].isdigit():
-                    raise ProtocolError(f"{path}:{line_no}: expected '<Name> <split>', got {line.strip()!r}")
-                if parts[0] not in self.identities:
-                    raise ProtocolError(f"{path}:{line_no}: {parts[0]!r} is not in vox1_meta.csv")
-                splits[parts[0]] = int(parts[1])
+        for line_no, line in read_lines(path):
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ProtocolError(f"{path}:{line_no}: expected '<Name> <split>', got {line!r}")
+            if parts[0] not in self.identities:
+                raise ProtocolError(f"{path}:{line_no}: {parts[0]!r} is not in vox1_meta.csv")
+            splits[parts[0]] = int(parts[1])
         return splits
 
     @cache  # noqa: B019 - a Protocol lives as long as the program; each list is parsed once
@@ -207,18 +199,18 @@ class Protocol:
             )
         path = self.file(f"veriflist/veriflist_test_{group}_{test_set}.txt")
         columns: list[list[str]] = [[] for _ in VERIFICATION_HEADER]
-        with _open_text(path) as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header != VERIFICATION_HEADER:
-                raise ProtocolError(f"{path}: header {header}, expected {VERIFICATION_HEADER}")
-            for line_no, row in enumerate(reader, start=2):
-                if len(row) != 6:
-                    raise ProtocolError(f"{path}:{line_no}: {len(row)} fields, expected 6")
-                if row[3] not in ("0", "1"):
-                    raise ProtocolError(f"{path}:{line_no}: label {row[3]!r} is not 0 or 1")
-                for column, value in zip(columns, row, strict=True):
-                    column.append(value)
+        lines = read_lines(path)
+        rows = [(line_no, fields(next(csv.reader([line])), len(VERIFICATION_HEADER))) for line_no, line in lines]
+        header = rows[0][1] if rows else None
+        if header != VERIFICATION_HEADER:
+            raise ProtocolError(f"{path}: header {header}, expected {VERIFICATION_HEADER}")
+        for line_no, row in rows[1:]:
+            if len(row) != 6:
+                raise ProtocolError(f"{path}:{line_no}: {len(row)} fields, expected 6")
+            if row[3] not in ("0", "1"):
+                raise ProtocolError(f"{path}:{line_no}: label {row[3]!r} is not 0 or 1")
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
         if not columns[0]:
             raise ProtocolError(f"{path}: no trials")
         try:
@@ -249,16 +241,13 @@ class Protocol:
             )
         path = self.file(f"matching/matching_{direction}_{group}.csv")
         probes, positives, negatives = [], [], []
-        with _open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                parts = line.split()
-                if len(parts) != 3:
-                    raise ProtocolError(f"{path}:{line_no}: expected 'probe correct wrong', got {line.strip()!r}")
-                probes.append(parts[0])
-                positives.append(parts[1])
-                negatives.append(parts[2])
+        for line_no, line in read_lines(path):
+            parts = line.split()
+            if len(parts) != 3:
+                raise ProtocolError(f"{path}:{line_no}: expected 'probe correct wrong', got {line!r}")
+            probes.append(parts[0])
+            positives.append(parts[1])
+            negatives.append(parts[2])
         if not probes:
             raise ProtocolError(f"{path}: no trials")
         return MatchingList(direction, group, probes, positives, negatives)

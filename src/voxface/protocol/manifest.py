@@ -8,12 +8,17 @@ seen-heard numbers would measure memorisation.
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from voxface.errors import ProtocolError
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import SPLIT_NAMES, SPLIT_TRAIN, VERIFICATION_GROUPS, Protocol
+from voxface.protocol.text import read_text
+
+log = logging.getLogger("voxface")
 
 MANIFEST_VERSION = 1
 
@@ -88,11 +93,11 @@ class Manifest:
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
         path = Path(path)
+        if not path.is_file():
+            raise ProtocolError(f"manifest {path} does not exist")
         try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ProtocolError(f"manifest {path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            data = json.loads(read_text(path))
+        except json.JSONDecodeError as err:
             raise ProtocolError(f"manifest {path} is not valid JSON: {err}") from None
         if data.pop("version", None) != MANIFEST_VERSION:
             raise ProtocolError(f"manifest {path} has an unknown version; rebuild it with 'voxface protocol manifest'")
@@ -140,8 +145,11 @@ def build_manifest(
         exclude_seen_heard = split == SPLIT_TRAIN
     excluded = seen_heard_videos(protocol) if exclude_seen_heard else set()
     manifest = Manifest(SPLIT_NAMES[split], str(roots.audio), str(roots.faces), [])
+    unread = Counter()  # extensions of the files voxface does not read, in the folders of identities without clips
     for ident in protocol.identities_in_split(split):
         voices, faces = roots.voice_videos(ident.vox_id), roots.face_videos(ident.name)
+        if not voices:
+            unread.update(roots.other_audio(ident.vox_id))
         videos: dict[str, Video] = {}
         for ytid in sorted(set(voices) | set(faces)):
             video = Video(voices.get(ytid, []), faces.get(ytid, []))
@@ -156,8 +164,24 @@ def build_manifest(
             manifest.identities.append(media)
         else:
             manifest.identities_without_media.append(ident.name)
+    advice = _conversion_advice(unread, roots.audio)
     if not manifest.identities:
         raise ProtocolError(
             f"no {manifest.split} identity has both voice clips under {roots.audio} and faces under {roots.faces}"
+            + (f"; {advice}" if advice else "")
         )
+    if advice:
+        log.warning("%s: some identities have no clips voxface reads; %s", manifest.split, advice)
     return manifest
+
+
+def _conversion_advice(unread: Counter, audio_root: Path) -> str:
+    """What to do about the audio files of an extension voxface does not read (``.m4a`` in a VoxCeleb2 tree)."""
+    from voxface.media.audio import conversion_advice
+
+    if not unread:
+        return ""
+    suffix, count = unread.most_common(1)[0]
+    return (f"found {count} {suffix} files where clips should be; {conversion_advice(suffix)}; a whole tree: "
+            f"find {audio_root} -name '*{suffix}' -exec sh -c 'ffmpeg -nostdin -loglevel error -i \"$1\" -ac 1 "
+            f"-ar 16000 \"${{1%.*}}.wav\"' _ {{}} \\;")

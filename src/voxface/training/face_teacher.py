@@ -24,10 +24,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import ConfigError, MediaError
 from voxface.losses.arcface import ArcFaceHead
-from voxface.media.faces import face_to_tensor, read_face
+from voxface.media.faces import IMAGE_SUFFIXES, face_to_tensor, read_face
 from voxface.models.iresnet import iresnet
 from voxface.models.loading import read_weights
-from voxface.protocol.layout import IDENTITY_KNOBS_FILE, IMAGE_SUFFIXES
+from voxface.protocol.layout import IDENTITY_KNOBS_FILE
+from voxface.protocol.text import read_lines
 from voxface.training.quiet import quiet_lightning
 
 log = logging.getLogger("voxface")
@@ -143,8 +144,9 @@ PROBE_IMAGES = 4  # images per fitting identity
 
 def read_identity_knobs(path: str | Path) -> dict[str, dict[str, float]]:
     """``{identity: {"gender": 0/1 (f = 1), "age": years, <face knob>: value}}`` from an identities.csv."""
-    with Path(path).open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    lines = [line for _, line in read_lines(path)]
+    rows = [{key.strip(): value.strip() for key, value in row.items() if isinstance(key, str) and value is not None}
+            for row in csv.DictReader(lines)]
     knobs = {}
     for row in rows:
         values = {k: float(v) for k, v in row.items() if k not in ("name", "gender", "nationality")}
