@@ -1,4 +1,6 @@
 import logging
+import struct
+import zlib
 
 import kaldi_native_fbank as knf
 import numpy as np
@@ -179,6 +181,114 @@ def test_faces_of_any_mode_become_rgb(tmp_path, mode):
     image.save(path)
     face = read_face(path, 112)
     assert face.shape == (112, 112, 3) and face.dtype == np.uint8
+
+
+def _picture(height: int = 48, width: int = 64) -> np.ndarray:
+    """A test picture of 8x8 blocks in 40 colours: few enough for a palette, block-aligned for JPEG."""
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (40, 3), dtype=np.uint8)
+    blocks = rng.integers(0, 40, (height // 8, width // 8))
+    return palette[np.kron(blocks, np.ones((8, 8), dtype=int))]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(width: int, height: int, depth: int, colour: int, rows: bytes) -> bytes:
+    """A PNG written by hand (Pillow cannot write 16-bit colour, nor a header alone)."""
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows))
+            + _png_chunk(b"IEND", b""))
+
+
+# Where the stored rows and columns lie in the upright picture, for each EXIF orientation (TIFF 6.0 tag 274):
+# 6 is a phone held upright whose sensor is landscape, the usual "sideways" photo.
+STORED = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+          5: lambda a: a.transpose(1, 0, 2), 6: lambda a: a[:, ::-1].transpose(1, 0, 2),
+          7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: a[::-1].transpose(1, 0, 2)}
+
+
+def test_exif_orientation_gives_the_upright_picture(tmp_path):
+    upright = _picture()
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    Image.fromarray(upright).save(tmp_path / "upright.jpg", quality=95)
+    expected, expected_jpeg = read_face(tmp_path / "upright.png", 40), read_face(tmp_path / "upright.jpg", 40)
+    for orientation, store in STORED.items():
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        stored = Image.fromarray(np.ascontiguousarray(store(upright)))
+        stored.save(tmp_path / f"o{orientation}.png", exif=exif)
+        assert np.array_equal(read_face(tmp_path / f"o{orientation}.png", 40), expected), orientation
+        stored.save(tmp_path / f"o{orientation}.jpg", exif=exif, quality=95)  # as phones save them
+        difference = np.abs(read_face(tmp_path / f"o{orientation}.jpg", 40).astype(int) - expected_jpeg)
+        assert difference.mean() < 0.5, orientation  # only JPEG's loss (measured at most 0.09 grey levels)
+    Image.fromarray(np.ascontiguousarray(STORED[6](upright))).save(tmp_path / "untagged.png")
+    assert np.abs(read_face(tmp_path / "untagged.png", 40).astype(int) - expected).mean() > 40  # sideways differs
+
+
+def test_every_format_mode_and_depth_gives_the_same_picture(tmp_path):
+    picture = _picture()
+    grey = np.repeat(picture[..., :1], 3, axis=2)
+    Image.fromarray(picture).save(tmp_path / "original.png")
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    original, original_grey = read_face(tmp_path / "original.png", 40), read_face(tmp_path / "grey.png", 40)
+    image = Image.fromarray(picture)
+    opaque = picture.shape[:2] + (1,)
+    lossless = {
+        "rgba.png": Image.fromarray(np.concatenate([picture, np.full(opaque, 255, np.uint8)], axis=2)),
+        "palette.png": image.quantize(64), "palette.gif": image.quantize(64), "lossless.webp": image,
+        "rgb.tif": image, "cmyk.tif": image.convert("CMYK"), "rgb.bmp": image,
+    }
+    options = {"lossless.webp": dict(lossless=True)}
+    for name, stored in lossless.items():
+        stored.save(tmp_path / name, **options.get(name, {}))
+        assert np.array_equal(read_face(tmp_path / name, 40), original), name
+    (tmp_path / "rgb16.png").write_bytes(_png(64, 48, 16, 2, b"".join(  # 16-bit colour, 8-bit values x 257
+        b"\x00" + (row.astype(">u2") * 257).tobytes() for row in picture)))
+    assert np.array_equal(read_face(tmp_path / "rgb16.png", 40), original)
+    grey_files = {"l.png": Image.fromarray(grey[..., 0]), "la.png": Image.fromarray(grey[..., 0]).convert("LA"),
+                  "i16.png": Image.fromarray(grey[..., 0].astype(np.uint16) * 257),
+                  "i16.tif": Image.fromarray(grey[..., 0].astype(np.uint16) * 257)}
+    for name, stored in grey_files.items():
+        stored.save(tmp_path / name)
+        assert np.array_equal(read_face(tmp_path / name, 40), original_grey), name
+    for name, stored in (("q100.jpg", image), ("cmyk.jpg", image.convert("CMYK"))):  # lossy: the codec's loss only
+        stored.save(tmp_path / name, quality=100, subsampling=0)
+        difference = np.abs(read_face(tmp_path / name, 40).astype(int) - original)
+        assert difference.mean() < 0.5 and difference.max() <= 2, name  # measured: 0.36 and 0.0 mean, 1 and 0 max
+
+
+def test_sixteen_bit_maps_by_depth_and_transparency_composes_on_black(tmp_path):
+    dark = np.arange(0, 2048, dtype=np.uint16).reshape(32, 64)  # a dark 16-bit picture: 0..2047 of 65535
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    face = read_face(tmp_path / "dark16.png", 64)
+    assert face.max() <= 7  # 2047 >> 8: still dark, not stretched to white by the picture's own range
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., :3] = 255  # white under every pixel ...
+    rgba[:, :16, 3] = 0  # ... hidden on the left
+    rgba[:, 16:, 3] = 128  # half covered on the right
+    Image.fromarray(rgba).save(tmp_path / "cutout.png")
+    face = read_face(tmp_path / "cutout.png", 32).astype(int)
+    assert (face[:, :15] == 0).all() and (np.abs(face[:, 17:] - 128) <= 1).all()
+    keyed = np.full((32, 32, 3), 200, np.uint8)
+    keyed[:, :16] = (10, 20, 30)
+    Image.fromarray(keyed).save(tmp_path / "keyed.png", transparency=(10, 20, 30))  # a PNG colour key
+    face = read_face(tmp_path / "keyed.png", 32).astype(int)
+    assert (face[:, :15] == 0).all() and (face[:, 17:] == 200).all()
+    Image.fromarray(np.zeros((8, 8), np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(MediaError, match=r"float.tif: cannot read image \(32-bit float samples have no fixed scale"):
+        read_face(tmp_path / "float.tif")
+
+
+def test_images_over_the_safety_limit_are_bad_files(tmp_path):
+    # Headers alone (Pillow checks the size before decoding): 10000^2 pixels is over Image.MAX_IMAGE_PIXELS, where
+    # Pillow only warns; 20000^2 is over twice that, where it refuses.
+    for side in (10_000, 20_000):
+        path = tmp_path / f"huge{side}.png"
+        path.write_bytes(_png(side, side, 8, 0, b"\x00" * 16))
+        with pytest.raises(MediaError, match=rf"huge{side}.png: image too large to read safely .*downscale it"):
+            read_face(path)
 
 
 def test_face_tensor_normalisation_and_flip():
