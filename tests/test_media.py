@@ -1,4 +1,5 @@
 import logging
+import math
 import struct
 import zlib
 
@@ -22,7 +23,9 @@ from voxface.media import (
     read_voice,
 )
 from voxface.media import dataset as dataset_module
+from voxface.media.audio import AUDIO_SUFFIXES, MIN_VOICE_DBFS, level_dbfs
 from voxface.protocol import build_manifest, load_protocol
+from voxface.testing import make_tiny_voxceleb
 
 
 def speech_like(seconds: float, rate: int = 16000, seed: int = 0, f0: float = 120.0) -> np.ndarray:
@@ -119,6 +122,77 @@ def test_whole_clip_and_bad_audio(tmp_path, tiny):
         read_voice(tiny.roots.voice(tiny.corrupt_voice))
     with pytest.raises(MediaError, match="does not exist"):
         read_voice(tmp_path / "missing.wav")
+
+
+def test_clips_without_a_voice_are_bad_files(tmp_path):
+    speech = speech_like(3.0)
+    quiet = speech / np.sqrt(np.mean(speech.astype(np.float64) ** 2)) * 10 ** (-50 / 20)  # speech at -50 dBFS
+    sf.write(tmp_path / "quiet.wav", quiet, 16000, subtype="PCM_16")
+    assert abs(level_dbfs(read_voice(tmp_path / "quiet.wav", None)) + 50) < 0.1  # quiet speech is read
+    sf.write(tmp_path / "zeros.wav", np.zeros(48000, np.float32), 16000, subtype="PCM_16")
+    with pytest.raises(MediaError, match=r"zeros.wav: no voice to score: the clip is digital silence, below the -60 "):
+        read_voice(tmp_path / "zeros.wav", None)
+    sf.write(tmp_path / "cancel.wav", np.stack([speech, -speech], axis=1), 16000, subtype="FLOAT")
+    with pytest.raises(MediaError, match=r"cancel.wav: no voice.*its 2 channels cancel when mixed to mono"):
+        read_voice(tmp_path / "cancel.wav", 2.0, np.random.default_rng(0))
+    hiss = np.random.default_rng(0).standard_normal(48000) * 10 ** (-70 / 20)  # a muted input's noise, -70 dBFS
+    sf.write(tmp_path / "hiss.wav", hiss.astype(np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(MediaError, match=r"hiss.wav: no voice to score: the clip is -70 dBFS.*loudnorm"):
+        read_voice(tmp_path / "hiss.wav", None)
+    # Speech then silence: the level is judged on what was read, so a crop on the silence is the bad read
+    # (PairDataset's retry draws again), the whole clip and a crop on the speech are not.
+    sf.write(tmp_path / "pause.wav", np.concatenate([speech[:16000], np.zeros(32000, np.float32)]), 16000)
+    assert read_voice(tmp_path / "pause.wav", None).shape == (48000,)
+    with pytest.raises(MediaError, match=r"pause.wav: no voice to score: the 1.00 s read from 1.00 s is digital"):
+        read_voice(tmp_path / "pause.wav", 1.0)  # the centre crop: 1-2 s
+    outcomes = set()
+    for seed in range(12):
+        try:
+            read_voice(tmp_path / "pause.wav", 1.0, np.random.default_rng(seed))
+            outcomes.add("read")
+        except MediaError:
+            outcomes.add("silent")
+    assert outcomes == {"read", "silent"}
+
+
+def test_voxsynth_clips_are_far_above_the_voice_level(tiny_run):
+    """Every VoxSynth clip is read whole, and its quietest 1 s stretch (training crops are 1-2 s) has 10 dB to spare."""
+    root, _ = tiny_run
+    clips = sorted((root / "voxsynth" / "wav").rglob("*.wav"))
+    assert len(clips) > 300
+    quietest = math.inf
+    for clip in clips:
+        read_voice(clip, None)
+        wave, rate = sf.read(clip, dtype="float32")
+        quietest = min(quietest, *(level_dbfs(wave[s:s + rate]) for s in range(0, len(wave) - rate + 1, rate // 10)))
+    assert quietest > MIN_VOICE_DBFS + 10
+
+
+def test_one_list_of_audio_formats(tmp_path):
+    speech = speech_like(2.0)
+    reference = None
+    written = {".wav": {}, ".flac": {}, ".aiff": {}, ".aif": dict(format="AIFF"), ".au": {}, ".caf": {},
+               ".w64": {}, ".rf64": dict(format="RF64"), ".mp3": dict(format="MP3", subtype="MPEG_LAYER_III"),
+               ".ogg": dict(format="OGG", subtype="VORBIS"), ".oga": dict(format="OGG", subtype="VORBIS"),
+               ".opus": dict(format="OGG", subtype="OPUS")}
+    assert set(AUDIO_SUFFIXES) == set(written)  # what this machine's libsndfile reads (sf.available_formats())
+    for suffix in AUDIO_SUFFIXES:
+        path = tmp_path / f"clip{suffix}"
+        options = written[suffix]
+        lossy = options.get("format") in ("MP3", "OGG")
+        sf.write(path, speech, 16000, **({"subtype": "PCM_16"} if not lossy and "subtype" not in options else {}),
+                 **options)
+        wave = read_voice(path, None)
+        if reference is None:
+            reference = wave
+        if lossy:  # an encoder's delay and loss: the same clip, about as loud
+            assert abs(len(wave) - len(reference)) < 4000 and abs(level_dbfs(wave) - level_dbfs(reference)) < 1.5
+        else:
+            np.testing.assert_allclose(wave, reference, atol=1e-4, err_msg=suffix)
+    (tmp_path / "clip.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))  # an AAC clip's header
+    with pytest.raises(MediaError, match=r"clip.m4a: cannot read audio .*not \.m4a: convert to 16 kHz mono WAV, "
+                                         r"e.g. ffmpeg -i clip.m4a -ac 1 -ar 16000 clip.wav"):
+        read_voice(tmp_path / "clip.m4a")
 
 
 # ---------------------------------------------------------------- fbank
@@ -385,6 +459,57 @@ def test_bad_files_are_replaced_logged_once_and_counted(tiny, caplog):
     dataset.voices[0] = [tiny.corrupt_voice]
     with pytest.raises(MediaError, match=f"identity {first.name}"):
         dataset[(0, 0, 1)]
+
+
+def test_silent_clips_are_replaced_in_training(tmp_path):
+    tree = make_tiny_voxceleb(tmp_path / "tree", corrupt=False)
+    manifest = build_manifest(load_protocol(tree.protocol_dir), tree.roots)
+    silent = manifest.identities[0].voices[0]
+    rate = sf.info(tree.roots.voice(silent)).samplerate
+    sf.write(tree.roots.voice(silent), np.zeros(rate * 2), rate)  # a clip whose voice was lost
+    dataset = PairDataset(manifest)
+    items = [dataset[(0, 0, seed)] for seed in range(6)]
+    assert all(item["skipped"] >= 1 for item in items)  # counted, and replaced by another clip of the identity
+    assert all(level_dbfs(item["wave"].numpy()) > MIN_VOICE_DBFS for item in items)
+
+
+def test_bad_media_in_score_app_and_evaluation(tiny_run, trained_checkpoint, tmp_path, capsys):
+    """A silent clip and an image over Pillow's limit: one line in score and the app, counted and skipped by
+    evaluation's reader; an MP3 voice is scored by both."""
+    from fastapi.testclient import TestClient
+
+    from voxface.app import create_app
+    from voxface.cli import main
+    from voxface.evaluation.api import VoiceFaceScorer
+
+    root, _ = tiny_run
+    voice = next((root / "voxsynth" / "wav").rglob("*.wav"))
+    face = next((root / "voxsynth" / "unzippedFaces").rglob("*.jpg"))
+    silent, huge, mp3 = tmp_path / "silent.wav", tmp_path / "huge.png", tmp_path / "voice.mp3"
+    sf.write(silent, np.zeros(32000, np.float32), 16000)
+    huge.write_bytes(_png(10_000, 10_000, 8, 0, b"\x00" * 16))
+    wave, rate = sf.read(voice, dtype="float32")
+    sf.write(mp3, wave, rate, format="MP3")
+    for args, message in (([str(silent), str(face)], "silent.wav: no voice to score"),
+                          ([str(voice), str(face), str(huge)], "huge.png: image too large to read safely")):
+        assert main(["score", "--checkpoint", str(trained_checkpoint), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"voxface: error: {tmp_path}/{message}") and err.count("\n") == 1, err
+    assert main(["score", "--checkpoint", str(trained_checkpoint), str(mp3), str(face)]) == 0
+    client = TestClient(create_app(trained_checkpoint))
+    cases = {"silent.wav: no voice to score": (silent, face), "huge.png: image too large": (voice, huge)}
+    for message, (v, f) in cases.items():
+        upload = [("voice", (v.name, v.read_bytes())), ("faces", (f.name, f.read_bytes()))]
+        answer = client.post("/api/rank", files=upload)
+        assert answer.status_code == 400 and answer.json()["error"].startswith(message), answer.text
+    answer = client.post("/api/rank", files=[("voice", (mp3.name, mp3.read_bytes())),
+                                             ("faces", (face.name, face.read_bytes()))])
+    assert answer.status_code == 200 and len(answer.json()["ranking"]) == 1
+    embedder = VoiceFaceScorer(trained_checkpoint).embedder  # what evaluate reads with: bad files come back apart
+    vectors, errors = embedder.embed([voice, silent, mp3], "voice")
+    assert set(vectors) == {voice, mp3} and list(errors) == [silent]
+    vectors, errors = embedder.embed([face, huge], "face")
+    assert set(vectors) == {face} and "image too large" in errors[huge]
 
 
 def test_speechbrain_fbank_matches_speechbrain():
