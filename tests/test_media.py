@@ -505,6 +505,11 @@ def test_bad_media_in_score_app_and_evaluation(tiny_run, trained_checkpoint, tmp
     answer = client.post("/api/rank", files=[("voice", (mp3.name, mp3.read_bytes())),
                                              ("faces", (face.name, face.read_bytes()))])
     assert answer.status_code == 200 and len(answer.json()["ranking"]) == 1
+    listed = tmp_path / "faces.txt"  # embed's file list as a Windows editor saves it: a BOM, CRLF, trailing spaces
+    listed.write_bytes(f"\ufeff{face}  \r\n\r\n{face}\t\r\n".encode())
+    assert main(["embed", "--checkpoint", str(trained_checkpoint), "--files", str(listed), "--kind", "face",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert np.load(tmp_path / "out.npy").shape[0] == 2
     embedder = VoiceFaceScorer(trained_checkpoint).embedder  # what evaluate reads with: bad files come back apart
     vectors, errors = embedder.embed([voice, silent, mp3], "voice")
     assert set(vectors) == {voice, mp3} and list(errors) == [silent]

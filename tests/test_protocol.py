@@ -2,6 +2,7 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from voxface.cli import main
 from voxface.errors import ProtocolError
@@ -110,6 +111,55 @@ def test_malformed_protocol_files_name_the_file_and_line(tiny, tmp_path):
         load_protocol(folder)
 
 
+def test_lists_as_editors_save_them(tiny, tmp_path):
+    """A byte-order mark, CRLF, spaces around values and trailing separators read as the plain list; UTF-16 (Excel's
+    "Unicode text") too; bytes that are no UTF-8 are named with their file and line."""
+    expected = load_protocol(tiny.protocol_dir)
+    folder = tmp_path / "protocol"
+    shutil.copytree(tiny.protocol_dir, folder)
+
+    def edit(relative, change, encoding="utf-8-sig"):
+        path = folder / relative
+        lines = path.read_text().splitlines()
+        path.write_bytes("".join(change(line) + "\r\n" for line in lines).encode(encoding))
+
+    edit("vox1_meta.csv", lambda line: line.replace("\t", " \t") + " \t")
+    edit("identity_splits.txt", lambda line: line + "  ")
+    for group in VERIFICATION_GROUPS:
+        for test_set in TEST_SETS:
+            edit(f"veriflist/veriflist_test_{group}_{test_set}.txt", lambda line: line.replace(",", ", ") + " ")
+    edit("matching/matching_v2f_U.csv", lambda line: "  " + line + " ", encoding="utf-16")
+    edited = load_protocol(folder)
+    assert edited.identities == expected.identities and edited.splits == expected.splits
+    for group in VERIFICATION_GROUPS:
+        for test_set in TEST_SETS:
+            ours, theirs = edited.verification(group, test_set), expected.verification(group, test_set)
+            assert ours.voice_files == theirs.voice_files and ours.face_files == theirs.face_files
+            assert np.array_equal(ours.labels, theirs.labels)
+    assert edited.matching("v2f", "U") == expected.matching("v2f", "U")
+    # the trial lists' files are all found: no "files missing" from a trailing space
+    assert all(not r.missing and not r.unreadable for r in check_files(edited, tiny.roots))
+    train = build_manifest(edited, tiny.roots)
+    train.save(tmp_path / "train.json")
+    path = tmp_path / "train.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert Manifest.load(path) == train
+    meta = folder / "vox1_meta.csv"
+    meta.write_bytes(meta.read_bytes().replace(b"UK", b"\xe9", 1))  # Latin-1, not UTF-8
+    with pytest.raises(ProtocolError, match=r"vox1_meta.csv:3: not UTF-8 text \(byte 0xe9\); save the file as UTF-8"):
+        load_protocol(folder)
+
+
+def test_a_tree_of_unreadable_audio_says_what_to_convert(tiny, tmp_path):
+    shutil.copytree(tiny.root, tmp_path / "copy")
+    roots = type(tiny.roots)(tmp_path / "copy" / "wav", tmp_path / "copy" / "unzippedFaces")
+    for clip in list(roots.audio.rglob("*.wav")):  # a VoxCeleb2-style tree: AAC in .m4a
+        clip.rename(clip.with_suffix(".m4a"))
+    with pytest.raises(ProtocolError, match=r"no train identity has both voice clips .*found \d+ \.m4a files .*"
+                                            r"ffmpeg -i clip\.m4a -ac 1 -ar 16000 clip\.wav.*find .* -name '\*\.m4a'"):
+        build_manifest(load_protocol(tiny.protocol_dir), roots)
+
+
 def test_training_manifest_excludes_seen_heard_videos(tiny):
     protocol = load_protocol(tiny.protocol_dir)
     used = seen_heard_videos(protocol)
@@ -149,11 +199,13 @@ def test_check_reports_missing_and_unreadable(tiny, tmp_path):
     trials = protocol.verification("random", "unseenunheard")
     roots.voice(trials.voice_files[0]).unlink()
     roots.face(trials.face_files[0]).write_bytes(b"not an image")
+    silent = roots.voice(protocol.verification("random", "seenheard").voice_files[0])  # read by the one reader:
+    sf.write(silent, np.zeros(sf.info(silent).frames), sf.info(silent).samplerate)  # a clip with no voice is bad
     results = {r.name: r for r in check_files(protocol, roots)}
     assert len(results["random_unseenunheard"].missing) == 1
     assert len(results["random_unseenunheard"].unreadable) == 1
     assert results["random_unseenunheard"].trials_affected >= 2
-    assert not results["random_seenheard"].missing
+    assert not results["random_seenheard"].missing and results["random_seenheard"].unreadable == [str(silent)]
 
 
 def test_cli_protocol_commands(tiny, tmp_path, capsys):

@@ -196,7 +196,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if not args.files.is_file():
         raise VoxfaceError(f"--files {args.files} does not exist (a text file with one path per line)")
     # relative paths are read against the list file's folder, as lists of files usually mean them
-    files = [str(args.files.parent / line) for _, line in read_lines(args.files)]
+    files = [str(args.files.parent / line.strip()) for _, line in read_lines(args.files)]
     npy, index = export_embeddings(VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop), files, args.kind, args.out)
     print(f"{len(files)} {args.kind} embeddings -> {npy} (index {index})")
     return 0

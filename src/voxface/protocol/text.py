@@ -31,14 +31,18 @@ def read_text(path: str | Path) -> str:
         raise ProtocolError(f"{path} does not exist") from None
     except (OSError, lzma.LZMAError, EOFError) as err:
         raise ProtocolError(f"{path}: cannot read it ({err})") from None
-    # Excel's and Notepad's "Unicode text" is UTF-16 with its mark; anything else must be UTF-8, with or without one
-    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's and Notepad's "Unicode text"
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise ProtocolError(f"{path}: broken UTF-16 text ({err.reason}); save the file as UTF-8") from None
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
-        return data.decode(encoding)
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise ProtocolError(f"{path}:{line}: not {encoding.removesuffix('-sig').upper()} text (byte "
-                            f"0x{data[err.start]:02x}); save the file as UTF-8") from None
+        raise ProtocolError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the file as "
+                            "UTF-8") from None
 
 
 def read_lines(path: str | Path) -> list[tuple[int, str]]:
