@@ -150,6 +150,18 @@ def test_lists_as_editors_save_them(tiny, tmp_path):
         load_protocol(folder)
 
 
+def test_identity_knobs_as_editors_save_them(tmp_path):
+    from voxface.training.face_teacher import read_identity_knobs
+
+    path = tmp_path / "identities.csv"
+    path.write_text("name,gender,nationality,age,jaw\nAda,f,UK,36,0.5\nBo,m,USA,41,-1.25\n")
+    plain = read_identity_knobs(path)
+    assert plain == {"Ada": {"gender": 1.0, "age": 36.0, "jaw": 0.5}, "Bo": {"gender": 0.0, "age": 41.0, "jaw": -1.25}}
+    edited = "\ufeffname, gender ,nationality,age,jaw\r\nAda ,f,UK, 36,0.5 \r\n\r\nBo,m ,USA,41,-1.25\r\n"
+    path.write_bytes(edited.encode())
+    assert read_identity_knobs(path) == plain
+
+
 def test_a_tree_of_unreadable_audio_says_what_to_convert(tiny, tmp_path):
     shutil.copytree(tiny.root, tmp_path / "copy")
     roots = type(tiny.roots)(tmp_path / "copy" / "wav", tmp_path / "copy" / "unzippedFaces")
