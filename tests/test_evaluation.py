@@ -341,3 +341,36 @@ def test_a_ceiling_whose_interval_includes_chance_gets_no_share(tmp_path):
     compare_runs([tmp_path / "old", tmp_path], tmp_path / "side")
     side = (tmp_path / "side" / "comparison.md").read_text()
     assert "46.1 (unreliable)" in side and "| ceiling 95% CI | 87.0-93.0 |" in side
+
+
+def test_silent_clips_and_oversized_images_are_unreadable_files(tiny_run, trained_checkpoint, tmp_path):
+    """A clip with no voice and an image over Pillow's safety limit are counted as unreadable files: the run stops
+    before scoring and says so, or with --skip-missing scores the rest, plots included."""
+    import struct
+    import zlib
+
+    import soundfile as sf
+
+    from voxface.errors import MediaError
+    from voxface.protocol import load_protocol
+
+    root, _ = tiny_run
+    copy = tmp_path / "data"
+    shutil.copytree(root / "voxsynth" / "wav", copy / "wav")
+    shutil.copytree(root / "voxsynth" / "unzippedFaces", copy / "unzippedFaces")
+    lists = root / "voxsynth" / "protocol"
+    trials = load_protocol(lists).verification("random", "unseenunheard")
+    silent, huge = copy / "wav" / trials.voice_files[0], copy / "unzippedFaces" / trials.face_files[-1]
+    sf.write(silent, np.zeros(sf.info(silent).frames, np.float32), sf.info(silent).samplerate)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 10_000, 10_000, 8, 0, 0, 0, 0)  # 10^8 pixels: over Pillow's limit
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(MediaError, match=r"2 files the lists need cannot be read.*--skip-missing"):
+        evaluate(trained_checkpoint, copy, lists, bootstrap=0, workers=0)
+    result = evaluate(trained_checkpoint, copy, lists, out=tmp_path / "eval", skip_missing=True, bootstrap=0,
+                      workers=0)
+    assert result.lost_trials["random_unseenunheard"] >= 2 and result.plots

@@ -47,9 +47,9 @@ AUDIO_SUFFIXES: tuple[str, ...] = _readable_suffixes()
 
 def conversion_advice(suffix: str) -> str:
     """One sentence for audio files of an extension libsndfile does not read (``.m4a``, ``.aac``, ``.mp4`` ...)."""
-    suffix = suffix or ".x"
-    return (f"voxface reads {' '.join(AUDIO_SUFFIXES)} audio (libsndfile), not {suffix}: convert to 16 kHz mono "
-            f"WAV, e.g. ffmpeg -i clip{suffix} -ac 1 -ar 16000 clip.wav")
+    source = f"clip{suffix}" if suffix else "IN"
+    return (f"voxface reads {' '.join(AUDIO_SUFFIXES)} audio (libsndfile), not {suffix or 'this file'}: convert to "
+            f"16 kHz mono WAV, e.g. ffmpeg -i {source} -ac 1 -ar 16000 clip.wav")
 
 
 def level_dbfs(wave: np.ndarray) -> float:
