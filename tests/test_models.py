@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -210,6 +212,15 @@ def test_pretrain_face_teacher_checkpoints_resumes_and_saves_a_release(face_fold
     assert ckpt["epoch"] == 1
     with pytest.raises(ConfigError, match="--resume"):
         pretrain_face_teacher(face_folder, tmp_path / "run", config, progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match=rf"^--resume: {last} was trained with num_features=16, not 32; only "):
+        pretrain_face_teacher(face_folder, tmp_path / "run", dataclasses.replace(config, num_features=32),
+                              resume=True, progress=False)
+    fewer = tmp_path / "fewer"
+    shutil.copytree(face_folder, fewer)
+    shutil.rmtree(next(p for p in sorted(fewer.iterdir()) if p.is_dir()))
+    with pytest.raises(ConfigError, match=rf"^--resume: {last} was trained on 8 identities, --data now gives 7; "):
+        pretrain_face_teacher(fewer, tmp_path / "run", config, resume=True, progress=False)
     config.epochs = 2
     pretrain_face_teacher(face_folder, tmp_path / "run", config, resume=True, progress=False)
     resumed = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
