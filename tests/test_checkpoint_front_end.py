@@ -83,7 +83,7 @@ def test_an_ssl_run_from_a_float16_folder_records_its_waveform_normalisation(tin
     with caplog.at_level("INFO", logger="voxface"):
         train(load_config(base, [f"trainer.out={tmp_path / 'run'}", "trainer.max_steps=1", "audio.encoder=wav2vec2",
                                  f"audio.weights={folder}", "optim.schedule=tristage"]))
-    assert f"{folder}: weights saved in float16, loaded in float32" in caplog.text
+    assert f"{folder}: saved as float16 (config.json), loaded in float32" in caplog.text
     assert f"{folder}: waveform normalisation on (no preprocessor_config.json" in caplog.text
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     blob = torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -294,7 +294,7 @@ def test_a_float16_folder_loads_in_float32_and_trains(tmp_path, tiny_ssl, caplog
     half = _half_copy(folder, tmp_path)
     with caplog.at_level("INFO", logger="voxface"):
         encoder = SSLEncoder.from_pretrained(half, embedding_size=8)
-    assert f"{half}: weights saved in float16, loaded in float32" in caplog.text
+    assert f"{half}: saved as float16 (config.json), loaded in float32" in caplog.text
     assert {p.dtype for p in encoder.parameters()} == {torch.float32}
     saved = AutoModel.from_pretrained(half, dtype="auto").state_dict()  # what the file holds, in float16
     assert next(iter(saved.values())).dtype == torch.float16

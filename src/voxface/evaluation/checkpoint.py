@@ -47,12 +47,13 @@ def _front_end(path: str | Path, blob: dict[str, Any], config: TrainConfig) -> d
     if front is None:
         if ecapa:
             front = {"input": "fbank", "fbank": audio_front_end(config), "settings": None}
-            said = f"{front['fbank']} fbank from audio.features={config.audio.features}"
+            said = (f"{front['fbank']} fbank from audio.features={config.audio.features} and "
+                    f"audio.weights={config.audio.weights or 'none'}")
         else:
             front = {"input": "waveform", "normalize_waveform": bool(blob.get("voxface_audio_normalize_waveform"))}
             said = f"waveform normalisation {'on' if front['normalize_waveform'] else 'off'}"
-        log.warning("%s records no audio front end (written by an older voxface): using %s, derived from its "
-                    "config; if the run was trained with another, its scores will be wrong", path, said)
+        log.warning("%s records no audio front end (written by an older voxface): using %s; if the run was "
+                    "trained with another, its scores are wrong", path, said)
         return front
     expected = "fbank" if ecapa else "waveform"
     if not isinstance(front, dict) or front.get("input") != expected or (ecapa and front.get("fbank") not in FBANKS):

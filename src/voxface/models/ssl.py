@@ -14,7 +14,7 @@ otherwise keep a float16 save in float16). Waveform normalisation follows the fo
 ``preprocessor_config.json`` (``do_normalize``) when there is one; without it (``save_pretrained`` on
 the model alone writes none), it follows ``feat_extract_norm`` in ``config.json``: fairseq pairs a
 "layer"-norm feature encoder with zero-mean unit-variance waveforms and a "group"-norm one with raw
-waveforms (fairseq issue #4687).
+waveforms (facebookresearch/fairseq#4687).
 
 Example:
     >>> encoder = SSLEncoder.from_pretrained("/models/wav2vec2-base", embedding_size=192)  # doctest: +SKIP
@@ -65,7 +65,7 @@ def waveform_normalisation(directory: Path, config: Any) -> tuple[bool, str]:
 
     ``preprocessor_config.json``'s ``do_normalize`` when present (absent from it: True, the default of
     transformers' Wav2Vec2FeatureExtractor); otherwise ``feat_extract_norm`` == "layer", as fairseq pretrains
-    them (a layer-norm feature encoder with normalised input, a group-norm one with raw input: fairseq #4687).
+    them (a layer-norm feature encoder with normalised input, a group-norm one with raw input: fairseq#4687).
     """
     preprocessor = directory / "preprocessor_config.json"
     if preprocessor.is_file():
@@ -139,14 +139,16 @@ class SSLEncoder(nn.Module):
             raise WeightsError(f"{directory} holds a {config.model_type!r} model; supported: {SUPPORTED}")
         config.layerdrop = 0.0
         config.apply_spec_augment = apply_spec_augment
-        saved = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+        # the dtype config.json gives: "dtype" since transformers 4.56, "torch_dtype" before (read without the
+        # deprecated property, which logs a warning)
+        saved = vars(config).get("dtype") or vars(config).get("torch_dtype")
         try:  # float32 said explicitly: transformers 5 would keep a float16 save in float16 (dtype "auto")
             model = AutoModel.from_pretrained(directory, config=config, local_files_only=True, **_float32())
         except Exception as err:  # one line naming the folder, whatever transformers or safetensors raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise WeightsError(f"{directory}: the weights do not load: {first}") from None
         if saved is not None and str(saved).removeprefix("torch.") != "float32":
-            log.info("%s: weights saved in %s, loaded in float32", directory, str(saved).removeprefix("torch."))
+            log.info("%s: saved as %s (config.json), loaded in float32", directory, str(saved).removeprefix("torch."))
         if "normalize_waveform" not in kwargs:
             kwargs["normalize_waveform"], why = waveform_normalisation(directory, config)
             log.info("%s: waveform normalisation %s (%s)", directory, "on" if kwargs["normalize_waveform"] else "off",
