@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -210,6 +212,15 @@ def test_pretrain_face_teacher_checkpoints_resumes_and_saves_a_release(face_fold
     assert ckpt["epoch"] == 1
     with pytest.raises(ConfigError, match="--resume"):
         pretrain_face_teacher(face_folder, tmp_path / "run", config, progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match=rf"^--resume: {last} was trained with num_features=16, not 32; only "):
+        pretrain_face_teacher(face_folder, tmp_path / "run", dataclasses.replace(config, num_features=32),
+                              resume=True, progress=False)
+    fewer = tmp_path / "fewer"
+    shutil.copytree(face_folder, fewer)
+    shutil.rmtree(next(p for p in sorted(fewer.iterdir()) if p.is_dir()))
+    with pytest.raises(ConfigError, match=rf"^--resume: {last} was trained on 8 identities, --data now gives 7; "):
+        pretrain_face_teacher(fewer, tmp_path / "run", config, resume=True, progress=False)
     config.epochs = 2
     pretrain_face_teacher(face_folder, tmp_path / "run", config, resume=True, progress=False)
     resumed = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
@@ -261,3 +272,137 @@ def test_speechbrain_weights_get_speechbrains_front_end(tmp_path):
     assert audio_front_end(config) == "speechbrain"  # a SpeechBrain checkpoint fits only its own features
     config.audio.features = "kaldi"
     assert audio_front_end(config) == "kaldi"  # unless the user says otherwise
+
+
+# ---------------------------------------------------------------- weights as they are saved
+
+
+def _half_copy(folder, tmp_path):
+    """The tiny model in ``folder`` saved again in float16, as ``model.half().save_pretrained(...)`` does."""
+    from transformers import AutoModel
+
+    half = tmp_path / f"{folder.name}-fp16"
+    AutoModel.from_pretrained(folder, dtype=torch.float32).half().save_pretrained(half)
+    assert json.loads((half / "config.json").read_text())["dtype"] == "float16"
+    return half
+
+
+def test_a_float16_folder_loads_in_float32_and_trains(tmp_path, tiny_ssl, caplog):
+    from transformers import AutoModel
+
+    folder = tiny_ssl("wav2vec2", tmp_path)
+    half = _half_copy(folder, tmp_path)
+    with caplog.at_level("INFO", logger="voxface"):
+        encoder = SSLEncoder.from_pretrained(half, embedding_size=8)
+    assert f"{half}: saved as float16 (config.json), loaded in float32" in caplog.text
+    assert {p.dtype for p in encoder.parameters()} == {torch.float32}
+    saved = AutoModel.from_pretrained(half, dtype="auto").state_dict()  # what the file holds, in float16
+    assert next(iter(saved.values())).dtype == torch.float16
+    for name, value in encoder.model.state_dict().items():
+        assert torch.equal(value, saved[name].float()), name
+    # one training step in float32 (before, the first forward failed: "Input type (float) and bias type (Half)")
+    optimizer = torch.optim.Adam([p for p in encoder.parameters() if p.requires_grad], lr=1e-3)
+    before = encoder.projection.weight.detach().clone()
+    loss = encoder(torch.randn(2, 8000), torch.tensor([8000, 6000])).pow(2).mean()
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss.detach()) and not torch.equal(before, encoder.projection.weight)
+
+
+def test_waveform_normalisation_follows_the_preprocessor_else_the_config(tmp_path, tiny_ssl, caplog):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    group, layer = tiny_ssl("wav2vec2", tmp_path), tiny_ssl("wav2vec2", tmp_path, layer_norm=True)
+    assert not (group / "preprocessor_config.json").exists()  # save_pretrained on the model alone writes none
+    with caplog.at_level("INFO", logger="voxface"):
+        assert SSLEncoder.from_pretrained(group).normalize_waveform is False
+        assert SSLEncoder.from_pretrained(layer).normalize_waveform is True
+    assert f"{layer}: waveform normalisation on (no preprocessor_config.json; config.json has " \
+           "feat_extract_norm='layer'" in caplog.text
+    assert f"{group}: waveform normalisation off (no preprocessor_config.json; " in caplog.text
+    # a saved feature extractor wins, both ways
+    Wav2Vec2FeatureExtractor(do_normalize=False).save_pretrained(layer)
+    Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(group)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="voxface"):
+        assert SSLEncoder.from_pretrained(layer).normalize_waveform is False
+        assert SSLEncoder.from_pretrained(group).normalize_waveform is True
+    assert "waveform normalisation on (do_normalize=true in preprocessor_config.json)" in caplog.text
+    # a preprocessor_config.json without the key means transformers' default, True; an unreadable one is named
+    (layer / "preprocessor_config.json").write_text(json.dumps({"feature_size": 1}))
+    assert SSLEncoder.from_pretrained(layer).normalize_waveform is True
+    (layer / "preprocessor_config.json").write_text("{not json")
+    with pytest.raises(WeightsError, match=rf"^{layer / 'preprocessor_config.json'} cannot be read: "):
+        SSLEncoder.from_pretrained(layer)
+
+
+def test_normalisation_matters_to_a_layer_norm_model_only(tmp_path, tiny_ssl):
+    """Why deriving it from feat_extract_norm is safe: a group-norm feature encoder normalises each channel over
+    time right after its first (linear) convolution, which removes the waveform's offset and scale anyway."""
+    wave = 0.05 * torch.randn(2, 16000) + 0.01
+    cosines = {}
+    for name, layer_norm in (("group", False), ("layer", True)):
+        folder = tiny_ssl("wav2vec2", tmp_path, layer_norm=layer_norm)
+        raw, normalised = (SSLEncoder.from_pretrained(folder, embedding_size=None, normalize_waveform=flag).eval()
+                           for flag in (False, True))
+        with torch.no_grad():
+            cosines[name] = float(torch.nn.functional.cosine_similarity(raw(wave), normalised(wave)).min())
+    assert cosines["group"] > 0.99999 and cosines["layer"] < 0.9  # measured: 0.9999999 and 0.45
+
+
+def test_training_checkpoints_and_wrapped_state_dicts_load(tmp_path):
+    torch.manual_seed(0)
+    net = iresnet18(width=0.25, num_features=16, input_size=32)
+    faces = torch.randn(2, 3, 32, 32)
+    # insightface arcface_torch's checkpoint_gpu_0.pt (train_v2.py with save_all_states): the backbone beside the
+    # softmax head, optimizer and scheduler states, after a training step
+    head = torch.nn.Linear(16, 10, bias=False)
+    optimizer = torch.optim.SGD(list(net.parameters()) + list(head.parameters()), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=100, power=2)
+    head(net(faces)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    net.eval()
+    with torch.no_grad():
+        reference = net(faces)
+    checkpoint = {"epoch": 3, "global_step": 1200, "state_dict_backbone": net.state_dict(),
+                  "state_dict_softmax_fc": head.state_dict(), "state_optimizer": optimizer.state_dict(),
+                  "state_lr_scheduler": scheduler.state_dict()}
+    torch.save(checkpoint, tmp_path / "checkpoint_gpu_0.pt")
+    ddp = {f"module.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"model": ddp, "epoch": 3}, tmp_path / "model_key.pt")
+    torch.save({"model_state_dict": net.state_dict(), "optimizer_state_dict": optimizer.state_dict()},
+               tmp_path / "tutorial.pt")
+    for name in ("checkpoint_gpu_0.pt", "model_key.pt", "tutorial.pt"):
+        loaded = load_insightface_backbone(tmp_path / name).eval()
+        with torch.no_grad():
+            assert torch.equal(loaded(faces), reference), name
+    # nothing to find: one line with the top-level keys it saw
+    torch.save({"optimizer": optimizer.state_dict(), "epoch": 3}, tmp_path / "optimizer_only.pt")
+    with pytest.raises(WeightsError, match=rf"^{tmp_path / 'optimizer_only.pt'} holds no state dict .* under "
+                                           r"state_dict_backbone, state_dict, model_state_dict, model; its top-level "
+                                           r"keys are optimizer, epoch$"):
+        load_insightface_backbone(tmp_path / "optimizer_only.pt")
+    torch.save(net, tmp_path / "whole.pth")  # a whole model, not its weights
+    with pytest.raises(WeightsError, match=r"whole.pth is not a readable PyTorch weights file: it holds a pickled "
+                                           r"voxface.models.iresnet.IResNet, .*state_dict\(\), path\)$"):
+        load_insightface_backbone(tmp_path / "whole.pth")
+    torch.save([net.state_dict()], tmp_path / "list.pt")
+    with pytest.raises(WeightsError, match=r"list.pt holds no state dict .*; it holds a list$"):
+        load_insightface_backbone(tmp_path / "list.pt")
+
+
+def test_every_loading_error_names_the_file(tmp_path, tiny_ssl):
+    torch.save(ECAPATDNN(**TINY_ECAPA).state_dict(), tmp_path / "ecapa.ckpt")
+    with pytest.raises(WeightsError, match=rf"^{tmp_path / 'ecapa.ckpt'} is not an arcface_torch IResNet state dict"):
+        load_insightface_backbone(tmp_path / "ecapa.ckpt")
+    torch.save(iresnet18(width=0.25).state_dict(), tmp_path / "iresnet.pth")
+    with pytest.raises(WeightsError, match=rf"^{tmp_path / 'iresnet.pth'} is not a SpeechBrain ECAPA-TDNN state dict"):
+        load_speechbrain_ecapa(tmp_path / "iresnet.pth")
+    torch.save({"format": "voxface-encoder/1", "kind": "ecapa", "config": {}}, tmp_path / "empty.pt")
+    with pytest.raises(WeightsError, match=rf"^{tmp_path / 'empty.pt'} is a voxface encoder checkpoint without"):
+        load_encoder(tmp_path / "empty.pt")
+    folder = tiny_ssl("wav2vec2", tmp_path)
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(WeightsError, match=rf"^{folder}: the weights do not load: [^\n]*$"):
+        SSLEncoder.from_pretrained(folder)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
+import voxface
 from voxface.errors import WeightsError
+from voxface.media.fbank import FBANKS
 from voxface.models.ecapa import ECAPATDNN
 from voxface.models.iresnet import iresnet
 from voxface.models.loading import ecapa_config, iresnet_config, load_strict, read_weights
 from voxface.models.mapping import FeatureMapping
 from voxface.models.voiceface import VoiceFaceModel
-from voxface.training.config import TrainConfig, audio_front_end
+from voxface.training.config import FRONT_END_KEY, TrainConfig, UnknownConfigKey, audio_front_end
+
+log = logging.getLogger("voxface")
 
 
 def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -26,36 +32,76 @@ def run_name(checkpoint: str | Path) -> str:
     return path.parent.parent.name if path.parent.name == "checkpoints" and path.parent.parent.name else path.stem
 
 
+def _another_version(path: str | Path, blob: dict[str, Any], what: str) -> WeightsError:
+    written = blob.get("voxface_version")
+    by = f"; it was written by voxface {written}" if written and written != voxface.__version__ else ""
+    return WeightsError(f"{path} comes from another voxface version: {what} is unknown to this voxface "
+                        f"({voxface.__version__}){by}")
+
+
+def _front_end(path: str | Path, blob: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
+    """The front end the checkpoint records (``VoiceFaceModel.front_end()``); an older checkpoint that records
+    none gets today's derivation from its config, with a warning."""
+    front = blob.get(FRONT_END_KEY)
+    ecapa = config.audio.encoder == "ecapa"
+    if front is None:
+        if ecapa:
+            front = {"input": "fbank", "fbank": audio_front_end(config), "settings": None}
+            said = (f"{front['fbank']} fbank from audio.features={config.audio.features} and "
+                    f"audio.weights={config.audio.weights or 'none'}")
+        else:
+            front = {"input": "waveform", "normalize_waveform": bool(blob.get("voxface_audio_normalize_waveform"))}
+            said = f"waveform normalisation {'on' if front['normalize_waveform'] else 'off'}"
+        log.warning("%s records no audio front end (written by an older voxface): using %s; if the run was "
+                    "trained with another, its scores are wrong", path, said)
+        return front
+    expected = "fbank" if ecapa else "waveform"
+    if not isinstance(front, dict) or front.get("input") != expected or (ecapa and front.get("fbank") not in FBANKS):
+        raise _another_version(path, blob, f"its recorded audio front end {front!r}")
+    return front
+
+
 def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
-    """The ``VoiceFaceModel`` (eval mode) and the training configuration stored in a checkpoint."""
+    """The ``VoiceFaceModel`` (eval mode) and the training configuration stored in a checkpoint.
+
+    The audio front end is the one the checkpoint records (``voxface_front_end``), never re-derived from
+    ``audio.features`` / ``audio.weights``. Raises ``WeightsError`` naming the file when it is no
+    ``voxface train`` checkpoint, comes from another voxface version, or does not fit the model.
+    """
     blob = read_weights(path)
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob.get("hyper_parameters", {}):
         raise WeightsError(f"{path} is not a 'voxface train' checkpoint (no state_dict / hyper_parameters.config)")
-    config = TrainConfig.from_dict(blob["hyper_parameters"]["config"], str(path))
+    try:
+        config = TrainConfig.from_dict(blob["hyper_parameters"]["config"], str(path))
+    except UnknownConfigKey as err:
+        raise _another_version(path, blob, f"its config key '{err.key}'") from None
+    front = _front_end(path, blob, config)
     state = blob["state_dict"]
     teacher_state = _part(state, "model.teacher.")
-    teacher = load_strict(iresnet(**iresnet_config(teacher_state)), teacher_state, f"{path} (teacher)")
+    teacher = load_strict(iresnet(**iresnet_config(teacher_state, f"{path} (teacher)")), teacher_state,
+                          f"{path} (teacher)")
     audio_state = _part(state, "model.audio.")
     if config.audio.encoder == "ecapa":
-        audio: torch.nn.Module = ECAPATDNN(**ecapa_config(audio_state))
+        audio: torch.nn.Module = ECAPATDNN(**ecapa_config(audio_state, source=f"{path} (audio encoder)"))
     else:
-        from transformers import AutoConfig, AutoModel
+        from voxface.models.ssl import SSLEncoder, model_from_config
 
-        from voxface.models.ssl import SSLEncoder
-
-        hf = dict(blob.get("voxface_audio_hf_config") or {})
+        hf = blob.get("voxface_audio_hf_config")
         if not hf:
             raise WeightsError(f"{path} lacks the SSL encoder's configuration (voxface_audio_hf_config)")
-        hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
-        audio = SSLEncoder(AutoModel.from_config(hf_config), embedding_size=config.audio.embedding_size,
+        audio = SSLEncoder(model_from_config(hf, str(path)), embedding_size=config.audio.embedding_size,
                            layer_weighting=config.audio.layer_weighting,
-                           normalize_waveform=bool(blob.get("voxface_audio_normalize_waveform", False)))
+                           normalize_waveform=bool(front["normalize_waveform"]))
     load_strict(audio, audio_state, f"{path} (audio encoder)")
     mapping = FeatureMapping(teacher.num_features, audio.embedding_size, tuple(config.mapping.hidden),
                              config.mapping.norm, config.mapping.dropout, config.mapping.activation)
     load_strict(mapping, _part(state, "model.mapping."), f"{path} (mapping)")
-    model = VoiceFaceModel(teacher, mapping, audio, config.audio.mean_norm, specaugment=False, teacher_frozen=True,
-                           features=audio_front_end(config))
+    try:
+        model = VoiceFaceModel(teacher, mapping, audio, config.audio.mean_norm, specaugment=False,
+                               teacher_frozen=True, features=front.get("fbank") or "kaldi",
+                               fbank_settings=front.get("settings"))
+    except TypeError as err:  # settings this version's fbank does not take
+        raise _another_version(path, blob, f"its recorded fbank settings ({err})") from None
     return model.eval(), config
 
 

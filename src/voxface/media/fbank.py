@@ -70,6 +70,10 @@ class KaldiFbank(nn.Module):
                  frame_shift_ms: float = 10.0, preemphasis: float = 0.97, low_freq: float = 20.0,
                  high_freq: float = 0.0, mean_norm: bool = False, int16_scale: bool = True) -> None:
         super().__init__()
+        # What rebuilds this front end exactly (recorded in training checkpoints)
+        self.settings = dict(sample_rate=sample_rate, num_mel_bins=num_mel_bins, frame_length_ms=frame_length_ms,
+                             frame_shift_ms=frame_shift_ms, preemphasis=preemphasis, low_freq=low_freq,
+                             high_freq=high_freq, mean_norm=mean_norm, int16_scale=int16_scale)
         self.window_size = int(sample_rate * frame_length_ms / 1000)
         self.window_shift = int(sample_rate * frame_shift_ms / 1000)
         self.padded_window = 1 << math.ceil(math.log2(self.window_size))
@@ -126,6 +130,10 @@ class SpeechBrainFbank(nn.Module):
                  frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0, top_db: float = 80.0,
                  amin: float = 1e-10, mean_norm: bool = True) -> None:
         super().__init__()
+        # What rebuilds this front end exactly (recorded in training checkpoints)
+        self.settings = dict(sample_rate=sample_rate, num_mel_bins=num_mel_bins, n_fft=n_fft,
+                             frame_length_ms=frame_length_ms, frame_shift_ms=frame_shift_ms, top_db=top_db, amin=amin,
+                             mean_norm=mean_norm)
         self.n_fft, self.top_db, self.amin, self.mean_norm = n_fft, top_db, amin, mean_norm
         self.window_size = int(round(sample_rate * frame_length_ms / 1000))
         self.window_shift = int(round(sample_rate * frame_shift_ms / 1000))
@@ -157,3 +165,6 @@ class SpeechBrainFbank(nn.Module):
         db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - self.top_db)  # per utterance, as SpeechBrain
         frame_lengths = self.num_frames(lengths.to(wave.device))
         return (mean_normalise(db, frame_lengths) if self.mean_norm else db), frame_lengths
+
+
+FBANKS: dict[str, type[KaldiFbank] | type[SpeechBrainFbank]] = {"kaldi": KaldiFbank, "speechbrain": SpeechBrainFbank}

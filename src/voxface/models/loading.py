@@ -14,7 +14,6 @@ raises ``WeightsError`` listing the missing, unexpected and mis-shaped keys.
 from __future__ import annotations
 
 import math
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -40,18 +39,48 @@ def read_weights(path: str | Path) -> dict[str, Any]:
         raise WeightsError(f"weights file {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+    except Exception as err:  # the one reader: whatever torch.load raises becomes one line naming the file
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if refused:  # weights_only refuses objects whose unpickling could run code, e.g. torch.save(model)
+            raise WeightsError(f"{path} is not a readable PyTorch weights file: it holds a pickled "
+                               f"{refused.group(1)}, which voxface does not unpickle (it could run code); save "
+                               "the weights alone: torch.save(model.state_dict(), path)") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WeightsError(f"{path} is not a readable PyTorch weights file: {first}") from None
 
 
+# Where training scripts keep the weights inside a larger dict, looked for in this order. insightface's
+# arcface_torch (recognition/arcface_torch/train_v2.py) saves checkpoint_gpu_<rank>.pt as {"epoch", "global_step",
+# "state_dict_backbone", "state_dict_softmax_fc", "state_optimizer", "state_lr_scheduler"}; "state_dict" is
+# Lightning's and many scripts'; "model_state_dict" is PyTorch's saving tutorial's; "model" is common elsewhere.
+STATE_DICT_KEYS = ("state_dict_backbone", "state_dict", "model_state_dict", "model")
+
+
+def _is_state_dict(value: Any) -> bool:
+    return (isinstance(value, dict) and bool(value) and all(isinstance(k, str) for k in value)
+            and all(isinstance(v, torch.Tensor) for v in value.values()))
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A plain state dict from a file that may wrap it (``{"state_dict": ...}``) or prefix it (``module.``)."""
-    state = read_weights(path)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path} does not hold a state dict (a mapping of parameter names to tensors)")
+    """A plain state dict (parameter name -> tensor) from a file that holds one, wraps it in a training
+    checkpoint (under one of ``STATE_DICT_KEYS``, e.g. arcface_torch's ``checkpoint_gpu_0.pt``) or prefixes
+    every name with DistributedDataParallel's ``module.``.
+
+    Raises ``WeightsError`` naming the file (and the top-level keys it saw) when none is found.
+    """
+    blob = read_weights(path)
+    state = blob if _is_state_dict(blob) else None
+    if state is None and isinstance(blob, dict):
+        state = next((blob[key] for key in STATE_DICT_KEYS if _is_state_dict(blob.get(key))), None)
+    if state is None:
+        if isinstance(blob, dict):
+            keys = [str(k) for k in blob]
+            seen = f"its top-level keys are {', '.join(keys[:12])}{' ...' if len(keys) > 12 else ''}" if keys \
+                else "it is an empty dict"
+        else:
+            seen = f"it holds a {type(blob).__name__}"
+        raise WeightsError(f"{path} holds no state dict (parameter names -> tensors) at its top level or under "
+                           f"{', '.join(STATE_DICT_KEYS)}; {seen}")
     if all(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
     return state
@@ -80,37 +109,39 @@ def _blocks(state: dict[str, torch.Tensor], prefix: str) -> int:
     return len({int(m.group(1)) for k in state if (m := pattern.match(k))})
 
 
-def iresnet_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Depth, width, input size and embedding size of an IResNet state dict."""
+def iresnet_config(state: dict[str, torch.Tensor], source: str = "the state dict") -> dict[str, Any]:
+    """Depth, width, input size and embedding size of an IResNet state dict (``source`` names it in errors)."""
     try:
         layers = tuple(_blocks(state, f"layer{i}") for i in range(1, 5))
         depth = next((d for d, spec in LAYERS.items() if spec == layers), None)
         if depth is None:
-            raise WeightsError(f"not an arcface_torch IResNet state dict: blocks per stage {layers} match no "
-                               f"known depth {sorted(LAYERS)}")
+            raise WeightsError(f"{source} is not an arcface_torch IResNet state dict: blocks per stage {layers} "
+                               f"match no known depth {sorted(LAYERS)}")
         last = state["layer4.0.conv2.weight"].shape[0]
         width = state["fc.weight"].shape[1]
         cells = width // last
         side = math.isqrt(cells)
         if width % last or side * side != cells or side == 0:
             # fc sees (last stage's channels) x side x side features, side = input size / 16
-            raise WeightsError(f"the input size cannot be inferred: fc takes {width} features, which is not "
-                               f"{last} channels times a square number of cells (input size / 16 squared)")
+            raise WeightsError(f"{source}: the input size cannot be inferred: fc takes {width} features, which is "
+                               f"not {last} channels times a square number of cells (input size / 16 squared)")
         return {"depth": depth, "width": state["conv1.weight"].shape[0] / 64,
                 "input_size": 16 * math.isqrt(cells), "num_features": state["fc.weight"].shape[0]}
     except KeyError as err:
-        raise WeightsError(f"not an arcface_torch IResNet state dict: no key {err}") from None
+        raise WeightsError(f"{source} is not an arcface_torch IResNet state dict: no key {err}") from None
 
 
 def load_insightface_backbone(path: str | Path) -> IResNet:
     """An insightface ``arcface_torch`` IResNet ``backbone.pth`` (or one ``voxface pretrain-face`` wrote)."""
     state = read_state_dict(path)
-    config = iresnet_config(state)
+    config = iresnet_config(state, str(path))
     return load_strict(iresnet(**config), state, str(path))
 
 
-def ecapa_config(state: dict[str, torch.Tensor], dilations: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """Channels, kernels, attention, Res2Net scale, SE and embedding sizes of an ECAPA-TDNN state dict.
+def ecapa_config(state: dict[str, torch.Tensor], dilations: tuple[int, ...] | None = None,
+                 source: str = "the state dict") -> dict[str, Any]:
+    """Channels, kernels, attention, Res2Net scale, SE and embedding sizes of an ECAPA-TDNN state dict
+    (``source`` names it in errors).
 
     Dilations leave no trace in the weights: SpeechBrain's (1, 2, 3, 4, 1) unless given.
     """
@@ -131,7 +162,7 @@ def ecapa_config(state: dict[str, torch.Tensor], dilations: tuple[int, ...] | No
             "embedding_size": state["fc.conv.weight"].shape[0],
         }
     except KeyError as err:
-        raise WeightsError(f"not a SpeechBrain ECAPA-TDNN state dict: no key {err}") from None
+        raise WeightsError(f"{source} is not a SpeechBrain ECAPA-TDNN state dict: no key {err}") from None
     default = (1, 2, 3, 4, 1) if len(config["channels"]) == 5 else (1,) * len(config["channels"])
     config["dilations"] = tuple(dilations or default)
     return config
@@ -140,7 +171,7 @@ def ecapa_config(state: dict[str, torch.Tensor], dilations: tuple[int, ...] | No
 def load_speechbrain_ecapa(path: str | Path, dilations: tuple[int, ...] | None = None) -> ECAPATDNN:
     """SpeechBrain's ``embedding_model.ckpt`` (e.g. ``spkrec-ecapa-voxceleb``) as an ECAPATDNN."""
     state = read_state_dict(path)
-    return load_strict(ECAPATDNN(**ecapa_config(state, dilations)), state, str(path))
+    return load_strict(ECAPATDNN(**ecapa_config(state, dilations, str(path))), state, str(path))
 
 
 # ---------------------------------------------------------------- this project's encoder checkpoints
@@ -177,19 +208,17 @@ def load_encoder(path: str | Path) -> nn.Module:
     blob = read_weights(path)
     if not isinstance(blob, dict) or blob.get("format") != ENCODER_FORMAT:
         raise WeightsError(f"{path} is not a voxface encoder checkpoint (expected format {ENCODER_FORMAT})")
-    kind, config = blob["kind"], dict(blob["config"])
+    kind, config, state = blob.get("kind"), dict(blob.get("config") or {}), blob.get("state_dict")
+    if not _is_state_dict(state):
+        raise WeightsError(f"{path} is a voxface encoder checkpoint without its weights (no state_dict)")
     if kind == "iresnet":
         model: nn.Module = iresnet(**config)
     elif kind == "ecapa":
         model = ECAPATDNN(**config)
     elif kind == "ssl":
-        from transformers import AutoConfig, AutoModel
+        from voxface.models.ssl import SSLEncoder, model_from_config
 
-        from voxface.models.ssl import SSLEncoder
-
-        hf = dict(config.pop("hf_config"))
-        hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
-        model = SSLEncoder(AutoModel.from_config(hf_config), **config)
+        model = SSLEncoder(model_from_config(config.pop("hf_config", {}), str(path)), **config)
     else:
         raise WeightsError(f"{path}: unknown encoder kind {kind!r}")
-    return load_strict(model, blob["state_dict"], str(path))
+    return load_strict(model, state, str(path))

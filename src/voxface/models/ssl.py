@@ -9,6 +9,13 @@ the CNN feature encoder (``feature_extractor._freeze_parameters()``) is not save
 so it is applied whenever the encoder is built; "group-norm" models (the base ones) change their
 outputs with padding even with an attention mask, so clips of different lengths are encoded one by one.
 
+Weights are always loaded in float32, whatever dtype the folder was saved in (transformers 5 would
+otherwise keep a float16 save in float16). Waveform normalisation follows the folder's
+``preprocessor_config.json`` (``do_normalize``) when there is one; without it (``save_pretrained`` on
+the model alone writes none), it follows ``feat_extract_norm`` in ``config.json``: fairseq pairs a
+"layer"-norm feature encoder with zero-mean unit-variance waveforms and a "group"-norm one with raw
+waveforms (facebookresearch/fairseq#4687).
+
 Example:
     >>> encoder = SSLEncoder.from_pretrained("/models/wav2vec2-base", embedding_size=192)  # doctest: +SKIP
     >>> encoder(torch.randn(4, 32000)).shape  # doctest: +SKIP
@@ -18,7 +25,9 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +35,51 @@ from torch import nn
 from voxface.errors import WeightsError
 
 SUPPORTED = ("wav2vec2", "hubert", "wavlm")
+log = logging.getLogger("voxface")
+
+
+def _float32() -> dict[str, torch.dtype]:
+    """The keyword that makes transformers build or load a model in float32: ``dtype`` since 4.56
+    (huggingface/transformers#39782), ``torch_dtype`` before."""
+    import transformers
+    from packaging.version import Version
+
+    return {"dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype": torch.float32}
+
+
+def model_from_config(hf_config: dict[str, Any], source: str) -> nn.Module:
+    """A randomly initialised float32 Wav2vec 2.0 / HuBERT / WavLM from a ``config.to_dict()`` (``source``, the file
+    it was stored in, names it in errors); weights are loaded into it afterwards."""
+    from transformers import AutoConfig, AutoModel
+
+    hf = dict(hf_config)
+    try:
+        config = AutoConfig.for_model(hf.pop("model_type"), **hf)
+    except (KeyError, ValueError) as err:
+        raise WeightsError(f"{source}: the stored SSL encoder configuration cannot be read: {err}") from None
+    return AutoModel.from_config(config, **_float32())
+
+
+def waveform_normalisation(directory: Path, config: Any) -> tuple[bool, str]:
+    """Whether the model in ``directory`` expects zero-mean unit-variance waveforms, and why (for the log).
+
+    ``preprocessor_config.json``'s ``do_normalize`` when present (absent from it: True, the default of
+    transformers' Wav2Vec2FeatureExtractor); otherwise ``feat_extract_norm`` == "layer", as fairseq pretrains
+    them (a layer-norm feature encoder with normalised input, a group-norm one with raw input: fairseq#4687).
+    """
+    preprocessor = directory / "preprocessor_config.json"
+    if preprocessor.is_file():
+        try:
+            settings = json.loads(preprocessor.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise WeightsError(f"{preprocessor} cannot be read: {err}") from None
+        if not isinstance(settings, dict):
+            raise WeightsError(f"{preprocessor} must hold a JSON object, got {type(settings).__name__}")
+        value = bool(settings.get("do_normalize", True))
+        return value, f"do_normalize={str(value).lower()} in {preprocessor.name}"
+    norm = getattr(config, "feat_extract_norm", "group")
+    return norm == "layer", (f"no preprocessor_config.json; config.json has feat_extract_norm={norm!r}, which "
+                             f"fairseq pretrains on {'normalised' if norm == 'layer' else 'raw'} waveforms")
 
 
 class SSLEncoder(nn.Module):
@@ -65,7 +119,11 @@ class SSLEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, apply_spec_augment: bool = False, **kwargs) -> SSLEncoder:
-        """Load a Wav2vec 2.0 / HuBERT / WavLM ``save_pretrained`` folder (config.json + weights)."""
+        """Load a Wav2vec 2.0 / HuBERT / WavLM ``save_pretrained`` folder (config.json + weights) in float32;
+        ``normalize_waveform`` defaults to what ``waveform_normalisation`` reads from the folder (logged).
+
+        Raises ``WeightsError`` naming the folder when it is not a supported model folder or does not load.
+        """
         from transformers import AutoConfig, AutoModel
         from transformers.utils import logging as hf_logging
 
@@ -81,14 +139,20 @@ class SSLEncoder(nn.Module):
             raise WeightsError(f"{directory} holds a {config.model_type!r} model; supported: {SUPPORTED}")
         config.layerdrop = 0.0
         config.apply_spec_augment = apply_spec_augment
-        try:
-            model = AutoModel.from_pretrained(directory, config=config, local_files_only=True)
-        except (OSError, ValueError, RuntimeError) as err:
-            raise WeightsError(f"{directory}: the weights do not load: {err}") from None
+        # the dtype config.json gives: "dtype" since transformers 4.56, "torch_dtype" before (read without the
+        # deprecated property, which logs a warning)
+        saved = vars(config).get("dtype") or vars(config).get("torch_dtype")
+        try:  # float32 said explicitly: transformers 5 would keep a float16 save in float16 (dtype "auto")
+            model = AutoModel.from_pretrained(directory, config=config, local_files_only=True, **_float32())
+        except Exception as err:  # one line naming the folder, whatever transformers or safetensors raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise WeightsError(f"{directory}: the weights do not load: {first}") from None
+        if saved is not None and str(saved).removeprefix("torch.") != "float32":
+            log.info("%s: saved as %s (config.json), loaded in float32", directory, str(saved).removeprefix("torch."))
         if "normalize_waveform" not in kwargs:
-            preprocessor = directory / "preprocessor_config.json"
-            if preprocessor.is_file():
-                kwargs["normalize_waveform"] = bool(json.loads(preprocessor.read_text()).get("do_normalize", False))
+            kwargs["normalize_waveform"], why = waveform_normalisation(directory, config)
+            log.info("%s: waveform normalisation %s (%s)", directory, "on" if kwargs["normalize_waveform"] else "off",
+                     why)
         return cls(model, **kwargs)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

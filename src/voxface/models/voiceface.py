@@ -7,11 +7,13 @@ here on the model's device; SSL encoders take the waveform.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxface.media.fbank import KaldiFbank, SpeechBrainFbank
+from voxface.media.fbank import FBANKS
 from voxface.media.specaugment import SpecAugment
 from voxface.models.ecapa import ECAPATDNN
 from voxface.models.iresnet import IResNet
@@ -20,13 +22,17 @@ from voxface.models.mapping import FeatureMapping
 
 class VoiceFaceModel(nn.Module):
     def __init__(self, teacher: IResNet, mapping: FeatureMapping, audio: nn.Module, mean_norm: bool = True,
-                 specaugment: bool = True, teacher_frozen: bool = True, features: str = "kaldi") -> None:
+                 specaugment: bool = True, teacher_frozen: bool = True, features: str = "kaldi",
+                 fbank_settings: dict[str, Any] | None = None) -> None:
+        """``features``: the fbank kind of an ECAPA encoder ("kaldi" or "speechbrain"); ``fbank_settings`` (as a
+        checkpoint recorded them, ``front_end()``) replace its defaults and ``mean_norm``."""
         super().__init__()
         self.teacher, self.mapping, self.audio = teacher, mapping, audio
         self.teacher_frozen = teacher_frozen
         self.uses_fbank = isinstance(audio, ECAPATDNN)
-        front_end = SpeechBrainFbank if features == "speechbrain" else KaldiFbank
-        self.fbank = front_end(mean_norm=mean_norm) if self.uses_fbank else None
+        self.features = features if self.uses_fbank else None
+        settings = fbank_settings if fbank_settings is not None else {"mean_norm": mean_norm}
+        self.fbank = FBANKS[features](**settings) if self.uses_fbank else None
         self.specaugment = SpecAugment() if self.uses_fbank and specaugment else None
         if teacher_frozen:
             self.teacher.requires_grad_(False)
@@ -40,6 +46,14 @@ class VoiceFaceModel(nn.Module):
     @property
     def face_size(self) -> int:
         return self.teacher.input_size
+
+    def front_end(self) -> dict[str, Any]:
+        """What turns a 16 kHz waveform into the audio encoder's input, enough to rebuild it exactly:
+        ``{"input": "fbank", "fbank": kind, "settings": {...}}`` or
+        ``{"input": "waveform", "normalize_waveform": bool}``."""
+        if self.fbank is not None:
+            return {"input": "fbank", "fbank": self.features, "settings": dict(self.fbank.settings)}
+        return {"input": "waveform", "normalize_waveform": bool(getattr(self.audio, "normalize_waveform", False))}
 
     def teacher_embeddings(self, faces: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) normalised faces -> T (B, teacher dim)."""

@@ -23,6 +23,14 @@ AUDIO_ENCODERS = ("ecapa", "wav2vec2", "hubert", "wavlm")
 SCHEDULES = ("step", "tristage", "constant")
 
 
+class UnknownConfigKey(ConfigError):
+    """A configuration names a key this version does not have (``key``: its dotted name)."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass
 class DataConfig:
     root: str = ""  # VoxCeleb1-layout root (wav/ and unzippedFaces/ below it)
@@ -178,7 +186,8 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(f"{source}: {_unknown_key(prefix + str(unknown[0]), list(fields))}")
+        key = prefix + str(unknown[0])
+        raise UnknownConfigKey(f"{source}: {_unknown_key(key, list(fields))}", key)
     values = {}
     for name, value in data.items():
         hint = hints[name]
@@ -309,6 +318,10 @@ def voxceleb_leakage(config: TrainConfig) -> str | None:
                 "it has heard 237 of the 250 VoxCeleb1 unseen-unheard test identities, so unseen-unheard numbers "
                 "overstate how the method generalises to unheard voices")
     return None
+
+
+# Where a training checkpoint records the front end it was trained with (AlignmentModule.on_save_checkpoint)
+FRONT_END_KEY = "voxface_front_end"
 
 
 def audio_front_end(config: TrainConfig) -> str:

@@ -200,6 +200,25 @@ def format_probes(probes: dict) -> str:
             f"mean face-knob R2 {probes['mean_knob_r2']:.2f}")
 
 
+# What a resumed teacher run may change: how long it trains, how often it checkpoints, its loader workers.
+RESUMABLE = {"epochs", "checkpoint_every", "workers"}
+
+
+def _check_resume(blob: object, config: FaceTeacherConfig, num_classes: int, last: Path) -> None:
+    """A resumed run must build the model its checkpoint holds: said naming the file, before Lightning's own
+    strict loading fails with a traceback."""
+    saved = blob.get("hyper_parameters", {}) if isinstance(blob, dict) else {}
+    before, now = dict(saved.get("config") or {}), asdict(config)
+    changed = [key for key in now if key not in RESUMABLE and key in before and before[key] != now[key]]
+    if changed:
+        key = changed[0]
+        raise ConfigError(f"--resume: {last} was trained with {key}={before[key]!r}, not {now[key]!r}; only "
+                          f"{', '.join(sorted(RESUMABLE))} may change")
+    if saved.get("num_classes", num_classes) != num_classes:
+        raise ConfigError(f"--resume: {last} was trained on {saved['num_classes']} identities, --data now gives "
+                          f"{num_classes}; resume on the same face folder")
+
+
 def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacherConfig | None = None,
                           resume: bool = False, progress: bool = True) -> dict:
     """Train, checkpoint (resumable), evaluate on held-out identities, write ``backbone.pth`` and ``teacher.json``."""
@@ -219,7 +238,8 @@ def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacher
     if resume and not last.is_file():  # as 'voxface train --resume' does: never a silent fresh start
         raise ConfigError(f"--resume: {last} does not exist; start the teacher run without --resume")
     if resume:
-        read_weights(last)  # safe loading first: a file carrying code is refused before Lightning opens it
+        # safe loading first: a file carrying code is refused before Lightning opens it
+        _check_resume(read_weights(last), config, len(train_names), last)
     if not resume and last.exists():
         raise ConfigError(f"{out} already has a teacher run; pass --resume to continue it or choose another --out")
 

@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 
+import voxface
 from voxface.errors import VoxfaceError
 from voxface.losses.alignment import AlignmentLoss
 from voxface.losses.distributed import gather_with_grad
@@ -17,7 +18,7 @@ from voxface.models.loading import load_insightface_backbone, load_speechbrain_e
 from voxface.models.mapping import FeatureMapping
 from voxface.models.ssl import SSLEncoder
 from voxface.models.voiceface import VoiceFaceModel
-from voxface.training.config import TrainConfig, audio_front_end
+from voxface.training.config import FRONT_END_KEY, TrainConfig, audio_front_end
 from voxface.training.data import auc
 from voxface.training.schedules import step_schedule, tristage_schedule
 
@@ -102,7 +103,14 @@ class AlignmentModule(L.LightningModule):
         # What evaluation needs to rebuild the model from the checkpoint alone, without the original files.
         if isinstance(self.model.audio, SSLEncoder):
             checkpoint["voxface_audio_hf_config"] = self.model.audio.config.to_dict()
+            # read by voxface versions older than the front-end record below
             checkpoint["voxface_audio_normalize_waveform"] = self.model.audio.normalize_waveform
+        # The front end as resolved now (fbank kind and settings, or waveform normalisation), the crops and the face
+        # size: loading uses these, never re-deriving them from audio.features / audio.weights (evaluation/checkpoint)
+        checkpoint[FRONT_END_KEY] = {**self.model.front_end(), "crop_seconds": self.config.data.crop_seconds,
+                                     "val_crop_seconds": self.config.data.val_crop_seconds,
+                                     "face_size": self.model.face_size}
+        checkpoint["voxface_version"] = voxface.__version__
 
     # ---------------------------------------------------------------- training
 
