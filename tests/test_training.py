@@ -1,4 +1,11 @@
+import csv
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import pytest
@@ -162,24 +169,101 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_term(tiny_run, tmp_path, m
     assert kept["global_step"] == 2  # the last good checkpoint, from before the failing step
 
 
-def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(tiny_run, tmp_path):
+def _last(run):
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+
+
+def _interrupt_after_first_checkpoint(command, run, log, guard=600.0):
+    """Start ``command`` in its own process group, press Ctrl-C as a terminal does (SIGINT to the whole group,
+    loader workers included) once it has written its first checkpoint, and return its exit code."""
+    with open(log, "w") as output:
+        # A shell's background job may start with SIGINT ignored, which the child would keep: restore the default.
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        started = time.monotonic()
+        try:
+            while not (run / "checkpoints" / "last.ckpt").exists():  # its own progress, however slow the machine
+                assert process.poll() is None, f"exit {process.returncode} before a checkpoint:\n{log.read_text()}"
+                assert time.monotonic() - started < guard, "hang guard: no checkpoint"
+                time.sleep(0.05)
+            os.killpg(process.pid, signal.SIGINT)
+            return process.wait(timeout=guard)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_run_stopped_anywhere_resumes_exactly(tiny_run, tmp_path, capsys):
+    """Issue 21 item 1: stopped by Ctrl-C inside an epoch, by trainer.max_steps inside an epoch (between two
+    checkpoint steps) and on an epoch boundary, and resumed each time, a run ends as the uninterrupted one: the
+    same weights and validation AUCs. Ctrl-C says where it stopped and how to continue, and exits 130."""
     _, base = tiny_run
-    steps_per_epoch = None
-    straight = train(config_for(base, tmp_path / "straight", "trainer.epochs=2"))
-    steps_per_epoch = straight["steps"] // 2
-    assert steps_per_epoch >= 4
-    # interrupted mid-epoch, then resumed with the full length
-    train(config_for(base, tmp_path / "split", f"trainer.max_steps={steps_per_epoch // 2 + 1}", "trainer.epochs=2"))
-    resumed = train(config_for(base, tmp_path / "split", "trainer.epochs=2"), resume=True)
-    assert resumed["steps"] == straight["steps"]
-    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "split" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    # Dropout draws from the global generators and a loader worker prefetches batches: both must come back.
+    settings = ["trainer.epochs=2", "trainer.checkpoint_every=4", "mapping.dropout=0.3", "data.workers=1"]
+    straight = train(config_for(base, tmp_path / "straight", *settings))
+    per_epoch = straight["steps_per_epoch"]
+    assert straight["steps"] == 2 * per_epoch and per_epoch >= 16 and straight["finished"]
+    metrics = (tmp_path / "straight" / "logs").rglob("metrics.csv")
+    aucs = [float(row["val_auc"]) for row in csv.DictReader(next(metrics).open()) if row["val_auc"]]
+    assert len(aucs) == 2 and aucs[1] == pytest.approx(straight["val_auc"])
+
+    run = tmp_path / "split"
+    code = _interrupt_after_first_checkpoint(
+        [sys.executable, "-m", "voxface", "train", "--config", str(base), f"trainer.out={run}", *settings],
+        run, tmp_path / "train.log")
+    printed = (tmp_path / "train.log").read_text()
+    stopped = re.search(rf"interrupted at step (\d+) \(epoch 1: \d+ of {per_epoch} steps done\); continue with: "
+                        rf"voxface train --config {re.escape(str(run / 'config.yaml'))} --resume", printed)
+    assert code == 130 and stopped, printed
+    step = int(stopped.group(1))
+    assert 4 <= step < per_epoch - 3, "interrupted too late to test resuming inside the epoch"
+    record = json.loads((run / "run.json").read_text())
+    assert (record["steps"], record["epochs"], record["interrupted"], record["finished"]) == (step, 0, True, False)
+    assert _last(run)["global_step"] == step  # saved at the step it stopped at, not at the last multiple of 4
+
+    # trainer.max_steps inside the epoch, off the checkpoint steps: recorded as steps, and raising it continues
+    inside = next(s for s in range(step + 1, per_epoch) if s % 4)
+    assert main(["train", "--config", str(run / "config.yaml"), "--resume", f"trainer.max_steps={inside}"]) == 0
+    assert f"trained to step {inside} (epoch 1: {inside} of {per_epoch} steps done)" in capsys.readouterr().out
+    record = json.loads((run / "run.json").read_text())
+    assert (record["steps"], record["epochs"], record["finished"]) == (inside, 0, True)
+    assert _last(run)["global_step"] == inside
+    with pytest.raises(ConfigError, match=rf"already finished at step {inside} \(epoch 1: {inside} of {per_epoch} "
+                                          rf"steps done\); raise trainer.epochs \(2\) or trainer.max_steps "
+                                          rf"\({inside}\) to continue it"):
+        train(load_config(run / "config.yaml"), resume=True)
+    # trainer.max_steps on the epoch boundary: validated there as the uninterrupted run was
+    boundary = train(load_config(run / "config.yaml", [f"trainer.max_steps={per_epoch}"]), resume=True)
+    assert (boundary["steps"], boundary["epochs"]) == (per_epoch, 1)
+    assert boundary["val_auc"] == pytest.approx(aucs[0], abs=1e-6)
+    # and without a step limit, to the end
+    resumed = train(load_config(run / "config.yaml", ["trainer.max_steps=-1"]), resume=True)
+    assert (resumed["steps"], resumed["epochs"], resumed["finished"]) == (straight["steps"], 2, True)
+    assert resumed["val_auc"] == pytest.approx(straight["val_auc"], abs=1e-6)
+    assert resumed["best_val_auc"] == pytest.approx(straight["best_val_auc"], abs=1e-6)
+    a, b = _last(tmp_path / "straight")["state_dict"], _last(run)["state_dict"]
+    assert a.keys() == b.keys()
     for key in a:
-        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
     with pytest.raises(ConfigError, match="already holds a run"):
         train(config_for(base, tmp_path / "straight"))
     with pytest.raises(ConfigError, match="different loss.ot_weight"):
-        train(config_for(base, tmp_path / "straight", "loss.ot_weight=0.5"), resume=True)
+        train(config_for(base, tmp_path / "straight", *settings, "loss.ot_weight=0.5"), resume=True)
+
+
+def test_the_sampler_refuses_to_hand_out_batches_the_trainer_does_not_expect():
+    """A pass started before a resumed trainer's counters were restored would train the wrong batches: the
+    trainer's check of each batch (PairDataModule) turns that into an error instead of a silent wrong run."""
+    from voxface.media.dataset import IdentityBatchSampler
+
+    sampler, plain = IdentityBatchSampler([3] * 12, 4, seed=0), IdentityBatchSampler([3] * 12, 4, seed=0)
+    plain.set_epoch(1)
+    sampler.follow(lambda: (1, 2))  # the trainer's counters: epoch index 1, two of its batches done
+    assert list(sampler) == list(plain)[2:]
+    sampler.check_next((1, 2))  # the trainer trains that batch
+    with pytest.raises(RuntimeError, match=r"handed out batch 3 of epoch 1 \(counted from 0\) where the trainer is "
+                                           r"at batch 0 of epoch 0"):
+        sampler.check_next((0, 0))
 
 
 def test_a_tiny_voxsynth_run_learns(tiny_run, tmp_path, capsys):
@@ -201,7 +285,7 @@ def test_resuming_a_finished_run_or_a_missing_teacher_run_says_so(tiny_run, tmp_
     root, base = tiny_run
     config = load_config(base, [f"trainer.out={tmp_path / 'run'}", "trainer.epochs=1"])
     train(config)
-    with pytest.raises(ConfigError, match="already finished at 1 epochs; raise trainer.epochs to continue"):
+    with pytest.raises(ConfigError, match=r"already finished at step \d+ \(1 epoch done\); raise trainer.epochs \(1\)"):
         train(config, resume=True)
     with pytest.raises(ConfigError, match="--resume: .*last.ckpt does not exist; start the teacher run without"):
         pretrain_face_teacher(root / "voxsynth" / "teacher_faces", tmp_path / "nothing",

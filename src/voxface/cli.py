@@ -99,6 +99,7 @@ def cmd_pretrain_face(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from voxface.training.config import load_config
+    from voxface.training.resume import position
     from voxface.training.run import train
 
     if args.resume:  # a run resumes with its own saved settings (only what may change, e.g. epochs, from here)
@@ -111,11 +112,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config, args.overrides)
     summary = train(config, resume=args.resume)
+    where = position(summary["steps"], summary["steps_per_epoch"])
+    if summary["interrupted"] and not summary["last_checkpoint"]:
+        print(f"interrupted at {where}, before its first checkpoint: start it again", file=sys.stderr)
+        return 130
     if summary["interrupted"]:
-        print(f"interrupted at step {summary['steps']}; continue with: voxface train --config "
+        print(f"interrupted at {where}; continue with: voxface train --config "
               f"{Path(config.trainer.out) / 'config.yaml'} --resume", file=sys.stderr)
         return 130
-    print(f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['seconds']} s; "
+    print(f"trained to {where} in {summary['seconds']} s; "
           f"validation AUC {summary['val_auc']:.3f} (best {_rounded(summary['best_val_auc'])}); "
           f"run folder {summary['out']}")
     return 0

@@ -156,6 +156,7 @@ def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size
 
 
 def _train_step(config, progress: bool) -> dict:
+    from voxface.training.resume import run_finished
     from voxface.training.run import train
 
     config.trainer.progress = progress
@@ -163,7 +164,7 @@ def _train_step(config, progress: bool) -> dict:
     run_file = folder / "run.json"
     if run_file.is_file():
         done = json.loads(run_file.read_text())
-        if done.get("epochs", 0) >= config.trainer.epochs and not done.get("interrupted"):
+        if "steps_per_epoch" in done and run_finished(done["steps"], done["steps_per_epoch"], config.trainer):
             _say(f"(already trained: {done['epochs']} epochs, best validation AUC {done['best_val_auc']:.3f})")
             return {**done, "reused": True}
     resume = (folder / "checkpoints" / "last.ckpt").is_file()

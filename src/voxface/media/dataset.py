@@ -9,6 +9,7 @@ face choices and flips do not depend on the number of loader workers.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +166,7 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
             )
         self._skip = 0
         self._position: Callable[[], tuple[int, int]] | None = None
+        self._issued: deque[tuple[int, int]] = deque()  # (epoch, batch) handed out, while following a trainer
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -203,17 +205,30 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
 
     def follow(self, position: Callable[[], tuple[int, int]]) -> None:
         """Take the epoch and the batches already done in it from ``position()`` at the start of every pass
-        (a trainer's counters), so that a run resumed mid-epoch continues exactly where it stopped."""
+        (a trainer's counters), so that a run resumed mid-epoch continues exactly where it stopped; the
+        trainer then confirms each batch it trains with ``check_next``."""
         self._position = position
 
+    def check_next(self, expected: tuple[int, int]) -> None:
+        """While following: the batch being trained, ``expected`` as (epoch, batch index), must be the next one
+        this sampler handed out. RuntimeError otherwise: a pass started before the trainer's counters were
+        right (a loader iterated before a resumed run's state was restored) would train the wrong batches."""
+        if self._issued and (issued := self._issued.popleft()) != expected:
+            raise RuntimeError(f"the batch sampler handed out batch {issued[1]} of epoch {issued[0]} (counted from 0) "
+                               f"where the trainer is at batch {expected[1]} of epoch {expected[0]}")
+
     def __iter__(self):
-        if self._position is not None:
+        following = self._position is not None
+        if following:
             epoch, done = self._position()
             self.set_epoch(epoch)
             self._skip = max(0, done)
+            self._issued.clear()
         skip, self._skip = self._skip, 0
         for index, batch in enumerate(self._global_batches()):
             if index >= skip:
+                if following:
+                    self._issued.append((self.epoch, index))
                 yield batch[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
 
     def __len__(self) -> int:

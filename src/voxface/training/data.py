@@ -15,6 +15,7 @@ from voxface.media.audio import read_voice
 from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.protocol.manifest import Manifest
+from voxface.training.resume import ignore_sigint
 
 
 class ValidationTrials(Dataset):
@@ -82,19 +83,33 @@ class PairDataModule(L.LightningDataModule):
         self.batch_size, self.seed, self.workers = batch_size, seed, workers
         self.sampler: IdentityBatchSampler | None = None
 
-    def train_dataloader(self) -> DataLoader:
+    def _make_sampler(self) -> IdentityBatchSampler:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        self.sampler = IdentityBatchSampler(self.train_set.clips_per_identity, self.batch_size, self.seed,
-                                            num_replicas=world, rank=rank, drop_last=True)
+        return IdentityBatchSampler(self.train_set.clips_per_identity, self.batch_size, self.seed,
+                                    num_replicas=world, rank=rank, drop_last=True)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps (batches per rank) in an epoch, the same every epoch; the loader is not built."""
+        return len(self._make_sampler())
+
+    def train_dataloader(self) -> DataLoader:
+        self.sampler = self._make_sampler()
         if self.trainer is not None:
             trainer, per_epoch = self.trainer, len(self.sampler)
-            # Lightning sets epochs only on plain samplers, and restarts a resumed epoch's loader from its
-            # start: the sampler reads both from the trainer's counters (one optimiser step per batch).
-            self.sampler.follow(lambda: (trainer.current_epoch,
-                                         trainer.global_step - trainer.current_epoch * per_epoch))
+            # Lightning restarts a resumed epoch's loader from its start, and its epoch counter is not yet
+            # settled when the loader is first iterated (a run resumed on an epoch's last batch): the sampler
+            # reads its position from the optimiser step alone, one step per batch.
+            self.sampler.follow(lambda: divmod(trainer.global_step, per_epoch))
         return DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate_pairs,
-                          num_workers=self.workers, persistent_workers=self.workers > 0)
+                          num_workers=self.workers, persistent_workers=self.workers > 0,
+                          worker_init_fn=ignore_sigint)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.trainer is not None and self.trainer.training and self.sampler is not None:
+            self.sampler.check_next(divmod(self.trainer.global_step, len(self.sampler)))
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=max(2, self.batch_size), collate_fn=collate_trials,
-                          num_workers=self.workers)
+                          num_workers=self.workers, worker_init_fn=ignore_sigint)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 import voxface
@@ -114,6 +116,15 @@ class AlignmentModule(L.LightningModule):
 
     # ---------------------------------------------------------------- training
 
+    def on_train_batch_start(self, batch: dict[str, Any], batch_index: int) -> None:
+        # Each step's random draws (dropout, and anything else on the global generators) start from a seed of
+        # (run seed, step), as fairseq's Trainer reseeds every update: a run resumed at any step draws what the
+        # uninterrupted run drew there, whatever ran in between (loader set-up, validation, a restart).
+        seed = int(np.random.SeedSequence([self.config.trainer.seed, self.global_step]).generate_state(1)[0])
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
         teacher = batch["teacher"] if "teacher" in batch else self.model.teacher_embeddings(batch["face"])
         face = self.model.mapping(teacher)
@@ -164,7 +175,12 @@ class AlignmentModule(L.LightningModule):
         optim = self.config.optim
         params = parameter_groups(self.model, self.criterion, self.config)
         optimizer = torch.optim.Adam(params, weight_decay=optim.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        # The run's length from the data module, not Trainer.estimated_stepping_batches: that builds and iterates
+        # the train loader before a resumed run's state is restored, and loader workers would draw the resumed
+        # epoch's batches from its start (the sampler reads its position when iterated).
+        trainer, per_epoch = self.trainer, self.trainer.datamodule.steps_per_epoch
+        total = trainer.max_steps if trainer.max_epochs == -1 else per_epoch * max(1, trainer.max_epochs)
+        total = max(1, min(total, trainer.max_steps) if trainer.max_steps > 0 else total)
         if optim.schedule == "tristage":
             ratios = tuple(optim.tristage_ratios)
             if optim.tristage_fill:  # the phases scaled to fill the run, instead of fairseq's literal reading
@@ -172,8 +188,6 @@ class AlignmentModule(L.LightningModule):
             factors = [tristage_schedule(total, ratios, optim.tristage_init_scale,
                                          optim.tristage_final_scale)] * len(params)
         elif optim.schedule == "step":
-            sampler = getattr(self.trainer.datamodule, "sampler", None)  # built by estimated_stepping_batches
-            per_epoch = len(sampler) if sampler is not None else max(1, total // max(1, self.trainer.max_epochs or 1))
             size = max(1, int(round(optim.step_every_epochs * per_epoch)))
             factors = [step_schedule(group["lr"], optim.step_gamma, size, optim.min_lr) for group in params]
         else:

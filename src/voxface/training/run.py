@@ -25,6 +25,7 @@ from voxface.training.config import TrainConfig, audio_front_end, voxceleb_leaka
 from voxface.training.data import PairDataModule
 from voxface.training.module import AlignmentModule
 from voxface.training.quiet import quiet_lightning
+from voxface.training.resume import ResumePoints, StopTraining, ctrl_c_stops, position, run_finished
 from voxface.training.teacher_cache import build_teacher_cache
 
 log = logging.getLogger("voxface")
@@ -52,9 +53,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         read_weights(last)  # safe loading first: a file carrying code is refused before Lightning opens it
         _check_resume(yaml.safe_load(saved_config.read_text()), config, out)
         done = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
-        if not done.get("interrupted", True) and done.get("epochs", 0) >= config.trainer.epochs:
-            raise ConfigError(f"the run in {out} already finished at {done['epochs']} epochs; raise trainer.epochs "
-                              "to continue it")
+        if "steps_per_epoch" in done and run_finished(done["steps"], done["steps_per_epoch"], config.trainer):
+            raise ConfigError(f"the run in {out} already finished at "
+                              f"{position(done['steps'], done['steps_per_epoch'])}; "
+                              f"raise trainer.epochs ({config.trainer.epochs}) or trainer.max_steps "
+                              f"({config.trainer.max_steps}) to continue it")
     elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or set trainer.out elsewhere")
     out.mkdir(parents=True, exist_ok=True)
@@ -89,8 +92,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                           config.optim.batch_size, config.trainer.seed, config.data.workers, cache,
                           config.data.val_clips_per_identity, config.data.val_crop_seconds)
 
-    every = L.pytorch.callbacks.ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
-                                                every_n_train_steps=config.trainer.checkpoint_every)
+    points = ResumePoints(last, config.trainer.checkpoint_every, config.trainer.max_steps, resumed=resume)
     best = L.pytorch.callbacks.ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max",
                                                save_top_k=1, auto_insert_metric_name=False)
     logger = (L.pytorch.loggers.TensorBoardLogger(out, name="logs") if config.trainer.logger == "tensorboard"
@@ -100,23 +102,35 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         max_epochs=config.trainer.epochs, max_steps=config.trainer.max_steps, accelerator=config.trainer.accelerator,
         devices=config.trainer.devices, num_nodes=config.trainer.num_nodes,
         strategy="ddp" if distributed else "auto", precision=config.trainer.precision,
-        callbacks=[every, best], logger=logger, use_distributed_sampler=False,  # our sampler shards by rank
+        callbacks=[points, best], logger=logger, use_distributed_sampler=False,  # our sampler shards by rank
         check_val_every_n_epoch=config.trainer.val_every, enable_progress_bar=config.trainer.progress,
         enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=out)
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    try:
+        with ctrl_c_stops(points):
+            trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    except StopTraining:  # Ctrl-C inside an epoch: last.ckpt holds the step it stopped at
+        pass
+    except SystemExit:  # Lightning's own ending of a second Ctrl-C: the last written checkpoint stands
+        if not trainer.interrupted:
+            raise
+    per_epoch = len(data.sampler) if data.sampler is not None else 1
     # A checkpoint written after fit() ends would mark its epoch as finished; write one only at an epoch
-    # boundary. Stopped mid-epoch (max_steps, Ctrl-C), the run resumes from its last step checkpoint.
-    at_boundary = data.sampler is not None and trainer.global_step == trainer.current_epoch * len(data.sampler)
+    # boundary. Stopped inside one (max_steps, Ctrl-C), ResumePoints wrote last.ckpt at that step.
+    at_boundary = trainer.global_step == trainer.current_epoch * per_epoch
     if at_boundary and not trainer.interrupted:
-        trainer.save_checkpoint(last, weights_only=False)  # the full training state, said explicitly
+        points.save(trainer)
+    steps = trainer.global_step if not trainer.interrupted else (points.saved_step or 0)
     summary = {
         "out": str(out),
-        "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "steps": steps, "steps_per_epoch": per_epoch, "epochs": steps // per_epoch,  # epochs completed
+        "finished": run_finished(steps, per_epoch, config.trainer),
         "val_auc": float(trainer.callback_metrics.get("val_auc", float("nan"))),
         "best_val_auc": float(best.best_model_score) if best.best_model_score is not None else None,
-        "best_checkpoint": best.best_model_path or None, "last_checkpoint": str(last),
+        "best_checkpoint": best.best_model_path or None, "last_checkpoint": str(last) if last.is_file() else None,
         "train": manifests["train"].summary(), "val_trials": len(data.val_set),
-        "seconds": round(time.time() - started, 1), "resumed": resume, "interrupted": trainer.interrupted,
+        "seconds": round(time.time() - started, 1), "resumed": resume,
+        "interrupted": (trainer.interrupted or points.stopped_by_request) and not run_finished(steps, per_epoch,
+                                                                                               config.trainer),
     }
     if trainer.is_global_zero:
         (out / "run.json").write_text(json.dumps(summary, indent=1))
