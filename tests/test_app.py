@@ -42,7 +42,8 @@ def test_the_api_ranks_as_score_does_and_answers_bad_input_in_one_line(tiny_run,
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     cases = {"cannot read image": [("voice", (voice.name, voice.read_bytes())), ("faces", ("bad.jpg", b"junk"))],
-             "notes.txt: cannot read audio": [("voice", ("notes.txt", b"hello")), ("faces", (faces[0].name, b"x"))],
+             "notes.txt: cannot read audio": [("voice", ("notes.txt", b"hello")),
+                                              ("faces", (faces[0].name, faces[0].read_bytes()))],
              "the file is empty": [("voice", ("empty.wav", b"")), ("faces", (faces[0].name, faces[0].read_bytes()))],
              "no faces given": [("voice", (voice.name, voice.read_bytes()))]}
     for message, upload in cases.items():
@@ -135,3 +136,19 @@ def test_the_page_in_a_real_browser(tiny_run, trained_checkpoint, tmp_path, caps
         browser.quit()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_gallery_folders_take_every_format_the_readers_take(tmp_path):
+    """One list of extensions: a gallery of MP3/Ogg voices and WebP/TIFF faces is shown, a text file is not."""
+    pytest.importorskip("fastapi")
+    from voxface.app import Gallery
+
+    for name in ("ada/voice.mp3", "ada/face.webp", "bo/voice.ogg", "bo/face.tif", "bo/notes.txt", "cy/voice.wav",
+                 "cy/face.JPG"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    gallery = Gallery.from_folder(tmp_path)
+    assert [(p.name, who) for p, who in gallery.voices] == [("voice.mp3", "ada"), ("voice.ogg", "bo"),
+                                                            ("voice.wav", "cy")]
+    assert [(p.name, who) for p, who in gallery.faces] == [("face.webp", "ada"), ("face.tif", "bo"),
+                                                           ("face.JPG", "cy")]
