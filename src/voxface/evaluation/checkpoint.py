@@ -13,7 +13,7 @@ from voxface.models.iresnet import iresnet
 from voxface.models.loading import ecapa_config, iresnet_config, load_strict, read_weights
 from voxface.models.mapping import FeatureMapping
 from voxface.models.voiceface import VoiceFaceModel
-from voxface.training.config import TrainConfig, audio_front_end
+from voxface.training.config import TrainConfig, audio_front_end, relocate
 
 
 def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -26,12 +26,21 @@ def run_name(checkpoint: str | Path) -> str:
     return path.parent.parent.name if path.parent.name == "checkpoints" and path.parent.parent.name else path.stem
 
 
+def run_folder(checkpoint: str | Path) -> Path | None:
+    """The run folder a checkpoint sits in, where it is now: ``RUN/checkpoints/<file>.ckpt`` -> ``RUN``; None for a
+    checkpoint kept elsewhere."""
+    path = Path(checkpoint)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
 def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
     """The ``VoiceFaceModel`` (eval mode) and the training configuration stored in a checkpoint."""
     blob = read_weights(path)
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob.get("hyper_parameters", {}):
         raise WeightsError(f"{path} is not a 'voxface train' checkpoint (no state_dict / hyper_parameters.config)")
     config = TrainConfig.from_dict(blob["hyper_parameters"]["config"], str(path))
+    if (run := run_folder(path)) is not None:  # the paths it records, for where its run folder is now
+        config = relocate(config, run)
     state = blob["state_dict"]
     teacher_state = _part(state, "model.teacher.")
     teacher = load_strict(iresnet(**iresnet_config(teacher_state)), teacher_state, f"{path} (teacher)")
