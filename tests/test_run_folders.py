@@ -121,6 +121,17 @@ def test_a_copied_checkpoint_scores_and_evaluates_as_the_original_from_another_f
         aucs.append({key: value["auc"] for key, value in report["verification"].items()})
     assert aucs[0] == aucs[1] and len(aucs[0]) == 10
     assert "# Cross-modal verification" in capsys.readouterr().out
+    # A backend fitted in the copy travels with it: a second copy scores with it, by default, as the first did.
+    assert main(["backend", "fit", "--checkpoint", copied, "--data", str(data), "--lists", str(lists), "--out",
+                 "../copies/mine/backend", "--workers", "0"]) == 0
+    shutil.copytree(tmp_path / "copies" / "mine", tmp_path / "copies" / "again")
+    capsys.readouterr()
+    scored = []
+    for checkpoint in (copied, "../copies/again/checkpoints/last.ckpt"):
+        assert main(["score", "--checkpoint", checkpoint, str(voice), *map(str, faces)]) == 0
+        scored.append(capsys.readouterr())
+    assert scored[0].out == scored[1].out and "P(same)" in scored[0].out
+    assert "(probabilities from ../copies/again/backend, the run's fitted backend)" in scored[1].err
 
 
 def test_relocate_finds_what_moved_with_the_run_folder_and_leaves_what_did_not(tmp_path):
