@@ -12,6 +12,9 @@ import pytest
 from voxface.cli import main
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+# The browser test waits on what the server and the page do (started, an answer shown), never on how long that
+# takes: a loaded machine only takes longer. This limit is a hang guard alone.
+HANG_GUARD_S = 30 * 60
 
 
 def _trial_files(root):
@@ -98,7 +101,12 @@ def test_the_page_in_a_real_browser(tiny_run, trained_checkpoint, tmp_path, caps
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    started = time.monotonic()
     while not server.started:
+        if not thread.is_alive():
+            pytest.fail("the app's server stopped before it started (its error is in the captured log)")
+        if time.monotonic() - started > HANG_GUARD_S:
+            pytest.fail(f"hang guard: the app's server has not started after {HANG_GUARD_S // 60} min")
         time.sleep(0.05)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -109,13 +117,17 @@ def test_the_page_in_a_real_browser(tiny_run, trained_checkpoint, tmp_path, caps
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         browser.get(f"http://127.0.0.1:{port}/")
-        wait = WebDriverWait(browser, 60)
-        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#gallery-faces img"))
+        wait = WebDriverWait(browser, HANG_GUARD_S)
+        wait.until(lambda b: b.find_element(By.ID, "model").text)  # the page has the server's info
+        assert browser.find_elements(By.CSS_SELECTOR, "#gallery-faces img")
         voice, faces = _trial_files(root)
         browser.find_element(By.ID, "voice").send_keys(str(voice))
         browser.find_element(By.ID, "faces").send_keys("\n".join(map(str, faces)))
         browser.find_element(By.ID, "rank").click()
-        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#ranking li")) == 3)
+        # the page's answer, whichever it is: a ranking or an error
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#ranking li") or b.find_element(By.ID, "error").text)
+        assert browser.find_element(By.ID, "error").text == ""
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#ranking li")) == 3
         shown = [li.get_attribute("data-face") for li in browser.find_elements(By.CSS_SELECTOR, "#ranking li")]
         capsys.readouterr()
         assert main(["score", "--checkpoint", str(trained_checkpoint), str(voice), *map(str, faces)]) == 0
@@ -129,7 +141,7 @@ def test_the_page_in_a_real_browser(tiny_run, trained_checkpoint, tmp_path, caps
         browser.find_element(By.ID, "faces").clear()
         browser.find_element(By.ID, "faces").send_keys(str(bad))
         browser.find_element(By.ID, "rank").click()
-        wait.until(lambda b: b.find_element(By.ID, "error").text)
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#ranking li") or b.find_element(By.ID, "error").text)
         assert "corrupt.jpg: cannot read image" in browser.find_element(By.ID, "error").text
         assert (tmp_path / "app.png").stat().st_size > 10_000
     finally:

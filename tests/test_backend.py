@@ -125,7 +125,7 @@ def test_backend_fit_evaluate_and_score_end_to_end(tiny_run, trained_checkpoint,
     info = json.loads((folder / "backend.json").read_text())
     protocol = load_protocol(lists)
     assert info["train_identities"] == len(protocol.identities_in_split(1))
-    assert info["fit_seconds"] < 10
+    assert info["fit_seconds"] >= 0  # recorded; how long it takes is the machine's business, not a bar (issue 21)
 
     assert main(["evaluate", "--checkpoint", str(trained_checkpoint), "--data", str(data), "--lists", str(lists),
                  "--out", str(tmp_path / "eval"), "--bootstrap", "20", "--workers", "0", "--backend",

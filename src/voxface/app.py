@@ -14,6 +14,7 @@ The model is loaded once, at start-up; bad input gets a message on the page and 
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ from voxface.media.audio import AUDIO_SUFFIXES
 from voxface.media.cache import file_size
 from voxface.media.faces import IMAGE_SUFFIXES
 
+log = logging.getLogger("voxface")
 GALLERY_SIZE = 24  # identities shown from the run's own test data
 
 
@@ -39,6 +41,7 @@ class Gallery:
 
     voices: list[tuple[Path, str]] = field(default_factory=list)
     faces: list[tuple[Path, str]] = field(default_factory=list)
+    note: str = ""  # why the gallery is empty, when it is
 
     @classmethod
     def from_folder(cls, folder: Path) -> Gallery:
@@ -58,6 +61,8 @@ class Gallery:
         """One voice and one face (from another video) of each of the first ``size`` unseen-unheard identities."""
         from voxface.protocol import DataRoots, load_protocol
 
+        if not Path(data_root).is_dir():
+            raise ConfigError(f"the run's data.root {data_root} does not exist")
         protocol, roots = load_protocol(lists), DataRoots.from_root(data_root)
         trials = protocol.verification("random", "unseenunheard")
         voices, faces = {}, {}
@@ -66,6 +71,9 @@ class Gallery:
             voices.setdefault(int(vs), roots.voice(v))
             faces.setdefault(int(fs), roots.face(f))
         shared = [i for i in sorted(voices) if i in faces and voices[i].is_file() and faces[i].is_file()][:size]
+        if not shared:
+            raise ConfigError(f"the run's data.root {data_root} holds no voice and face of a test identity in "
+                              f"{lists}")
         name = {i: protocol.identity_of_number[i].name for i in shared}
         return cls([(voices[i], name[i]) for i in shared], [(faces[i], name[i]) for i in shared])
 
@@ -88,8 +96,10 @@ def create_app(checkpoint: str | Path, gallery: str | Path | None = None, eval_d
     else:
         try:
             pictures = Gallery.from_run(scorer.config.data.root, scorer.config.data.lists)
-        except VoxfaceError:  # the run's data are not on this machine: uploads only
-            pictures = Gallery()
+        except VoxfaceError as err:  # the run's data are not here: uploads only, and the page and log say why
+            pictures = Gallery(note=f"no gallery: {err}; pass --gallery FOLDER (faces and voices to pick from) "
+                                    "or upload files")
+            log.warning("%s", pictures.note)
     results = Path(eval_dir) if eval_dir else None
     if results is not None and not results.is_dir():
         raise ConfigError(f"--eval {results} is not a folder (an 'evaluate --out' or demo folder)")
@@ -107,7 +117,7 @@ def create_app(checkpoint: str | Path, gallery: str | Path | None = None, eval_d
                            for i, (_, who) in enumerate(pictures.voices)],
                 "faces": [{"id": i, "url": f"/gallery/face/{i}", "identity": who}
                           for i, (_, who) in enumerate(pictures.faces)],
-                "results": results is not None}
+                "results": results is not None, "gallery_note": pictures.note}
 
     @app.get("/gallery/{kind}/{index}")
     def gallery_file(kind: str, index: int) -> FileResponse:

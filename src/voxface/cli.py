@@ -98,17 +98,18 @@ def cmd_pretrain_face(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from voxface.training.config import load_config
+    from voxface.training.config import load_config, relocate
     from voxface.training.resume import position
     from voxface.training.run import train
 
     if args.resume:  # a run resumes with its own saved settings (only what may change, e.g. epochs, from here)
-        draft = load_config(args.config, args.overrides, check_paths=False)
-        saved = Path(draft.trainer.out) / "config.yaml"
+        run = _run_folder(args.config, args.overrides)
+        saved = run / "config.yaml"
         if not saved.is_file():
-            raise VoxfaceError(f"--resume: no run in {draft.trainer.out}; a run started with overrides resumes from "
+            raise VoxfaceError(f"--resume: no run in {run.absolute()}; a run started with overrides resumes from "
                                "its own settings: voxface train --config RUN/config.yaml --resume")
-        config = load_config(saved, args.overrides)
+        # The run's own files where the folder is now, its data where recorded (or moved along with it).
+        config = relocate(load_config(saved, args.overrides, check_paths=False), run).validate()
     else:
         config = load_config(args.config, args.overrides)
     summary = train(config, resume=args.resume)
@@ -118,12 +119,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     if summary["interrupted"]:
         print(f"interrupted at {where}; continue with: voxface train --config "
-              f"{Path(config.trainer.out) / 'config.yaml'} --resume", file=sys.stderr)
+              f"{Path(summary['out']) / 'config.yaml'} --resume", file=sys.stderr)
         return 130
     print(f"trained to {where} in {summary['seconds']} s; "
           f"validation AUC {summary['val_auc']:.3f} (best {_rounded(summary['best_val_auc'])}); "
           f"run folder {summary['out']}")
     return 0
+
+
+def _run_folder(config: str | None, overrides: list[str]) -> Path:
+    """The run folder ``--resume`` continues: the one ``--config`` names (``RUN`` or ``RUN/config.yaml``, wherever it
+    is now) unless ``trainer.out=`` is given, else ``trainer.out``."""
+    given = Path(config) if config else None
+    if given is not None and given.is_dir():
+        return given
+    if (given is not None and given.name == "config.yaml" and (given.parent / "checkpoints").is_dir()
+            and not any(o.startswith("trainer.out=") for o in overrides)):
+        return given.parent
+    from voxface.training.config import load_config
+
+    return Path(load_config(config, overrides, check_paths=False).trainer.out)
 
 
 def _rounded(value: float | None) -> str:
@@ -293,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=None,
                        help="a YAML file or a shipped name such as voxsynth/full (src/voxface/configs/); "
                             "else defaults + overrides")
-    train.add_argument("--resume", action="store_true", help="continue the run in trainer.out from last.ckpt")
+    train.add_argument("--resume", action="store_true",
+                       help="continue a run from its last.ckpt: the run folder --config names (RUN or "
+                            "RUN/config.yaml, from any folder), else trainer.out")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.batch_size=32 trainer.epochs=5")
     train.set_defaults(func=cmd_train)
 

@@ -372,5 +372,7 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     _say("\n" + (folder / "summary.md").read_text())
     _say("seconds per step: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     _say(f"run folder: {out.resolve()}\nreports: {folder.resolve()}")
-    _say(f"try the full run in a browser: voxface app --checkpoint {_checkpoint(out / 'train' / 'full')} --eval {out}")
+    # absolute: the command works from any folder
+    _say(f"try the full run in a browser: voxface app --checkpoint {_checkpoint(out / 'train' / 'full').absolute()} "
+         f"--eval {out.absolute()}")
     return {"report": str(folder), "bars": json.loads((folder / "bars.json").read_text()), "runs": runs}

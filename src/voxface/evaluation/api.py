@@ -19,7 +19,7 @@ import numpy as np
 
 from voxface.errors import MediaError
 from voxface.evaluation.backend import GaussianBackend, check_backend_fits, cosine, probability
-from voxface.evaluation.checkpoint import load_trained_model
+from voxface.evaluation.checkpoint import load_trained_model, run_folder
 from voxface.evaluation.evaluate import Embedder
 
 
@@ -83,8 +83,9 @@ class VoiceFaceScorer:
 
 def default_backend(checkpoint: str | Path) -> Path | None:
     """``RUN/backend`` beside ``RUN/checkpoints/<file>.ckpt`` when a backend was fitted there, else None."""
-    folder = Path(checkpoint).parent.parent / "backend"
-    return folder if (folder / "backend.json").is_file() else None
+    run = run_folder(checkpoint)
+    folder = run / "backend" if run is not None else None
+    return folder if folder is not None and (folder / "backend.json").is_file() else None
 
 
 def export_embeddings(scorer: VoiceFaceScorer, paths: list[str | Path], kind: str,

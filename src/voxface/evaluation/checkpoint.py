@@ -17,7 +17,7 @@ from voxface.models.iresnet import iresnet
 from voxface.models.loading import ecapa_config, iresnet_config, load_strict, read_weights
 from voxface.models.mapping import FeatureMapping
 from voxface.models.voiceface import VoiceFaceModel
-from voxface.training.config import FRONT_END_KEY, TrainConfig, UnknownConfigKey, audio_front_end
+from voxface.training.config import FRONT_END_KEY, TrainConfig, UnknownConfigKey, audio_front_end, relocate
 
 log = logging.getLogger("voxface")
 
@@ -61,6 +61,13 @@ def _front_end(path: str | Path, blob: dict[str, Any], config: TrainConfig) -> d
     return front
 
 
+def run_folder(checkpoint: str | Path) -> Path | None:
+    """The run folder a checkpoint sits in, where it is now: ``RUN/checkpoints/<file>.ckpt`` -> ``RUN``; None for a
+    checkpoint kept elsewhere."""
+    path = Path(checkpoint)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
 def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
     """The ``VoiceFaceModel`` (eval mode) and the training configuration stored in a checkpoint.
 
@@ -75,6 +82,8 @@ def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
         config = TrainConfig.from_dict(blob["hyper_parameters"]["config"], str(path))
     except UnknownConfigKey as err:
         raise _another_version(path, blob, f"its config key '{err.key}'") from None
+    if (run := run_folder(path)) is not None:  # the paths it records, for where its run folder is now
+        config = relocate(config, run)
     front = _front_end(path, blob, config)
     state = blob["state_dict"]
     teacher_state = _part(state, "model.teacher.")

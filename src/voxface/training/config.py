@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ from typing import Any
 import yaml
 
 from voxface.errors import ConfigError
+
+log = logging.getLogger("voxface")
 
 AUDIO_ENCODERS = ("ecapa", "wav2vec2", "hubert", "wavlm")
 SCHEDULES = ("step", "tristage", "constant")
@@ -172,11 +176,77 @@ class TrainConfig:
         for ok, key, expected in checks:
             if not ok:
                 raise ConfigError(f"config value {key} must be {expected}")
-        for key, path in (("data.root", self.data.root), ("face.weights", self.face.weights),
-                          ("audio.weights", self.audio.weights)):
-            if check_paths and path and not Path(path).exists():
-                raise ConfigError(f"config value {key}: {path} does not exist")
+        missing = {key: value for key, value in _locations(self).items()
+                   if key in INPUTS and value and not Path(value).exists()}
+        if check_paths and missing:  # all at once, and how to give each its place (e.g. for a moved run folder)
+            named, keys = ", ".join(f"{k}: {v}" for k, v in missing.items()), " ".join(f"{k}=PATH" for k in missing)
+            raise ConfigError(f"config value {named} does not exist; give its place with {keys}" if len(missing) == 1
+                              else f"config values {named} do not exist; give their places with {keys}")
         return self
+
+
+# Settings that say where files are, not what training does. A run stores them absolute (``absolute_locations``)
+# and they may change when a run folder is resumed or loaded after being moved (``relocate``).
+LOCATIONS = ("trainer.out", "data.root", "data.lists", "face.weights", "audio.weights", "face.cache_dir")
+INPUTS = ("data.root", "data.lists", "face.weights", "audio.weights")  # must exist before training starts
+SHIPPED_LISTS = "voxceleb1"  # data.lists naming the shipped protocol, not a folder (protocol.lists.BUILTIN)
+
+
+def _locations(config: TrainConfig) -> dict[str, str]:
+    """The path-valued settings that name a path: ``{"data.root": "/data/vox1", ...}`` (empty ones kept)."""
+    values = {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in LOCATIONS}
+    if values["data.lists"] == SHIPPED_LISTS:
+        values["data.lists"] = ""
+    return values
+
+
+def _set_location(config: TrainConfig, key: str, value: str) -> None:
+    section, name = key.split(".")
+    setattr(getattr(config, section), name, value)
+
+
+def absolute_locations(config: TrainConfig) -> TrainConfig:
+    """A copy whose paths are absolute (against the current folder), so that the run folder that records them
+    works from any folder later."""
+    config = TrainConfig.from_dict(config.to_dict())
+    for key, value in _locations(config).items():
+        if value:
+            _set_location(config, key, os.path.abspath(os.path.expanduser(value)))
+    return config
+
+
+def relocate(config: TrainConfig, run: str | Path) -> TrainConfig:
+    """The configuration recorded in the run folder ``run``, for where that folder is now: ``trainer.out`` becomes
+    ``run``, and a recorded path that no longer exists is looked for at the same place relative to the moved folder
+    (a run folder moved together with the data beside it, as the demo's ``RUN/../../voxsynth``). A path found
+    nowhere is left as recorded (``validate`` names it); a teacher cache found nowhere goes back to
+    ``RUN/teacher_cache``. Each change is logged."""
+    config = TrainConfig.from_dict(config.to_dict())
+    run = Path(os.path.abspath(run))
+    recorded = Path(config.trainer.out or run)
+    # The parts the recorded run folder and the actual one end with in common (e.g. train/full) lie below the
+    # folder that moved: paths under the old base are looked for under the new one.
+    common = 0
+    for old, new in zip(reversed(recorded.parts), reversed(run.parts), strict=False):
+        if old != new or old == recorded.anchor:
+            break
+        common += 1
+    old_base = Path(*recorded.parts[:len(recorded.parts) - common])
+    new_base = Path(*run.parts[:len(run.parts) - common])
+    _set_location(config, "trainer.out", str(run))
+    for key, value in _locations(config).items():
+        if key == "trainer.out" or not value or Path(value).exists():
+            continue
+        try:
+            moved = new_base / Path(value).relative_to(old_base)
+        except ValueError:
+            moved = None
+        if moved is not None and moved.exists():
+            log.info("%s: %s (recorded as %s; the run folder moved)", key, moved, value)
+            _set_location(config, key, str(moved))
+        elif key == "face.cache_dir":
+            _set_location(config, key, "")  # a cache: rebuilt in the run folder
+    return config
 
 
 def _build(cls: type, data: Any, source: str, prefix: str) -> Any:

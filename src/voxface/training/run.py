@@ -21,7 +21,7 @@ from voxface.errors import ConfigError
 from voxface.media.dataset import PairConfig
 from voxface.models.loading import read_weights
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
-from voxface.training.config import TrainConfig, audio_front_end, voxceleb_leakage
+from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, audio_front_end, voxceleb_leakage
 from voxface.training.data import PairDataModule
 from voxface.training.module import AlignmentModule
 from voxface.training.quiet import quiet_lightning
@@ -37,12 +37,41 @@ def _check_resume(saved: dict[str, Any], config: TrainConfig, out: Path) -> None
     current = config.to_dict()
     for section, values in current.items():
         for key, value in values.items():
+            if f"{section}.{key}" in LOCATIONS:  # where the files are may change (a moved run folder or data)
+                if saved.get(section, {}).get(key) != value:
+                    log.info("%s.%s: %s (was %s)", section, key, value, saved.get(section, {}).get(key))
+                continue
             if (section, key) not in RESUMABLE_CHANGES and saved.get(section, {}).get(key) != value:
                 raise ConfigError(f"--resume with a different {section}.{key} ({saved.get(section, {}).get(key)!r} "
-                                  f"in {out / 'config.yaml'}, {value!r} now); only the training length may change")
+                                  f"in {out / 'config.yaml'}, {value!r} now); only the training length and where "
+                                  "files are may change")
+
+
+class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
+    """Lightning's ModelCheckpoint, following a run folder that moved: Lightning restores which checkpoint is the
+    best only when its recorded folder is the current one; else a resumed run forgets the best score and writes
+    ``best-v1.ckpt`` beside ``best.ckpt``. Paths under the recorded folder are mapped here."""
+
+    @property
+    def state_key(self) -> str:  # Lightning's own class name: runs checkpointed before keep their state
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        recorded = state_dict.get("dirpath")
+        if recorded and self.dirpath and recorded != self.dirpath:
+            def here(path: str) -> str:
+                inside = bool(path) and Path(path).is_relative_to(recorded)
+                return str(Path(self.dirpath) / Path(path).relative_to(recorded)) if inside else path
+
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          **{key: here(state_dict[key]) for key in ("best_model_path", "kth_best_model_path",
+                                                                    "last_model_path") if key in state_dict},
+                          "best_k_models": {here(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
+        super().load_state_dict(state_dict)
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    config = absolute_locations(config)  # the run folder records absolute paths: it works from any folder
     out = Path(config.trainer.out)
     checkpoints = out / "checkpoints"
     last = checkpoints / "last.ckpt"
@@ -93,8 +122,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                           config.data.val_clips_per_identity, config.data.val_crop_seconds)
 
     points = ResumePoints(last, config.trainer.checkpoint_every, config.trainer.max_steps, resumed=resume)
-    best = L.pytorch.callbacks.ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max",
-                                               save_top_k=1, auto_insert_metric_name=False)
+    best = RunCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max", save_top_k=1,
+                         auto_insert_metric_name=False)
     logger = (L.pytorch.loggers.TensorBoardLogger(out, name="logs") if config.trainer.logger == "tensorboard"
               else L.pytorch.loggers.CSVLogger(out, name="logs"))
     distributed = config.trainer.devices > 1 or config.trainer.num_nodes > 1
