@@ -148,5 +148,11 @@ def test_relocate_finds_what_moved_with_the_run_folder_and_leaves_what_did_not(t
     assert moved.data.lists == str(tmp_path / "kept" / "demo" / "voxsynth" / "protocol")
     assert moved.face.weights == "/nowhere/backbone.pth"  # found nowhere: left for validate() to name
     assert moved.face.cache_dir == ""  # a cache found nowhere is rebuilt in the run folder
+    # A copy under another name (train/full -> train/full_copy) beside its data: the same place relative to the run.
+    recorded = TrainConfig.from_dict({"data": {"root": str(tmp_path / "gone" / "voxsynth")},
+                                      "trainer": {"out": str(tmp_path / "gone" / "train" / "full")}})
+    (tmp_path / "copy" / "voxsynth").mkdir(parents=True)
+    copied = relocate(recorded, tmp_path / "copy" / "train" / "full_copy")
+    assert copied.data.root == str(tmp_path / "copy" / "voxsynth")
     shipped = relocate(TrainConfig.from_dict({"trainer": {"out": "/old/run"}}), tmp_path / "new")
     assert shipped.data.lists == "voxceleb1" and shipped.data.root == ""  # names and empty values stay

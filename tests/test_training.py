@@ -53,6 +53,9 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
     with pytest.raises(ConfigError, match=rf"^{typo}: unknown config key 'los' \(did you mean 'loss'\?"):
         load_config(typo)
     assert load_config(base, ["optim.weight_decay=1e-3"]).optim.weight_decay == 0.001
+    # a value that is not YAML (an unclosed list) is the override's, in one line, not the parser's traceback
+    with pytest.raises(ConfigError, match=r"^override 'audio.channels=\[1,2': the value '\[1,2' is not valid YAML"):
+        load_config(base, ["audio.channels=[1,2"])
     with pytest.raises(ConfigError, match="optim.batch_size must be int, got 'many'"):
         load_config(base, ["optim.batch_size=many"])
     with pytest.raises(ConfigError, match="audio.encoder must be one of"):

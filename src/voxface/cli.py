@@ -122,7 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{Path(summary['out']) / 'config.yaml'} --resume", file=sys.stderr)
         return 130
     print(f"trained to {where} in {summary['seconds']} s; "
-          f"validation AUC {summary['val_auc']:.3f} (best {_rounded(summary['best_val_auc'])}); "
+          f"validation AUC {_rounded(summary['val_auc'])} (best {_rounded(summary['best_val_auc'])}); "
           f"run folder {summary['out']}")
     return 0
 

@@ -241,7 +241,9 @@ def relocate(config: TrainConfig, run: str | Path) -> TrainConfig:
             moved = new_base / Path(value).relative_to(old_base)
         except ValueError:
             moved = None
-        if moved is not None and moved.exists():
+        if moved is None or not moved.exists():  # a copy under another name: the same place relative to the run
+            moved = Path(os.path.normpath(run / os.path.relpath(value, recorded)))
+        if moved.exists():
             log.info("%s: %s (recorded as %s; the run folder moved)", key, moved, value)
             _set_location(config, key, str(moved))
         elif key == "face.cache_dir":
@@ -344,7 +346,12 @@ def parse_override(text: str) -> dict[str, Any]:
     if not sep or not key:
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     _check_override_key(text, key)
-    value = yaml.safe_load(raw) if raw else ""
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as err:  # e.g. an unclosed list: name the override, not the parser's traceback
+        where = getattr(err, "problem", None) or type(err).__name__
+        raise ConfigError(f"override {text!r}: the value {raw!r} is not valid YAML ({where}); quote it or close "
+                          "its brackets, e.g. audio.channels=[32,32,32,32,96]") from None
     for part in reversed(key.split(".")):
         value = {part: value}
     return value

@@ -153,7 +153,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "out": str(out),
         "steps": steps, "steps_per_epoch": per_epoch, "epochs": steps // per_epoch,  # epochs completed
         "finished": run_finished(steps, per_epoch, config.trainer),
-        "val_auc": float(trainer.callback_metrics.get("val_auc", float("nan"))),
+        # None, not NaN, before the first validation: run.json stays valid JSON for strict readers
+        "val_auc": float(trainer.callback_metrics["val_auc"]) if "val_auc" in trainer.callback_metrics else None,
         "best_val_auc": float(best.best_model_score) if best.best_model_score is not None else None,
         "best_checkpoint": best.best_model_path or None, "last_checkpoint": str(last) if last.is_file() else None,
         "train": manifests["train"].summary(), "val_trials": len(data.val_set),
