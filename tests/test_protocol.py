@@ -172,6 +172,19 @@ def test_a_tree_of_unreadable_audio_says_what_to_convert(tiny, tmp_path):
         build_manifest(load_protocol(tiny.protocol_dir), roots)
 
 
+def test_a_half_converted_tree_says_which_clips_it_leaves_out(tiny, tmp_path, caplog):
+    shutil.copytree(tiny.root, tmp_path / "copy")
+    roots = type(tiny.roots)(tmp_path / "copy" / "wav", tmp_path / "copy" / "unzippedFaces")
+    protocol = load_protocol(tiny.protocol_dir)
+    whole = build_manifest(protocol, roots)
+    clip = roots.voice(whole.identities[0].voices[0])
+    clip.rename(clip.with_suffix(".m4a"))  # one clip of an identity that keeps others
+    with caplog.at_level("WARNING", logger="voxface"):
+        half = build_manifest(protocol, roots)
+    assert sum(len(i.voices) for i in half.identities) == sum(len(i.voices) for i in whole.identities) - 1
+    assert "some clips are in files voxface does not read, left out; found 1 .m4a files" in caplog.text
+
+
 def test_training_manifest_excludes_seen_heard_videos(tiny):
     protocol = load_protocol(tiny.protocol_dir)
     used = seen_heard_videos(protocol)

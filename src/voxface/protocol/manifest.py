@@ -145,11 +145,10 @@ def build_manifest(
         exclude_seen_heard = split == SPLIT_TRAIN
     excluded = seen_heard_videos(protocol) if exclude_seen_heard else set()
     manifest = Manifest(SPLIT_NAMES[split], str(roots.audio), str(roots.faces), [])
-    unread = Counter()  # extensions of the files voxface does not read, in the folders of identities without clips
+    unread = Counter()  # extensions of files voxface does not read where clips should be (a half-converted tree too)
     for ident in protocol.identities_in_split(split):
         voices, faces = roots.voice_videos(ident.vox_id), roots.face_videos(ident.name)
-        if not voices:
-            unread.update(roots.other_audio(ident.vox_id))
+        unread.update(roots.other_audio(ident.vox_id))
         videos: dict[str, Video] = {}
         for ytid in sorted(set(voices) | set(faces)):
             video = Video(voices.get(ytid, []), faces.get(ytid, []))
@@ -171,7 +170,7 @@ def build_manifest(
             + (f"; {advice}" if advice else "")
         )
     if advice:
-        log.warning("%s: some identities have no clips voxface reads; %s", manifest.split, advice)
+        log.warning("%s: some clips are in files voxface does not read, left out; %s", manifest.split, advice)
     return manifest
 
 
