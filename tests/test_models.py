@@ -73,7 +73,8 @@ def test_weight_errors_are_one_line_and_name_the_keys(tmp_path):
     with pytest.raises(WeightsError, match="does not exist"):
         load_insightface_backbone(tmp_path / "none.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
-    with pytest.raises(WeightsError, match="not a readable PyTorch weights file"):
+    with pytest.raises(WeightsError, match=r"junk.pth is not a PyTorch weights file: it is neither a torch.save zip "
+                                          r"archive nor a pickle \(it starts with b'not '\)"):
         load_insightface_backbone(tmp_path / "junk.pth")
     torch.save({"evil": object.__new__(FaceTeacherConfig)}, tmp_path / "pickled.pth")
     with pytest.raises(WeightsError, match="not a readable"):  # weights_only refuses arbitrary objects

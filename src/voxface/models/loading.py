@@ -37,6 +37,11 @@ def read_weights(path: str | Path) -> dict[str, Any]:
         raise WeightsError(f"{path} is a folder, not a weights file{hint}")
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
+    with path.open("rb") as handle:  # torch.save writes a zip archive (PyTorch >= 1.6) or a pickle (protocol 2+)
+        head = handle.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise WeightsError(f"{path} is not a PyTorch weights file: it is neither a torch.save zip archive nor a "
+                           f"pickle (it starts with {head!r})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # the one reader: whatever torch.load raises becomes one line naming the file
