@@ -134,7 +134,8 @@ def test_a_copied_checkpoint_scores_and_evaluates_as_the_original_from_another_f
     assert "(probabilities from ../copies/again/backend, the run's fitted backend)" in scored[1].err
 
 
-def test_relocate_finds_what_moved_with_the_run_folder_and_leaves_what_did_not(tmp_path):
+def test_relocate_finds_what_moved_with_the_run_folder_and_leaves_what_did_not(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths below must not find a checkout's own runs/ (after make demo)
     # A run recorded before paths were stored absolute: relative to the folder it was started from.
     config = TrainConfig.from_dict({
         "data": {"root": "runs/demo/voxsynth", "lists": "runs/demo/voxsynth/protocol"},
