@@ -203,6 +203,30 @@ def face_folder(tmp_path_factory):
     return root
 
 
+def test_an_interrupted_teacher_run_says_so_and_saves_no_release(face_folder, tmp_path, monkeypatch, caplog, capsys):
+    from voxface.training.face_teacher import FaceTeacherModule
+
+    step = FaceTeacherModule.training_step
+
+    def interrupted_at_step_3(self, batch, batch_index):
+        if self.global_step == 3:
+            raise KeyboardInterrupt  # what Ctrl-C raises inside the step; Lightning catches it and exits 1
+        return step(self, batch, batch_index)
+
+    monkeypatch.setattr(FaceTeacherModule, "training_step", interrupted_at_step_3)
+    out = tmp_path / "run"
+    args = ["pretrain-face", "--data", str(face_folder), "--out", str(out), "--depth", "18", "--width", "0.125",
+            "--input-size", "32", "--embedding-size", "16", "--epochs", "2", "--batch-size", "16",
+            "--checkpoint-every", "2", "--workers", "0", "--quiet"]
+    with caplog.at_level("WARNING", logger="voxface"):
+        assert main(args) == 130
+    assert "voxface: interrupted" in capsys.readouterr().err
+    assert f"face teacher interrupted at epoch 2, step 3; continue from its last checkpoint with the same options " \
+           f"and --resume ({out / 'checkpoints' / 'last.ckpt'})" in caplog.text
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+    assert not (out / "backbone.pth").exists()  # no release made of a cut-short run
+
+
 def test_pretrain_face_teacher_checkpoints_resumes_and_saves_a_release(face_folder, tmp_path):
     config = FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=16, epochs=1, batch_size=16,
                                lr=0.05, margin=0.2, scale=16, heldout_fraction=0.2, checkpoint_every=2, workers=0)

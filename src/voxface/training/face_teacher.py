@@ -254,7 +254,17 @@ def pretrain_face_teacher(data: str | Path, out: str | Path, config: FaceTeacher
     trainer = L.Trainer(max_epochs=config.epochs, accelerator="auto", devices=1, callbacks=[saver], logger=False,
                         enable_progress_bar=progress, enable_model_summary=False, default_root_dir=out,
                         deterministic="warn")
-    trainer.fit(module, loader, ckpt_path=str(last) if resume and last.exists() else None)
+    try:
+        trainer.fit(module, loader, ckpt_path=str(last) if resume and last.exists() else None)
+    except SystemExit:  # Lightning ends a fit it caught Ctrl-C in with sys.exit(1), after its own shutdown
+        if not trainer.interrupted:
+            raise
+    if trainer.interrupted:  # a cut-short epoch is never saved as finished, nor a backbone made of it
+        where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"
+        log.warning("face teacher interrupted at %s; %s", where,
+                    f"continue from its last checkpoint with the same options and --resume ({last})" if last.is_file()
+                    else "it had written no checkpoint yet: start it again")
+        raise KeyboardInterrupt
     trainer.save_checkpoint(last, weights_only=False)  # the full training state, said explicitly
     heldout_embeddings = embed_faces(module.backbone, heldout_items, config.input_size)
     auc = verification_auc(heldout_embeddings, heldout_items)
