@@ -28,8 +28,8 @@ def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor
 
 def run_name(checkpoint: str | Path) -> str:
     """A run's name from its checkpoint: ``runs/demo/train/full/checkpoints/best.ckpt`` -> ``full``."""
-    path = Path(checkpoint)
-    return path.parent.parent.name if path.parent.name == "checkpoints" and path.parent.parent.name else path.stem
+    run = run_folder(checkpoint)
+    return run.name if run is not None and run.name else Path(checkpoint).stem
 
 
 def _another_version(path: str | Path, blob: dict[str, Any], what: str) -> WeightsError:
