@@ -81,6 +81,19 @@ def test_backend_ignores_noise_dimensions_and_beats_cosine_on_correlated_data():
         probability(llr, 1.0)
 
 
+def test_each_side_is_reduced_to_at_most_its_own_width():
+    """Three knobs against a 40-d embedding: the knobs stay whole while the embedding is reduced to the size tried
+    (reducing both to the narrower width threw away most of the embedding)."""
+    wide = _population(200, 4, (0.7, 0.5, 0.3), seed=6, extra=37)
+    narrow = lambda data: EmbeddingSet(data.voices[:, :3], data.voice_ids, data.faces, data.face_ids)  # noqa: E731
+    val = _population(60, 4, (0.7, 0.5, 0.3), seed=7, extra=37)
+    backend = fit_gaussian_backend(narrow(wide), narrow(val), reduce="pca", dims=(16,), normalize=False)
+    assert backend.info["side_dims"] == {"voice": 3, "face": 16} and backend.info["dims"] == 16
+    assert backend.voice_projection.shape[0] == 3 and backend.face_projection.shape[0] == 40
+    same = fit_gaussian_backend(wide, val, reduce="lda", dims=(8,), normalize=False)  # equal widths: as before
+    assert same.info["side_dims"] == {"voice": 8, "face": 8}
+
+
 def test_cllr_and_min_cllr():
     labels = np.repeat([True, False], 500)
     assert cllr(labels, np.zeros(1000)) == pytest.approx(1.0)  # "no idea" costs one bit

@@ -6,10 +6,19 @@ import shutil
 import numpy as np
 import pytest
 
-from voxface.evaluation.backend import BackendError
-from voxface.evaluation.decomposition import COLUMNS, DemographicProbe, agreement_scores, format_decomposition
+from voxface.evaluation.backend import BackendError, EmbeddingSet, fit_gaussian_backend
+from voxface.evaluation.decomposition import (
+    COLUMNS,
+    LIMIT_LIST,
+    REFERENCE_DIMS,
+    DemographicProbe,
+    agreement_scores,
+    fit_one_sided,
+    format_decomposition,
+    limit_check,
+)
 from voxface.evaluation.evaluate import evaluate
-from voxface.evaluation.metrics import roc_auc
+from voxface.evaluation.metrics import delong_difference, roc_auc
 
 
 def _people(n: int, rng: np.random.Generator):
@@ -46,6 +55,48 @@ def test_demographics_reference_is_chance_on_a_list_constrained_on_its_attribute
     assert auc(same_gender, "nationality") > 0.6  # while the attribute it does not constrain still helps
 
 
+def _face_side(identities: int, seed: int):
+    """Identities whose true voice knobs hold a latent z exactly, a face teacher T that keeps z in 3 quiet
+    directions under 45 loud ones of per-frame nuisance, and a run whose mapping F kept z's directions of T and
+    whose voice encoder V reads z with noise."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(identities), 4)
+    z = rng.standard_normal((identities, 3))[ids]
+    knobs = np.c_[z, rng.standard_normal((identities, 3))[ids]] + 0.1 * rng.standard_normal((len(ids), 6))
+    teacher = np.c_[0.5 * z + 0.2 * rng.standard_normal(z.shape), 2.0 * rng.standard_normal((len(ids), 45))]
+    return ids, knobs, teacher, teacher[:, :3], z + 0.8 * rng.standard_normal(z.shape)
+
+
+def test_a_one_sided_reference_with_too_little_capacity_falls_below_the_run_and_the_check_says_so():
+    (train_ids, train_knobs, train_t, _, _), (val_ids, val_knobs, val_t, _, _) = _face_side(300, 0), _face_side(60, 1)
+    ids, knobs, teacher, mapped, voices = _face_side(200, 2)
+    rng = np.random.default_rng(3)
+    v, f = rng.integers(0, len(ids), 3000), rng.integers(0, len(ids), 3000)
+    same = rng.random(3000) < 0.5
+    f[same] = [rng.choice(np.flatnonzero(ids == ids[i])) for i in v[same]]
+    labels = ids[v] == ids[f]
+    achieved = (voices[v] * mapped[f]).sum(1) / np.linalg.norm(voices[v], axis=1) / np.linalg.norm(mapped[f], axis=1)
+    train = EmbeddingSet(train_knobs, train_ids, train_t, train_ids)
+    val = EmbeddingSet(val_knobs, val_ids, val_t, val_ids)
+    # the references before issue 22: T reduced by PCA to a few dimensions, all of them nuisance here
+    weak = fit_gaussian_backend(train, val, reduce="pca", dims=(4, 8, 16), normalize=False)
+    strong = fit_one_sided(train, val)
+    assert strong.info["side_dims"]["voice"] == 6 and strong.info["side_dims"]["face"] in REFERENCE_DIMS  # knobs whole
+
+    def check(reference) -> tuple[bool, str]:
+        scores = reference.llr(knobs[v], teacher[f])
+        row = {"face_limited": roc_auc(labels, scores), "achieved_cosine": roc_auc(labels, achieved)}
+        paired = {"face_limited": {"cosine": list(delong_difference(labels, scores, achieved))}}
+        return limit_check({"lists": {LIMIT_LIST: row}, "limits": {LIMIT_LIST: paired}})
+
+    assert roc_auc(labels, achieved) > 0.75
+    met, measured = check(weak)  # about 0.50 against the run's 0.83
+    assert not met and "below: not a limit" in measured and "vs achieved cosine" in measured
+    met, measured = check(strong)  # about 0.97
+    assert met and "not a limit" not in measured
+    assert limit_check({"lists": {}}) is None  # no knobs: nothing to check
+
+
 def test_evaluate_breaks_each_list_down_on_voxsynth(tiny_run, trained_checkpoint, tmp_path):
     from voxface.protocol import SPLIT_TRAIN, load_protocol
 
@@ -67,6 +118,17 @@ def test_evaluate_breaks_each_list_down_on_voxsynth(tiny_run, trained_checkpoint
     assert (tmp_path / "plots" / "decomposition.png").is_file()
     text = format_decomposition(result.decomposition)
     assert "| random_unseenunheard |" in text and "%)" in text
+    # each one-sided reference against the run on the same trials (cosine only: no backend scored here)
+    limits = result.decomposition["limits"]
+    assert set(limits) == set(table) and set(limits[LIMIT_LIST]) == {"face_limited", "voice_limited"}
+    for name in ("face_limited", "voice_limited"):
+        difference, low, high = limits[LIMIT_LIST][name]["cosine"]
+        assert difference == pytest.approx(table[LIMIT_LIST][name] - table[LIMIT_LIST]["achieved_cosine"])
+        assert low < difference < high
+    fits = result.decomposition["knob_references"]
+    assert fits["face_limited"]["sides"] == "true voice knobs x [T, F]" and fits["face_limited"]["reduce"] == "lda"
+    assert fits["face_limited"]["side_dims"]["voice"] == 8  # the knobs stay whole
+    assert f"Limits on {LIMIT_LIST}" in text and "face-limited true voice knobs x [T, F]" in text
 
 
 def test_a_reference_cannot_see_test_identities(tiny_run, trained_checkpoint, tmp_path, monkeypatch):
@@ -92,5 +154,6 @@ def test_a_reference_cannot_see_test_identities(tiny_run, trained_checkpoint, tm
     result = evaluate(trained_checkpoint, root / "voxsynth", lists, workers=0)
     assert "not computed: the data have no true voice and face parameters" in result.decomposition["knob_references"]
     assert set(result.decomposition["lists"]["random_unseenunheard"]) == {"demographics", "achieved_cosine"}
+    assert "limits" not in result.decomposition and limit_check(result.decomposition) is None
     assert "Data, face-limited and voice-limited references: not computed" in format_decomposition(
         result.decomposition)

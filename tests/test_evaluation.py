@@ -13,6 +13,7 @@ from voxface.evaluation.checkpoint import load_trained_model
 from voxface.evaluation.evaluate import evaluate
 from voxface.evaluation.metrics import (
     bootstrap_interval,
+    delong_difference,
     delong_interval,
     equal_error_rate,
     matching_accuracy,
@@ -67,6 +68,27 @@ def test_delong_interval_covers_the_true_auc_and_agrees_with_the_bootstrap():
             assert low < roc_auc(labels, scores) < high
     assert covered >= 34  # about 95% of 40 expected
     assert delong_interval([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == (1.0, 1.0)
+
+
+def test_delong_difference_of_two_scorings_of_the_same_trials_agrees_with_a_paired_bootstrap():
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1], [600, 400])
+    shared = rng.normal(size=1000) + labels  # what both scorings read of each trial
+    a = shared + 0.5 * rng.normal(size=1000) + 0.3 * labels
+    b = shared + 0.5 * rng.normal(size=1000)
+    difference, low, high = delong_difference(labels, a, b)
+    assert difference == pytest.approx(roc_auc(labels, a) - roc_auc(labels, b), abs=1e-12)
+    resampled = []
+    for _ in range(1000):  # the same trials resampled for both scorings
+        i = rng.integers(0, 1000, 1000)
+        resampled.append(roc_auc(labels[i], a[i]) - roc_auc(labels[i], b[i]))
+    b_low, b_high = np.percentile(resampled, [2.5, 97.5])
+    assert abs(low - b_low) < 0.01 and abs(high - b_high) < 0.01
+    assert low > 0  # a told apart from b: their shared noise cancels in the pairing
+    a_low, a_high = delong_interval(labels, a)
+    assert high - low < a_high - a_low  # narrower than an AUC's own interval, let alone two unpaired ones
+    assert delong_difference(labels, a, a) == (0.0, 0.0, 0.0)
+    assert delong_difference(labels, b, a)[0] == pytest.approx(-difference)
 
 
 def test_matching_and_retrieval():

@@ -227,6 +227,8 @@ def _evaluate_step(name: str, train_dir: Path, eval_dir: Path, root: Path, proto
 
 def check_bars(reports: dict[str, dict], oracle: dict | None) -> list[tuple[str, bool, str]]:
     """The demo's bars as (bar, met, what was measured), from each run's report.json."""
+    from voxface.evaluation.decomposition import limit_check
+
     key = "random_unseenunheard"
     full = reports["full"]["verification"]
     bars = []
@@ -263,6 +265,10 @@ def check_bars(reports: dict[str, dict], oracle: dict | None) -> list[tuple[str,
                         if with_ot < ci[0] else "the drop lies within the contrastive run's 95% CI, so these data "
                         "cannot tell the two apart"))
     bars.append(("contrastive + OT is not below contrastive alone (Table 3)", with_ot >= contrastive, measured))
+    limits = limit_check(reports["full"].get("decomposition", {}))
+    if limits is not None:  # VoxSynth: the decomposition's one-sided references, compared with the run
+        bars.append((f"the face-limited and voice-limited references are limits: not below the full method on {key} "
+                     "(paired 95% CI of reference - achieved, DeLong)", *limits))
     return bars
 
 

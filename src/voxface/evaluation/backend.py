@@ -290,19 +290,22 @@ def fit_gaussian_backend(train: EmbeddingSet, val: EmbeddingSet, reduce: str = "
     voices, faces = unit(train.voices), unit(train.faces)
     v_mean, f_mean = voices.mean(0), faces.mean(0)
     voices, faces = voices - v_mean, faces - f_mean
-    width = min(voices.shape[1], faces.shape[1])
-    sizes = [width] if reduce == "none" else sorted({min(d, width, len(labels) - 1) for d in dims})
+    # each side is reduced to at most its own width: knobs (8 or 15 numbers) against a 128-d embedding keep
+    # every knob while the embedding is reduced to the size tried
+    widths = (voices.shape[1], faces.shape[1]) if reduce == "none" else (
+        min(voices.shape[1], len(labels) - 1), min(faces.shape[1], len(labels) - 1))
+    sizes = [max(widths)] if reduce == "none" else sorted({min(d, max(widths)) for d in dims})
     val_v, val_f, val_labels = trial_pairs(val, limit=val_trials)
     val_voices, val_faces = unit(val.voices) - v_mean, unit(val.faces) - f_mean
     grid, best = [], None
     if reduce != "none":  # components come ordered: reduce once to the largest size, then take leading columns
-        full_v = _reduction(voices, train.voice_ids, reduce, max(sizes))
-        full_f = _reduction(faces, train.face_ids, reduce, max(sizes))
+        full_v = _reduction(voices, train.voice_ids, reduce, min(max(sizes), widths[0]))
+        full_f = _reduction(faces, train.face_ids, reduce, min(max(sizes), widths[1]))
     for d in sizes:
         if reduce == "none":
             p_v, p_f = np.eye(voices.shape[1]), np.eye(faces.shape[1])
         else:
-            p_v, p_f = full_v[:, :d], full_f[:, :d]
+            p_v, p_f = full_v[:, :min(d, widths[0])], full_f[:, :min(d, widths[1])]
         to_v, to_f, rho = canonical_pairs(voices @ p_v, train.voice_ids, faces @ p_f, train.face_ids, labels)
         to_v, to_f = p_v @ to_v, p_f @ to_f
         # every k at once: the llr is a running sum over canonical pairs ordered by correlation
@@ -312,9 +315,9 @@ def fit_gaussian_backend(train: EmbeddingSet, val: EmbeddingSet, reduce: str = "
             auc = roc_auc(val_labels, running[:, k - 1])
             grid.append({"dims": d, "pairs": k, "val_auc": round(auc, 5)})
             if best is None or auc > best[0] + 1e-9:
-                best = (auc, d, k, to_v[:, :k], to_f[:, :k], rho[:k])
+                best = (auc, d, k, to_v[:, :k], to_f[:, :k], rho[:k], p_v.shape[1], p_f.shape[1])
     assert best is not None
-    val_auc, d, k, to_v, to_f, rho = best
+    val_auc, d, k, to_v, to_f, rho, d_v, d_f = best
     backend = GaussianBackend(v_mean, f_mean, to_v, to_f, rho, normalize=normalize)
     raw = backend.llr_projected(val_voices[val_v] @ to_v, val_faces[val_f] @ to_f)
     backend.calibration = _logistic(raw, val_labels)
@@ -324,6 +327,7 @@ def fit_gaussian_backend(train: EmbeddingSet, val: EmbeddingSet, reduce: str = "
         backend.cosine_calibration = _logistic(cos, val_labels)
     backend.info = {
         "model": "cross-modal two-covariance (joint Gaussian) backend", "reduce": reduce, "dims": int(d),
+        "side_dims": {"voice": int(d_v), "face": int(d_f)},
         "canonical_pairs": int(k), "canonical_correlations": [round(float(r), 4) for r in rho],
         "train_identities": int(len(labels)), "train_voices": int(len(train.voices)),
         "train_faces": int(len(train.faces)), "val_identities": int(val.identities),

@@ -376,7 +376,8 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
             "teacher": relative(teacher_emb, roots.faces)}
     oracle = oracle_beside(protocol.root) if protocol.source != "voxceleb1" else None
     try:
-        return decompose(protocol, verification, result.verification, test, train, val, oracle)
+        return decompose(protocol, verification, result.verification, test, train, val, oracle,
+                         {"cosine": result.scores, "backend": result.backend_scores})
     except BackendError as err:  # too few identities to fit or choose on
         log.warning("decomposition skipped: %s", err)
         return {"skipped": str(err)}
