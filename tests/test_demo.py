@@ -137,6 +137,33 @@ def test_the_limits_bar_fails_only_where_a_reference_lies_significantly_below_th
     assert check_bars(with_limits(0.76, [-0.01, -0.03, 0.01]), oracle)[-1][1]
 
 
+def test_a_full_report_from_before_the_limits_is_evaluated_again(tmp_path, monkeypatch):
+    import voxface.evaluation.evaluate
+    from voxface.demo import _evaluate_step
+
+    train, backend, out = tmp_path / "train", tmp_path / "backend", tmp_path / "eval"
+    for path in (train / "checkpoints" / "best.ckpt", backend / "backend.json", out / "report.json"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    oracle = {"verification_auc": {}}
+
+    class Evaluated(Exception):
+        pass
+
+    def evaluate(*args, **kwargs):
+        raise Evaluated
+
+    monkeypatch.setattr(voxface.evaluation.evaluate, "evaluate", evaluate)
+    old = {"oracle_ceiling": {}, "decomposition": {"knob_references": {"face_limited": {}}, "lists": {}}}
+    (out / "report.json").write_text(json.dumps(old))
+    with pytest.raises(Evaluated):  # its face-limited reference was fitted the old way and never compared
+        _evaluate_step("full", train, out, tmp_path, None, oracle, backend)
+    (out / "report.json").write_text(json.dumps({**old, "decomposition": {**old["decomposition"], "limits": {}}}))
+    assert _evaluate_step("full", train, out, tmp_path, None, oracle, backend)["reused"]
+    (out / "report.json").write_text(json.dumps({"oracle_ceiling": {}}))  # an ablation: no decomposition
+    assert _evaluate_step("ot_only", train, out, tmp_path, None, oracle)["reused"]
+
+
 def test_demo_on_the_users_own_data_with_their_teacher_and_config(tiny_run, tmp_path, capsys):
     root, base = tiny_run
     out = tmp_path / "mine"
