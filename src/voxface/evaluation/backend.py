@@ -278,7 +278,8 @@ def fit_gaussian_backend(train: EmbeddingSet, val: EmbeddingSet, reduce: str = "
     """Fit the backend on ``train``, choose the reduced size and the number of canonical pairs by AUC on
     ``val``'s trials, and calibrate both scorings on them. ``reduce``: "lda", "pca" or "none" (whitening only).
     ``normalize=False`` keeps vectors as they are (features that are not directions, e.g. VoxSynth's knobs);
-    voices and faces may differ in size.
+    voices and faces may differ in size: each side is reduced to at most its own width (``info["side_dims"]``),
+    so a narrow side stays whole while the wider one is reduced to the size tried (``info["dims"]``).
     """
     start = time.perf_counter()
     if reduce not in ("lda", "pca", "none"):

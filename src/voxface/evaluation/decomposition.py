@@ -388,14 +388,14 @@ def format_decomposition(result: dict) -> str:
         text += ["", f"No shares on {', '.join(unusable)}: {why_no_shares(list(unusable.values()))}."]
     if isinstance(result.get("knob_references"), str):
         text += ["", f"Data, face-limited and voice-limited references: {result['knob_references']}."]
-    else:
-        fits = result["knob_references"]
+    elif any("sides" in result.get("knob_references", {}).get(name, {}) for name in ONE_SIDED):
+        fits = result["knob_references"]  # (a table written before issue 22 does not say which sides)
         text += ["", "One-sided references (Gaussian backends, the embedding side LDA-reduced, the knob side whole, "
                  "sizes chosen on validation AUC): " + "; ".join(f"{name.replace('_', '-')} {fits[name]['sides']} "
                                                  f"({fits[name]['side_dims']['voice']} x "
                                                  f"{fits[name]['side_dims']['face']} dimensions, "
                                                  f"{fits[name]['canonical_pairs']} canonical pairs)"
-                                                 for name in ONE_SIDED if name in fits) + "."]
+                                                 for name in ONE_SIDED if "sides" in fits.get(name, {})) + "."]
     check = limit_check(result)
     if check is not None:
         text += ["", f"Limits on {LIMIT_LIST} ({'they hold' if check[0] else 'NOT all limits'}; a reference fails "
