@@ -72,8 +72,10 @@ def render_face(knobs: np.ndarray, scene: Scene, rng: np.random.Generator, size:
     skin += np.array([14, 0, -14]) * k["skin_warm"]
     skin_rgb = tuple(int(c) for c in np.clip(skin, 0, 255))
     shade = tuple(int(c * 0.6) for c in skin_rgb)
-    hair_base = 25 + 150 * _sigmoid(-1.2 * k["hair_dark"])
-    grey = _sigmoid(1.6 * k["grey"] - 1.0)
+    # Issue 22: hair_dark through sigmoid(-1.2 k) under full grey read at R² 0.57: a gentler slope, and grey
+    # that whitens at most 80%, keep the natural colour visible over the knob's range.
+    hair_base = 20 + 170 * _sigmoid(-0.75 * k["hair_dark"])
+    grey = 0.8 * _sigmoid(1.6 * k["grey"] - 1.0)
     hair = np.array([hair_base * 1.1, hair_base * 0.9, hair_base * 0.7]) * (1 - grey) + 195 * grey
     hair_rgb = tuple(int(c) for c in np.clip(hair, 0, 255))
 
