@@ -332,3 +332,18 @@ def test_legibility_readers_learn_the_loud_knobs_and_report_each_against_its_bar
     assert "pitch" in first and "below its bar" in first and stored["settings"]["renderers"]
     (tmp_path / "legibility.json").write_text(json.dumps({**stored, "voice": {**stored["voice"], "met": True}}))
     assert legibility_beside(tmp_path, config, IdentityModel(), workers=2) != first  # reused, not re-measured
+    (tmp_path / "legibility.json").write_text("{")  # a cut-short file is measured again, not a traceback
+    assert "pitch" in legibility_beside(tmp_path, config, IdentityModel(), workers=2)
+    assert json.loads((tmp_path / "legibility.json").read_text())["voice"]["r2"] == stored["voice"]["r2"]
+
+
+def test_legibility_sizes_that_cannot_give_an_r2_are_refused_before_anything_is_generated(tmp_path, capsys):
+    from voxface.cli import main
+    from voxface.synth.legibility import LegibilityConfig
+
+    for identities in (0, -5, 3):
+        assert main(["synth", "--out", str(tmp_path / "data"), "--legibility", str(identities)]) == 2
+        assert "--legibility 8 or more" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(ConfigError, match="training crop"):
+        LegibilityConfig(crop_seconds=4.0, clip_seconds=3.0).validate()

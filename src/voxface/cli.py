@@ -67,6 +67,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     sizes = {"identities": args.identities, "teacher_identities": args.teacher_identities}
     config = SynthConfig(seed=args.seed, **{k: v for k, v in sizes.items() if v is not None})
+    readers = None
+    if args.legibility is not None:  # checked before the data set is generated
+        from voxface.synth.legibility import LegibilityConfig
+
+        readers = LegibilityConfig(identities=args.legibility, heldout=max(4, args.legibility // 4))
+        readers.validate()
     summary = generate(args.out, config, workers=args.workers, progress=not args.quiet)
     print(format_synth_summary(args.out, summary))
     small = {split: n for split, n in summary["identities"].items() if split in ("val", "test") and n < 8}
@@ -77,10 +83,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.preview:
         for path in write_preview(args.out):
             print(f"preview: {path}")
-    if args.legibility:
-        from voxface.synth.legibility import LegibilityConfig, legibility_beside
+    if readers is not None:
+        from voxface.synth.legibility import legibility_beside
 
-        readers = LegibilityConfig(identities=args.legibility, heldout=max(4, args.legibility // 4))
         print(legibility_beside(args.out, readers, config.model, workers=args.workers))
     return 0
 

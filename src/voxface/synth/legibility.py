@@ -37,6 +37,7 @@ from PIL import Image
 from sklearn.metrics import r2_score
 from torch import nn
 
+from voxface.errors import ConfigError
 from voxface.media.faces import face_to_tensor
 from voxface.media.fbank import KaldiFbank
 from voxface.models.ecapa import ECAPATDNN
@@ -78,6 +79,21 @@ class LegibilityConfig:
     face_width: float = 0.25
     face_features: int = 128
     face_size: int = 64
+
+
+    def validate(self) -> None:
+        """Raise ConfigError for a measurement that cannot give an R² (too few identities, samples or steps)."""
+        if self.identities < 8 or self.heldout < 4:
+            raise ConfigError(f"legibility needs at least 8 reader identities and 4 held-out ones (got "
+                              f"{self.identities} and {self.heldout}): --legibility 8 or more")
+        if self.videos < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("legibility needs at least 1 video per identity, 1 epoch and a batch of 1")
+        if self.identities * self.videos < self.batch_size:
+            raise ConfigError(f"{self.identities} identities x {self.videos} videos give fewer samples than one batch "
+                              f"of {self.batch_size}: take more identities")
+        if not 0 < self.crop_seconds <= self.clip_seconds:
+            raise ConfigError(f"the training crop ({self.crop_seconds} s) must lie within the clip "
+                              f"({self.clip_seconds} s)")
 
 
 def knob_bars(modality: str) -> dict[str, float]:
@@ -226,6 +242,7 @@ def measure_legibility(config: LegibilityConfig | None = None, modalities: tuple
     "render_seconds": s, "train_seconds": s, "samples": n_train, "heldout_samples": n_test}}``.
     """
     config = config or LegibilityConfig()
+    config.validate()
     result: dict = {"config": asdict(config)}
     for modality in modalities:
         start = time.perf_counter()
@@ -255,11 +272,24 @@ def legibility_beside(out: str | Path, config: LegibilityConfig, model: Identity
     renderers = hashlib.sha256((inspect.getsource(voice) + inspect.getsource(face)).encode()).hexdigest()[:16]
     settings = {"readers": asdict(config), "model": asdict(model), "renderers": renderers}
     if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("settings") == json.loads(json.dumps(settings)):
-            return format_legibility(stored)
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:  # measured again, and rewritten
+            log.warning("%s: unreadable (%s); measuring again", path, err)
+            stored = {}
+        if isinstance(stored, dict) and stored.get("settings") == json.loads(json.dumps(settings)):
+            try:
+                return format_legibility(stored)
+            except (KeyError, TypeError, ValueError, AttributeError):  # an edited or truncated file: measured again
+                log.warning("%s: not a legibility measurement this version wrote; measuring again", path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path.parent}: not a folder to write {LEGIBILITY_FILE} into")
+    config.validate()  # before minutes of rendering, not after
     result = {**measure_legibility(config, model=model, workers=workers), "settings": settings}
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    try:
+        path.write_text(json.dumps(result, indent=1) + "\n")
+    except OSError as err:  # minutes of measurement are not thrown away: the section is still returned
+        log.warning("cannot write %s (%s); the measurement is only printed", path, err.strerror or err)
     return format_legibility(result)
 
 
