@@ -40,8 +40,9 @@ def _still_scene(_rng: np.random.Generator) -> face.Scene:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modalities", nargs="+", default=["voice", "face"], choices=["voice", "face"])
-    parser.add_argument("--identities", type=int, default=LegibilityConfig.identities)
-    parser.add_argument("--epochs", type=int, default=LegibilityConfig.epochs)
+    parser.add_argument("--identities", type=int, default=LegibilityConfig.identities,
+                        help="the readers' training identities; a quarter as many are held out (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=LegibilityConfig.epochs, help="default: %(default)s")
     parser.add_argument("--seed", type=int, default=LegibilityConfig.seed, help="the draw and the readers' start")
     parser.add_argument("--no-channel", action="store_true", help="voices without their per-video channel")
     parser.add_argument("--still-scene", action="store_true", help="faces in one neutral scene (expression remains)")

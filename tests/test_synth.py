@@ -329,7 +329,8 @@ def test_legibility_readers_learn_the_loud_knobs_and_report_each_against_its_bar
     # the voxface synth section: measured once, then read back while settings and renderers stay the same
     first = legibility_beside(tmp_path, config, IdentityModel(), workers=2)
     stored = json.loads((tmp_path / "legibility.json").read_text())
-    assert "pitch" in first and "below its bar" in first and stored["settings"]["renderers"]
+    assert "pitch" in first and "below its bar" in first and stored["settings"]["code"]
+    assert "(measured earlier" in legibility_beside(tmp_path, config, IdentityModel(), workers=2)
     (tmp_path / "legibility.json").write_text(json.dumps({**stored, "voice": {**stored["voice"], "met": True}}))
     assert legibility_beside(tmp_path, config, IdentityModel(), workers=2) != first  # reused, not re-measured
     (tmp_path / "legibility.json").write_text("{")  # a cut-short file is measured again, not a traceback
@@ -345,5 +346,10 @@ def test_legibility_sizes_that_cannot_give_an_r2_are_refused_before_anything_is_
         assert main(["synth", "--out", str(tmp_path / "data"), "--legibility", str(identities)]) == 2
         assert "--legibility 8 or more" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
+    (tmp_path / "file").write_text("")
+    assert main(["synth", "--out", str(tmp_path / "file"), "--legibility", "16"]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "data"), "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="training crop"):
         LegibilityConfig(crop_seconds=4.0, clip_seconds=3.0).validate()

@@ -395,6 +395,10 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
     """Write VoxSynth into ``out`` (see the module docstring); returns the summary in ``voxsynth.json``."""
     config = config or SynthConfig()
     out = Path(out)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (got {workers})")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder (it is created when missing)")
     settings = json.loads(json.dumps(asdict(config)))
     done_file = out / DONE_FILE
     if done_file.is_file():

@@ -26,6 +26,7 @@ import inspect
 import io
 import json
 import logging
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -86,8 +87,9 @@ class LegibilityConfig:
         if self.identities < 8 or self.heldout < 4:
             raise ConfigError(f"legibility needs at least 8 reader identities and 4 held-out ones (got "
                               f"{self.identities} and {self.heldout}): --legibility 8 or more")
-        if self.videos < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("legibility needs at least 1 video per identity, 1 epoch and a batch of 1")
+        if self.videos < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("legibility needs at least 1 video per identity, 1 epoch, a batch of 1 and a positive "
+                              "learning rate")
         if self.identities * self.videos < self.batch_size:
             raise ConfigError(f"{self.identities} identities x {self.videos} videos give fewer samples than one batch "
                               f"of {self.batch_size}: take more identities")
@@ -268,9 +270,12 @@ def legibility_beside(out: str | Path, config: LegibilityConfig, model: Identity
     renderers under its identity model, write ``legibility.json`` beside its ``voxsynth.json``, and return
     the report section."""
     path = Path(out) / LEGIBILITY_FILE
-    # the renderers' source too: a measurement of other renderers says nothing about these media
-    renderers = hashlib.sha256((inspect.getsource(voice) + inspect.getsource(face)).encode()).hexdigest()[:16]
-    settings = {"readers": asdict(config), "model": asdict(model), "renderers": renderers}
+    # the code too (renderers, readers, front end): a measurement by other code says nothing about these media
+    readers = (sys.modules[c.__module__] for c in (ECAPATDNN, iresnet, KaldiFbank))
+    modules = (voice, face, sys.modules[__name__], *readers)
+    sources = "".join(inspect.getsource(m) for m in modules)
+    settings = {"readers": asdict(config), "model": asdict(model),
+                "code": hashlib.sha256(sources.encode()).hexdigest()[:16]}
     if path.is_file():
         try:
             stored = json.loads(path.read_text())
@@ -279,18 +284,29 @@ def legibility_beside(out: str | Path, config: LegibilityConfig, model: Identity
             stored = {}
         if isinstance(stored, dict) and stored.get("settings") == json.loads(json.dumps(settings)):
             try:
-                return format_legibility(stored)
+                return format_legibility(stored) + f"\n  (measured earlier: {path})"
             except (KeyError, TypeError, ValueError, AttributeError):  # an edited or truncated file: measured again
                 log.warning("%s: not a legibility measurement this version wrote; measuring again", path)
+        elif stored:
+            log.warning("%s was measured with other reader settings, identity model or code; measuring again (the "
+                        "file is replaced)", path)
     if not path.parent.is_dir():
         raise ConfigError(f"{path.parent}: not a folder to write {LEGIBILITY_FILE} into")
     config.validate()  # before minutes of rendering, not after
+    if config.identities < 100:
+        log.warning("%d reader identities: R² from so few is noise (the bars are judged at 600)", config.identities)
+    partial = path.with_name(path.name + ".partial")
+    try:  # a folder that cannot take the file is found before the measurement, not after
+        partial.write_text("")
+    except OSError as err:
+        raise ConfigError(f"cannot write into {path.parent} ({err.strerror or err}): choose a writable --out") from None
     result = {**measure_legibility(config, model=model, workers=workers), "settings": settings}
-    try:
-        path.write_text(json.dumps(result, indent=1) + "\n")
+    try:  # written whole or not at all
+        partial.write_text(json.dumps(result, indent=1) + "\n")
+        partial.replace(path)
     except OSError as err:  # minutes of measurement are not thrown away: the section is still returned
         log.warning("cannot write %s (%s); the measurement is only printed", path, err.strerror or err)
-    return format_legibility(result)
+    return format_legibility(result) + f"\n  (written to {path})"
 
 
 def format_legibility(result: dict) -> str:
