@@ -81,7 +81,6 @@ class LegibilityConfig:
     face_features: int = 128
     face_size: int = 64
 
-
     def validate(self) -> None:
         """Raise ConfigError for a measurement that cannot give an R² (too few identities, samples or steps)."""
         if self.identities < 8 or self.heldout < 4:
