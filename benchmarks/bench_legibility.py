@@ -49,8 +49,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = replace(LegibilityConfig(), identities=args.identities, heldout=max(4, args.identities // 4),
-                     epochs=args.epochs, seed=args.seed)
+    config = replace(LegibilityConfig.sized(args.identities), epochs=args.epochs, seed=args.seed)
     with (mock.patch.object(voice.Channel, "draw", _neutral_channel) if args.no_channel else mock.MagicMock(),
           mock.patch.object(face.Scene, "draw", _still_scene) if args.still_scene else mock.MagicMock()):
         result = measure_legibility(config, modalities=tuple(args.modalities), workers=os.cpu_count())

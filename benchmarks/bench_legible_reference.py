@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,21 +31,16 @@ from voxface.media.audio import read_voice
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.protocol import DataRoots, load_protocol
 from voxface.protocol.lists import SPLIT_TRAIN, SPLIT_VAL, Protocol
-from voxface.synth.legibility import LegibilityConfig, predict, render_draw, train_reader
+from voxface.synth.legibility import LegibilityConfig, read_modality
 from voxface.synth.model import FACE_KNOBS, VOICE_KNOBS
 
 
 def estimate(modality: str, data: Path, out: Path) -> None:
     config = LegibilityConfig()
-    start = time.perf_counter()
-    samples, targets, identity = render_draw(config, modality, workers=1)
-    train_rows, test_rows = np.flatnonzero(identity < config.identities), np.flatnonzero(identity >= config.identities)
-    reader, mean, sd = train_reader(modality, samples, targets, train_rows, config)
-    held_out = predict(reader, modality, samples, test_rows, mean, sd, config)
+    reader, mean, sd, scored = read_modality(config, modality, workers=1)
+    print(f"{modality} reader, held-out R²: " + ", ".join(f"{k} {r:.3f}" for k, r in scored["r2"].items())
+          + f" ({scored['render_seconds'] + scored['train_seconds']:.0f} s)", flush=True)
     knobs = VOICE_KNOBS if modality == "voice" else FACE_KNOBS
-    print(f"{modality} reader, held-out R²: " + ", ".join(
-        f"{k} {r2_score(targets[test_rows, j], held_out[:, j]):.3f}" for j, k in enumerate(knobs))
-        + f" ({time.perf_counter() - start:.0f} s)", flush=True)
     stored = np.load(data / KNOBS_FILE, allow_pickle=False)
     paths, roots = stored[f"{modality}_paths"].tolist(), DataRoots.from_root(data)
     reader.eval()

@@ -353,3 +353,15 @@ def test_legibility_sizes_that_cannot_give_an_r2_are_refused_before_anything_is_
     assert "--workers must be at least 1" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="training crop"):
         LegibilityConfig(crop_seconds=4.0, clip_seconds=3.0).validate()
+
+
+def test_an_interrupted_legibility_measurement_leaves_no_file(tmp_path, monkeypatch):
+    from voxface.synth import legibility
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(legibility, "measure_legibility", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        legibility.legibility_beside(tmp_path, legibility.LegibilityConfig.sized(16), IdentityModel())
+    assert list(tmp_path.iterdir()) == []

@@ -71,7 +71,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.legibility is not None:  # checked before the data set is generated
         from voxface.synth.legibility import LegibilityConfig
 
-        readers = LegibilityConfig(identities=args.legibility, heldout=max(4, args.legibility // 4))
+        readers = LegibilityConfig.sized(args.legibility)
         readers.validate()
     summary = generate(args.out, config, workers=args.workers, progress=not args.quiet)
     print(format_synth_summary(args.out, summary))

@@ -81,6 +81,11 @@ class LegibilityConfig:
     face_features: int = 128
     face_size: int = 64
 
+    @classmethod
+    def sized(cls, identities: int) -> LegibilityConfig:
+        """The default measurement with ``identities`` training identities and a quarter as many held out."""
+        return cls(identities=identities, heldout=max(4, identities // 4))
+
     def validate(self) -> None:
         """Raise ConfigError for a measurement that cannot give an R² (too few identities, samples or steps)."""
         if self.identities < 8 or self.heldout < 4:
@@ -235,6 +240,29 @@ def predict(reader: nn.Module, modality: str, samples: np.ndarray, rows: np.ndar
     return np.concatenate(out) * sd + mean
 
 
+def read_modality(config: LegibilityConfig, modality: str, model: IdentityModel | None = None,
+                  workers: int | None = None) -> tuple[nn.Module, np.ndarray, np.ndarray, dict]:
+    """Render a fresh draw of one modality, train its reader and score it on the held-out identities: (the reader,
+    the knobs' training mean and sd it predicts around, ``{"r2": {knob: R²}, "bars", "met", "render_seconds",
+    "train_seconds", "samples", "heldout_samples"}``)."""
+    config.validate()
+    start = time.perf_counter()
+    samples, targets, identity = render_draw(config, modality, model, workers)
+    rendered = time.perf_counter()
+    train_rows = np.flatnonzero(identity < config.identities)
+    test_rows = np.flatnonzero(identity >= config.identities)
+    reader, mean, sd = train_reader(modality, samples, targets, train_rows, config)
+    estimate = predict(reader, modality, samples, test_rows, mean, sd, config)
+    trained = time.perf_counter()
+    knobs = VOICE_KNOBS if modality == "voice" else FACE_KNOBS
+    r2 = {k: float(r2_score(targets[test_rows, j], estimate[:, j])) for j, k in enumerate(knobs)}
+    bars = knob_bars(modality)
+    return reader, mean, sd, {"r2": r2, "bars": bars, "met": all(r2[k] >= bars[k] for k in knobs),
+                              "render_seconds": round(rendered - start, 1),
+                              "train_seconds": round(trained - rendered, 1), "samples": len(train_rows),
+                              "heldout_samples": len(test_rows)}
+
+
 def measure_legibility(config: LegibilityConfig | None = None, modalities: tuple[str, ...] = ("voice", "face"),
                        model: IdentityModel | None = None, workers: int | None = None) -> dict:
     """Render a fresh draw, train a reader per modality, and report R² per knob on held-out identities.
@@ -246,20 +274,7 @@ def measure_legibility(config: LegibilityConfig | None = None, modalities: tuple
     config.validate()
     result: dict = {"config": asdict(config)}
     for modality in modalities:
-        start = time.perf_counter()
-        samples, targets, identity = render_draw(config, modality, model, workers)
-        rendered = time.perf_counter()
-        train_rows = np.flatnonzero(identity < config.identities)
-        test_rows = np.flatnonzero(identity >= config.identities)
-        reader, mean, sd = train_reader(modality, samples, targets, train_rows, config)
-        estimate = predict(reader, modality, samples, test_rows, mean, sd, config)
-        trained = time.perf_counter()
-        knobs = VOICE_KNOBS if modality == "voice" else FACE_KNOBS
-        r2 = {k: float(r2_score(targets[test_rows, j], estimate[:, j])) for j, k in enumerate(knobs)}
-        bars = knob_bars(modality)
-        result[modality] = {"r2": r2, "bars": bars, "met": all(r2[k] >= bars[k] for k in knobs),
-                            "render_seconds": round(rendered - start, 1), "train_seconds": round(trained - rendered, 1),
-                            "samples": len(train_rows), "heldout_samples": len(test_rows)}
+        result[modality] = read_modality(config, modality, model, workers)[3]
     return result
 
 
@@ -299,7 +314,11 @@ def legibility_beside(out: str | Path, config: LegibilityConfig, model: Identity
         partial.write_text("")
     except OSError as err:
         raise ConfigError(f"cannot write into {path.parent} ({err.strerror or err}): choose a writable --out") from None
-    result = {**measure_legibility(config, model=model, workers=workers), "settings": settings}
+    try:
+        result = {**measure_legibility(config, model=model, workers=workers), "settings": settings}
+    except BaseException:  # an interrupted or failed measurement leaves nothing behind
+        partial.unlink(missing_ok=True)
+        raise
     try:  # written whole or not at all
         partial.write_text(json.dumps(result, indent=1) + "\n")
         partial.replace(path)
