@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from sklearn.metrics import r2_score
 
-from voxface.evaluation.backend import EmbeddingSet, fit_gaussian_backend
 from voxface.evaluation.decomposition import KNOBS_FILE
-from voxface.evaluation.metrics import delong_interval, roc_auc
 from voxface.media.audio import read_voice
 from voxface.media.faces import face_to_tensor, read_face
+from voxface.metrics import delong_interval, roc_auc
 from voxface.protocol import DataRoots, load_protocol
 from voxface.protocol.lists import SPLIT_TRAIN, SPLIT_VAL, Protocol
+from voxface.scoring.backend import EmbeddingSet, fit_gaussian_backend
 from voxface.synth.legibility import LegibilityConfig, read_modality
 from voxface.synth.model import FACE_KNOBS, VOICE_KNOBS
 

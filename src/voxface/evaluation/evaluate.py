@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import ConfigError, MediaError, ProtocolError
-from voxface.evaluation.backend import GaussianBackend, check_backend_fits, cosine
+from voxface.evaluation.backend import check_backend_fits, manifest_embeddings, refuse_test_data
 from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model, run_name
-from voxface.evaluation.metrics import (
+from voxface.evaluation.embedding import Embedder, cached_embeddings
+from voxface.evaluation.result import Evaluation
+from voxface.media.faces import face_to_tensor, read_face
+from voxface.metrics import (
     bootstrap_interval,
     cllr,
     delong_interval,
@@ -31,133 +33,13 @@ from voxface.evaluation.metrics import (
     retrieval,
     roc_auc,
 )
-from voxface.media.audio import read_voice
-from voxface.media.cache import file_size, file_stamp, save_npz_atomic
-from voxface.media.faces import face_to_tensor, read_face
-from voxface.models.voiceface import VoiceFaceModel
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import SPLIT_NAMES, Protocol, VerificationList, load_protocol
+from voxface.scoring.backend import BackendError, GaussianBackend
+from voxface.scoring.cosine import cosine
 from voxface.training.config import TrainConfig, voxceleb_leakage
 
 log = logging.getLogger("voxface")
-
-
-class _Files(Dataset):
-    def __init__(self, paths: list[Path], kind: str, size: int, crop: float | None) -> None:
-        self.paths, self.kind, self.size, self.crop = paths, kind, size, crop
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        try:
-            if self.kind == "voice":
-                return index, torch.from_numpy(read_voice(self.paths[index], self.crop, None)), ""
-            return index, face_to_tensor(read_face(self.paths[index], self.size)), ""
-        except MediaError as err:
-            return index, None, str(err)
-
-
-def _collate(items):
-    return items
-
-
-class Embedder:
-    """Embeds files in batches: ``kind`` "voice" (V), "face" (the mapped F) or "teacher" (the teacher's T). A face
-    pass keeps its T as a by-product, so asking for the same files' T next costs no encoder call. Counts its
-    encoder calls (tests check that each file is embedded once). ``workers=None``: loader processes only beside
-    a GPU, since on a CPU they take the cores the encoder needs (2 workers halve the voice rate on 2 cores,
-    BENCHMARKS.md)."""
-
-    def __init__(self, model: VoiceFaceModel, batch_size: int = 32, workers: int | None = None,
-                 crop_seconds: float | None = None) -> None:
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if workers is None:
-            workers = 2 if self.device.type == "cuda" else 0
-        self.model, self.batch_size, self.workers, self.crop = model, batch_size, workers, crop_seconds
-        self.model.to(self.device).eval()
-        self.encoded = {"voice": 0, "face": 0, "teacher": 0}
-        self._teacher_of: dict[Path, np.ndarray] = {}  # T of the faces embedded so far
-
-    @torch.no_grad()
-    def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
-        embeddings, errors = {}, {}
-        if kind == "teacher":
-            embeddings = {p: self._teacher_of[p] for p in paths if p in self._teacher_of}
-            paths = [p for p in paths if p not in embeddings]
-        if kind == "voice" and self.crop is None:  # similar lengths in a batch: little padding to encode
-            paths = sorted(paths, key=file_size)
-        loader = DataLoader(_Files(paths, "voice" if kind == "voice" else "face", self.model.face_size, self.crop),
-                            batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate)
-        for items in loader:
-            good = [(i, x) for i, x, error in items if x is not None]
-            errors.update({paths[i]: error for i, x, error in items if x is None})
-            if not good:
-                continue
-            if kind in ("face", "teacher"):
-                teacher = self.model.teacher_embeddings(torch.stack([x for _, x in good]).to(self.device))
-                for (i, _), vector in zip(good, teacher.float().cpu().numpy(), strict=True):
-                    self._teacher_of[paths[i]] = vector
-                out = self.model.embed_faces(teacher=teacher) if kind == "face" else teacher
-            else:
-                lengths = torch.tensor([len(x) for _, x in good])
-                wave = torch.zeros(len(good), int(lengths.max()))
-                for row, (_, x) in enumerate(good):
-                    wave[row, : len(x)] = x
-                out = self.model.embed_voices(wave.to(self.device), lengths.to(self.device)
-                                              if bool((lengths < wave.shape[1]).any()) else None)
-            self.encoded[kind] += len(good)
-            for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
-                embeddings[paths[i]] = vector
-        return embeddings, errors
-
-
-def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):
-    """Embeddings of ``paths`` with an on-disk cache; returns (embeddings, unreadable files with reasons)."""
-    stored: dict[str, tuple[str, np.ndarray]] = {}
-    if cache_file is not None and cache_file.is_file():
-        data = np.load(cache_file, allow_pickle=False)
-        stored = {str(p): (str(s), e)
-                  for p, s, e in zip(data["paths"], data["stamps"], data["embeddings"], strict=True)}
-    result, todo = {}, []
-    for path in paths:
-        hit = stored.get(str(path))
-        if hit is not None and hit[0] == file_stamp(path):
-            result[path] = hit[1]
-        else:
-            todo.append(path)
-    fresh, errors = embedder.embed(todo, kind) if todo else ({}, {})
-    result.update(fresh)
-    if cache_file is not None and fresh:
-        for path, vector in fresh.items():
-            stored[str(path)] = (file_stamp(path), vector)
-        names = sorted(stored)
-        save_npz_atomic(cache_file, paths=np.array(names), stamps=np.array([stored[n][0] for n in names]),
-                        embeddings=np.stack([stored[n][1] for n in names]))
-    return result, errors
-
-
-@dataclass
-class Evaluation:
-    verification: dict[str, dict] = field(default_factory=dict)
-    matching: dict[str, dict] = field(default_factory=dict)
-    retrieval: dict[str, dict] = field(default_factory=dict)
-    lost_trials: dict[str, int] = field(default_factory=dict)
-    encoded: dict[str, int] = field(default_factory=dict)
-    scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # (labels, cosines)
-    backend_scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # llrs
-    backend: dict = field(default_factory=dict)  # the backend's folder and fit, when one scored
-    decomposition: dict = field(default_factory=dict)  # decomposition.py: references, probes, demographics
-    warnings: list[str] = field(default_factory=list)  # what the report's header must say (e.g. leakage)
-    plots: list[str] = field(default_factory=list)
-    face_files_by_identity: dict[int, list[Path]] = field(default_factory=dict, repr=False)
-
-    def to_json(self) -> dict:
-        return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,
-                "lost_trials": self.lost_trials, "encoded": self.encoded, "plots": self.plots,
-                **({"backend": self.backend} if self.backend else {}),
-                **({"decomposition": self.decomposition} if self.decomposition else {}),
-                **({"warnings": self.warnings} if self.warnings else {})}
 
 
 CI_METHODS = ("delong", "bootstrap", "none")
@@ -352,7 +234,6 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
                    embedder: Embedder, voice_emb: dict[Path, np.ndarray], face_emb: dict[Path, np.ndarray],
                    cache: Path | None, per_identity: int) -> dict:
     """Embed (or read from the caches) the training and validation identities, then ``decomposition.decompose``."""
-    from voxface.evaluation.backend import BackendError, manifest_embeddings, refuse_test_data
     from voxface.evaluation.decomposition import decompose
     from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, build_manifest
     from voxface.synth.build import oracle_beside

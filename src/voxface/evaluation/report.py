@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxface.evaluation.evaluate import Evaluation
+from voxface.evaluation.result import Evaluation
 from voxface.synth.oracle import Ceiling, list_ceiling, why_no_shares
 
 GROUPS = ("random", "G", "N", "A", "GNA")

@@ -7,13 +7,13 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import MediaError
 from voxface.media.audio import read_voice
 from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
 from voxface.media.faces import face_to_tensor, read_face
+from voxface.metrics import roc_auc
 from voxface.protocol.manifest import Manifest
 from voxface.training.resume import ignore_sigint
 
@@ -69,8 +69,9 @@ def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def auc(labels: list[int] | np.ndarray, scores: list[float] | np.ndarray) -> float:
+    """``metrics.roc_auc`` of the validation trials, NaN where they hold one class only (nothing to rank)."""
     labels = np.asarray(labels)
-    return float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else float("nan")
+    return roc_auc(labels, scores) if 0 < labels.sum() < len(labels) else float("nan")
 
 
 class PairDataModule(L.LightningDataModule):

@@ -1,0 +1,115 @@
+"""Embedding media files with a trained checkpoint, in batches, with an on-disk cache keyed by each file.
+
+``Embedder`` turns voice files into V and face files into the mapped F (or the teacher's T);
+``cached_embeddings`` keeps what it computed in an ``.npz`` beside the run, so a second pass over the same
+files (``evaluate`` after ``backend fit``) costs no encoder call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from voxface.errors import MediaError
+from voxface.media.audio import read_voice
+from voxface.media.cache import file_size, file_stamp, save_npz_atomic
+from voxface.media.faces import face_to_tensor, read_face
+from voxface.models.voiceface import VoiceFaceModel
+
+
+class _Files(Dataset):
+    def __init__(self, paths: list[Path], kind: str, size: int, crop: float | None) -> None:
+        self.paths, self.kind, self.size, self.crop = paths, kind, size, crop
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            if self.kind == "voice":
+                return index, torch.from_numpy(read_voice(self.paths[index], self.crop, None)), ""
+            return index, face_to_tensor(read_face(self.paths[index], self.size)), ""
+        except MediaError as err:
+            return index, None, str(err)
+
+
+def _collate(items):
+    return items
+
+
+class Embedder:
+    """Embeds files in batches: ``kind`` "voice" (V), "face" (the mapped F) or "teacher" (the teacher's T). A face
+    pass keeps its T as a by-product, so asking for the same files' T next costs no encoder call. Counts its
+    encoder calls (tests check that each file is embedded once). ``workers=None``: loader processes only beside
+    a GPU, since on a CPU they take the cores the encoder needs (2 workers halve the voice rate on 2 cores,
+    BENCHMARKS.md)."""
+
+    def __init__(self, model: VoiceFaceModel, batch_size: int = 32, workers: int | None = None,
+                 crop_seconds: float | None = None) -> None:
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if workers is None:
+            workers = 2 if self.device.type == "cuda" else 0
+        self.model, self.batch_size, self.workers, self.crop = model, batch_size, workers, crop_seconds
+        self.model.to(self.device).eval()
+        self.encoded = {"voice": 0, "face": 0, "teacher": 0}
+        self._teacher_of: dict[Path, np.ndarray] = {}  # T of the faces embedded so far
+
+    @torch.no_grad()
+    def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+        embeddings, errors = {}, {}
+        if kind == "teacher":
+            embeddings = {p: self._teacher_of[p] for p in paths if p in self._teacher_of}
+            paths = [p for p in paths if p not in embeddings]
+        if kind == "voice" and self.crop is None:  # similar lengths in a batch: little padding to encode
+            paths = sorted(paths, key=file_size)
+        loader = DataLoader(_Files(paths, "voice" if kind == "voice" else "face", self.model.face_size, self.crop),
+                            batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate)
+        for items in loader:
+            good = [(i, x) for i, x, error in items if x is not None]
+            errors.update({paths[i]: error for i, x, error in items if x is None})
+            if not good:
+                continue
+            if kind in ("face", "teacher"):
+                teacher = self.model.teacher_embeddings(torch.stack([x for _, x in good]).to(self.device))
+                for (i, _), vector in zip(good, teacher.float().cpu().numpy(), strict=True):
+                    self._teacher_of[paths[i]] = vector
+                out = self.model.embed_faces(teacher=teacher) if kind == "face" else teacher
+            else:
+                lengths = torch.tensor([len(x) for _, x in good])
+                wave = torch.zeros(len(good), int(lengths.max()))
+                for row, (_, x) in enumerate(good):
+                    wave[row, : len(x)] = x
+                out = self.model.embed_voices(wave.to(self.device), lengths.to(self.device)
+                                              if bool((lengths < wave.shape[1]).any()) else None)
+            self.encoded[kind] += len(good)
+            for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
+                embeddings[paths[i]] = vector
+        return embeddings, errors
+
+
+def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):
+    """Embeddings of ``paths`` with an on-disk cache; returns (embeddings, unreadable files with reasons)."""
+    stored: dict[str, tuple[str, np.ndarray]] = {}
+    if cache_file is not None and cache_file.is_file():
+        data = np.load(cache_file, allow_pickle=False)
+        stored = {str(p): (str(s), e)
+                  for p, s, e in zip(data["paths"], data["stamps"], data["embeddings"], strict=True)}
+    result, todo = {}, []
+    for path in paths:
+        hit = stored.get(str(path))
+        if hit is not None and hit[0] == file_stamp(path):
+            result[path] = hit[1]
+        else:
+            todo.append(path)
+    fresh, errors = embedder.embed(todo, kind) if todo else ({}, {})
+    result.update(fresh)
+    if cache_file is not None and fresh:
+        for path, vector in fresh.items():
+            stored[str(path)] = (file_stamp(path), vector)
+        names = sorted(stored)
+        save_npz_atomic(cache_file, paths=np.array(names), stamps=np.array([stored[n][0] for n in names]),
+                        embeddings=np.stack([stored[n][1] for n in names]))
+    return result, errors
