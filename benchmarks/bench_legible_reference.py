@@ -5,7 +5,7 @@ Step ``voice`` / ``face`` (each in its own process; ``OMP_NUM_THREADS=1`` lets b
 legibility reader of that modality exactly as ``bench_legibility.py`` does (its default draw and settings: the same
 R² per knob), then estimate the knobs of every clip or frame of the data set at DATA (the whole clip; the frame read
 as the loader reads it) into OUT/<modality>.npz. Step ``score``: fit the data reference's Gaussian backend
-(``evaluation.backend``, knobs whole) on the training identities' estimates, sizes and calibration on the validation
+(``scoring.backend``, knobs whole) on the training identities' estimates, sizes and calibration on the validation
 identities', and print each unseen-unheard list's AUC with its 95% DeLong interval, beside the same backend on the
 true knobs (the decomposition's "data reference").
 

@@ -6,7 +6,7 @@ On VoxSynth, where every voice clip's and face frame's true generative knobs are
 - **ceiling**: the oracle (``synth/oracle.py``), the best any scorer can do on these lists;
 - **data reference**: scorers fitted on the training identities' *true* voice and face knobs, one per scoring
   the run uses: a linear CCA map with cosine scores (the cosine family) and the Gaussian backend
-  (``backend.py``). This is what the data alone allow with as many identities;
+  (``scoring/backend.py``). This is what the data alone allow with as many identities;
 - **face-limited**: what the run's face side keeps, with a perfect voice side: a Gaussian backend between the
   true voice knobs (whole) and the face side's embeddings side by side, [T, F]: the teacher's T and the run's
   mapped F = mapping(T), each unit length (F is a function of T, so together they hold only what the face side
@@ -34,7 +34,7 @@ On any data with metadata (VoxCeleb1's gender and nationality; VoxSynth adds age
   worthless by construction.
 
 Every reference is fitted on training identities only (validation identities choose sizes); ``evaluate``
-refuses fitting data that hold a test identity or a file a list scores (``backend.refuse_test_data``).
+refuses fitting data that hold a test identity or a file a list scores (``evaluation.backend.refuse_test_data``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Voices are embedded whole by default (``crop_seconds`` takes a centre crop instead); faces through
 the teacher and the mapping. Embeddings are cached on disk, keyed by the checkpoint and each file.
 Files the lists name but the data lacks stop the run before any work, unless ``skip_missing``.
-Every verification list is scored by the paper's cosine and, with a fitted backend (``backend.py``), by
-calibrated log-likelihood ratios as well: AUC, EER, Cllr and minCllr for each.
+Every verification list is scored by the paper's cosine and, with a fitted backend (``scoring/backend.py``,
+fitted by ``evaluation/backend.py``), by calibrated log-likelihood ratios as well: AUC, EER, Cllr and minCllr
+for each.
 """
 
 from __future__ import annotations
