@@ -12,11 +12,11 @@ import torch
 import voxface
 from voxface.errors import WeightsError
 from voxface.media.fbank import FBANKS
-from voxface.models.ecapa import ECAPATDNN
-from voxface.models.iresnet import iresnet
-from voxface.models.loading import ecapa_config, iresnet_config, load_strict, read_weights
-from voxface.models.mapping import FeatureMapping
-from voxface.models.voiceface import VoiceFaceModel
+from voxface.encoders.ecapa import ECAPATDNN
+from voxface.encoders.iresnet import iresnet
+from voxface.encoders.loading import ecapa_config, iresnet_config, load_strict, read_weights
+from voxface.methods.heads import FeatureMapping
+from voxface.encoders.voiceface import VoiceFaceModel
 from voxface.training.config import FRONT_END_KEY, TrainConfig, UnknownConfigKey, audio_front_end, relocate
 
 log = logging.getLogger("voxface")
@@ -93,7 +93,7 @@ def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
     if config.audio.encoder == "ecapa":
         audio: torch.nn.Module = ECAPATDNN(**ecapa_config(audio_state, source=f"{path} (audio encoder)"))
     else:
-        from voxface.models.ssl import SSLEncoder, model_from_config
+        from voxface.encoders.ssl import SSLEncoder, model_from_config
 
         hf = blob.get("voxface_audio_hf_config")
         if not hf:

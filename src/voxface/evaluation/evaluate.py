@@ -34,7 +34,7 @@ from voxface.evaluation.metrics import (
 from voxface.media.audio import read_voice
 from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
-from voxface.models.voiceface import VoiceFaceModel
+from voxface.encoders.voiceface import VoiceFaceModel
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import SPLIT_NAMES, Protocol, VerificationList, load_protocol
 from voxface.training.config import TrainConfig, voxceleb_leakage

@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from voxface.errors import ConfigError, MediaError
 from voxface.losses.arcface import ArcFaceHead
 from voxface.media.faces import IMAGE_SUFFIXES, face_to_tensor, read_face
-from voxface.models.iresnet import iresnet
-from voxface.models.loading import read_weights
+from voxface.encoders.iresnet import iresnet
+from voxface.encoders.loading import read_weights
 from voxface.protocol.layout import IDENTITY_KNOBS_FILE
 from voxface.protocol.text import read_lines
 from voxface.training.quiet import quiet_lightning

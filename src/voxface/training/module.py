@@ -15,11 +15,11 @@ import voxface
 from voxface.errors import VoxfaceError
 from voxface.losses.alignment import AlignmentLoss
 from voxface.losses.distributed import gather_with_grad
-from voxface.models.ecapa import ECAPATDNN
-from voxface.models.loading import load_insightface_backbone, load_speechbrain_ecapa
-from voxface.models.mapping import FeatureMapping
-from voxface.models.ssl import SSLEncoder
-from voxface.models.voiceface import VoiceFaceModel
+from voxface.encoders.ecapa import ECAPATDNN
+from voxface.encoders.loading import load_insightface_backbone, load_speechbrain_ecapa
+from voxface.methods.heads import FeatureMapping
+from voxface.encoders.ssl import SSLEncoder
+from voxface.encoders.voiceface import VoiceFaceModel
 from voxface.training.config import FRONT_END_KEY, TrainConfig, audio_front_end
 from voxface.training.data import auc
 from voxface.training.schedules import step_schedule, tristage_schedule

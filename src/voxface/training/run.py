@@ -19,7 +19,7 @@ import yaml
 
 from voxface.errors import ConfigError
 from voxface.media.dataset import PairConfig
-from voxface.models.loading import read_weights
+from voxface.encoders.loading import read_weights
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, audio_front_end, voxceleb_leakage
 from voxface.training.data import PairDataModule

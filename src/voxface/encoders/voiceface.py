@@ -15,9 +15,9 @@ from torch import nn
 
 from voxface.media.fbank import FBANKS
 from voxface.media.specaugment import SpecAugment
-from voxface.models.ecapa import ECAPATDNN
-from voxface.models.iresnet import IResNet
-from voxface.models.mapping import FeatureMapping
+from voxface.encoders.ecapa import ECAPATDNN
+from voxface.encoders.iresnet import IResNet
+from voxface.methods.heads import FeatureMapping
 
 
 class VoiceFaceModel(nn.Module):
