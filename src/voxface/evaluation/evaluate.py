@@ -34,7 +34,7 @@ from voxface.evaluation.metrics import (
 from voxface.media.audio import read_voice
 from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
-from voxface.encoders.voiceface import VoiceFaceModel
+from voxface.methods import Method
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import SPLIT_NAMES, Protocol, VerificationList, load_protocol
 from voxface.training.config import TrainConfig, voxceleb_leakage
@@ -69,7 +69,7 @@ class Embedder:
     a GPU, since on a CPU they take the cores the encoder needs (2 workers halve the voice rate on 2 cores,
     BENCHMARKS.md)."""
 
-    def __init__(self, model: VoiceFaceModel, batch_size: int = 32, workers: int | None = None,
+    def __init__(self, model: Method, batch_size: int = 32, workers: int | None = None,
                  crop_seconds: float | None = None) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if workers is None:
@@ -95,16 +95,16 @@ class Embedder:
             if not good:
                 continue
             if kind in ("face", "teacher"):
-                teacher = self.model.teacher_embeddings(torch.stack([x for _, x in good]).to(self.device))
+                teacher = self.model.encode_face(torch.stack([x for _, x in good]).to(self.device))
                 for (i, _), vector in zip(good, teacher.float().cpu().numpy(), strict=True):
                     self._teacher_of[paths[i]] = vector
-                out = self.model.embed_faces(teacher=teacher) if kind == "face" else teacher
+                out = self.model.embed_face(features=teacher) if kind == "face" else teacher
             else:
                 lengths = torch.tensor([len(x) for _, x in good])
                 wave = torch.zeros(len(good), int(lengths.max()))
                 for row, (_, x) in enumerate(good):
                     wave[row, : len(x)] = x
-                out = self.model.embed_voices(wave.to(self.device), lengths.to(self.device)
+                out = self.model.embed_voice(wave.to(self.device), lengths.to(self.device)
                                               if bool((lengths < wave.shape[1]).any()) else None)
             self.encoded[kind] += len(good)
             for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
@@ -389,7 +389,8 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
     """ROC curves and score distributions per test set, Fig. 4 (PCA before/after training), Fig. 5 and the
     decomposition's bars, each naming ``run``."""
     from voxface.evaluation.plots import decomposition_figure, distributions_figure, pca_figure, roc_figure, save_figure
-    from voxface.training.module import build_audio_encoder
+    from voxface.encoders.registry import encoder_record, rebuild_encoder
+    from voxface.training.module import build_towers
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -412,17 +413,21 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
             split = SPLIT_NAMES.get(protocol.splits.get(identity.name), "unknown") if identity else "unknown"
             return f"{identity.vox_id if identity else number} ({split} split)"
 
-        torch.manual_seed(config.trainer.seed)
-        trained_audio = embedder.model.audio
+        method, before = embedder.model, None
+        trained_voice = method.voice_encoder
         try:
-            if config.audio.encoder == "ecapa" and not config.audio.weights:
-                embedder.model.audio = build_audio_encoder(config).to(embedder.device).eval()
+            if not config.audio.weights:
+                # the encoders as training initialised them: the same seed and construction order (build_towers),
+                # the face encoder rebuilt from the checkpoint's record so that its file need not be here
+                torch.manual_seed(config.trainer.seed)
+                face = method.face_encoder
+                rebuild_encoder(encoder_record(config.face.encoder, face), face.state_dict())
+                method.voice_encoder = build_towers(config, face=face).voice.to(embedder.device).eval()
                 before_emb, _ = embedder.embed([p for i in chosen for p in by_id[i]], "voice")
                 before = {label(i): np.stack([before_emb[p] for p in by_id[i]]) for i in chosen}
-            else:  # pretrained starting weights may not be on this machine: show the trained model only
-                before = None
+            # else pretrained starting weights may not be on this machine: show the trained model only
         finally:
-            embedder.model.audio = trained_audio
+            method.voice_encoder = trained_voice
         after = {label(i): np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
         paths.append(save_figure(pca_figure(before, after, run), folder / "fig4_voice_pca.png"))
     paths += _similarity_figure(result, folder, embedder, voice_emb, by_id, protocol, run)
@@ -455,9 +460,9 @@ def _similarity_figure(result, folder, embedder, voice_emb, by_id, protocol: Pro
     with torch.no_grad():
         for identity in identities:
             images = torch.stack([face_to_tensor(read_face(p, embedder.model.face_size)) for p in face_files[identity]])
-            t = embedder.model.teacher_embeddings(images.to(embedder.device))
+            t = embedder.model.encode_face(images.to(embedder.device))
             teacher.append(t.mean(0).cpu().numpy())
-            mapped.append(embedder.model.mapping(t).mean(0).cpu().numpy())
+            mapped.append(embedder.model.embed_face(features=t).mean(0).cpu().numpy())
             voices.append(np.stack([voice_emb[p] for p in by_id[identity]]).mean(0))
     matrices = similarity_matrices(np.stack(teacher), np.stack(mapped), np.stack(voices))
     groups = [group(i) for i in identities]

@@ -51,7 +51,7 @@ class ValidationTrials(Dataset):
         try:
             item["wave"] = torch.from_numpy(read_voice(self.roots.voice(voice), self.crop, None))
             if self.cache is not None:
-                item["teacher"] = torch.from_numpy(self.cache[face][0].astype(np.float32))
+                item["face_features"] = torch.from_numpy(self.cache[face][0].astype(np.float32))
             else:
                 item["face"] = face_to_tensor(read_face(self.roots.face(face), self.size))
         except MediaError:
@@ -63,7 +63,7 @@ def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
     items = [item for item in items if item["valid"]]
     if not items:
         return {}
-    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "teacher") if key in items[0]}
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "face_features") if key in items[0]}
     batch["label"] = torch.tensor([item["label"] for item in items])
     return batch
 
