@@ -16,7 +16,7 @@ import time
 import torch
 
 from voxface.media.fbank import KaldiFbank
-from voxface.models import ECAPATDNN, SSLEncoder, iresnet
+from voxface.encoders import ECAPATDNN, SSLEncoder, iresnet
 
 
 def ssl(kind: str, small: bool) -> SSLEncoder:

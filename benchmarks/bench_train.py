@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     lists = args.lists or str(args.data / "protocol")
-    from voxface.models import load_insightface_backbone
+    from voxface.encoders import load_insightface_backbone
 
     face_size = load_insightface_backbone(args.teacher).input_size
     config = load_config(None, [f"data.root={args.data}", f"data.lists={lists}", f"face.weights={args.teacher}",

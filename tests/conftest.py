@@ -33,10 +33,9 @@ def tiny_run(tmp_path_factory):
         "data": {"root": str(root / "voxsynth"), "lists": str(root / "voxsynth" / "protocol"), "face_size": 32,
                  "workers": 0, "crop_seconds": 1.0, "val_crop_seconds": 2.0, "val_clips_per_identity": 6},
         "face": {"weights": str(root / "teacher" / "backbone.pth")},
-        "mapping": {"hidden": [64]},
+        "method": {"name": "sun_su_2025", "args": {"mapping_hidden": [64], "temperature": 0.2}},
         "audio": {"channels": [32, 32, 32, 32, 96], "embedding_size": 32},
         "optim": {"batch_size": 8, "lr_audio": 2e-3, "lr_mapping": 2e-3},
-        "loss": {"temperature": 0.2},
         "trainer": {"epochs": 1, "checkpoint_every": 2, "progress": False, "accelerator": "cpu"},
     }
     path = root / "base.yaml"

@@ -241,7 +241,7 @@ def test_voxceleb_trained_audio_weights_are_flagged_in_training_evaluation_and_t
     """SpeechBrain's ECAPA has heard the VoxCeleb1 unseen-unheard identities: the tool says so, not only README."""
     import torch
 
-    from voxface.models.ecapa import ECAPATDNN
+    from voxface.encoders.ecapa import ECAPATDNN
     from voxface.training.config import load_config
     from voxface.training.run import train
 
@@ -268,7 +268,7 @@ def test_messages_name_the_right_problem(tiny_run, trained_checkpoint, tmp_path,
     from voxface.evaluation.api import VoiceFaceScorer
     from voxface.media.audio import read_voice
     from voxface.media.faces import read_face
-    from voxface.models.loading import read_weights
+    from voxface.encoders.loading import read_weights
 
     root, _ = tiny_run
     with pytest.raises(MediaError, match="is a folder, not an audio file"):

@@ -13,9 +13,9 @@ import torch
 
 from voxface.cli import main
 from voxface.errors import ConfigError
-from voxface.losses import AlignmentLoss
 from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config, packaged_configs
-from voxface.training.module import AlignmentModule, TrainingDiverged
+from voxface.methods.sun_su_2025 import SunSu2025
+from voxface.training.module import TrainingDiverged, TrainingModule
 from voxface.training.run import train
 from voxface.training.schedules import step_schedule, tristage_schedule
 
@@ -49,9 +49,18 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
                                           r"'optimiser' \(did you mean 'optim'\?"):
         load_config(base, ["optimiser.lr=0.1"])
     typo = tmp_path / "typo.yaml"
-    typo.write_text(f"extends: {base}\nlos:\n  temperature: 0.1\n")
-    with pytest.raises(ConfigError, match=rf"^{typo}: unknown config key 'los' \(did you mean 'loss'\?"):
+    typo.write_text(f"extends: {base}\nmethdo:\n  name: sun_su_2025\n")
+    with pytest.raises(ConfigError, match=rf"^{typo}: unknown config key 'methdo' \(did you mean 'method'\?"):
         load_config(typo)
+    # a method's own arguments: strict, with the nearest name, from a file or the command line (issue 23 item 2)
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.args.ot_wieght' \(did you mean "
+                                          r"'method.args.ot_weight'\?"):
+        load_config(base, ["method.args.ot_wieght=0.5"])
+    with pytest.raises(ConfigError, match=r"method.args.terms must be a non-empty list of distinct terms"):
+        load_config(base, ["method.args.terms=[contrastive, otp]"])
+    with pytest.raises(ConfigError, match=r"method.name 'sun_su' is no registered method \(did you mean "
+                                          r"'sun_su_2025'\?"):
+        load_config(base, ["method.name=sun_su"])
     assert load_config(base, ["optim.weight_decay=1e-3"]).optim.weight_decay == 0.001
     # a value that is not YAML (an unclosed list) is the override's, in one line, not the parser's traceback
     with pytest.raises(ConfigError, match=r"^override 'audio.channels=\[1,2': the value '\[1,2' is not valid YAML"):
@@ -65,13 +74,15 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
     with pytest.raises(ConfigError, match="not of the form"):
         load_config(base, ["batch_size"])
     child = tmp_path / "child.yaml"
-    child.write_text(f"extends: {base}\nloss:\n  ot_weight: 0.25\n")
+    child.write_text(f"extends: {base}\nmethod:\n  args:\n    ot_weight: 0.25\n")
     config = load_config(child)
-    assert config.loss.ot_weight == 0.25 and config.data.face_size == 32
+    assert config.method.args["ot_weight"] == 0.25 and config.data.face_size == 32
+    assert config.method.args["rkd_weight"] == 1.0  # the method's defaults, stored whole
     (tmp_path / "bad.yaml").write_text("data: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(tmp_path / "bad.yaml")
-    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+    defaults = TrainConfig.from_dict({})
+    assert TrainConfig.from_dict(defaults.to_dict()) == defaults
 
 
 def test_schedules():
@@ -100,10 +111,13 @@ def test_ssl_heads_learn_at_the_mapping_rate(tiny_run, tiny_ssl, tmp_path):
     folder = tiny_ssl("wav2vec2", tmp_path)
     config = load_config(base, [f"trainer.out={tmp_path / 'ssl'}", "audio.encoder=wav2vec2", f"audio.weights={folder}",
                                 "audio.layer_weighting=true", "optim.lr_audio=1e-5", "optim.lr_mapping=1e-3"])
-    module = AlignmentModule(config.to_dict())
-    groups = {g["name"]: g for g in parameter_groups(module.model, module.criterion, config)}
-    head = {id(p) for p in module.model.audio.projection.parameters()} | {id(module.model.audio.layer_weights)}
-    assert head <= {id(p) for p in groups["mapping"]["params"]} and groups["mapping"]["lr"] == 1e-3
+    module = TrainingModule(config.to_dict())
+    groups = {g["name"]: g for g in parameter_groups(module.method, config)}
+    voice = module.method.voice_encoder
+    head = {id(p) for p in voice.projection.parameters()} | {id(voice.layer_weights)}
+    assert head <= {id(p) for p in groups["voice_fresh"]["params"]} and groups["voice_fresh"]["lr"] == 1e-3
+    assert {id(p) for p in module.method.mapping.parameters()} <= {id(p) for p in groups["heads"]["params"]}
+    assert groups["heads"]["lr"] == 1e-3
     assert not head & {id(p) for p in groups["audio"]["params"]} and groups["audio"]["lr"] == 1e-5
     import yaml
 
@@ -117,15 +131,17 @@ def test_ssl_heads_learn_at_the_mapping_rate(tiny_run, tiny_ssl, tmp_path):
 
 def test_gradients_reach_audio_and_mapping_not_the_frozen_teacher(tiny_run, tmp_path):
     _, base = tiny_run
-    module = AlignmentModule(config_for(base, tmp_path).to_dict())
+    module = TrainingModule(config_for(base, tmp_path).to_dict())
     module.log = lambda *args, **kwargs: None  # no trainer attached
     module.train()
-    batch = {"wave": torch.randn(4, 16000) * 0.1, "face": torch.randn(4, 3, 32, 32), "skipped": 0}
+    batch = {"wave": torch.randn(4, 16000) * 0.1, "face": torch.randn(4, 3, 32, 32), "identity": torch.arange(4),
+             "skipped": 0}
     module.training_step(batch, 0).backward()
-    assert all(p.grad is not None for p in module.model.audio.parameters())
-    assert all(p.grad is not None for p in module.model.mapping.parameters())
-    assert all(p.grad is None and not p.requires_grad for p in module.model.teacher.parameters())
-    assert not module.model.teacher.training  # a frozen teacher keeps its BatchNorm statistics
+    method = module.method
+    assert all(p.grad is not None for p in method.voice_encoder.parameters())
+    assert all(p.grad is not None for p in method.mapping.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in method.face_encoder.parameters())
+    assert not method.face_encoder.training  # a frozen teacher keeps its BatchNorm statistics
 
 
 def test_fine_tuning_the_face_encoder_keeps_the_prior_fixed(tiny_run, tmp_path):
@@ -134,39 +150,40 @@ def test_fine_tuning_the_face_encoder_keeps_the_prior_fixed(tiny_run, tmp_path):
     _, base = tiny_run
     config = load_config(base, [f"trainer.out={tmp_path}", "face.frozen=false", "face.cache=false",
                                 "optim.lr_face=1e-2"])
-    module = AlignmentModule(config.to_dict())
+    module = TrainingModule(config.to_dict())
     module.log = lambda *args, **kwargs: None  # no trainer attached
-    optimizer = torch.optim.Adam(parameter_groups(module.model, module.criterion, config))
+    method = module.method
+    optimizer = torch.optim.Adam(parameter_groups(method, config))
     torch.manual_seed(0)
     fixed = torch.randn(4, 3, 32, 32)
-    targets, encoded = module.prior_embeddings(fixed), module.model.teacher_embeddings(fixed).detach()
+    targets, encoded = method.prior(fixed), method.encode_face(fixed).detach()
     module.train()
     for step in range(4):
-        batch = {"wave": torch.randn(4, 16000) * 0.1, "face": torch.randn(4, 3, 32, 32), "skipped": 0}
+        batch = {"wave": torch.randn(4, 16000) * 0.1, "face": torch.randn(4, 3, 32, 32),
+                 "identity": torch.arange(4), "skipped": 0}
         optimizer.zero_grad()
         module.training_step(batch, step).backward()
         optimizer.step()
     module.eval()
-    assert torch.equal(module.prior_embeddings(fixed), targets)  # RKD's targets: the pretrained teacher, unmoved
-    assert not torch.allclose(module.model.teacher_embeddings(fixed), encoded, atol=1e-4)  # the encoder moved
+    assert torch.equal(method.prior(fixed), targets)  # RKD's targets: the pretrained teacher, unmoved
+    assert not torch.allclose(method.encode_face(fixed), encoded, atol=1e-4)  # the encoder moved
     assert not any(key.startswith("_prior") for key in module.state_dict())  # not trained, not saved
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step_and_term(tiny_run, tmp_path, monkeypatch):
     _, base = tiny_run
-    original = AlignmentLoss.forward
+    original = SunSu2025.losses
     calls = {"n": 0}
 
-    def poisoned(self, face, voice, teacher):
-        terms = original(self, face, voice, teacher)
+    def poisoned(self, *args):
+        terms = original(self, *args)
         calls["n"] += 1
         if calls["n"] == 4:
-            terms["ot"] = terms["ot"] * float("nan")
-            terms["loss"] = terms["loss"] + terms["ot"]
+            terms["ot_loss"] = terms["ot_loss"] * float("nan")
         return terms
 
-    monkeypatch.setattr(AlignmentLoss, "forward", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"the ot loss is nan at step 3"):
+    monkeypatch.setattr(SunSu2025, "losses", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"the ot_loss loss is nan at step 3"):
         train(config_for(base, tmp_path / "nan"))
     kept = torch.load(tmp_path / "nan" / "checkpoints" / "last.ckpt", weights_only=False)
     assert kept["global_step"] == 2  # the last good checkpoint, from before the failing step
@@ -202,7 +219,7 @@ def test_a_run_stopped_anywhere_resumes_exactly(tiny_run, tmp_path, capsys):
     same weights and validation AUCs. Ctrl-C says where it stopped and how to continue, and exits 130."""
     _, base = tiny_run
     # Dropout draws from the global generators and a loader worker prefetches batches: both must come back.
-    settings = ["trainer.epochs=2", "trainer.checkpoint_every=4", "mapping.dropout=0.3", "data.workers=1"]
+    settings = ["trainer.epochs=2", "trainer.checkpoint_every=4", "method.args.mapping_dropout=0.3", "data.workers=1"]
     straight = train(config_for(base, tmp_path / "straight", *settings))
     per_epoch = straight["steps_per_epoch"]
     assert straight["steps"] == 2 * per_epoch and per_epoch >= 16 and straight["finished"]
@@ -250,8 +267,8 @@ def test_a_run_stopped_anywhere_resumes_exactly(tiny_run, tmp_path, capsys):
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
     with pytest.raises(ConfigError, match="already holds a run"):
         train(config_for(base, tmp_path / "straight"))
-    with pytest.raises(ConfigError, match="different loss.ot_weight"):
-        train(config_for(base, tmp_path / "straight", *settings, "loss.ot_weight=0.5"), resume=True)
+    with pytest.raises(ConfigError, match="different method.args.ot_weight"):
+        train(config_for(base, tmp_path / "straight", *settings, "method.args.ot_weight=0.5"), resume=True)
 
 
 def test_the_sampler_refuses_to_hand_out_batches_the_trainer_does_not_expect():

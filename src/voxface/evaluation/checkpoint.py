@@ -1,4 +1,4 @@
-"""Rebuild a trained voice-face model from a ``voxface train`` checkpoint alone (no original weight files)."""
+"""Rebuild a trained method and its encoders from a ``voxface train`` checkpoint alone (no original weight files)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,13 @@ import torch
 
 import voxface
 from voxface.errors import WeightsError
-from voxface.media.fbank import FBANKS
-from voxface.models.ecapa import ECAPATDNN
-from voxface.models.iresnet import iresnet
-from voxface.models.loading import ecapa_config, iresnet_config, load_strict, read_weights
-from voxface.models.mapping import FeatureMapping
-from voxface.models.voiceface import VoiceFaceModel
-from voxface.training.config import FRONT_END_KEY, TrainConfig, UnknownConfigKey, audio_front_end, relocate
+from voxface.encoders.loading import load_strict, read_weights
+from voxface.encoders.registry import rebuild_encoder
+from voxface.methods import Method, Towers, method_class
+from voxface.training.config import ENCODERS_KEY, TrainConfig, relocate
+from voxface.typed import UnknownConfigKey
 
 log = logging.getLogger("voxface")
-
-
-def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def run_name(checkpoint: str | Path) -> str:
@@ -39,28 +33,6 @@ def _another_version(path: str | Path, blob: dict[str, Any], what: str) -> Weigh
                         f"({voxface.__version__}){by}")
 
 
-def _front_end(path: str | Path, blob: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
-    """The front end the checkpoint records (``VoiceFaceModel.front_end()``); an older checkpoint that records
-    none gets today's derivation from its config, with a warning."""
-    front = blob.get(FRONT_END_KEY)
-    ecapa = config.audio.encoder == "ecapa"
-    if front is None:
-        if ecapa:
-            front = {"input": "fbank", "fbank": audio_front_end(config), "settings": None}
-            said = (f"{front['fbank']} fbank from audio.features={config.audio.features} and "
-                    f"audio.weights={config.audio.weights or 'none'}")
-        else:
-            front = {"input": "waveform", "normalize_waveform": bool(blob.get("voxface_audio_normalize_waveform"))}
-            said = f"waveform normalisation {'on' if front['normalize_waveform'] else 'off'}"
-        log.warning("%s records no audio front end (written by an older voxface): using %s; if the run was "
-                    "trained with another, its scores are wrong", path, said)
-        return front
-    expected = "fbank" if ecapa else "waveform"
-    if not isinstance(front, dict) or front.get("input") != expected or (ecapa and front.get("fbank") not in FBANKS):
-        raise _another_version(path, blob, f"its recorded audio front end {front!r}")
-    return front
-
-
 def run_folder(checkpoint: str | Path) -> Path | None:
     """The run folder a checkpoint sits in, where it is now: ``RUN/checkpoints/<file>.ckpt`` -> ``RUN``; None for a
     checkpoint kept elsewhere."""
@@ -68,12 +40,17 @@ def run_folder(checkpoint: str | Path) -> Path | None:
     return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
-def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
-    """The ``VoiceFaceModel`` (eval mode) and the training configuration stored in a checkpoint.
+def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
-    The audio front end is the one the checkpoint records (``voxface_front_end``), never re-derived from
-    ``audio.features`` / ``audio.weights``. Raises ``WeightsError`` naming the file when it is no
-    ``voxface train`` checkpoint, comes from another voxface version, or does not fit the model.
+
+def load_trained_model(path: str | Path) -> tuple[Method, TrainConfig]:
+    """The trained method (eval mode, with its encoders) and the training configuration stored in a checkpoint.
+
+    The encoders are rebuilt from the records the checkpoint holds (``encoders/registry.py``: architecture, front
+    end as resolved at training, where the weights came from), never re-derived from ``audio.features`` /
+    ``audio.weights``. Raises ``WeightsError`` naming the file when it is no ``voxface train`` checkpoint, comes
+    from another voxface version, or does not fit the model.
     """
     blob = read_weights(path)
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob.get("hyper_parameters", {}):
@@ -82,36 +59,17 @@ def load_trained_model(path: str | Path) -> tuple[VoiceFaceModel, TrainConfig]:
         config = TrainConfig.from_dict(blob["hyper_parameters"]["config"], str(path))
     except UnknownConfigKey as err:
         raise _another_version(path, blob, f"its config key '{err.key}'") from None
+    records = blob.get(ENCODERS_KEY)
+    if not isinstance(records, dict) or not {"face", "voice"} <= set(records):
+        raise _another_version(path, blob, "its layout (no encoder records)")
     if (run := run_folder(path)) is not None:  # the paths it records, for where its run folder is now
         config = relocate(config, run)
-    front = _front_end(path, blob, config)
     state = blob["state_dict"]
-    teacher_state = _part(state, "model.teacher.")
-    teacher = load_strict(iresnet(**iresnet_config(teacher_state, f"{path} (teacher)")), teacher_state,
-                          f"{path} (teacher)")
-    audio_state = _part(state, "model.audio.")
-    if config.audio.encoder == "ecapa":
-        audio: torch.nn.Module = ECAPATDNN(**ecapa_config(audio_state, source=f"{path} (audio encoder)"))
-    else:
-        from voxface.models.ssl import SSLEncoder, model_from_config
-
-        hf = blob.get("voxface_audio_hf_config")
-        if not hf:
-            raise WeightsError(f"{path} lacks the SSL encoder's configuration (voxface_audio_hf_config)")
-        audio = SSLEncoder(model_from_config(hf, str(path)), embedding_size=config.audio.embedding_size,
-                           layer_weighting=config.audio.layer_weighting,
-                           normalize_waveform=bool(front["normalize_waveform"]))
-    load_strict(audio, audio_state, f"{path} (audio encoder)")
-    mapping = FeatureMapping(teacher.num_features, audio.embedding_size, tuple(config.mapping.hidden),
-                             config.mapping.norm, config.mapping.dropout, config.mapping.activation)
-    load_strict(mapping, _part(state, "model.mapping."), f"{path} (mapping)")
-    try:
-        model = VoiceFaceModel(teacher, mapping, audio, config.audio.mean_norm, specaugment=False,
-                               teacher_frozen=True, features=front.get("fbank") or "kaldi",
-                               fbank_settings=front.get("settings"))
-    except TypeError as err:  # settings this version's fbank does not take
-        raise _another_version(path, blob, f"its recorded fbank settings ({err})") from None
-    return model.eval(), config
+    face = rebuild_encoder(records["face"], _part(state, "method.face_encoder."), f"{path} (face encoder)")
+    voice = rebuild_encoder(records["voice"], _part(state, "method.voice_encoder."), f"{path} (voice encoder)")
+    method = method_class(config.method.name)(config.method_args(), Towers.of(face, voice))
+    load_strict(method, _part(state, "method."), str(path))
+    return method.eval(), config
 
 
 def checkpoint_digest(path: str | Path) -> str:

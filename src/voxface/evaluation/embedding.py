@@ -17,7 +17,7 @@ from voxface.errors import MediaError
 from voxface.media.audio import read_voice
 from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
-from voxface.models.voiceface import VoiceFaceModel
+from voxface.methods import Method
 
 
 class _Files(Dataset):
@@ -47,7 +47,7 @@ class Embedder:
     a GPU, since on a CPU they take the cores the encoder needs (2 workers halve the voice rate on 2 cores,
     BENCHMARKS.md)."""
 
-    def __init__(self, model: VoiceFaceModel, batch_size: int = 32, workers: int | None = None,
+    def __init__(self, model: Method, batch_size: int = 32, workers: int | None = None,
                  crop_seconds: float | None = None) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if workers is None:
@@ -73,16 +73,16 @@ class Embedder:
             if not good:
                 continue
             if kind in ("face", "teacher"):
-                teacher = self.model.teacher_embeddings(torch.stack([x for _, x in good]).to(self.device))
+                teacher = self.model.encode_face(torch.stack([x for _, x in good]).to(self.device))
                 for (i, _), vector in zip(good, teacher.float().cpu().numpy(), strict=True):
                     self._teacher_of[paths[i]] = vector
-                out = self.model.embed_faces(teacher=teacher) if kind == "face" else teacher
+                out = self.model.embed_face(features=teacher) if kind == "face" else teacher
             else:
                 lengths = torch.tensor([len(x) for _, x in good])
                 wave = torch.zeros(len(good), int(lengths.max()))
                 for row, (_, x) in enumerate(good):
                     wave[row, : len(x)] = x
-                out = self.model.embed_voices(wave.to(self.device), lengths.to(self.device)
+                out = self.model.embed_voice(wave.to(self.device), lengths.to(self.device)
                                               if bool((lengths < wave.shape[1]).any()) else None)
             self.encoded[kind] += len(good)
             for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):

@@ -270,8 +270,9 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
                 run: str) -> list[Path]:
     """ROC curves and score distributions per test set, Fig. 4 (PCA before/after training), Fig. 5 and the
     decomposition's bars, each naming ``run``."""
+    from voxface.encoders.registry import encoder_record, rebuild_encoder
     from voxface.evaluation.plots import decomposition_figure, distributions_figure, pca_figure, roc_figure, save_figure
-    from voxface.training.module import build_audio_encoder
+    from voxface.training.module import build_towers
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -294,17 +295,21 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
             split = SPLIT_NAMES.get(protocol.splits.get(identity.name), "unknown") if identity else "unknown"
             return f"{identity.vox_id if identity else number} ({split} split)"
 
-        torch.manual_seed(config.trainer.seed)
-        trained_audio = embedder.model.audio
+        method, before = embedder.model, None
+        trained_voice = method.voice_encoder
         try:
-            if config.audio.encoder == "ecapa" and not config.audio.weights:
-                embedder.model.audio = build_audio_encoder(config).to(embedder.device).eval()
+            if not config.audio.weights:
+                # the encoders as training initialised them: the same seed and construction order (build_towers),
+                # the face encoder rebuilt from the checkpoint's record so that its file need not be here
+                torch.manual_seed(config.trainer.seed)
+                face = method.face_encoder
+                rebuild_encoder(encoder_record(config.face.encoder, face), face.state_dict())
+                method.voice_encoder = build_towers(config, face=face).voice.to(embedder.device).eval()
                 before_emb, _ = embedder.embed([p for i in chosen for p in by_id[i]], "voice")
                 before = {label(i): np.stack([before_emb[p] for p in by_id[i]]) for i in chosen}
-            else:  # pretrained starting weights may not be on this machine: show the trained model only
-                before = None
+            # else pretrained starting weights may not be on this machine: show the trained model only
         finally:
-            embedder.model.audio = trained_audio
+            method.voice_encoder = trained_voice
         after = {label(i): np.stack([voice_emb[p] for p in by_id[i]]) for i in chosen}
         paths.append(save_figure(pca_figure(before, after, run), folder / "fig4_voice_pca.png"))
     paths += _similarity_figure(result, folder, embedder, voice_emb, by_id, protocol, run)
@@ -337,9 +342,9 @@ def _similarity_figure(result, folder, embedder, voice_emb, by_id, protocol: Pro
     with torch.no_grad():
         for identity in identities:
             images = torch.stack([face_to_tensor(read_face(p, embedder.model.face_size)) for p in face_files[identity]])
-            t = embedder.model.teacher_embeddings(images.to(embedder.device))
+            t = embedder.model.encode_face(images.to(embedder.device))
             teacher.append(t.mean(0).cpu().numpy())
-            mapped.append(embedder.model.mapping(t).mean(0).cpu().numpy())
+            mapped.append(embedder.model.embed_face(features=t).mean(0).cpu().numpy())
             voices.append(np.stack([voice_emb[p] for p in by_id[identity]]).mean(0))
     matrices = similarity_matrices(np.stack(teacher), np.stack(mapped), np.stack(voices))
     groups = [group(i) for i in identities]

@@ -46,7 +46,7 @@ class PairDataset(Dataset):
     An item is ``{"wave": (T,), "face": (3, S, S), "identity": int, "skipped": int}``; ``skipped``
     counts the bad files replaced while making it, so a training loop can report them per epoch.
     With ``teacher_cache`` (face path -> (2, D) embeddings of the face and of its mirror image, from a
-    frozen teacher) an item carries ``"teacher": (D,)`` instead of ``"face"``, and no image is decoded;
+    frozen teacher) an item carries ``"face_features": (D,)`` instead of ``"face"``, and no image is decoded;
     a face missing from the cache counts as a bad file.
     """
 
@@ -111,7 +111,7 @@ class PairDataset(Dataset):
         flip = self.train and self.config.flip_faces and bool(rng.integers(2))
         item = {"wave": torch.from_numpy(wave), "identity": identity, "skipped": skipped}
         if self.teacher_cache is not None:
-            item["teacher"] = torch.from_numpy(np.asarray(face[int(flip)], dtype=np.float32))
+            item["face_features"] = torch.from_numpy(np.asarray(face[int(flip)], dtype=np.float32))
         else:
             item["face"] = face_to_tensor(face, flip=flip)
         return item
@@ -124,11 +124,11 @@ def _report_once(path: str, err: Exception) -> None:
 
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack items into ``{"wave": (B, T), "face": (B, 3, S, S) or "teacher": (B, D), "identity": (B,),
+    """Stack items into ``{"wave": (B, T), "face": (B, 3, S, S) or "face_features": (B, D), "identity": (B,),
     "skipped": int}``."""
     if not items:
         raise MediaError("empty batch: the sampler produced no pairs")
-    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "teacher")
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "face_features")
              if key in items[0]}
     batch["identity"] = torch.tensor([item["identity"] for item in items])
     batch["skipped"] = sum(item["skipped"] for item in items)

@@ -41,8 +41,8 @@ from torch import nn
 from voxface.errors import ConfigError
 from voxface.media.faces import face_to_tensor
 from voxface.media.fbank import KaldiFbank
-from voxface.models.ecapa import ECAPATDNN
-from voxface.models.iresnet import iresnet
+from voxface.encoders.ecapa import ECAPATDNN
+from voxface.encoders.iresnet import iresnet
 from voxface.synth import face, voice
 from voxface.synth.face import Scene, render_face
 from voxface.synth.model import (

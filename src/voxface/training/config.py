@@ -19,20 +19,13 @@ from typing import Any
 
 import yaml
 
+from voxface.encoders.registry import encoder_names
 from voxface.errors import ConfigError
+from voxface.typed import UnknownConfigKey, build_dataclass, unknown_key
 
 log = logging.getLogger("voxface")
 
-AUDIO_ENCODERS = ("ecapa", "wav2vec2", "hubert", "wavlm")
 SCHEDULES = ("step", "tristage", "constant")
-
-
-class UnknownConfigKey(ConfigError):
-    """A configuration names a key this version does not have (``key``: its dotted name)."""
-
-    def __init__(self, message: str, key: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 @dataclass
@@ -51,18 +44,11 @@ class DataConfig:
 
 @dataclass
 class FaceConfig:
+    encoder: str = "iresnet"  # a registered face encoder (encoders/registry.py)
     weights: str = ""  # the teacher: an insightface backbone.pth (or one 'voxface pretrain-face' wrote)
     frozen: bool = True
     cache: bool = True  # frozen teacher: embed every face (and its mirror image) once, cache on disk
     cache_dir: str = ""  # default: <out>/teacher_cache
-
-
-@dataclass
-class MappingConfig:
-    hidden: list[int] = field(default_factory=lambda: [512])
-    norm: str = "batch"
-    dropout: float = 0.0
-    activation: str = "relu"
 
 
 @dataclass
@@ -83,18 +69,9 @@ class AudioConfig:
 
 
 @dataclass
-class LossConfig:
-    contrastive_weight: float = 1.0
-    ot_weight: float = 1.0  # alpha (Eq. 8, Algorithm 1)
-    rkd_weight: float = 1.0  # beta (Algorithm 1)
-    temperature: float = 0.07
-    learnable_temperature: bool = False
-    ot_solver: str = "emd"
-    # discriminative: the paper's filtered pairs (Eq. 7), where the exact plan is the identity and OT reduces to a
-    # pull on confident positives (losses/optimal_transport.py); all: the plan over the whole batch
-    ot_pairs: str = "discriminative"
-    sinkhorn_reg: float = 0.05
-    rkd_mode: str = "cosine"
+class MethodConfig:
+    name: str = "sun_su_2025"  # a registered method (voxface/methods/)
+    args: dict[str, Any] = field(default_factory=dict)  # that method's own settings (its Args dataclass)
 
 
 @dataclass
@@ -136,9 +113,8 @@ class TrainerConfig:
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
-    mapping: MappingConfig = field(default_factory=MappingConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
@@ -147,20 +123,28 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
-        return _build(cls, data, source, "")
+        """Built strictly; ``method.args`` are read into the method's own dataclass and stored back whole, defaults
+        included, so a run folder's config.yaml says every setting."""
+        from voxface.methods import method_args
+
+        config = build_dataclass(cls, data, source, "")
+        config.method.args = dataclasses.asdict(method_args(config.method.name, config.method.args, source))
+        return config
+
+    def method_args(self) -> Any:
+        """``method.args`` as the method's own dataclass."""
+        from voxface.methods import method_args
+
+        return method_args(self.method.name, self.method.args)
 
     def validate(self, check_paths: bool = True) -> TrainConfig:
         """Check every value; with ``check_paths``, also that the data and weights exist."""
         checks = [
-            (self.audio.encoder in AUDIO_ENCODERS, "audio.encoder", f"one of {AUDIO_ENCODERS}"),
+            (self.audio.encoder in encoder_names("voice"), "audio.encoder", f"one of {encoder_names('voice')}"),
+            (self.face.encoder in encoder_names("face"), "face.encoder", f"one of {encoder_names('face')}"),
             (self.audio.features in ("auto", "kaldi", "speechbrain"), "audio.features", "auto, kaldi or speechbrain"),
             (self.optim.schedule in SCHEDULES, "optim.schedule", f"one of {SCHEDULES}"),
-            (self.loss.ot_solver in ("emd", "sinkhorn"), "loss.ot_solver", "'emd' or 'sinkhorn'"),
-            (self.loss.ot_pairs in ("discriminative", "all"), "loss.ot_pairs", "'discriminative' or 'all'"),
-            (self.loss.rkd_mode in ("cosine", "distance"), "loss.rkd_mode", "'cosine' or 'distance'"),
-            (self.mapping.norm in ("batch", "layer", "none"), "mapping.norm", "'batch', 'layer' or 'none'"),
             (self.trainer.logger in ("csv", "tensorboard"), "trainer.logger", "'csv' or 'tensorboard'"),
-            (self.loss.temperature > 0, "loss.temperature", "positive"),
             (self.optim.batch_size >= 2, "optim.batch_size", "at least 2"),
             (self.data.crop_seconds > 0, "data.crop_seconds", "positive"),
             (self.data.face_size % 16 == 0, "data.face_size", "a multiple of 16"),
@@ -168,8 +152,6 @@ class TrainConfig:
             (self.trainer.checkpoint_every >= 1, "trainer.checkpoint_every", "at least 1"),
             (len(self.optim.tristage_ratios) == 3 and sum(self.optim.tristage_ratios) <= 1,
              "optim.tristage_ratios", "three phase shares adding up to at most 1"),
-            (min(self.loss.contrastive_weight, self.loss.ot_weight, self.loss.rkd_weight) >= 0,
-             "loss.*_weight", "non-negative"),
             (bool(self.data.root), "data.root", "the data set root (set it in the file or as data.root=PATH)"),
             (bool(self.face.weights), "face.weights", "a face teacher backbone.pth"),
         ]
@@ -251,46 +233,6 @@ def relocate(config: TrainConfig, run: str | Path) -> TrainConfig:
     return config
 
 
-def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        key = prefix + str(unknown[0])
-        raise UnknownConfigKey(f"{source}: {_unknown_key(key, list(fields))}", key)
-    values = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value or {}, source, f"{prefix}{name}.")
-        else:
-            values[name] = _coerce(hint, value, source, f"{prefix}{name}")
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return None if value is None else _coerce(options[0], value, source, key)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{source}: config value {key} must be a list, got {value!r}")
-        return [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
-    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str, int, float)}.get(hint, ())
-    if isinstance(value, accepted) and (hint is bool or not isinstance(value, bool)):
-        return hint(value)
-    raise ConfigError(f"{source}: config value {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
-
-
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -317,18 +259,13 @@ def _merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def _unknown_key(key: str, known: list[str]) -> str:
-    """"unknown config key 'a.b' (did you mean 'a.c'?; known: ...)" with the nearest known name, if any."""
-    last = key.rpartition(".")[2]
-    near = difflib.get_close_matches(last, known, n=1)
-    guess = f"did you mean '{key[: len(key) - len(last)]}{near[0]}'?; " if near else ""
-    return f"unknown config key '{key}' ({guess}known: {', '.join(known)})"
-
-
-def _check_override_key(text: str, key: str) -> None:
-    """An override's key must name a field: said as the command line's, not blamed on the config file."""
-    cls: Any = TrainConfig
+def _check_override_key(text: str, key: str, root: type) -> None:
+    """An override's key must name a field: said as the command line's, not blamed on the config file. Keys below a
+    free-form mapping (``method.args.x``) are checked when the configuration is built."""
+    cls: Any = root
     for depth, part in enumerate(key.split(".")):
+        if typing.get_origin(cls) is dict:
+            return
         if not dataclasses.is_dataclass(cls):
             raise ConfigError(f"command-line override {text!r}: '{'.'.join(key.split('.')[:depth])}' is a value, "
                               "not a section")
@@ -336,16 +273,17 @@ def _check_override_key(text: str, key: str) -> None:
         if part not in fields:
             prefix = ".".join(key.split(".")[:depth])
             raise ConfigError(f"command-line override {text!r}: "
-                              f"{_unknown_key((prefix + '.' if prefix else '') + part, list(fields))}")
+                              f"{unknown_key((prefix + '.' if prefix else '') + part, list(fields))}")
         cls = typing.get_type_hints(cls)[part]
 
 
-def parse_override(text: str) -> dict[str, Any]:
-    """``optim.batch_size=32`` -> ``{"optim": {"batch_size": 32}}`` (the value read as YAML)."""
+def parse_override(text: str, root: type | None = None) -> dict[str, Any]:
+    """``optim.batch_size=32`` -> ``{"optim": {"batch_size": 32}}`` (the value read as YAML), its key checked
+    against ``root`` (default ``TrainConfig``)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
-    _check_override_key(text, key)
+    _check_override_key(text, key, root or TrainConfig)
     try:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError as err:  # e.g. an unclosed list: name the override, not the parser's traceback
@@ -377,34 +315,38 @@ def resolve_config(name: str | Path) -> Path:
                       f"(shipped: {', '.join(packaged_configs())})")
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
-                check_paths: bool = True) -> TrainConfig:
-    """Read (a path or a shipped name, ``resolve_config``), merge overrides into, and validate a configuration."""
+def read_config(root: type, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The dataclass ``root`` built strictly from a YAML file (a path or a shipped name, ``resolve_config``;
+    ``extends:`` followed) and ``key.sub=value`` overrides: an unknown key fails with the nearest known name, a
+    value of the wrong kind names its key and file. What any voxface YAML (training, pretraining) is read with."""
     data = _read_yaml(resolve_config(path)) if path else {}
     for override in overrides:
-        data = _merge(data, parse_override(override))
-    return TrainConfig.from_dict(data, str(path or "overrides")).validate(check_paths)
+        data = _merge(data, parse_override(override, root))
+    source = str(path or "overrides")
+    # a root with its own reader (TrainConfig: method.args against the method's dataclass) builds itself
+    return root.from_dict(data, source) if hasattr(root, "from_dict") else build_dataclass(root, data, source)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                check_paths: bool = True) -> TrainConfig:
+    """Read (a path or a shipped name, ``resolve_config``), merge overrides into, and validate a training
+    configuration."""
+    return read_config(TrainConfig, path, overrides).validate(check_paths)
 
 
 def voxceleb_leakage(config: TrainConfig) -> str | None:
-    """A warning when the audio encoder starts from weights trained on VoxCeleb: SpeechBrain's ECAPA-TDNN
-    (``spkrec-ecapa-voxceleb``, the only pretrained ECAPA format voxface loads) was trained on VoxCeleb1+2 and
-    has heard 237 of the 250 unseen-unheard test identities."""
-    if config.audio.encoder == "ecapa" and config.audio.weights:
-        return (f"audio.weights {config.audio.weights} is a SpeechBrain ECAPA-TDNN checkpoint, trained on VoxCeleb1+2: "
-                "it has heard 237 of the 250 VoxCeleb1 unseen-unheard test identities, so unseen-unheard numbers "
-                "overstate how the method generalises to unheard voices")
+    """A warning when the voice encoder starts from weights that heard VoxCeleb (``weights_provenance``: a
+    SpeechBrain ``spkrec-ecapa-voxceleb`` checkpoint has heard 237 of the 250 unseen-unheard test identities); None
+    for weights whose provenance record says otherwise (``voxface pretrain``'s voice prior) or no weights."""
+    from voxface.encoders.registry import weights_provenance
+
+    provenance = weights_provenance(config.audio.encoder, config.audio.weights)
+    if provenance["heard_voxceleb"]:
+        return (f"audio.weights {config.audio.weights} was trained on {provenance['trained_on']}: it has heard 237 of "
+                "the 250 VoxCeleb1 unseen-unheard test identities, so unseen-unheard numbers overstate how the method "
+                "generalises to unheard voices")
     return None
 
 
-# Where a training checkpoint records the front end it was trained with (AlignmentModule.on_save_checkpoint)
-FRONT_END_KEY = "voxface_front_end"
-
-
-def audio_front_end(config: TrainConfig) -> str:
-    """The fbank an ECAPA run computes: ``audio.features``, where "auto" means SpeechBrain's for a SpeechBrain
-    checkpoint (its weights only fit its own features) and Kaldi's otherwise."""
-    if config.audio.features != "auto":
-        return config.audio.features
-    return "speechbrain" if config.audio.encoder == "ecapa" and config.audio.weights else "kaldi"
-
+# Where a training checkpoint records its encoders (encoders/registry.py encoder_record) and method
+ENCODERS_KEY = "voxface_encoders"

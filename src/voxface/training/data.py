@@ -13,7 +13,6 @@ from voxface.errors import MediaError
 from voxface.media.audio import read_voice
 from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
 from voxface.media.faces import face_to_tensor, read_face
-from voxface.metrics import roc_auc
 from voxface.protocol.manifest import Manifest
 from voxface.training.resume import ignore_sigint
 
@@ -51,7 +50,7 @@ class ValidationTrials(Dataset):
         try:
             item["wave"] = torch.from_numpy(read_voice(self.roots.voice(voice), self.crop, None))
             if self.cache is not None:
-                item["teacher"] = torch.from_numpy(self.cache[face][0].astype(np.float32))
+                item["face_features"] = torch.from_numpy(self.cache[face][0].astype(np.float32))
             else:
                 item["face"] = face_to_tensor(read_face(self.roots.face(face), self.size))
         except MediaError:
@@ -63,15 +62,10 @@ def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
     items = [item for item in items if item["valid"]]
     if not items:
         return {}
-    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "teacher") if key in items[0]}
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "face_features")
+             if key in items[0]}
     batch["label"] = torch.tensor([item["label"] for item in items])
     return batch
-
-
-def auc(labels: list[int] | np.ndarray, scores: list[float] | np.ndarray) -> float:
-    """``metrics.roc_auc`` of the validation trials, NaN where they hold one class only (nothing to rank)."""
-    labels = np.asarray(labels)
-    return roc_auc(labels, scores) if 0 < labels.sum() < len(labels) else float("nan")
 
 
 class PairDataModule(L.LightningDataModule):

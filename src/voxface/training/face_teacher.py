@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from voxface.encoders.iresnet import iresnet
+from voxface.encoders.loading import read_weights
 from voxface.errors import ConfigError, MediaError
 from voxface.formats import IMAGE_SUFFIXES
 from voxface.losses.arcface import ArcFaceHead
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.metrics import roc_auc
-from voxface.models.iresnet import iresnet
-from voxface.models.loading import read_weights
 from voxface.protocol.layout import IDENTITY_KNOBS_FILE
 from voxface.protocol.text import read_lines
 from voxface.scoring.probes import BINARY, CONTINUOUS, LinearProbes

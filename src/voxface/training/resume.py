@@ -6,7 +6,7 @@ A run's position is its optimiser step: one step per batch and a fixed number of
 (``trainer.max_steps`` inside an epoch, Ctrl-C), always before Lightning's fit loop counts a cut-short epoch
 as finished; ``ctrl_c_stops`` turns Ctrl-C into a stop after the current step. The sampler takes its position
 from the step (``PairDataModule``), the learning-rate schedules are functions of the step restored with the
-optimiser, and each step's random draws are seeded by the step (``AlignmentModule.on_train_batch_start``).
+optimiser, and each step's random draws are seeded by the step (``TrainingModule.on_train_batch_start``).
 """
 
 from __future__ import annotations

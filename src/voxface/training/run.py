@@ -19,32 +19,38 @@ import yaml
 
 from voxface.errors import ConfigError
 from voxface.media.dataset import PairConfig
-from voxface.models.loading import read_weights
+from voxface.encoders.loading import read_weights
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
-from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, audio_front_end, voxceleb_leakage
+from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
 from voxface.training.data import PairDataModule
-from voxface.training.module import AlignmentModule
+from voxface.training.module import TrainingModule
 from voxface.training.quiet import quiet_lightning
 from voxface.training.resume import ResumePoints, StopTraining, ctrl_c_stops, position, run_finished
 from voxface.training.teacher_cache import build_teacher_cache
 
 log = logging.getLogger("voxface")
 # Settings a resumed run may change: how long to train and how to show it.
-RESUMABLE_CHANGES = {("trainer", "epochs"), ("trainer", "max_steps"), ("trainer", "progress")}
+RESUMABLE_CHANGES = {"trainer.epochs", "trainer.max_steps", "trainer.progress"}
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"method": {"args": {"x": 1}}}`` -> ``{"method.args.x": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
 
 
 def _check_resume(saved: dict[str, Any], config: TrainConfig, out: Path) -> None:
-    current = config.to_dict()
-    for section, values in current.items():
-        for key, value in values.items():
-            if f"{section}.{key}" in LOCATIONS:  # where the files are may change (a moved run folder or data)
-                if saved.get(section, {}).get(key) != value:
-                    log.info("%s.%s: %s (was %s)", section, key, value, saved.get(section, {}).get(key))
-                continue
-            if (section, key) not in RESUMABLE_CHANGES and saved.get(section, {}).get(key) != value:
-                raise ConfigError(f"--resume with a different {section}.{key} ({saved.get(section, {}).get(key)!r} "
-                                  f"in {out / 'config.yaml'}, {value!r} now); only the training length and where "
-                                  "files are may change")
+    before = _flat(saved)
+    for name, value in _flat(config.to_dict()).items():
+        if name in LOCATIONS:  # where the files are may change (a moved run folder or data)
+            if before.get(name) != value:
+                log.info("%s: %s (was %s)", name, value, before.get(name))
+            continue
+        if name not in RESUMABLE_CHANGES and before.get(name) != value:
+            raise ConfigError(f"--resume with a different {name} ({before.get(name)!r} in {out / 'config.yaml'}, "
+                              f"{value!r} now); only the training length and where files are may change")
 
 
 class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
@@ -94,8 +100,6 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     quiet_lightning()
     if leakage := voxceleb_leakage(config):
         log.warning("%s", leakage)
-    if config.audio.encoder == "ecapa":
-        log.info("audio front end: %s fbank (audio.features=%s)", audio_front_end(config), config.audio.features)
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     started = time.time()
 
@@ -107,10 +111,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         manifests[name].save(out / "manifests" / f"{name}.json")
         log.info("%s", manifests[name].summary())
 
-    module = AlignmentModule(config.to_dict())
+    module = TrainingModule(config.to_dict())
+    log.info("method %s; audio front end: %s", config.method.name, module.method.voice_encoder.front_end())
     cache = None
     if config.face.frozen and config.face.cache:
-        teacher = module.model.teacher.to("cuda" if torch.cuda.is_available() else "cpu")
+        teacher = module.method.face_encoder.to("cuda" if torch.cuda.is_available() else "cpu")
         faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
         cache = build_teacher_cache(teacher, roots, faces, config.face.cache_dir or out / "teacher_cache",
                                     workers=config.data.workers, progress=config.trainer.progress)

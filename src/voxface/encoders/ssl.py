@@ -85,6 +85,8 @@ def waveform_normalisation(directory: Path, config: Any) -> tuple[bool, str]:
 class SSLEncoder(nn.Module):
     """(B, samples) 16 kHz waveforms (+ valid sample counts) -> (B, embedding_size)."""
 
+    input = "waveform"
+
     def __init__(self, model: nn.Module, embedding_size: int | None = 192, layer_weighting: bool = False,
                  freeze_feature_encoder: bool = True, finetune_top_layers: int | None = None,
                  normalize_waveform: bool = False) -> None:
@@ -155,6 +157,10 @@ class SSLEncoder(nn.Module):
                      why)
         return cls(model, **kwargs)
 
+    def front_end(self) -> dict[str, Any]:
+        """``{"input": "waveform", "normalize_waveform": bool}``: what the encoder does to a waveform first."""
+        return {"input": "waveform", "normalize_waveform": bool(self.normalize_waveform)}
+
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return self.model._get_feat_extract_output_lengths(lengths).long()
 
@@ -180,7 +186,10 @@ class SSLEncoder(nn.Module):
         mask = (torch.arange(frames.shape[1], device=frames.device)[None] < valid[:, None]).to(frames.dtype)
         return (frames * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """``generator`` is unused (the voice-encoder interface, ``fbank_encoder.py``): transformers' own time
+        masking (``apply_spec_augment``) draws from the global generator, which training reseeds every step."""
         if wave.dim() != 2:
             raise ValueError(f"SSL encoders take (batch, samples) waveforms, got {tuple(wave.shape)}")
         if lengths is None:

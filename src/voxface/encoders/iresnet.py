@@ -65,6 +65,10 @@ class IResNet(nn.Module):
         nn.init.constant_(self.features.weight, 1.0)
         self.features.weight.requires_grad = False  # as in arcface_torch: a fixed-scale BN on the embedding
 
+    @property
+    def embedding_size(self) -> int:  # the encoder interface's name for num_features (encoders/registry.py)
+        return self.num_features
+
     def _make_layer(self, planes: int, blocks: int) -> nn.Sequential:
         downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, kernel_size=1, stride=2, bias=False),
                                    nn.BatchNorm2d(planes, eps=1e-5))

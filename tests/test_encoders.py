@@ -8,7 +8,7 @@ import torch
 
 from voxface.cli import main
 from voxface.errors import ConfigError, WeightsError
-from voxface.models import (
+from voxface.encoders import (
     ECAPATDNN,
     FeatureMapping,
     SSLEncoder,
@@ -60,7 +60,7 @@ def test_insightface_backbone_round_trip(tmp_path):
 
 
 def test_weight_errors_are_one_line_and_name_the_keys(tmp_path):
-    from voxface.models.loading import load_strict
+    from voxface.encoders.loading import load_strict
 
     small = iresnet18(width=0.25, input_size=64)
     with pytest.raises(WeightsError, match=r"mis-shaped, file vs model \(e\.g\. conv1\.weight \(16, 3, 3, 3\) vs "):
@@ -266,8 +266,8 @@ def test_pretrain_face_cli(face_folder, tmp_path, capsys):
 
 def test_an_insightface_file_whose_fc_fits_no_input_size_says_so():
     from voxface.errors import WeightsError
-    from voxface.models.iresnet import iresnet
-    from voxface.models.loading import iresnet_config
+    from voxface.encoders.iresnet import iresnet
+    from voxface.encoders.loading import iresnet_config
 
     state = iresnet(depth=18, width=0.125, input_size=32, num_features=16).state_dict()
     state["fc.weight"] = torch.zeros(16, 100)  # 100 features: not 64 channels times a square number of cells
@@ -410,7 +410,7 @@ def test_training_checkpoints_and_wrapped_state_dicts_load(tmp_path):
         load_insightface_backbone(tmp_path / "optimizer_only.pt")
     torch.save(net, tmp_path / "whole.pth")  # a whole model, not its weights
     with pytest.raises(WeightsError, match=r"whole.pth is not a readable PyTorch weights file: it holds a pickled "
-                                           r"voxface.models.iresnet.IResNet, .*state_dict\(\), path\)$"):
+                                           r"voxface.encoders.iresnet.IResNet, .*state_dict\(\), path\)$"):
         load_insightface_backbone(tmp_path / "whole.pth")
     torch.save([net.state_dict()], tmp_path / "list.pt")
     with pytest.raises(WeightsError, match=r"list.pt holds no state dict .*; it holds a list$"):

@@ -3,8 +3,10 @@
 One function per source:
 - ``load_insightface_backbone``: arcface_torch ``backbone.pth`` (a plain state dict) -> IResNet;
 - ``load_speechbrain_ecapa``: SpeechBrain ``embedding_model.ckpt`` -> ECAPATDNN;
-- ``SSLEncoder.from_pretrained`` (``ssl.py``): a HuggingFace folder -> Wav2vec 2.0 / HuBERT / WavLM;
-- ``load_encoder`` / ``save_encoder``: this project's own single-encoder checkpoints.
+- ``SSLEncoder.from_pretrained`` (``ssl.py``): a HuggingFace folder -> Wav2vec 2.0 / HuBERT / WavLM.
+
+Which of them builds an encoder named in a configuration, and this project's own single-encoder files, are
+``registry.py``'s.
 
 Every file goes through ``torch.load(weights_only=True)``, and architectures are read off the
 tensor shapes, so a released file loads without the user restating its configuration. A mismatch
@@ -22,11 +24,8 @@ import torch
 from torch import nn
 
 from voxface.errors import WeightsError
-from voxface.models.ecapa import ECAPATDNN
-from voxface.models.iresnet import LAYERS, IResNet, iresnet
-
-ENCODER_FORMAT = "voxface-encoder/1"
-
+from voxface.encoders.ecapa import ECAPATDNN
+from voxface.encoders.iresnet import LAYERS, IResNet, iresnet
 
 def read_weights(path: str | Path) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with one-line errors."""
@@ -177,53 +176,3 @@ def load_speechbrain_ecapa(path: str | Path, dilations: tuple[int, ...] | None =
     """SpeechBrain's ``embedding_model.ckpt`` (e.g. ``spkrec-ecapa-voxceleb``) as an ECAPATDNN."""
     state = read_state_dict(path)
     return load_strict(ECAPATDNN(**ecapa_config(state, dilations, str(path))), state, str(path))
-
-
-# ---------------------------------------------------------------- this project's encoder checkpoints
-
-
-def save_encoder(path: str | Path, model: nn.Module) -> None:
-    """Save an IResNet, ECAPATDNN or SSLEncoder with what is needed to rebuild it offline."""
-    from voxface.models.ssl import SSLEncoder
-
-    if isinstance(model, IResNet):
-        kind, config = "iresnet", iresnet_config(model.state_dict())
-    elif isinstance(model, ECAPATDNN):
-        kind, config = "ecapa", ecapa_config(model.state_dict(), _ecapa_dilations(model))
-    elif isinstance(model, SSLEncoder):
-        kind = "ssl"
-        config = {"hf_config": model.config.to_dict(), "embedding_size": model.embedding_size
-                  if not isinstance(model.projection, nn.Identity) else None,
-                  "layer_weighting": model.layer_weights is not None,
-                  "freeze_feature_encoder": model.freeze_feature_encoder,
-                  "finetune_top_layers": model.finetune_top_layers, "normalize_waveform": model.normalize_waveform}
-    else:
-        raise WeightsError(f"cannot save a {type(model).__name__} as a voxface encoder")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": ENCODER_FORMAT, "kind": kind, "config": config, "state_dict": model.state_dict()}, path)
-
-
-def _ecapa_dilations(model: ECAPATDNN) -> tuple[int, ...]:
-    convs = [model.blocks[0].conv.conv] + [b.res2net_block.blocks[0].conv.conv for b in model.blocks[1:]]
-    return tuple(c.dilation[0] for c in convs) + (model.mfa.conv.conv.dilation[0],)
-
-
-def load_encoder(path: str | Path) -> nn.Module:
-    """Rebuild an encoder ``save_encoder`` wrote (freezing re-applied: it is not part of the weights)."""
-    blob = read_weights(path)
-    if not isinstance(blob, dict) or blob.get("format") != ENCODER_FORMAT:
-        raise WeightsError(f"{path} is not a voxface encoder checkpoint (expected format {ENCODER_FORMAT})")
-    kind, config, state = blob.get("kind"), dict(blob.get("config") or {}), blob.get("state_dict")
-    if not _is_state_dict(state):
-        raise WeightsError(f"{path} is a voxface encoder checkpoint without its weights (no state_dict)")
-    if kind == "iresnet":
-        model: nn.Module = iresnet(**config)
-    elif kind == "ecapa":
-        model = ECAPATDNN(**config)
-    elif kind == "ssl":
-        from voxface.models.ssl import SSLEncoder, model_from_config
-
-        model = SSLEncoder(model_from_config(config.pop("hf_config", {}), str(path)), **config)
-    else:
-        raise WeightsError(f"{path}: unknown encoder kind {kind!r}")
-    return load_strict(model, state, str(path))

@@ -1,0 +1,179 @@
+"""A method is a module: what one voice-face approach trains on top of the two encoders, found by name.
+
+A method owns its heads, its loss and any frozen reference it needs (open_clip's task habit); the training loop
+knows none of them. It declares which batches it needs (``sampler``, ``batch_keys``), turns a batch into named
+terms (``losses``: the loop sums the terms whose name ends in ``_loss`` and logs every term), and embeds each
+modality (``embed_face``, ``embed_voice``) for evaluation. Its settings are its own dataclass ``Args``, read
+from ``method.args`` with the configuration's strict, nearest-name errors.
+
+The encoders are given to it (``encoders/registry.py``). In feature mode (``features:`` in a training config)
+there are none: batches carry what the frozen encoders produced, read from a feature store, and only the heads
+train; a method then works unchanged, since it sees encoder outputs through ``encode_face`` / ``encode_voice``.
+
+Adding a method: one file in ``voxface/methods/`` with a ``Method`` subclass decorated ``@register_method``, whose
+docstring has a runnable example, and one YAML config naming it (``method.name``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from voxface.errors import ConfigError
+
+# What a method's batches are made of. identity_unique: one (voice, face) pair per identity in a batch, over all
+# ranks (contrastive losses treat the rest of the batch as negatives).
+SAMPLERS = ("identity_unique",)
+METHODS: dict[str, type[Method]] = {}
+
+
+@dataclasses.dataclass
+class Towers:
+    """What a method is built on: the two encoders (None in feature mode) and their output sizes."""
+
+    face: nn.Module | None
+    voice: nn.Module | None
+    face_dim: int
+    voice_dim: int
+    face_frozen: bool = True
+    voice_frozen: bool = False
+
+    @classmethod
+    def of(cls, face: nn.Module, voice: nn.Module, face_frozen: bool = True, voice_frozen: bool = False) -> Towers:
+        return cls(face, voice, face.embedding_size, voice.embedding_size, face_frozen, voice_frozen)
+
+
+class Method(nn.Module):
+    """Base class: holds the encoders (frozen ones kept in eval mode, outside autograd) and the two embedding paths.
+
+    Subclasses set ``name``, ``Args`` (a dataclass; ``validate()`` raises ``ConfigError`` naming
+    ``method.args.<key>``), ``sampler`` and ``batch_keys``, and implement ``face_head``, ``voice_head`` and
+    ``losses``.
+    """
+
+    name: ClassVar[str]
+    Args: ClassVar[type]
+    sampler: ClassVar[str] = "identity_unique"
+    # what losses() reads besides the two inputs ("face" images or "face_features", "wave" or "voice_features")
+    batch_keys: ClassVar[tuple[str, ...]] = ("identity",)
+
+    def __init__(self, args: Any, towers: Towers) -> None:
+        super().__init__()
+        self.args, self.towers = args, towers
+        self.face_encoder, self.voice_encoder = towers.face, towers.voice
+        for encoder, frozen in ((towers.face, towers.face_frozen), (towers.voice, towers.voice_frozen)):
+            if encoder is not None and frozen:
+                encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> Method:
+        super().train(mode)
+        for encoder, frozen in ((self.face_encoder, self.towers.face_frozen),
+                                (self.voice_encoder, self.towers.voice_frozen)):
+            if encoder is not None and frozen:
+                encoder.eval()  # a frozen encoder keeps its BatchNorm statistics
+        return self
+
+    # ---------------------------------------------------------------- encoders (or stored features)
+
+    @property
+    def face_size(self) -> int | None:
+        """The face encoder's input size in pixels; None in feature mode."""
+        return getattr(self.face_encoder, "input_size", None)
+
+    def encode_face(self, faces: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) normalised faces -> the face encoder's (B, face_dim) output (no gradient when frozen)."""
+        if self.face_encoder is None:
+            raise ConfigError(f"the {self.name} model was trained on stored features: it has no face encoder; "
+                              "embed stored face features instead")
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.towers.face_frozen):
+            return self.face_encoder(faces)
+
+    def encode_voice(self, wave: torch.Tensor, lengths: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, samples) 16 kHz waveforms -> the voice encoder's (B, voice_dim) output."""
+        if self.voice_encoder is None:
+            raise ConfigError(f"the {self.name} model was trained on stored features: it has no voice encoder; "
+                              "embed stored voice features instead")
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.towers.voice_frozen):
+            return self.voice_encoder(wave, lengths, generator=generator)
+
+    def face_input(self, batch: dict[str, Any]) -> torch.Tensor:
+        """A batch's face encoder outputs: stored ones (``face_features``) or computed from ``face`` images."""
+        return batch["face_features"] if "face_features" in batch else self.encode_face(batch["face"])
+
+    def voice_input(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        """A batch's voice encoder outputs: stored ones (``voice_features``) or computed from ``wave``."""
+        if "voice_features" in batch:
+            return batch["voice_features"]
+        return self.encode_voice(batch["wave"], batch.get("lengths"), generator)
+
+    # ---------------------------------------------------------------- what a method defines
+
+    def face_head(self, encoded: torch.Tensor) -> torch.Tensor:
+        """(B, face_dim) face encoder outputs -> (B, D) embeddings in the shared space."""
+        raise NotImplementedError
+
+    def voice_head(self, encoded: torch.Tensor) -> torch.Tensor:
+        """(B, voice_dim) voice encoder outputs -> (B, D) embeddings in the shared space."""
+        raise NotImplementedError
+
+    def losses(self, batch: dict[str, Any], gather: Callable[[torch.Tensor], torch.Tensor],
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Named terms of one training batch; ``gather`` makes a rank's (B, ...) tensor the global batch's."""
+        raise NotImplementedError
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The method's own parameters (heads, learnable loss parameters), by role; the encoders' are the loop's."""
+        encoders = {id(p) for e in (self.face_encoder, self.voice_encoder) if e is not None for p in e.parameters()}
+        return {"heads": [p for p in self.parameters() if id(p) not in encoders]}
+
+    # ---------------------------------------------------------------- embedding, for evaluation
+
+    def embed_face(self, faces: torch.Tensor | None = None, *, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Shared-space face embeddings (B, D) from (B, 3, S, S) faces or the face encoder's stored outputs."""
+        return self.face_head(features if features is not None else self.encode_face(faces))
+
+    def embed_voice(self, wave: torch.Tensor | None = None, lengths: torch.Tensor | None = None, *,
+                    features: torch.Tensor | None = None) -> torch.Tensor:
+        """Shared-space voice embeddings (B, D) from (B, samples) waveforms (valid ``lengths`` for padded batches)
+        or the voice encoder's stored outputs."""
+        return self.voice_head(features if features is not None else self.encode_voice(wave, lengths))
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make ``cls`` buildable by its ``name`` from a configuration."""
+    if not (cls.__doc__ and ">>>" in cls.__doc__):
+        raise TypeError(f"method {cls.__name__} has no runnable docstring example (>>>); every method needs one")
+    if cls.sampler not in SAMPLERS:
+        raise TypeError(f"method {cls.__name__} asks for sampler {cls.sampler!r}; known: {SAMPLERS}")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def method_class(name: str) -> type[Method]:
+    """The registered method ``name``; ConfigError with the nearest name otherwise."""
+    import difflib
+
+    from voxface.methods import sun_su_2025  # noqa: F401  (registers the shipped methods)
+
+    if name not in METHODS:
+        near = difflib.get_close_matches(name, list(METHODS), n=1)
+        guess = f"did you mean {near[0]!r}? " if near else ""
+        raise ConfigError(f"config value method.name {name!r} is no registered method ({guess}registered: "
+                          f"{', '.join(sorted(METHODS))})")
+    return METHODS[name]
+
+
+def method_args(name: str, args: dict[str, Any], source: str = "config") -> Any:
+    """``method.args`` read into the method's own dataclass (strict: an unknown key names the nearest known one)
+    and validated."""
+    from voxface.typed import build_dataclass
+
+    parsed = build_dataclass(method_class(name).Args, args, source, "method.args.")
+    if hasattr(parsed, "validate"):
+        parsed.validate()
+    return parsed

@@ -1,0 +1,146 @@
+"""Sun & Su 2025, "Construction and Analysis of Cross-Modal General Feature Space Driven by Prior Information"
+(Acta Electronica Sinica): multi-level alignment with prior (§3-§5, Algorithm 1).
+
+- Faces: ``T = ImageEncoder(x_f)`` (a frozen face-recognition teacher, the prior), ``F = FeatureMapping(T)``.
+- Voices: ``V = AudioEncoder(x_v)`` (ECAPA-TDNN, Wav2vec 2.0 or HuBERT), trained.
+- Loss, Eq. (8): ``L = L_C + alpha L_OT + beta L_RKD`` on identity-unique batches (one pair per identity):
+  ``L_C`` symmetric InfoNCE on cosine logits, Eq. (1)-(4) (``losses/contrastive.py``); ``L_OT`` the exact
+  transport cost on the discriminative pairs, Eq. (5)-(7) (``losses/optimal_transport.py``); ``L_RKD`` relational
+  distillation of the teacher's geometry into F, Eq. (9) (``losses/distillation.py``).
+
+Table 3's rows are argument sets of this one method (``terms``): contrastive only ``[contrastive, rkd]``, OT only
+``[ot, rkd]``, both (the default); §6.2.2's RKD ablation drops ``rkd``. A term not named is not computed.
+
+Where the paper is silent or wrong: Eq. (4) puts the distance inside ``exp``, which would push positives apart, so
+``L_C`` uses similarity logits (``losses/contrastive.py``); fine-tuning the face encoder (``face.frozen: false``)
+takes RKD's targets from a frozen copy of the pretrained teacher, so the prior does not drift with the student.
+``voice_hidden`` adds an MLP on the voice side, which the paper has none of; it exists for feature mode, where the
+voice encoder is frozen and would otherwise leave nothing to train on that side (default: none).
+
+Example:
+    >>> from voxface.encoders import build_voice_encoder, iresnet
+    >>> from voxface.methods.base import Towers
+    >>> face = iresnet(18, width=0.25, input_size=32, num_features=24)
+    >>> voice = build_voice_encoder("ecapa", channels=[32, 32, 32, 32, 96], embedding_size=16)
+    >>> method = SunSu2025(SunSu2025Args(mapping_hidden=[32]), Towers.of(face, voice))
+    >>> batch = {"face": torch.randn(4, 3, 32, 32), "wave": torch.randn(4, 16000), "identity": torch.arange(4)}
+    >>> sorted(k for k in method.losses(batch, gather=lambda x: x) if k.endswith("_loss"))
+    ['contrastive_loss', 'ot_loss', 'rkd_loss']
+    >>> method.eval().embed_face(batch["face"]).shape, method.embed_voice(batch["wave"]).shape
+    (torch.Size([4, 16]), torch.Size([4, 16]))
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from voxface.errors import ConfigError
+from voxface.losses.contrastive import ContrastiveLoss
+from voxface.losses.distillation import RelationalDistillationLoss
+from voxface.losses.optimal_transport import OptimalTransportLoss
+from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.heads import FeatureMapping
+
+TERMS = ("contrastive", "ot", "rkd")
+
+
+@dataclass
+class SunSu2025Args:
+    terms: list[str] = field(default_factory=lambda: list(TERMS))  # Table 3's rows; §6.2.2 drops rkd
+    ot_weight: float = 1.0  # alpha (Eq. 8; Algorithm 1 uses 1, Table 3 ablates it)
+    rkd_weight: float = 1.0  # beta (Algorithm 1)
+    temperature: float = 0.07
+    learnable_temperature: bool = False
+    ot_solver: str = "emd"
+    # discriminative: the paper's filtered pairs (Eq. 7), where the exact plan is the identity and OT reduces to a
+    # pull on confident positives (losses/optimal_transport.py); all: the plan over the whole batch
+    ot_pairs: str = "discriminative"
+    sinkhorn_reg: float = 0.05
+    rkd_mode: str = "cosine"
+    mapping_hidden: list[int] = field(default_factory=lambda: [512])  # FeatureMapping's hidden layers
+    mapping_norm: str = "batch"
+    mapping_dropout: float = 0.0
+    mapping_activation: str = "relu"
+    voice_hidden: list[int] = field(default_factory=list)  # none in the paper (module docstring)
+
+    def validate(self) -> SunSu2025Args:
+        checks = [
+            (bool(self.terms) and set(self.terms) <= set(TERMS) and len(set(self.terms)) == len(self.terms),
+             "terms", f"a non-empty list of distinct terms among {TERMS}"),
+            (self.terms != ["rkd"], "terms", "more than rkd alone (it aligns nothing across modalities)"),
+            (self.temperature > 0, "temperature", "positive"),
+            (min(self.ot_weight, self.rkd_weight) >= 0, "ot_weight / rkd_weight", "non-negative"),
+            (self.ot_solver in ("emd", "sinkhorn"), "ot_solver", "'emd' or 'sinkhorn'"),
+            (self.ot_pairs in ("discriminative", "all"), "ot_pairs", "'discriminative' or 'all'"),
+            (self.rkd_mode in ("cosine", "distance"), "rkd_mode", "'cosine' or 'distance'"),
+            (self.mapping_norm in ("batch", "layer", "none"), "mapping_norm", "'batch', 'layer' or 'none'"),
+            (self.mapping_activation in ("relu", "gelu"), "mapping_activation", "'relu' or 'gelu'"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        return self
+
+
+@register_method
+class SunSu2025(Method):
+    __doc__ = __doc__
+    name = "sun_su_2025"
+    Args = SunSu2025Args
+    sampler = "identity_unique"
+    batch_keys = ()
+
+    def __init__(self, args: SunSu2025Args, towers: Towers) -> None:
+        super().__init__(args, towers)
+        self.mapping = FeatureMapping(towers.face_dim, towers.voice_dim, tuple(args.mapping_hidden), args.mapping_norm,
+                                      args.mapping_dropout, args.mapping_activation)
+        self.voice_mlp = (FeatureMapping(towers.voice_dim, towers.voice_dim, tuple(args.voice_hidden),
+                                         args.mapping_norm, args.mapping_dropout, args.mapping_activation)
+                          if args.voice_hidden else None)
+        self.contrastive = ContrastiveLoss(args.temperature, args.learnable_temperature)
+        self.ot = OptimalTransportLoss(args.ot_solver, args.sinkhorn_reg, pairs=args.ot_pairs)
+        self.rkd = RelationalDistillationLoss(args.rkd_mode)
+        # A fine-tuned face encoder must not move the prior: RKD's targets come from a frozen copy of the pretrained
+        # teacher in eval mode. Held in a list, it is no submodule, so it is neither trained nor saved.
+        self._prior: list[nn.Module] = [] if towers.face_frozen or towers.face is None else [
+            copy.deepcopy(towers.face).eval().requires_grad_(False)]
+
+    def face_head(self, encoded: torch.Tensor) -> torch.Tensor:
+        return self.mapping(encoded)
+
+    def voice_head(self, encoded: torch.Tensor) -> torch.Tensor:
+        return encoded if self.voice_mlp is None else self.voice_mlp(encoded)
+
+    @torch.no_grad()
+    def prior(self, faces: torch.Tensor) -> torch.Tensor:
+        """The pretrained teacher's T for RKD while the face encoder is fine-tuned (frozen copy, eval mode)."""
+        return self._prior[0].to(faces.device).eval()(faces)
+
+    def losses(self, batch: dict[str, Any], gather: Callable[[torch.Tensor], torch.Tensor],
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Eq. (8)'s weighted terms (``contrastive_loss``, ``ot_loss`` = alpha L_OT, ``rkd_loss`` = beta L_RKD, those in
+        ``terms``), the share of pairs OT kept and the temperature. Needs at least 2 pairs in the global batch."""
+        teacher = self.face_input(batch)
+        face = self.face_head(teacher)
+        prior = self.prior(batch["face"]) if self._prior else teacher
+        voice = self.voice_head(self.voice_input(batch, generator))
+        # All ranks see the global batch (paper: one pair per identity in the batch, N x N similarities).
+        face, voice, prior = gather(face), gather(voice), gather(prior)
+        if len(face) < 2:
+            raise ValueError("the alignment losses need at least 2 pairs in a batch")
+        terms: dict[str, torch.Tensor] = {}
+        if "contrastive" in self.args.terms:
+            terms["contrastive_loss"] = self.contrastive(face, voice)
+        if "ot" in self.args.terms:
+            terms["ot_loss"] = self.args.ot_weight * self.ot(face, voice)
+            terms["ot_kept_fraction"] = torch.tensor(self.ot.last_kept_fraction)
+        if "rkd" in self.args.terms:
+            terms["rkd_loss"] = self.args.rkd_weight * self.rkd(face, prior)
+        terms["temperature"] = torch.tensor(self.contrastive.temperature)
+        return terms
