@@ -388,8 +388,8 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
                 run: str) -> list[Path]:
     """ROC curves and score distributions per test set, Fig. 4 (PCA before/after training), Fig. 5 and the
     decomposition's bars, each naming ``run``."""
-    from voxface.evaluation.plots import decomposition_figure, distributions_figure, pca_figure, roc_figure, save_figure
     from voxface.encoders.registry import encoder_record, rebuild_encoder
+    from voxface.evaluation.plots import decomposition_figure, distributions_figure, pca_figure, roc_figure, save_figure
     from voxface.training.module import build_towers
 
     folder.mkdir(parents=True, exist_ok=True)

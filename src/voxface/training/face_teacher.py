@@ -22,11 +22,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
+from voxface.encoders.iresnet import iresnet
+from voxface.encoders.loading import read_weights
 from voxface.errors import ConfigError, MediaError
 from voxface.losses.arcface import ArcFaceHead
 from voxface.media.faces import IMAGE_SUFFIXES, face_to_tensor, read_face
-from voxface.encoders.iresnet import iresnet
-from voxface.encoders.loading import read_weights
 from voxface.protocol.layout import IDENTITY_KNOBS_FILE
 from voxface.protocol.text import read_lines
 from voxface.training.quiet import quiet_lightning

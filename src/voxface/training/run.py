@@ -17,10 +17,11 @@ import lightning as L
 import torch
 import yaml
 
+from voxface.encoders.loading import read_weights
 from voxface.errors import ConfigError
 from voxface.media.dataset import PairConfig
-from voxface.encoders.loading import read_weights
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
+from voxface.features.store import feature_stores
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
 from voxface.training.data import PairDataModule
 from voxface.training.module import TrainingModule
@@ -113,8 +114,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     module = TrainingModule(config.to_dict())
     log.info("method %s; audio front end: %s", config.method.name, module.method.voice_encoder.front_end())
-    cache = None
-    if config.face.frozen and config.face.cache:
+    cache = voice_cache = None
+    if config.feature_mode:  # both halves from feature stores, checked against the weights the encoders load
+        stores = feature_stores(config)
+        cache, voice_cache = stores["face"], stores["voice"]
+        log.info("feature mode: faces from %s, voices from %s", config.features.face, config.features.voice)
+    elif config.face.frozen and config.face.cache:
         teacher = module.method.face_encoder.to("cuda" if torch.cuda.is_available() else "cpu")
         faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
         cache = build_teacher_cache(teacher, roots, faces, config.face.cache_dir or out / "teacher_cache",
@@ -124,7 +129,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                           PairConfig(crop_seconds=config.data.crop_seconds, face_size=config.data.face_size,
                                      face_from_same_video=config.data.face_from_same_video),
                           config.optim.batch_size, config.trainer.seed, config.data.workers, cache,
-                          config.data.val_clips_per_identity, config.data.val_crop_seconds)
+                          config.data.val_clips_per_identity, config.data.val_crop_seconds, voice_cache)
 
     points = ResumePoints(last, config.trainer.checkpoint_every, config.trainer.max_steps, resumed=resume)
     best = RunCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max", save_top_k=1,

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from voxface.encoders.iresnet import IResNet
 from voxface.errors import MediaError
 from voxface.media.cache import file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
-from voxface.encoders.iresnet import IResNet
 from voxface.protocol.layout import DataRoots
 
 log = logging.getLogger("voxface")
