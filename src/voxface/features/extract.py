@@ -359,7 +359,7 @@ def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str
         raise FeaturesError(f"{folder} exists and is not a feature store; choose another --out")
     elif not launched:
         create_store(folder, meta, keys)
-    encoder.eval().requires_grad_(False)
+    encoder.eval()  # gradients are off where it runs (inference mode)
     cuda = torch.cuda.is_available()
     job = _Job(folder, root, keys, modality, getattr(encoder, "input_size", 0), meta["crop_seconds"], batch_size,
                chunk_rows, workers if workers is not None else (2 if cuda else 0))

@@ -117,7 +117,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if config.face.frozen and config.face.cache:
         teacher = module.method.face_encoder.to("cuda" if torch.cuda.is_available() else "cpu")
         faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
-        cache = build_teacher_cache(teacher, roots, faces, config.face.cache_dir or out / "teacher_cache",
+        cache = build_teacher_cache(teacher, config.face.weights, roots, faces,
+                                    config.face.cache_dir or out / "teacher_cache",
                                     workers=config.data.workers, progress=config.trainer.progress)
         teacher.cpu()
     data = PairDataModule(manifests["train"], manifests["val"],
