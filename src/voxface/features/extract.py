@@ -68,8 +68,8 @@ def weights_sha256(weights: str | Path) -> str:
     files = ([path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file()
                                                    and f.suffix in WEIGHT_SUFFIXES) if path.is_dir() else [])
     if not files:
-        raise WeightsError(f"weights {path} " + ("hold no weight file (" + ", ".join(WEIGHT_SUFFIXES) + ")"
-                                                 if path.is_dir() else "do not exist"))
+        raise WeightsError(f"weights folder {path} holds no weight file ({', '.join(WEIGHT_SUFFIXES)})"
+                           if path.is_dir() else f"weights file {path} does not exist")
     digest = hashlib.sha256()
     for file in files:
         if path.is_dir():
@@ -184,8 +184,10 @@ class _Batches(Dataset):
         return item
 
 
-def encode(encoder: nn.Module, item: dict[str, Any], device: torch.device) -> np.ndarray:
-    """float32 ``(n, views, dim)`` of one ``_Batches`` item's readable files."""
+def encode(encoder: nn.Module, item: dict[str, Any], device: torch.device) -> np.ndarray | None:
+    """float32 ``(n, views, dim)`` of one ``_Batches`` item's readable files; None when none was readable."""
+    if not len(item["rows"]):
+        return None
     if "wave" in item:
         lengths = item["lengths"]
         out = encoder(item["wave"].to(device), lengths.to(device) if lengths is not None else None)[:, None]
@@ -264,7 +266,7 @@ class _Extractor(L.LightningModule):
     def predict_step(self, item: dict[str, Any], index: int) -> None:
         if self._writer is None:
             self._writer = _Writer(self.job.folder, self.global_rank)
-        self._writer.write(item, encode(self.encoder, item, self.device) if len(item["rows"]) else None)
+        self._writer.write(item, encode(self.encoder, item, self.device))
 
     def on_predict_end(self) -> None:
         self.trainer.strategy.barrier()
@@ -382,6 +384,6 @@ def _extract_here(encoder: nn.Module, job: _Job, device: torch.device, progress:
     writer = _Writer(job.folder, 0)
     for item in tqdm(job.loader(batches), total=len(batches), desc=f"{job.modality} features", unit="batch",
                      disable=not progress):
-        writer.write(item, encode(encoder, item, device) if len(item["rows"]) else None)
+        writer.write(item, encode(encoder, item, device))
     if not _finish_if_done(job):  # only when chunks were left out: a bug, not a user's doing
         raise FeaturesError(f"feature store {job.folder}: chunks are missing after extraction; run it again")
