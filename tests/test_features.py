@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import subprocess
 import sys
 
@@ -226,3 +227,25 @@ def test_extract_cli_writes_a_store_and_says_so(data, tmp_path, capsys):
     store = FeatureStore.open(out)
     assert f"{len(store.keys)} face files" in said and "1 unreadable" in said and str(out) in said
     assert main(args) == 0 and "reused" in capsys.readouterr().out
+
+
+def test_the_teacher_cache_is_a_face_store_reused_until_the_faces_change(data, tmp_path, caplog):
+    from voxface.training.teacher_cache import build_teacher_cache
+
+    tree, face_weights, _ = data
+    teacher = build_face_encoder("iresnet", face_weights).eval()
+    faces = [k.removeprefix("unzippedFaces/") for k in extract_module.data_files("face", tree.root)
+             if not k.endswith(tree.corrupt_face)][:6] + [tree.corrupt_face]
+    kwargs = dict(batch_size=4, workers=0, progress=False)
+    cache = build_teacher_cache(teacher, face_weights, tree.roots, faces, tmp_path, **kwargs)
+    assert sorted(cache) == sorted(faces[:6]) and tree.corrupt_face not in cache
+    for face in faces[:6]:
+        np.testing.assert_allclose(cache[face], _direct("face", face_weights, tree.roots.face(face)), atol=1e-5)
+    assert np.array_equal(pickle.loads(pickle.dumps(cache))[faces[0]], cache[faces[0]])
+    (folder,) = tmp_path.iterdir()
+    assert folder.name.startswith("teacher_") and FeatureStore.open(folder).meta["views"] == ["plain", "mirrored"]
+    with caplog.at_level(logging.INFO, logger="voxface"):
+        build_teacher_cache(teacher, face_weights, tree.roots, faces, tmp_path, **kwargs)
+        assert "reusing the finished feature store" in caplog.text
+        fewer = build_teacher_cache(teacher, face_weights, tree.roots, faces[:3], tmp_path, **kwargs)
+    assert "made otherwise (files" in caplog.text and sorted(fewer) == sorted(faces[:3])

@@ -30,7 +30,7 @@ class TeacherFeatures(Mapping[str, np.ndarray]):
         return isinstance(face, str) and f"{self.prefix}{face}" in self.store
 
     def __getitem__(self, face: str) -> np.ndarray:
-        return self.store[f"{self.prefix}{face}"]
+        return np.array(self.store[f"{self.prefix}{face}"])  # a writable copy: torch.from_numpy takes it as is
 
     def __iter__(self) -> Iterator[str]:
         return (key[len(self.prefix):] for key in self.store)
