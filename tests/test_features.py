@@ -249,3 +249,23 @@ def test_the_teacher_cache_is_a_face_store_reused_until_the_faces_change(data, t
         assert "reusing the finished feature store" in caplog.text
         fewer = build_teacher_cache(teacher, face_weights, tree.roots, faces[:3], tmp_path, **kwargs)
     assert "made otherwise (files" in caplog.text and sorted(fewer) == sorted(faces[:3])
+
+
+def test_the_lightning_path_makes_the_same_store(data, tmp_path):
+    """``Trainer.predict`` over ``_Extractor`` (what each GPU runs), here on one CPU device."""
+    import lightning as L
+
+    from voxface.features.store import create_store
+
+    tree, face_weights, _ = data
+    single = extract_features("iresnet", face_weights, tree.root, tmp_path / "one", batch_size=2, chunk_rows=3,
+                              progress=False)
+    job = extract_module._Job(tmp_path / "lit", tree.root, single.keys, "face", 32, None, 2, 3, 0)
+    create_store(job.folder, {k: v for k, v in single.meta.items() if k not in ("complete", "readable")}, single.keys)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.predict(extract_module._Extractor(build_face_encoder("iresnet", face_weights), job),
+                    return_predictions=False)
+    lit = FeatureStore.open(job.folder)
+    np.testing.assert_array_equal(lit.embeddings, single.embeddings)
+    assert lit.unreadable == single.unreadable

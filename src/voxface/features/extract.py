@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +254,8 @@ class _Extractor(L.LightningModule):
     def __init__(self, encoder: nn.Module, job: _Job) -> None:
         super().__init__()
         self.encoder, self.job = encoder, job
+        # Rows go to the store, not back to Lightning: its warning about a step returning None is expected.
+        warnings.filterwarnings("ignore", message=r".*predict returned None.*")
         self._batches: list[Batch] = []
         self._writer: _Writer | None = None
 
