@@ -369,8 +369,9 @@ def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str
     job = _Job(folder, root, keys, modality, getattr(encoder, "input_size", 0), meta["crop_seconds"], batch_size,
                chunk_rows, workers if workers is not None else (2 if cuda else 0))
     if devices > 1:
+        # Each rank takes its own chunks (_Job.batches): Lightning must not shard the loader again.
         trainer = L.Trainer(accelerator="gpu", devices=devices, strategy="ddp", logger=False,
-                            enable_progress_bar=progress, enable_model_summary=False)
+                            use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False)
         trainer.predict(_Extractor(encoder, job), return_predictions=False)
     else:
         _extract_here(encoder, job, torch.device("cuda" if cuda else "cpu"), progress)
