@@ -49,8 +49,9 @@ def main() -> None:
     method = module.method
     roots = DataRoots.from_root(args.data)
     manifest = build_manifest(load_protocol(lists), roots)
-    cache = build_teacher_cache(method.face_encoder, roots, [f for i in manifest.identities for f in i.faces],
-                                Path("runs/bench_cache"), progress=False)
+    faces = [f for i in manifest.identities for f in i.faces]
+    cache = build_teacher_cache(method.face_encoder, args.teacher, roots, faces, Path("runs/bench_cache"),
+                                progress=False)
     dataset = PairDataset(manifest, PairConfig(face_size=face_size), teacher_cache=cache)
     sampler = IdentityBatchSampler(dataset.clips_per_identity, args.batch)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs,

@@ -188,7 +188,8 @@ class TrainConfig:
 # and they may change when a run folder is resumed or loaded after being moved (``relocate``).
 LOCATIONS = ("trainer.out", "data.root", "data.lists", "face.weights", "audio.weights", "face.cache_dir",
              "features.voice", "features.face")
-INPUTS = ("data.root", "data.lists", "face.weights", "audio.weights", "features.voice", "features.face")  # must exist before training starts
+# must exist before training starts
+INPUTS = ("data.root", "data.lists", "face.weights", "audio.weights", "features.voice", "features.face")
 SHIPPED_LISTS = "voxceleb1"  # data.lists naming the shipped protocol, not a folder (protocol.lists.BUILTIN)
 
 

@@ -19,9 +19,9 @@ import yaml
 
 from voxface.encoders.loading import read_weights
 from voxface.errors import ConfigError
+from voxface.features import feature_stores
 from voxface.media.dataset import PairConfig
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
-from voxface.features.store import feature_stores
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
 from voxface.training.data import PairDataModule
 from voxface.training.module import TrainingModule
@@ -122,7 +122,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     elif config.face.frozen and config.face.cache:
         teacher = module.method.face_encoder.to("cuda" if torch.cuda.is_available() else "cpu")
         faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
-        cache = build_teacher_cache(teacher, roots, faces, config.face.cache_dir or out / "teacher_cache",
+        cache = build_teacher_cache(teacher, config.face.weights, roots, faces,
+                                    config.face.cache_dir or out / "teacher_cache",
                                     workers=config.data.workers, progress=config.trainer.progress)
         teacher.cpu()
     data = PairDataModule(manifests["train"], manifests["val"],
