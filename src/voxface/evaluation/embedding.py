@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import MediaError
+from voxface.features.extract import pad_waves
 from voxface.media.audio import read_voice
 from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
@@ -78,12 +79,9 @@ class Embedder:
                     self._teacher_of[paths[i]] = vector
                 out = self.model.embed_face(features=teacher) if kind == "face" else teacher
             else:
-                lengths = torch.tensor([len(x) for _, x in good])
-                wave = torch.zeros(len(good), int(lengths.max()))
-                for row, (_, x) in enumerate(good):
-                    wave[row, : len(x)] = x
-                out = self.model.embed_voice(wave.to(self.device), lengths.to(self.device)
-                                              if bool((lengths < wave.shape[1]).any()) else None)
+                wave, lengths = pad_waves([x for _, x in good])
+                out = self.model.embed_voice(wave.to(self.device),
+                                             lengths.to(self.device) if lengths is not None else None)
             self.encoded[kind] += len(good)
             for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
                 embeddings[paths[i]] = vector
