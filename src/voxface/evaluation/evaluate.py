@@ -167,7 +167,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         raise MediaError(f"{len(bad)} files the lists need cannot be read, e.g. {first}; "
                          f"pass --skip-missing to score the rest")
     result = Evaluation(encoded=dict(embedder.encoded))
-    if leakage := voxceleb_leakage(config):
+    if leakage := voxceleb_leakage(config, model.voice_encoder.provenance):  # as the checkpoint recorded it
         log.warning("%s", leakage)
         result.warnings.append(leakage)
     if scorer is not None:

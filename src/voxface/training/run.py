@@ -114,8 +114,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     module = TrainingModule(config.to_dict())
     front = module.method.voice_encoder.front_end()
-    log.info("method %s; audio front end: %s", config.method.name, f"{front['fbank']} fbank" if front["input"] == "fbank"
-             else f"waveform, normalisation {'on' if front['normalize_waveform'] else 'off'}")
+    said = (f"{front['fbank']} fbank" if front["input"] == "fbank"
+            else f"waveform, normalisation {'on' if front['normalize_waveform'] else 'off'}")
+    log.info("method %s; audio front end: %s", config.method.name, said)
     cache = voice_cache = None
     if config.feature_mode:  # both halves from feature stores, checked against the weights the encoders load
         stores = feature_stores(config)
