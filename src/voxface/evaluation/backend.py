@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from voxface.evaluation.checkpoint import checkpoint_sha256, load_trained_model
-from voxface.evaluation.embedding import Embedder, cached_embeddings
+from voxface.evaluation.embedding import Embedder, FeatureEmbedder, cached_embeddings, make_embedder
 from voxface.protocol import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, DataRoots, Manifest, Protocol, build_manifest
 from voxface.protocol.lists import load_protocol
 from voxface.scoring.backend import BackendError, EmbeddingSet, GaussianBackend, fit_gaussian_backend
@@ -89,22 +89,23 @@ def manifest_embeddings(embedder: Embedder, manifest: Manifest, cache: Path | No
 def fit_backend(checkpoint: str | Path, data: str | Path, lists: str | Path | Protocol = "voxceleb1",
                 out: str | Path | None = None, reduce: str = "lda", crop_seconds: float | None = None,
                 batch_size: int = 32, workers: int | None = None, audio_dir: str = "wav",
-                faces_dir: str = "unzippedFaces",
-                manifests: tuple[Manifest, Manifest] | None = None) -> GaussianBackend:
+                faces_dir: str = "unzippedFaces", manifests: tuple[Manifest, Manifest] | None = None,
+                from_features: bool | None = None) -> GaussianBackend:
     """``voxface backend fit``: embed the training and validation identities with a trained checkpoint (voices
     whole, or centre crops as ``evaluate --crop`` takes them), fit the backend, save it into ``out``.
 
     ``manifests`` (train, val) replaces the protocol's own splits; whatever they hold, test identities and
-    files the verification lists score are refused."""
+    files the verification lists score are refused. ``from_features``: as ``evaluate``'s (the run's feature stores
+    when it trained on them)."""
     protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)
     roots = DataRoots.from_root(data, audio_dir, faces_dir)
     if manifests is None:
         manifests = (build_manifest(protocol, roots, SPLIT_TRAIN), build_manifest(protocol, roots, SPLIT_VAL))
     refuse_test_data(protocol, roots, list(manifests))
-    model, _ = load_trained_model(checkpoint)
+    model, config = load_trained_model(checkpoint)
     start = time.perf_counter()
-    embedder = Embedder(model, batch_size, workers, crop_seconds)
-    cache = Path(out or ".") / "embeddings"
+    embedder = make_embedder(model, config, data, from_features, batch_size, workers, crop_seconds)
+    cache = Path(out or ".") / "embeddings" / ("features" if isinstance(embedder, FeatureEmbedder) else "")
     # the teachers' T comes free with the faces' F and is kept for 'evaluate''s decomposition (decomposition.py)
     train, val = (manifest_embeddings(embedder, m, cache, ("voice", "face", "teacher")) for m in manifests)
     embed_seconds = time.perf_counter() - start

@@ -13,12 +13,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from voxface.errors import MediaError
+from voxface.errors import ConfigError, MediaError
+from voxface.features import FeatureStore, feature_stores
 from voxface.features.extract import pad_waves
 from voxface.media.audio import read_voice
 from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.methods import Method
+from voxface.training.config import TrainConfig
 
 
 class _Files(Dataset):
@@ -86,6 +88,66 @@ class Embedder:
             for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
                 embeddings[paths[i]] = vector
         return embeddings, errors
+
+
+class FeatureEmbedder:
+    """``Embedder``'s interface over feature stores (feature mode): the method's heads applied to what its frozen
+    encoders stored for each file (``features/``), no media read. ``root``: the data root the stores' keys are
+    relative to. A file missing from its store, or unreadable when the store was made, is an error entry."""
+
+    def __init__(self, model: Method, stores: dict[str, FeatureStore], root: str | Path,
+                 batch_size: int = 4096) -> None:
+        self.device = torch.device("cpu")
+        self.model, self.stores, self.batch_size = model.to(self.device).eval(), stores, batch_size
+        self.root = Path(root).resolve()
+        self.encoded = {"voice": 0, "face": 0, "teacher": 0}  # rows read from the stores
+
+    def _key(self, path: Path) -> str | None:
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+
+    @torch.no_grad()
+    def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+        store = self.stores["voice" if kind == "voice" else "face"]
+        found, errors = [], {}
+        for path in paths:
+            key = self._key(path)
+            if key is not None and key in store:
+                found.append((path, key))
+            else:
+                why = store.unreadable.get(key) if key is not None else None
+                errors[path] = (f"{path}: unreadable when feature store {store.path} was made ({why})" if why
+                                else f"{path}: not in feature store {store.path}")
+        embeddings = {}
+        for start in range(0, len(found), self.batch_size):
+            part = found[start:start + self.batch_size]
+            stored = torch.from_numpy(np.asarray(store.vectors([k for _, k in part], view=0), dtype=np.float32))
+            out = (stored if kind == "teacher" else self.model.embed_voice(features=stored) if kind == "voice"
+                   else self.model.embed_face(features=stored))
+            embeddings.update({p: v for (p, _), v in zip(part, out.float().numpy(), strict=True)})
+            self.encoded[kind] += len(part)
+        return embeddings, errors
+
+
+def make_embedder(model: Method, config: TrainConfig, data: str | Path, from_features: bool | None = None,
+                  batch_size: int = 32, workers: int | None = None,
+                  crop_seconds: float | None = None) -> Embedder | FeatureEmbedder:
+    """The embedder for an evaluation: from the run's feature stores when it trained on them (``from_features``
+    None) or when asked (True), else from media with the checkpoint's encoders. Raises ``ConfigError`` when stored
+    features are asked of a media run or with a voice crop (stores hold what they were made with)."""
+    if from_features is None:
+        from_features = config.feature_mode
+    if not from_features:
+        return Embedder(model, batch_size, workers, crop_seconds)
+    if not config.feature_mode:
+        raise ConfigError("this run trained on media, not on feature stores (no features: in its config); "
+                          "evaluate it on media")
+    if crop_seconds is not None:
+        raise ConfigError("--crop re-embeds voices from media; stored features hold what they were made with: "
+                          "evaluate with --media to crop")
+    return FeatureEmbedder(model, feature_stores(config), data)
 
 
 def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):

@@ -21,9 +21,8 @@ import torch
 from voxface.errors import ConfigError, MediaError, ProtocolError
 from voxface.evaluation.backend import check_backend_fits, manifest_embeddings, refuse_test_data
 from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model, run_name
-from voxface.evaluation.embedding import Embedder, cached_embeddings
+from voxface.evaluation.embedding import Embedder, FeatureEmbedder, cached_embeddings, make_embedder
 from voxface.evaluation.result import Evaluation
-from voxface.media.faces import face_to_tensor, read_face
 from voxface.metrics import (
     bootstrap_interval,
     cllr,
@@ -127,11 +126,13 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
              workers: int | None = None,
              bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces",
              backend: str | Path | None = None, ci: str = "delong", decomposition: bool = True,
-             reference_per_identity: int = 8, name: str | None = None) -> Evaluation:
+             reference_per_identity: int = 8, name: str | None = None,
+             from_features: bool | None = None) -> Evaluation:
     """Score every list the protocol holds with a checkpoint (module docstring). ``decomposition``: also fit the
     references and probes of ``decomposition.py`` on up to ``reference_per_identity`` voices and faces of each
     training and validation identity (cached beside the backend's embeddings, or under ``out``). ``name``: the
-    run's name in the plots (default: ``run_name(checkpoint)``)."""
+    run's name in the plots (default: ``run_name(checkpoint)``). ``from_features``: embed from the run's feature
+    stores (default: when it trained on them; False re-embeds media with the checkpoint's encoders)."""
     if ci not in CI_METHODS:
         raise ConfigError(f"the interval method must be one of {', '.join(CI_METHODS)}, got {ci!r}")
     protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)
@@ -154,8 +155,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
                             f"{', '.join(map(str, missing[:3]))}; pass --skip-missing to score the rest")
     missing_set = set(missing)
     model, config = load_trained_model(checkpoint)
-    embedder = Embedder(model, batch_size, workers, crop_seconds)
-    key = checkpoint_digest(checkpoint) + (f"_crop{crop_seconds}" if crop_seconds else "")
+    embedder = make_embedder(model, config, data, from_features, batch_size, workers, crop_seconds)
+    key = checkpoint_digest(checkpoint) + (f"_crop{crop_seconds}" if crop_seconds else "") + (
+        "_features" if isinstance(embedder, FeatureEmbedder) else "")
     cache = Path(out) / "embeddings" if out else None
     voice_emb, voice_err = cached_embeddings(embedder, [p for p in voices if p not in missing_set], "voice",
                                              cache / f"voices_{key}.npz" if cache else None)
@@ -339,13 +341,13 @@ def _similarity_figure(result, folder, embedder, voice_emb, by_id, protocol: Pro
     if len(identities) < 3:
         return []
     teacher, mapped, voices = [], [], []
-    with torch.no_grad():
-        for identity in identities:
-            images = torch.stack([face_to_tensor(read_face(p, embedder.model.face_size)) for p in face_files[identity]])
-            t = embedder.model.encode_face(images.to(embedder.device))
-            teacher.append(t.mean(0).cpu().numpy())
-            mapped.append(embedder.model.embed_face(features=t).mean(0).cpu().numpy())
-            voices.append(np.stack([voice_emb[p] for p in by_id[identity]]).mean(0))
+    for identity in identities:
+        files = face_files[identity]
+        f, _ = embedder.embed(files, "face")  # a face pass keeps its T: the teacher pass costs no encoder call
+        t, _ = embedder.embed(files, "teacher")
+        teacher.append(np.stack([t[p] for p in files if p in t]).mean(0))
+        mapped.append(np.stack([f[p] for p in files if p in f]).mean(0))
+        voices.append(np.stack([voice_emb[p] for p in by_id[identity]]).mean(0))
     matrices = similarity_matrices(np.stack(teacher), np.stack(mapped), np.stack(voices))
     groups = [group(i) for i in identities]
     np.savez(folder / "fig5_similarity.npz", **{k.split()[-1]: v for k, v in matrices.items()},
