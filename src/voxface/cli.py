@@ -65,7 +65,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from voxface.synth.build import SynthConfig, format_synth_summary, generate
     from voxface.synth.preview import write_preview
 
-    sizes = {"identities": args.identities, "teacher_identities": args.teacher_identities}
+    sizes = {"identities": args.identities, "teacher_identities": args.teacher_identities,
+             "teacher_voices": args.teacher_voices}
     config = SynthConfig(seed=args.seed, **{k: v for k, v in sizes.items() if v is not None})
     readers = None
     if args.legibility is not None:  # checked before the data set is generated
@@ -297,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--identities", type=int, default=None, help="voice-face identities (default: the demo's, 400)")
     synth.add_argument("--teacher-identities", type=int, default=None,
                        help="faces-only identities for pretraining a face teacher (default: the demo's, 400)")
+    synth.add_argument("--teacher-voices", type=int, default=None,
+                       help="voices-only identities for pretraining a voice prior (default: the demo's, 200; 0: none)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the output is deterministic for it")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPU cores)")
     synth.add_argument("--preview", action="store_true", help="also write PNGs of faces and voice spectrograms")

@@ -76,9 +76,10 @@ class SynthConfig:
     max_seconds: float = 4.5
     teacher_identities: int = 400
     teacher_images: int = 9  # per teacher identity, over 3 scenes
-    # voices-only identities for a voice prior (0: none), clips each over 3 recording channels
-    teacher_voices: int = 400
-    teacher_voice_clips: int = 8
+    # voices-only identities for a voice prior (0: none), clips each over 3 recording channels; sized for the demo's
+    # time (its voice prior step, about 45 s on 2 cores)
+    teacher_voices: int = 200
+    teacher_voice_clips: int = 6
     val_fraction: float = 0.08  # VoxCeleb1: 901 train / 100 val / 250 test of 1251
     test_fraction: float = 0.20
     seed: int = 0
