@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from voxface.media.fbank import KaldiFbank
 from voxface.encoders import ECAPATDNN, SSLEncoder, iresnet
+from voxface.media.fbank import KaldiFbank
 
 
 def ssl(kind: str, small: bool) -> SSLEncoder:

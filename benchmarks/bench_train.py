@@ -1,7 +1,7 @@
 """Training throughput (pairs/s) and where the time goes: data loading, encoders, losses, backward/step.
 
 Runs the real training pieces (PairDataset with the teacher-embedding cache, IdentityBatchSampler,
-VoiceFaceModel, AlignmentLoss, Adam) in a plain loop so each part can be timed; Lightning adds little.
+the configured method with its encoders, Adam) in a plain loop so each part can be timed; Lightning adds little.
 
     python benchmarks/bench_train.py --data runs/demo/voxsynth --teacher runs/demo/teacher/backbone.pth
     python benchmarks/bench_train.py ... --size full      # ECAPA C=1024 (the paper's), 192-d
@@ -19,11 +19,13 @@ import torch
 from voxface.media import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
 from voxface.protocol import DataRoots, build_manifest, load_protocol
 from voxface.training.config import load_config
-from voxface.training.module import AlignmentModule
+from voxface.training.module import TrainingModule
 from voxface.training.teacher_cache import build_teacher_cache
 
-SIZES = {"cpu": ["audio.channels=[256,256,256,256,768]", "audio.embedding_size=128", "mapping.hidden=[256]"],
-         "full": ["audio.channels=[1024,1024,1024,1024,3072]", "audio.embedding_size=192", "mapping.hidden=[512]"]}
+SIZES = {"cpu": ["audio.channels=[256,256,256,256,768]", "audio.embedding_size=128",
+                 "method.args.mapping_hidden=[256]"],
+         "full": ["audio.channels=[1024,1024,1024,1024,3072]", "audio.embedding_size=192",
+                  "method.args.mapping_hidden=[512]"]}
 
 
 def main() -> None:
@@ -43,30 +45,34 @@ def main() -> None:
     face_size = load_insightface_backbone(args.teacher).input_size
     config = load_config(None, [f"data.root={args.data}", f"data.lists={lists}", f"face.weights={args.teacher}",
                                 f"data.face_size={face_size}", f"optim.batch_size={args.batch}", *SIZES[args.size]])
-    module = AlignmentModule(config.to_dict()).to(device).train()
+    module = TrainingModule(config.to_dict()).to(device).train()
+    method = module.method
     roots = DataRoots.from_root(args.data)
     manifest = build_manifest(load_protocol(lists), roots)
-    cache = build_teacher_cache(module.model.teacher, roots, [f for i in manifest.identities for f in i.faces],
-                                Path("runs/bench_cache"), progress=False)
+    faces = [f for i in manifest.identities for f in i.faces]
+    cache = build_teacher_cache(method.face_encoder, args.teacher, roots, faces, Path("runs/bench_cache"),
+                                progress=False)
     dataset = PairDataset(manifest, PairConfig(face_size=face_size), teacher_cache=cache)
     sampler = IdentityBatchSampler(dataset.clips_per_identity, args.batch)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs,
                                          num_workers=args.workers, persistent_workers=args.workers > 0)
     optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-4, weight_decay=2e-5)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    parts = {"data": 0.0, "encoders": 0.0, "losses": 0.0, "backward+step": 0.0}
+    parts = {"data": 0.0, "encoders": 0.0, "heads+losses": 0.0, "backward+step": 0.0}
     iterator = iter(loader)
     next(iterator)  # worker start-up is not throughput
     for _ in range(args.steps):
         t0 = time.perf_counter()
         batch = next(iterator)
-        wave, teacher = batch["wave"].to(device), batch["teacher"].to(device)
+        batch = {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
         sync()
         t1 = time.perf_counter()
-        face, voice = module.model.mapping(teacher), module.model.embed_voices(wave)
+        encoded = {"face_features": method.face_input(batch), "voice_features": method.voice_input(batch),
+                   "identity": batch["identity"]}
         sync()
         t2 = time.perf_counter()
-        loss = module.criterion(face, voice, teacher)["loss"]
+        terms = method.losses(encoded, gather=lambda x: x)  # the heads and the method's loss terms
+        loss = sum(value for name, value in terms.items() if name.endswith("_loss"))
         sync()
         t3 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)

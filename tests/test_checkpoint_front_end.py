@@ -9,7 +9,6 @@ from voxface.cli import main
 from voxface.errors import WeightsError
 from voxface.evaluation.checkpoint import load_trained_model
 from voxface.media.fbank import KaldiFbank, SpeechBrainFbank
-from voxface.training.config import TrainConfig, audio_front_end
 
 
 def _edited(checkpoint, out, edit):
@@ -20,52 +19,47 @@ def _edited(checkpoint, out, edit):
     return out
 
 
-def _voices(model):
+def _voices(method):
     noise = torch.randn(1, 24000, generator=torch.Generator().manual_seed(0))
     wave = 0.1 * torch.sin(torch.linspace(0, 2000, 24000))[None] + 0.01 * noise + 0.02  # with an offset
     with torch.no_grad():
-        return model.embed_voices(wave)
+        return method.embed_voice(wave)
 
 
-def test_a_checkpoint_loads_with_the_front_end_it_recorded(trained_checkpoint, tmp_path, caplog):
+def test_a_checkpoint_loads_with_the_front_end_it_recorded(trained_checkpoint, tmp_path):
     blob = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)
-    record = blob["voxface_front_end"]
-    assert record["input"] == "fbank" and record["fbank"] == "kaldi"  # audio.features=auto, no audio.weights
-    assert record["settings"] == KaldiFbank(mean_norm=True).settings
-    assert (record["crop_seconds"], record["val_crop_seconds"], record["face_size"]) == (1.0, 2.0, 32)
+    records = blob["voxface_encoders"]
+    voice = records["voice"]
+    assert voice["name"] == "ecapa" and voice["front_end"]["fbank"] == "kaldi"  # features=auto, no audio.weights
+    assert voice["front_end"]["settings"] == KaldiFbank(mean_norm=True).settings
+    assert voice["provenance"]["source"] == "random initialisation" and not voice["provenance"]["heard_voxceleb"]
+    assert records["face"]["name"] == "iresnet" and records["face"]["front_end"] == {"input": "image", "size": 32}
+    assert (records["crop_seconds"], records["val_crop_seconds"]) == (1.0, 2.0)
     original, _ = load_trained_model(trained_checkpoint)
-    assert original.front_end() == {k: record[k] for k in ("input", "fbank", "settings")}
+    assert original.voice_encoder.front_end() == voice["front_end"]
 
-    # audio.weights now names a SpeechBrain checkpoint that is gone: the derivation would say speechbrain
+    # audio.weights now names a SpeechBrain checkpoint that is gone: its front end would be SpeechBrain's
     def moved(blob):
         blob["hyper_parameters"]["config"]["audio"]["weights"] = str(tmp_path / "gone" / "embedding_model.ckpt")
 
-    path = _edited(trained_checkpoint, tmp_path / "moved.ckpt", moved)
-    assert audio_front_end(TrainConfig.from_dict(torch.load(path, weights_only=True)["hyper_parameters"]["config"])) \
-        == "speechbrain"
-    model, _ = load_trained_model(path)
-    assert isinstance(model.fbank, KaldiFbank) and model.front_end() == original.front_end()
-    assert torch.equal(_voices(model), _voices(original))
+    method, _ = load_trained_model(_edited(trained_checkpoint, tmp_path / "moved.ckpt", moved))
+    assert isinstance(method.voice_encoder.fbank, KaldiFbank)
+    assert torch.equal(_voices(method), _voices(original))
 
     # the recorded settings are used, not the config's (mean_norm is true in the config)
     def no_mean_norm(blob):
-        blob["voxface_front_end"]["settings"]["mean_norm"] = False
+        blob["voxface_encoders"]["voice"]["front_end"]["settings"]["mean_norm"] = False
 
-    model, config = load_trained_model(_edited(trained_checkpoint, tmp_path / "settings.ckpt", no_mean_norm))
-    assert config.audio.mean_norm and not model.fbank.mean_norm
+    method, config = load_trained_model(_edited(trained_checkpoint, tmp_path / "settings.ckpt", no_mean_norm))
+    assert config.audio.mean_norm and not method.voice_encoder.fbank.mean_norm
 
-    # an older checkpoint records nothing: today's derivation, said in a warning naming the file
-    def older(blob):
-        moved(blob)
-        del blob["voxface_front_end"]
+    # a SpeechBrain front end recorded: SpeechBrain's fbank, whatever the config says
+    def speechbrain(blob):
+        blob["voxface_encoders"]["voice"]["front_end"] = {"input": "fbank", "fbank": "speechbrain", "settings": None}
 
-    path = _edited(trained_checkpoint, tmp_path / "older.ckpt", older)
-    with caplog.at_level("WARNING", logger="voxface"):
-        model, _ = load_trained_model(path)
-    assert f"{path} records no audio front end (written by an older voxface): using speechbrain fbank from " \
-           "audio.features=auto" in caplog.text
-    assert isinstance(model.fbank, SpeechBrainFbank)
-    assert not torch.allclose(_voices(model), _voices(original), atol=1e-3)  # what the record now prevents
+    method, _ = load_trained_model(_edited(trained_checkpoint, tmp_path / "sb.ckpt", speechbrain))
+    assert isinstance(method.voice_encoder.fbank, SpeechBrainFbank)
+    assert not torch.allclose(_voices(method), _voices(original), atol=1e-3)
 
 
 def test_an_ssl_run_from_a_float16_folder_records_its_waveform_normalisation(tiny_run, tiny_ssl, tmp_path, caplog):
@@ -87,18 +81,16 @@ def test_an_ssl_run_from_a_float16_folder_records_its_waveform_normalisation(tin
     assert f"{folder}: waveform normalisation on (no preprocessor_config.json" in caplog.text
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    assert blob["voxface_front_end"]["input"] == "waveform" and blob["voxface_front_end"]["normalize_waveform"]
-    model, _ = load_trained_model(checkpoint)
-    assert model.audio.normalize_waveform and {p.dtype for p in model.parameters()} == {torch.float32}
-    reference = _voices(model)
+    front = blob["voxface_encoders"]["voice"]["front_end"]
+    assert front == {"input": "waveform", "normalize_waveform": True}
+    method, _ = load_trained_model(checkpoint)
+    assert method.voice_encoder.normalize_waveform and {p.dtype for p in method.parameters()} == {torch.float32}
+    reference = _voices(method)
 
-    # the folder is gone and the old key disagrees: the record decides
-    def legacy_disagrees(blob):
-        blob["voxface_audio_normalize_waveform"] = False
-
+    # the folder is gone: the checkpoint alone rebuilds the encoder, normalisation included
     shutil.rmtree(folder)
-    model, _ = load_trained_model(_edited(checkpoint, tmp_path / "legacy.ckpt", legacy_disagrees))
-    assert model.audio.normalize_waveform and torch.equal(_voices(model), reference)
+    method, _ = load_trained_model(checkpoint)
+    assert method.voice_encoder.normalize_waveform and torch.equal(_voices(method), reference)
 
 
 def test_a_checkpoint_from_another_version_says_so(trained_checkpoint, tmp_path, capsys):
@@ -108,7 +100,7 @@ def test_a_checkpoint_from_another_version_says_so(trained_checkpoint, tmp_path,
 
     path = _edited(trained_checkpoint, tmp_path / "newer.ckpt", newer)
     with pytest.raises(WeightsError, match=rf"^{path} comes from another voxface version: its config key "
-                                           r"'audio.dither' is unknown to this voxface \(0\.1\.0\); it was written by "
+                                           r"'audio.dither' is unknown to this voxface \(0\.2\.0\); it was written by "
                                            r"voxface 9\.9\.0$"):
         load_trained_model(path)
     assert main(["score", "--checkpoint", str(path), str(tmp_path / "voice.wav"), str(tmp_path / "face.jpg")]) == 2
@@ -122,13 +114,21 @@ def test_a_checkpoint_from_another_version_says_so(trained_checkpoint, tmp_path,
         load_trained_model(_edited(trained_checkpoint, tmp_path / "section.ckpt", new_section))
 
     def new_fbank(blob):
-        blob["voxface_front_end"]["fbank"] = "whisper"
+        blob["voxface_encoders"]["voice"]["front_end"]["fbank"] = "whisper"
 
-    with pytest.raises(WeightsError, match=r"another voxface version: its recorded audio front end .*'whisper'"):
+    with pytest.raises(WeightsError, match=r"the ECAPA encoder's recorded front end .*'whisper'.* is unknown to this"):
         load_trained_model(_edited(trained_checkpoint, tmp_path / "fbank.ckpt", new_fbank))
 
     def new_setting(blob):
-        blob["voxface_front_end"]["settings"]["dither"] = 1.0
+        blob["voxface_encoders"]["voice"]["front_end"]["settings"]["dither"] = 1.0
 
-    with pytest.raises(WeightsError, match=r"another voxface version: its recorded fbank settings \(.*dither"):
+    with pytest.raises(WeightsError, match=r"voice encoder\): the recorded ecapa encoder settings do not fit this "
+                                           r"voxface \(.*dither"):
         load_trained_model(_edited(trained_checkpoint, tmp_path / "setting.ckpt", new_setting))
+
+    def older(blob):  # a checkpoint from before encoders were recorded (voxface 0.1)
+        del blob["voxface_encoders"]
+        blob["voxface_version"] = "0.1.0"
+
+    with pytest.raises(WeightsError, match=r"another voxface version: its layout \(no encoder records\) is unknown"):
+        load_trained_model(_edited(trained_checkpoint, tmp_path / "older.ckpt", older))

@@ -4,10 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from voxface.errors import WeightsError
 from voxface.encoders import (
     ECAPATDNN,
-    FeatureMapping,
     SSLEncoder,
     iresnet18,
     iresnet34,
@@ -16,6 +14,8 @@ from voxface.encoders import (
     load_speechbrain_ecapa,
     save_encoder,
 )
+from voxface.errors import WeightsError
+from voxface.methods.heads import FeatureMapping
 from voxface.training.pretrain import PretrainConfig
 
 TINY_ECAPA = dict(channels=(32, 32, 32, 32, 96), attention_channels=16, se_channels=16, embedding_size=24)
@@ -170,21 +170,31 @@ def test_ssl_folder_errors(tmp_path):
 
 
 def test_own_encoder_checkpoints(tmp_path):
-    for model in (iresnet18(width=0.25, input_size=32, num_features=16), ECAPATDNN(**TINY_ECAPA)):
+    from voxface.encoders import FbankEncoder
+
+    speechbrain = FbankEncoder(ECAPATDNN(**TINY_ECAPA), "speechbrain", {"mean_norm": False})
+    for model in (iresnet18(width=0.25, input_size=32, num_features=16), speechbrain):
         save_encoder(tmp_path / "m.pt", model)
         loaded = load_encoder(tmp_path / "m.pt")
         assert type(loaded) is type(model)
         for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True):
             assert torch.equal(a, b)
+    assert loaded.front_end() == speechbrain.front_end()  # the front end travels with the weights
+    # a file an older voxface wrote (format /1: a bare ECAPA, which voxface ran on Kaldi fbank) still loads
+    bare = ECAPATDNN(**TINY_ECAPA)
+    torch.save({"format": "voxface-encoder/1", "kind": "ecapa", "config": {**TINY_ECAPA, "dilations": (1, 2, 3, 4, 1)},
+                "state_dict": bare.state_dict()}, tmp_path / "old.pt")
+    old = load_encoder(tmp_path / "old.pt")
+    assert old.front_end()["fbank"] == "kaldi" and torch.equal(old.network.fc.conv.weight, bare.fc.conv.weight)
     torch.save(iresnet18(width=0.25).state_dict(), tmp_path / "plain.pth")
     with pytest.raises(WeightsError, match="not a voxface encoder checkpoint"):
         load_encoder(tmp_path / "plain.pth")
 
 
 def test_an_insightface_file_whose_fc_fits_no_input_size_says_so():
-    from voxface.errors import WeightsError
     from voxface.encoders.iresnet import iresnet
     from voxface.encoders.loading import iresnet_config
+    from voxface.errors import WeightsError
 
     state = iresnet(depth=18, width=0.125, input_size=32, num_features=16).state_dict()
     state["fc.weight"] = torch.zeros(16, 100)  # 100 features: not 64 channels times a square number of cells
@@ -205,15 +215,27 @@ def test_ecapa_equals_speechbrains_ecapa_tdnn_for_the_same_weights():
     assert np.abs(output.numpy() - reference["ecapa_output"]).max() < 1e-5
 
 
-def test_speechbrain_weights_get_speechbrains_front_end(tmp_path):
-    from voxface.training.config import TrainConfig, audio_front_end
+def test_speechbrain_weights_get_speechbrains_front_end_and_a_provenance_record_its_own(tmp_path):
+    from voxface.encoders.registry import build_voice_encoder, weights_provenance, write_provenance
 
-    config = TrainConfig()
-    assert audio_front_end(config) == "kaldi"  # voxface's own runs
-    config.audio.weights = str(tmp_path / "embedding_model.ckpt")
-    assert audio_front_end(config) == "speechbrain"  # a SpeechBrain checkpoint fits only its own features
-    config.audio.features = "kaldi"
-    assert audio_front_end(config) == "kaldi"  # unless the user says otherwise
+    def kind(weights=None, **settings):
+        return build_voice_encoder("ecapa", weights, channels=[16, 16, 16, 16, 48], embedding_size=8,
+                                   **settings).front_end()["fbank"]
+
+    assert kind() == "kaldi"  # voxface's own runs
+    path = tmp_path / "release" / "embedding_model.ckpt"
+    path.parent.mkdir()
+    torch.save(ECAPATDNN(channels=(16, 16, 16, 16, 48), embedding_size=8).state_dict(), path)
+    assert kind(path) == "speechbrain"  # a SpeechBrain checkpoint fits only its own features
+    assert weights_provenance("ecapa", path)["heard_voxceleb"]  # taken for spkrec-ecapa-voxceleb
+    assert kind(path, features="kaldi") == "kaldi"  # unless the user says otherwise
+    # weights that record where they come from (voxface pretrain): their front end, and no VoxCeleb
+    write_provenance(path, "VoxSynth teacher_voices", heard_voxceleb=False,
+                     front_end={"input": "fbank", "fbank": "kaldi", "settings": {"mean_norm": True}})
+    assert kind(path) == "kaldi" and not weights_provenance("ecapa", path)["heard_voxceleb"]
+    (path.parent / "voxface_provenance.json").write_text("{not json")
+    with pytest.raises(WeightsError, match="is not a voxface provenance record"):
+        weights_provenance("ecapa", path)
 
 
 # ---------------------------------------------------------------- weights as they are saved

@@ -211,7 +211,7 @@ def test_an_ssl_run_trains_and_evaluates_from_its_checkpoint(tiny_run, tiny_ssl,
     train(config)
     model, loaded = load_trained_model(tmp_path / "ssl" / "checkpoints" / "last.ckpt")
     assert loaded.audio.encoder == "wav2vec2"
-    assert not any(p.requires_grad for p in model.audio.model.feature_extractor.parameters())
+    assert not any(p.requires_grad for p in model.voice_encoder.model.feature_extractor.parameters())
     result = evaluate(tmp_path / "ssl" / "checkpoints" / "last.ckpt", root / "voxsynth", root / "voxsynth" / "protocol",
                       bootstrap=0, workers=0)
     assert 0 <= result.verification["random_unseenunheard"]["auc"] <= 1
@@ -264,11 +264,11 @@ def test_voxceleb_trained_audio_weights_are_flagged_in_training_evaluation_and_t
 
 def test_messages_name_the_right_problem(tiny_run, trained_checkpoint, tmp_path, capsys):
     """Issue 16 items 4 and 9: a folder where a file belongs, a single face path, a root with its own lists."""
+    from voxface.encoders.loading import read_weights
     from voxface.errors import MediaError, WeightsError
     from voxface.evaluation.api import VoiceFaceScorer
     from voxface.media.audio import read_voice
     from voxface.media.faces import read_face
-    from voxface.encoders.loading import read_weights
 
     root, _ = tiny_run
     with pytest.raises(MediaError, match="is a folder, not an audio file"):

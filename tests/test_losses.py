@@ -8,13 +8,23 @@ import torch
 import torch.nn.functional as F
 
 from voxface.losses import (
-    AlignmentLoss,
     ContrastiveLoss,
     OptimalTransportLoss,
     RelationalDistillationLoss,
     discriminative_pairs,
 )
 from voxface.losses.distributed import gather_with_grad
+from voxface.methods import SunSu2025, SunSu2025Args, Towers
+
+
+def sun_su_on_features(face_dim, voice_dim, **args):
+    """The paper's method in feature mode with a one-layer mapping: F = Linear(T), V as given."""
+    torch.manual_seed(0)
+    return SunSu2025(SunSu2025Args(mapping_hidden=[], **args), Towers(None, None, face_dim, voice_dim))
+
+
+def total(terms):
+    return sum(value for name, value in terms.items() if name.endswith("_loss"))
 
 
 def reference_contrastive(face, voice, tau):
@@ -135,15 +145,21 @@ def test_rkd_matches_direct_computations_and_detaches_the_teacher():
     assert float(distance.detach()) == pytest.approx(float(expected_d), rel=1e-5)
 
 
-def test_total_is_the_weighted_sum_of_logged_terms():
+def test_the_methods_terms_are_eq8s_weighted_terms_and_table3_rows_compute_only_theirs():
     torch.manual_seed(4)
-    face, voice, teacher = torch.randn(8, 6), torch.randn(8, 6), torch.randn(8, 10)
-    terms = AlignmentLoss(contrastive_weight=1.0, ot_weight=0.5, rkd_weight=2.0)(face, voice, teacher)
-    assert float(terms["loss"]) == pytest.approx(
-        float(terms["contrastive"] + 0.5 * terms["ot"] + 2.0 * terms["rkd"]), rel=1e-6)
-    assert set(terms) >= {"loss", "contrastive", "ot", "rkd", "ot_kept_fraction", "temperature"}
+    teacher, voice = torch.randn(8, 10), torch.randn(8, 6)
+    method = sun_su_on_features(10, 6, ot_weight=0.5, rkd_weight=2.0)
+    terms = method.losses({"face_features": teacher, "voice_features": voice}, gather=lambda x: x)
+    face = method.mapping(teacher)
+    expected = (ContrastiveLoss()(face, voice) + 0.5 * OptimalTransportLoss()(face, voice)
+                + 2.0 * RelationalDistillationLoss()(face, teacher))
+    assert float(total(terms).detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
+    assert set(terms) == {"contrastive_loss", "ot_loss", "rkd_loss", "ot_kept_fraction", "temperature"}
+    ot_only = sun_su_on_features(10, 6, terms=["ot", "rkd"])  # Table 3's "OT only": no contrastive term at all
+    assert {k for k in ot_only.losses({"face_features": teacher, "voice_features": voice}, gather=lambda x: x)
+            if k.endswith("_loss")} == {"ot_loss", "rkd_loss"}
     with pytest.raises(ValueError, match="at least 2 pairs"):
-        AlignmentLoss()(face[:1], voice[:1], teacher[:1])
+        method.losses({"face_features": teacher[:1], "voice_features": voice[:1]}, gather=lambda x: x)
 
 
 # ---------------------------------------------------------------- distributed: 2 processes (gloo) vs 1
@@ -151,20 +167,18 @@ def test_total_is_the_weighted_sum_of_logged_terms():
 
 def _rank_worker(rank, world, init_file, out_dir):
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    torch.manual_seed(0)
-    face_net, voice_net = torch.nn.Linear(10, 6), torch.nn.Linear(12, 6)
+    method = sun_su_on_features(10, 6)
+    voice_net = torch.nn.Linear(12, 6)
     data = torch.load(os.path.join(out_dir, "data.pt"))
     half = slice(rank * 4, (rank + 1) * 4)
-    teacher = data["teacher"][half]
-    loss = AlignmentLoss()
-    terms = loss(gather_with_grad(face_net(teacher)), gather_with_grad(voice_net(data["voice"][half])),
-                 gather_with_grad(teacher))
-    terms["loss"].backward()
+    batch = {"face_features": data["teacher"][half], "voice_features": voice_net(data["voice"][half])}
+    loss = total(method.losses(batch, gather=gather_with_grad))
+    loss.backward()
     grads = []
-    for p in list(face_net.parameters()) + list(voice_net.parameters()):  # what DDP does: average over ranks
+    for p in list(method.mapping.parameters()) + list(voice_net.parameters()):  # what DDP does: average over ranks
         torch.distributed.all_reduce(p.grad)
         grads.append(p.grad / world)
-    torch.save({"loss": terms["loss"].detach(), "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.save({"loss": loss.detach(), "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
 
@@ -174,14 +188,15 @@ def test_two_process_gloo_equals_one_process_on_the_concatenated_batch(tmp_path)
     data = {"teacher": base, "voice": torch.cat([base, torch.randn(8, 2)], 1) + 0.3 * torch.randn(8, 12)}
     torch.save(data, tmp_path / "data.pt")
     torch.multiprocessing.spawn(_rank_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
-    torch.manual_seed(0)
-    face_net, voice_net = torch.nn.Linear(10, 6), torch.nn.Linear(12, 6)
-    terms = AlignmentLoss()(face_net(data["teacher"]), voice_net(data["voice"]), data["teacher"])
-    terms["loss"].backward()
-    single = [p.grad for p in list(face_net.parameters()) + list(voice_net.parameters())]
+    method = sun_su_on_features(10, 6)
+    voice_net = torch.nn.Linear(12, 6)
+    loss = total(method.losses({"face_features": data["teacher"], "voice_features": voice_net(data["voice"])},
+                               gather=lambda x: x))
+    loss.backward()
+    single = [p.grad for p in list(method.mapping.parameters()) + list(voice_net.parameters())]
     for rank in (0, 1):
         result = torch.load(tmp_path / f"rank{rank}.pt")
-        assert float(result["loss"]) == pytest.approx(float(terms["loss"].detach()), rel=1e-5)
+        assert float(result["loss"]) == pytest.approx(float(loss.detach()), rel=1e-5)
         for a, b in zip(result["grads"], single, strict=True):
             assert torch.allclose(a, b, atol=1e-6)
 

@@ -13,8 +13,8 @@ import torch
 
 from voxface.cli import main
 from voxface.errors import ConfigError
-from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config, packaged_configs
 from voxface.methods.sun_su_2025 import SunSu2025
+from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config, packaged_configs
 from voxface.training.module import TrainingDiverged, TrainingModule
 from voxface.training.run import train
 from voxface.training.schedules import step_schedule, tristage_schedule

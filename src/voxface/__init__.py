@@ -6,6 +6,6 @@ The package follows the data flow: ``protocol`` (trial lists, splits, manifests)
 
 from voxface.errors import ConfigError, MediaError, ProtocolError, VoxfaceError, WeightsError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["ConfigError", "MediaError", "ProtocolError", "VoxfaceError", "WeightsError", "__version__"]

@@ -243,6 +243,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract(args: argparse.Namespace) -> int:
+    from voxface.features import extract_features
+    from voxface.features.store import META, read_meta
+
+    finished = (args.out / META).is_file() and read_meta(args.out).get("complete")
+    store = extract_features(args.encoder, args.weights, args.data, args.out, lists=args.lists,
+                             crop_seconds=args.crop, batch_size=args.batch_size, devices=args.devices,
+                             progress=not args.quiet)
+    meta = store.meta
+    print(f"{meta['count']} {meta['modality']} files by {meta['encoder']} ({meta['dim']}-d, "
+          f"{len(meta['views'])} view{'s' if len(meta['views']) > 1 else ''}), {meta['count'] - len(store)} "
+          f"unreadable -> {args.out}" + (" (reused: already extracted the same way)" if finished else ""))
+    return 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     try:
         from voxface.app import serve
@@ -424,6 +439,22 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--out", type=Path, required=True, help="output stem: OUT.npy and OUT.csv")
     embed.add_argument("--crop", type=float, default=None)
     embed.set_defaults(func=cmd_embed)
+
+    extract = commands.add_parser(
+        "extract", help="embed every voice or face file of a data root once into a feature store (resumable)")
+    extract.add_argument("--encoder", required=True, help="a registered encoder: its modality picks the files")
+    extract.add_argument("--weights", type=Path, required=True, help="its weights file or HuggingFace folder")
+    extract.add_argument("--data", type=Path, required=True, help="data root holding wav/ and unzippedFaces/")
+    extract.add_argument("--lists", default=None,
+                         help="only the files of the identities of these lists: 'voxceleb1' or a protocol folder "
+                              "(default: every file)")
+    extract.add_argument("--out", type=Path, required=True, help="the feature store folder")
+    extract.add_argument("--crop", type=float, default=None, help="centre crop of each voice, seconds (default: "
+                                                                    "whole clips)")
+    extract.add_argument("--batch-size", type=int, default=32)
+    extract.add_argument("--devices", type=int, default=None, help="GPUs (default: all; none: one CPU process)")
+    extract.add_argument("--quiet", action="store_true", help="no progress bar")
+    extract.set_defaults(func=cmd_extract)
 
     app = commands.add_parser("app", help="a local web page: rank faces for a voice, browse a run's results")
     app.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")

@@ -19,3 +19,7 @@ class ConfigError(VoxfaceError):
 
 class WeightsError(VoxfaceError):
     """A weights file or model folder is missing, unreadable, or does not fit the model."""
+
+
+class FeaturesError(VoxfaceError):
+    """A feature store folder is missing, unfinished, or made with other settings than the caller's."""

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from voxface.errors import WeightsError
 from voxface.encoders.ecapa import ECAPATDNN
 from voxface.encoders.iresnet import LAYERS, IResNet, iresnet
+from voxface.errors import WeightsError
+
 
 def read_weights(path: str | Path) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with one-line errors."""

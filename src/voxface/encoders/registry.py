@@ -3,7 +3,7 @@
 | name | modality | takes | weights |
 |---|---|---|---|
 | ``iresnet`` | face | (B, 3, S, S) faces | insightface ``backbone.pth``, or one ``voxface pretrain`` wrote |
-| ``ecapa`` | voice | fbank (Kaldi's or SpeechBrain's) | SpeechBrain ``embedding_model.ckpt``, or ``voxface pretrain``'s; none: random |
+| ``ecapa`` | voice | Kaldi's or SpeechBrain's fbank | SpeechBrain ``embedding_model.ckpt``, or ``voxface pretrain``'s |
 | ``wav2vec2``, ``hubert``, ``wavlm`` | voice | the waveform | a HuggingFace ``save_pretrained`` folder |
 
 Every encoder answers ``forward(x) -> (B, embedding_size)`` and has ``.embedding_size``; a voice encoder takes

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 import voxface
-from voxface.errors import WeightsError
 from voxface.encoders.loading import load_strict, read_weights
 from voxface.encoders.registry import rebuild_encoder
+from voxface.errors import WeightsError
 from voxface.methods import Method, Towers, method_class
 from voxface.training.config import ENCODERS_KEY, TrainConfig, relocate
 from voxface.typed import UnknownConfigKey

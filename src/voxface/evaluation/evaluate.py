@@ -31,6 +31,7 @@ from voxface.evaluation.metrics import (
     retrieval,
     roc_auc,
 )
+from voxface.features.extract import pad_waves
 from voxface.media.audio import read_voice
 from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
@@ -100,12 +101,9 @@ class Embedder:
                     self._teacher_of[paths[i]] = vector
                 out = self.model.embed_face(features=teacher) if kind == "face" else teacher
             else:
-                lengths = torch.tensor([len(x) for _, x in good])
-                wave = torch.zeros(len(good), int(lengths.max()))
-                for row, (_, x) in enumerate(good):
-                    wave[row, : len(x)] = x
-                out = self.model.embed_voice(wave.to(self.device), lengths.to(self.device)
-                                              if bool((lengths < wave.shape[1]).any()) else None)
+                wave, lengths = pad_waves([x for _, x in good])
+                out = self.model.embed_voice(wave.to(self.device),
+                                             lengths.to(self.device) if lengths is not None else None)
             self.encoded[kind] += len(good)
             for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
                 embeddings[paths[i]] = vector
@@ -388,8 +386,8 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
                 run: str) -> list[Path]:
     """ROC curves and score distributions per test set, Fig. 4 (PCA before/after training), Fig. 5 and the
     decomposition's bars, each naming ``run``."""
-    from voxface.evaluation.plots import decomposition_figure, distributions_figure, pca_figure, roc_figure, save_figure
     from voxface.encoders.registry import encoder_record, rebuild_encoder
+    from voxface.evaluation.plots import decomposition_figure, distributions_figure, pca_figure, roc_figure, save_figure
     from voxface.training.module import build_towers
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +47,15 @@ class PairDataset(Dataset):
     counts the bad files replaced while making it, so a training loop can report them per epoch.
     With ``teacher_cache`` (face path -> (2, D) embeddings of the face and of its mirror image, from a
     frozen teacher) an item carries ``"face_features": (D,)`` instead of ``"face"``, and no image is decoded;
-    a face missing from the cache counts as a bad file.
+    a face missing from the cache counts as a bad file. With ``voice_cache`` (voice path -> (1, D): a voice feature
+    store's whole-clip embeddings, feature mode) an item carries ``"voice_features": (D,)`` instead of ``"wave"``.
     """
 
     def __init__(self, manifest: Manifest, config: PairConfig | None = None, train: bool = True,
-                 teacher_cache: dict[str, np.ndarray] | None = None) -> None:
+                 teacher_cache: Mapping[str, np.ndarray] | None = None,
+                 voice_cache: Mapping[str, np.ndarray] | None = None) -> None:
         self.manifest, self.config, self.train = manifest, config or PairConfig(), train
-        self.teacher_cache = teacher_cache
+        self.teacher_cache, self.voice_cache = teacher_cache, voice_cache
         self.roots = manifest.roots
         # Flat per-identity views: clip -> video, and the faces of each video.
         self.voices = [ident.voices for ident in manifest.identities]
@@ -76,10 +78,16 @@ class PairDataset(Dataset):
         wave = face = None
         for _ in range(self.config.max_attempts):
             if wave is None:
-                path = self.roots.voice(self.voices[identity][clip])
+                relative = self.voices[identity][clip]
+                path = self.roots.voice(relative)
                 try:
-                    wave = read_voice(path, self.config.crop_seconds, rng if self.train else None,
-                                      self.config.sample_rate)
+                    if self.voice_cache is not None:
+                        if relative not in self.voice_cache:
+                            raise MediaError(f"{path}: not in the voice feature store (unreadable when it was made)")
+                        wave = np.asarray(self.voice_cache[relative][0], dtype=np.float32)
+                    else:
+                        wave = read_voice(path, self.config.crop_seconds, rng if self.train else None,
+                                          self.config.sample_rate)
                 except MediaError as err:
                     skipped += 1
                     tried.append(str(path))
@@ -109,7 +117,8 @@ class PairDataset(Dataset):
                 f"identity {name}: {self.config.max_attempts} attempts hit only bad files, e.g. {tried[:3]}"
             )
         flip = self.train and self.config.flip_faces and bool(rng.integers(2))
-        item = {"wave": torch.from_numpy(wave), "identity": identity, "skipped": skipped}
+        item = {"voice_features" if self.voice_cache is not None else "wave": torch.from_numpy(wave),
+                "identity": identity, "skipped": skipped}
         if self.teacher_cache is not None:
             item["face_features"] = torch.from_numpy(np.asarray(face[int(flip)], dtype=np.float32))
         else:
@@ -124,11 +133,12 @@ def _report_once(path: str, err: Exception) -> None:
 
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack items into ``{"wave": (B, T), "face": (B, 3, S, S) or "face_features": (B, D), "identity": (B,),
-    "skipped": int}``."""
+    """Stack items into ``{"wave": (B, T) or "voice_features": (B, D), "face": (B, 3, S, S) or "face_features":
+    (B, D), "identity": (B,), "skipped": int}``."""
     if not items:
         raise MediaError("empty batch: the sampler produced no pairs")
-    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "face_features")
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "voice_features", "face",
+                                                                          "face_features")
              if key in items[0]}
     batch["identity"] = torch.tensor([item["identity"] for item in items])
     batch["skipped"] = sum(item["skipped"] for item in items)

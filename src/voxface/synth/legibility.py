@@ -38,11 +38,11 @@ from PIL import Image
 from sklearn.metrics import r2_score
 from torch import nn
 
+from voxface.encoders.ecapa import ECAPATDNN
+from voxface.encoders.iresnet import iresnet
 from voxface.errors import ConfigError
 from voxface.media.faces import face_to_tensor
 from voxface.media.fbank import KaldiFbank
-from voxface.encoders.ecapa import ECAPATDNN
-from voxface.encoders.iresnet import iresnet
 from voxface.synth import face, voice
 from voxface.synth.face import Scene, render_face
 from voxface.synth.model import (

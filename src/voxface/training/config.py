@@ -8,10 +8,8 @@ key or a value of the wrong kind fails at once, naming the key and the file.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import os
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import yaml
 
 from voxface.encoders.registry import encoder_names
 from voxface.errors import ConfigError
-from voxface.typed import UnknownConfigKey, build_dataclass, unknown_key
+from voxface.typed import build_dataclass, unknown_key
 
 log = logging.getLogger("voxface")
 
@@ -66,6 +64,14 @@ class AudioConfig:
     freeze_feature_encoder: bool = True  # SSL: keep the CNN feature encoder fixed
     finetune_top_layers: int = -1  # SSL: -1 fine-tunes every transformer layer
     apply_spec_augment: bool = False  # SSL: transformers' own time masking
+
+
+@dataclass
+class FeaturesConfig:
+    # Feature mode (voxface extract): train on what the frozen encoders produced for every file, read from these
+    # feature stores, instead of on media; face.weights and audio.weights must be the weights they were made with.
+    voice: str = ""
+    face: str = ""
 
 
 @dataclass
@@ -115,6 +121,7 @@ class TrainConfig:
     face: FaceConfig = field(default_factory=FaceConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
@@ -130,6 +137,11 @@ class TrainConfig:
         config = build_dataclass(cls, data, source, "")
         config.method.args = dataclasses.asdict(method_args(config.method.name, config.method.args, source))
         return config
+
+    @property
+    def feature_mode(self) -> bool:
+        """Training on stored encoder outputs (``features:``) instead of media."""
+        return bool(self.features.voice)
 
     def method_args(self) -> Any:
         """``method.args`` as the method's own dataclass."""
@@ -154,6 +166,11 @@ class TrainConfig:
              "optim.tristage_ratios", "three phase shares adding up to at most 1"),
             (bool(self.data.root), "data.root", "the data set root (set it in the file or as data.root=PATH)"),
             (bool(self.face.weights), "face.weights", "a face teacher backbone.pth"),
+            (bool(self.features.voice) == bool(self.features.face), "features.voice / features.face",
+             "both set (feature mode: both encoders frozen) or both empty"),
+            (not self.features.voice or self.face.frozen, "face.frozen", "true in feature mode"),
+            (not self.features.voice or bool(self.audio.weights), "audio.weights",
+             "the voice encoder's weights the voice feature store was made with (feature mode)"),
         ]
         for ok, key, expected in checks:
             if not ok:
@@ -169,8 +186,10 @@ class TrainConfig:
 
 # Settings that say where files are, not what training does. A run stores them absolute (``absolute_locations``)
 # and they may change when a run folder is resumed or loaded after being moved (``relocate``).
-LOCATIONS = ("trainer.out", "data.root", "data.lists", "face.weights", "audio.weights", "face.cache_dir")
-INPUTS = ("data.root", "data.lists", "face.weights", "audio.weights")  # must exist before training starts
+LOCATIONS = ("trainer.out", "data.root", "data.lists", "face.weights", "audio.weights", "face.cache_dir",
+             "features.voice", "features.face")
+# must exist before training starts
+INPUTS = ("data.root", "data.lists", "face.weights", "audio.weights", "features.voice", "features.face")
 SHIPPED_LISTS = "voxceleb1"  # data.lists naming the shipped protocol, not a folder (protocol.lists.BUILTIN)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -23,12 +24,14 @@ class ValidationTrials(Dataset):
     its own identity and one of another, the same trials every epoch. Voices are centre crops."""
 
     def __init__(self, manifest: Manifest, clips: int, crop_seconds: float, face_size: int,
-                 teacher_cache: dict[str, np.ndarray] | None, seed: int = 0) -> None:
+                 teacher_cache: Mapping[str, np.ndarray] | None, seed: int = 0,
+                 voice_cache: Mapping[str, np.ndarray] | None = None) -> None:
         if len(manifest.identities) < 2:
             raise MediaError(f"validation needs at least 2 identities with media, the val split has "
                              f"{len(manifest.identities)}")
         rng = np.random.default_rng([seed, 99])
         self.roots, self.crop, self.size, self.cache = manifest.roots, crop_seconds, face_size, teacher_cache
+        self.voice_cache = voice_cache
         faces = [[f for f in ident.faces if teacher_cache is None or f in teacher_cache]
                  for ident in manifest.identities]
         self.trials: list[tuple[str, str, int]] = []
@@ -49,7 +52,12 @@ class ValidationTrials(Dataset):
         voice, face, label = self.trials[index]
         item: dict[str, Any] = {"label": label, "valid": True}
         try:
-            item["wave"] = torch.from_numpy(read_voice(self.roots.voice(voice), self.crop, None))
+            if self.voice_cache is not None:  # feature mode: the stored whole-clip embedding
+                if voice not in self.voice_cache:
+                    raise MediaError(f"{voice}: not in the voice feature store")
+                item["voice_features"] = torch.from_numpy(np.asarray(self.voice_cache[voice][0], dtype=np.float32))
+            else:
+                item["wave"] = torch.from_numpy(read_voice(self.roots.voice(voice), self.crop, None))
             if self.cache is not None:
                 item["face_features"] = torch.from_numpy(self.cache[face][0].astype(np.float32))
             else:
@@ -63,7 +71,8 @@ def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
     items = [item for item in items if item["valid"]]
     if not items:
         return {}
-    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "face", "face_features") if key in items[0]}
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "voice_features", "face",
+                                                                          "face_features") if key in items[0]}
     batch["label"] = torch.tensor([item["label"] for item in items])
     return batch
 
@@ -75,11 +84,13 @@ def auc(labels: list[int] | np.ndarray, scores: list[float] | np.ndarray) -> flo
 
 class PairDataModule(L.LightningDataModule):
     def __init__(self, train: Manifest, val: Manifest, pair_config: PairConfig, batch_size: int, seed: int,
-                 workers: int, teacher_cache: dict[str, np.ndarray] | None, val_clips: int,
-                 val_crop_seconds: float) -> None:
+                 workers: int, teacher_cache: Mapping[str, np.ndarray] | None, val_clips: int,
+                 val_crop_seconds: float, voice_cache: Mapping[str, np.ndarray] | None = None) -> None:
         super().__init__()
-        self.train_set = PairDataset(train, pair_config, train=True, teacher_cache=teacher_cache)
-        self.val_set = ValidationTrials(val, val_clips, val_crop_seconds, pair_config.face_size, teacher_cache, seed)
+        self.train_set = PairDataset(train, pair_config, train=True, teacher_cache=teacher_cache,
+                                     voice_cache=voice_cache)
+        self.val_set = ValidationTrials(val, val_clips, val_crop_seconds, pair_config.face_size, teacher_cache, seed,
+                                        voice_cache)
         self.batch_size, self.seed, self.workers = batch_size, seed, workers
         self.sampler: IdentityBatchSampler | None = None
 

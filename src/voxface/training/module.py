@@ -24,9 +24,9 @@ from voxface.encoders.registry import (
     weights_provenance,
 )
 from voxface.errors import VoxfaceError
+from voxface.evaluation.metrics import roc_auc
 from voxface.losses.distributed import gather_with_grad
 from voxface.methods import Method, Towers, method_class
-from voxface.evaluation.metrics import roc_auc
 from voxface.training.config import ENCODERS_KEY, TrainConfig
 from voxface.training.schedules import step_schedule, tristage_schedule
 
@@ -50,7 +50,8 @@ def build_towers(config: TrainConfig, face: torch.nn.Module | None = None) -> To
                                 freeze_feature_encoder=audio.freeze_feature_encoder,
                                 finetune_top_layers=audio.finetune_top_layers,
                                 apply_spec_augment=audio.apply_spec_augment)
-    return Towers.of(face, voice, face_frozen=config.face.frozen)
+    # feature mode: both encoders frozen (their outputs come from feature stores); only the method's heads train
+    return Towers.of(face, voice, face_frozen=config.face.frozen, voice_frozen=config.feature_mode)
 
 
 def build_method(config: TrainConfig) -> Method:

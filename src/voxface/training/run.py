@@ -17,9 +17,10 @@ import lightning as L
 import torch
 import yaml
 
-from voxface.errors import ConfigError
-from voxface.media.dataset import PairConfig
 from voxface.encoders.loading import read_weights
+from voxface.errors import ConfigError
+from voxface.features import feature_stores
+from voxface.media.dataset import PairConfig
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
 from voxface.training.data import PairDataModule
@@ -113,18 +114,23 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     module = TrainingModule(config.to_dict())
     log.info("method %s; audio front end: %s", config.method.name, module.method.voice_encoder.front_end())
-    cache = None
-    if config.face.frozen and config.face.cache:
+    cache = voice_cache = None
+    if config.feature_mode:  # both halves from feature stores, checked against the weights the encoders load
+        stores = feature_stores(config)
+        cache, voice_cache = stores["face"], stores["voice"]
+        log.info("feature mode: faces from %s, voices from %s", config.features.face, config.features.voice)
+    elif config.face.frozen and config.face.cache:
         teacher = module.method.face_encoder.to("cuda" if torch.cuda.is_available() else "cpu")
         faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
-        cache = build_teacher_cache(teacher, roots, faces, config.face.cache_dir or out / "teacher_cache",
+        cache = build_teacher_cache(teacher, config.face.weights, roots, faces,
+                                    config.face.cache_dir or out / "teacher_cache",
                                     workers=config.data.workers, progress=config.trainer.progress)
         teacher.cpu()
     data = PairDataModule(manifests["train"], manifests["val"],
                           PairConfig(crop_seconds=config.data.crop_seconds, face_size=config.data.face_size,
                                      face_from_same_video=config.data.face_from_same_video),
                           config.optim.batch_size, config.trainer.seed, config.data.workers, cache,
-                          config.data.val_clips_per_identity, config.data.val_crop_seconds)
+                          config.data.val_clips_per_identity, config.data.val_crop_seconds, voice_cache)
 
     points = ResumePoints(last, config.trainer.checkpoint_every, config.trainer.max_steps, resumed=resume)
     best = RunCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max", save_top_k=1,

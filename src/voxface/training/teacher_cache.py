@@ -1,88 +1,53 @@
-"""Embeddings of every face by a frozen teacher, and of its mirror image, computed once and kept on disk.
+"""The frozen face teacher's embeddings of the faces training uses, and of their mirror images: a feature store.
 
-A frozen teacher gives the same embedding for the same image every epoch, so decoding and encoding
-faces each step is wasted work. The cache is keyed by the teacher (a digest of its weights and input
-size) and by each file (path, size, modification time): a changed file is embedded again.
+A frozen teacher gives the same embedding for the same image every epoch, so decoding and encoding faces each step
+is wasted work. This is ``voxface extract``'s face half (``features/``) for the train and val faces: a store in
+``<cache dir>/teacher_<weights digest>/``, reused while the teacher's weights and the faces (paths, sizes, times)
+are the same, made again when either changed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
-from voxface.errors import MediaError
-from voxface.media.cache import file_stamp, save_npz_atomic
-from voxface.media.faces import face_to_tensor, read_face
 from voxface.encoders.iresnet import IResNet
+from voxface.encoders.registry import encoder_record, weights_provenance
+from voxface.features import FeatureStore, extract_with, weights_sha256
 from voxface.protocol.layout import DataRoots
 
-log = logging.getLogger("voxface")
 
+class TeacherFeatures(Mapping[str, np.ndarray]):
+    """``{face path relative to the face root: (2, D) float32 [plain, mirrored]}`` of every readable face, read
+    from the store's memory map (an unreadable face is not in it)."""
 
-def teacher_digest(teacher: IResNet) -> str:
-    digest = hashlib.sha256(f"{teacher.input_size}".encode())
-    for name, tensor in sorted(teacher.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    def __init__(self, store: FeatureStore, prefix: str) -> None:
+        self.store, self.prefix = store, prefix
 
+    def __contains__(self, face: object) -> bool:
+        return isinstance(face, str) and f"{self.prefix}{face}" in self.store
 
-class _Faces(Dataset):
-    def __init__(self, paths: list[Path], size: int) -> None:
-        self.paths, self.size = paths, size
+    def __getitem__(self, face: str) -> np.ndarray:
+        return np.array(self.store[f"{self.prefix}{face}"])  # a writable copy: torch.from_numpy takes it as is
+
+    def __iter__(self) -> Iterator[str]:
+        return (key[len(self.prefix):] for key in self.store)
 
     def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        try:
-            face = read_face(self.paths[index], self.size)
-        except MediaError as err:
-            return {"ok": False, "error": str(err), "faces": torch.zeros(2, 3, self.size, self.size)}
-        return {"ok": True, "error": "", "faces": torch.stack([face_to_tensor(face), face_to_tensor(face, True)])}
+        return len(self.store)
 
 
-@torch.no_grad()
-def build_teacher_cache(teacher: IResNet, roots: DataRoots, faces: list[str], cache_dir: str | Path,
-                        batch_size: int = 128, workers: int = 2, progress: bool = True) -> dict[str, np.ndarray]:
-    """``{face path: (2, D) float16 [plain, mirrored]}`` for every readable face; unreadable ones are left out
-    (and logged). Entries already on disk for this teacher and unchanged files are reused."""
-    from tqdm import tqdm
-
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache_file = cache_dir / f"teacher_{teacher_digest(teacher)}.npz"
-    cached: dict[str, np.ndarray] = {}
-    stamps: dict[str, str] = {}
-    if cache_file.is_file():
-        stored = np.load(cache_file)
-        for path, stamp, embedding in zip(stored["paths"], stored["stamps"], stored["embeddings"], strict=True):
-            cached[str(path)], stamps[str(path)] = embedding, str(stamp)
-    wanted = sorted(set(faces))
-    todo = [f for f in wanted if f not in cached or stamps[f] != file_stamp(roots.face(f))]
-    if todo:
-        device = next(teacher.parameters()).device
-        teacher.eval()
-        loader = DataLoader(_Faces([roots.face(f) for f in todo], teacher.input_size), batch_size=batch_size,
-                            num_workers=workers)
-        done = 0
-        for batch in tqdm(loader, desc="teacher embeddings", unit="batch", disable=not progress):
-            pairs = batch["faces"].to(device)
-            embeddings = teacher(pairs.flatten(0, 1)).view(len(pairs), 2, -1).cpu().numpy().astype(np.float16)
-            for ok, error, embedding, name in zip(batch["ok"], batch["error"], embeddings,
-                                                  todo[done:done + len(pairs)], strict=True):
-                if ok:
-                    cached[name], stamps[name] = embedding, file_stamp(roots.face(name))
-                else:
-                    cached.pop(name, None)
-                    log.warning("skipping bad file: %s", error)
-            done += len(pairs)
-        names = sorted(cached)
-        save_npz_atomic(cache_file, paths=np.array(names), stamps=np.array([stamps[n] for n in names]),
-                        embeddings=np.stack([cached[n] for n in names]))
-    return {f: cached[f] for f in wanted if f in cached}
+def build_teacher_cache(teacher: IResNet, weights: str | Path, roots: DataRoots, faces: list[str],
+                        cache_dir: str | Path, batch_size: int = 128, workers: int = 2,
+                        progress: bool = True) -> TeacherFeatures:
+    """The teacher's features of ``faces`` (paths relative to ``roots.faces``), from ``weights`` (the file the
+    teacher was loaded from: its digest names the store). Unreadable faces are left out (and logged)."""
+    digest = weights_sha256(weights)
+    root, prefix = roots.faces.parent, f"{roots.faces.name}/"
+    record = encoder_record("iresnet", teacher, weights_provenance("iresnet", weights))
+    keys = sorted({f"{prefix}{face}" for face in faces})
+    store = extract_with(teacher, record, digest, root, keys, Path(cache_dir) / f"teacher_{digest[:16]}",
+                         weights=weights, batch_size=batch_size, workers=workers, progress=progress, replace=True)
+    return TeacherFeatures(store, prefix)

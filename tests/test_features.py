@@ -1,0 +1,271 @@
+"""Feature stores: extraction equals the encoder row for row, resumes after a kill, reads with numpy alone."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from voxface.cli import main
+from voxface.encoders.ecapa import ECAPATDNN
+from voxface.encoders.iresnet import iresnet
+from voxface.encoders.registry import build_face_encoder, build_voice_encoder
+from voxface.errors import ConfigError, FeaturesError, MediaError, WeightsError
+from voxface.features import FeatureStore, extract_features
+from voxface.features import extract as extract_module
+from voxface.features.store import Progress
+from voxface.media.audio import read_voice
+from voxface.media.faces import face_to_tensor, read_face
+from voxface.testing import make_tiny_voxceleb
+
+TINY_ECAPA = dict(channels=(32, 32, 32, 32, 96), attention_channels=16, se_channels=16, embedding_size=24)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny tree (one corrupt WAV, one corrupt JPG), and tiny encoders saved the way releases are."""
+    root = tmp_path_factory.mktemp("features")
+    tree = make_tiny_voxceleb(root / "data", train=3, val=1, test=1, videos=2, clips=2, frames=2)
+    torch.manual_seed(0)
+    torch.save(iresnet(depth=18, width=0.125, input_size=32, num_features=16).state_dict(), root / "backbone.pth")
+    torch.save(ECAPATDNN(**TINY_ECAPA).state_dict(), root / "embedding_model.ckpt")  # SpeechBrain's layout
+    return tree, root / "backbone.pth", root / "embedding_model.ckpt"
+
+
+def _direct(modality, weights, path):
+    """The encoder's own output for one file, without batching or padding: (views, D)."""
+    with torch.no_grad():
+        if modality == "voice":
+            encoder = build_voice_encoder("ecapa", weights).eval()
+            return encoder(torch.from_numpy(read_voice(path, None, None))[None]).numpy()
+        encoder = build_face_encoder("iresnet", weights).eval()
+        face = read_face(path, 32)
+        return encoder(torch.stack([face_to_tensor(face), face_to_tensor(face, flip=True)])).numpy()
+
+
+@pytest.mark.parametrize("modality", ["voice", "face"])
+def test_extraction_equals_the_encoders_output_row_for_row(data, modality, tmp_path):
+    tree, face_weights, voice_weights = data
+    name, weights, folder = (("ecapa", voice_weights, "wav") if modality == "voice"
+                             else ("iresnet", face_weights, "unzippedFaces"))
+    store = extract_features(name, weights, tree.root, tmp_path / "store", batch_size=3, chunk_rows=5,
+                             progress=False)
+    expected = sorted(p.relative_to(tree.root).as_posix() for p in (tree.root / folder).rglob("*") if p.is_file())
+    assert store.keys == expected and (tmp_path / "store" / "keys.txt").read_text().splitlines() == expected
+    corrupt = f"{folder}/{tree.corrupt_voice if modality == 'voice' else tree.corrupt_face}"
+    assert corrupt not in store and list(store.unreadable) == [corrupt] and not store.valid[store.index(corrupt)]
+    views = 1 if modality == "voice" else 2
+    assert store.embeddings.shape == (len(expected), views, 16 if modality == "face" else 24)
+    for key in expected:
+        if key != corrupt:
+            np.testing.assert_allclose(store[key], _direct(modality, weights, tree.root / key), atol=1e-5)
+    np.testing.assert_array_equal(store.vectors(expected[:2], view=views - 1), store.embeddings[:2, views - 1])
+    meta = store.meta
+    assert (meta["format"], meta["modality"], meta["encoder"], meta["views"], meta["count"], meta["complete"]) == (
+        "voxface-features/1", modality, name, ["plain", "mirrored"][:views], len(expected), True)
+    assert meta["record"]["front_end"]["input"] == ("fbank" if modality == "voice" else "image")
+    assert meta["weights_sha256"] == __import__("hashlib").sha256(weights.read_bytes()).hexdigest()
+    assert not list((tmp_path / "store").glob("progress-*"))
+
+
+def test_a_store_reads_with_numpy_alone(data, tmp_path):
+    tree, _, voice_weights = data
+    extract_features("ecapa", voice_weights, tree.root, tmp_path / "store", crop_seconds=1.0, progress=False)
+    script = (
+        "import json, sys, numpy as np; f = sys.argv[1]\n"
+        "e = np.load(f + '/embeddings.npy', mmap_mode='r', allow_pickle=False)\n"
+        "v = np.load(f + '/valid.npy', mmap_mode='r', allow_pickle=False)\n"
+        "keys = open(f + '/keys.txt', encoding='utf-8').read().splitlines()\n"
+        "meta = json.load(open(f + '/meta.json'))\n"
+        "assert 'torch' not in sys.modules and 'voxface' not in sys.modules\n"
+        "print(json.dumps([e.shape, e.dtype.str, int(v.sum()), len(keys), meta['crop_seconds'], float(e[1, 0, 0])]))")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "store")], capture_output=True, text=True,
+                         check=True).stdout
+    shape, dtype, readable, count, crop, value = json.loads(out)
+    store = FeatureStore.open(tmp_path / "store")
+    assert (tuple(shape), dtype, readable, count, crop) == (store.embeddings.shape, "<f4", len(store), len(store.keys),
+                                                            1.0)
+    assert value == float(store.embeddings[1, 0, 0])
+
+
+def test_a_killed_run_resumes_where_it_stopped_and_gives_the_same_store(data, tmp_path, monkeypatch, caplog):
+    tree, _, voice_weights = data
+    kwargs = dict(batch_size=2, chunk_rows=4, progress=False)
+    whole = extract_features("ecapa", voice_weights, tree.root, tmp_path / "whole", **kwargs)
+    chunks = -(-len(whole.keys) // 4)
+    assert chunks >= 4
+    record, encoded = Progress.record, []
+
+    def stop_after_two(self, chunk, rows, unreadable):
+        if len(self.done) == 2:
+            raise KeyboardInterrupt  # killed while the third chunk was being written
+        record(self, chunk, rows, unreadable)
+
+    def counting(encoder, item, device):
+        encoded.append(len(item["rows"]))
+        return encode(encoder, item, device)
+
+    encode = extract_module.encode
+    monkeypatch.setattr(Progress, "record", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features("ecapa", voice_weights, tree.root, tmp_path / "cut", **kwargs)
+    with pytest.raises(FeaturesError, match=r"unfinished .*resume with voxface extract --encoder ecapa --weights "):
+        FeatureStore.open(tmp_path / "cut")
+    monkeypatch.setattr(Progress, "record", record)
+    monkeypatch.setattr(extract_module, "encode", counting)
+    with caplog.at_level(logging.INFO, logger="voxface"):
+        resumed = extract_features("ecapa", voice_weights, tree.root, tmp_path / "cut", **kwargs)
+    assert "resuming feature store" in caplog.text and "2 of" in caplog.text
+    assert sum(encoded) == int(resumed.valid[8:].sum())  # only the rows after the two finished chunks
+    for name in ("embeddings.npy", "valid.npy", "keys.txt", "unreadable.txt"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    encoded.clear()
+    with caplog.at_level(logging.INFO, logger="voxface"):
+        again = extract_features("ecapa", voice_weights, tree.root, tmp_path / "cut", **kwargs)
+    assert "reusing the finished feature store" in caplog.text and not encoded and again.keys == whole.keys
+
+
+def test_lists_take_only_the_files_of_the_protocols_identities(data, tmp_path):
+    tree, face_weights, _ = data
+    stray = tree.root / "unzippedFaces" / "Nobody" / "1.6" / "abc" / "0000025.jpg"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes((tree.root / "unzippedFaces").rglob("*.jpg").__next__().read_bytes())
+    try:
+        listed = extract_features("iresnet", face_weights, tree.root, tmp_path / "listed", lists=tree.protocol_dir,
+                                  progress=False)
+        everything = extract_module.data_files("face", tree.root)
+    finally:
+        stray.unlink()
+    assert "unzippedFaces/Nobody/1.6/abc/0000025.jpg" in everything
+    assert listed.keys == [k for k in everything if "/Nobody/" not in k]
+
+
+def test_several_processes_share_the_rows_and_make_the_same_store(data, tmp_path):
+    """What each rank of a multi-GPU run does (``_Extractor``), done here one rank after the other."""
+    tree, face_weights, _ = data
+    single = extract_features("iresnet", face_weights, tree.root, tmp_path / "one", batch_size=2, chunk_rows=3,
+                              progress=False)
+    from voxface.features.store import create_store
+
+    job = extract_module._Job(tmp_path / "two", tree.root, single.keys, "face", 32, None, 2, 3, 0)
+    create_store(job.folder, {k: v for k, v in single.meta.items() if k not in ("complete", "readable")}, single.keys)
+    encoder = build_face_encoder("iresnet", face_weights).eval()
+    shares = [job.batches(rank, 2) for rank in (0, 1)]  # both read the progress before either writes
+    assert {b.chunk for b in shares[0]}.isdisjoint({b.chunk for b in shares[1]})
+    for rank, batches in enumerate(shares):
+        writer = extract_module._Writer(job.folder, rank)
+        with torch.no_grad():
+            for item in job.loader(batches):
+                writer.write(item, extract_module.encode(encoder, item, torch.device("cpu")))
+        assert extract_module._finish_if_done(job) == (rank == 1)
+    two = FeatureStore.open(job.folder)
+    np.testing.assert_array_equal(two.embeddings, single.embeddings)
+    assert two.unreadable == single.unreadable and two.meta["readable"] == single.meta["readable"]
+
+
+def test_a_store_made_otherwise_is_refused(data, tmp_path):
+    tree, _, voice_weights = data
+    store = extract_features("ecapa", voice_weights, tree.root, tmp_path / "store", progress=False)
+    with pytest.raises(FeaturesError, match=r"made otherwise \(crop seconds: stored None, expected 2.0\); choose "):
+        extract_features("ecapa", voice_weights, tree.root, tmp_path / "store", crop_seconds=2.0, progress=False)
+    with pytest.raises(FeaturesError, match=r"made otherwise \(encoder: stored 'ecapa', expected 'wavlm'; weights "):
+        FeatureStore.open(tmp_path / "store", {"encoder": "wavlm", "weights_sha256": "0" * 64})
+    with pytest.raises(KeyError, match="not in feature store"):
+        store.index("wav/nowhere.wav")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(FeaturesError, match="exists and is not a feature store; choose another --out"):
+        extract_features("ecapa", voice_weights, tree.root, tmp_path / "other", progress=False)
+    with pytest.raises(FeaturesError, match="is not a feature store: it has no meta.json"):
+        FeatureStore.open(tmp_path / "other")
+    with pytest.raises(FeaturesError, match="does not exist"):
+        FeatureStore.open(tmp_path / "nowhere")
+
+
+def test_bad_input_gives_one_line_errors(data, tmp_path, capsys):
+    tree, face_weights, voice_weights = data
+    with pytest.raises(ConfigError, match=r"unknown encoder 'resnet'; registered: iresnet, ecapa, wav2vec2"):
+        extract_features("resnet", face_weights, tree.root, tmp_path / "x")
+    with pytest.raises(MediaError, match=r"has no wav/ folder"):
+        extract_features("ecapa", voice_weights, tmp_path / "missing", tmp_path / "x")
+    (tmp_path / "junk.pth").write_bytes(b"not torch")
+    with pytest.raises(WeightsError, match="junk.pth"):
+        extract_features("iresnet", tmp_path / "junk.pth", tree.root, tmp_path / "x")
+    with pytest.raises(WeightsError, match="does not exist"):
+        extract_features("iresnet", tmp_path / "none.pth", tree.root, tmp_path / "x")
+    cases = [(["--encoder", "resnet"], "unknown encoder 'resnet'; registered: iresnet"),
+             (["--encoder", "ecapa", "--data", str(tmp_path / "missing")], "has no wav/ folder"),
+             (["--weights", str(tmp_path / "junk.pth")], "junk.pth"),
+             (["--crop", "0"], "crop must be a positive number of seconds")]
+    for change, message in cases:
+        args = dict(zip(["--encoder", "--weights", "--data", "--out"],
+                        ["iresnet", str(face_weights), str(tree.root), str(tmp_path / "x")], strict=True))
+        extra = []
+        for flag, value in zip(change[::2], change[1::2], strict=True):
+            if flag in args:
+                args[flag] = value
+            else:
+                extra += [flag, value]
+        assert main(["extract", *[x for kv in args.items() for x in kv], *extra, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_extract_cli_writes_a_store_and_says_so(data, tmp_path, capsys):
+    tree, face_weights, _ = data
+    out = tmp_path / "faces"
+    args = ["extract", "--encoder", "iresnet", "--weights", str(face_weights), "--data", str(tree.root), "--out",
+            str(out), "--batch-size", "4", "--quiet"]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    store = FeatureStore.open(out)
+    assert f"{len(store.keys)} face files" in said and "1 unreadable" in said and str(out) in said
+    assert main(args) == 0 and "reused" in capsys.readouterr().out
+
+
+def test_the_teacher_cache_is_a_face_store_reused_until_the_faces_change(data, tmp_path, caplog):
+    from voxface.training.teacher_cache import build_teacher_cache
+
+    tree, face_weights, _ = data
+    teacher = build_face_encoder("iresnet", face_weights).eval()
+    faces = [k.removeprefix("unzippedFaces/") for k in extract_module.data_files("face", tree.root)
+             if not k.endswith(tree.corrupt_face)][:6] + [tree.corrupt_face]
+    kwargs = dict(batch_size=4, workers=0, progress=False)
+    cache = build_teacher_cache(teacher, face_weights, tree.roots, faces, tmp_path, **kwargs)
+    assert sorted(cache) == sorted(faces[:6]) and tree.corrupt_face not in cache
+    for face in faces[:6]:
+        np.testing.assert_allclose(cache[face], _direct("face", face_weights, tree.roots.face(face)), atol=1e-5)
+    assert np.array_equal(pickle.loads(pickle.dumps(cache))[faces[0]], cache[faces[0]])
+    (folder,) = tmp_path.iterdir()
+    assert folder.name.startswith("teacher_") and FeatureStore.open(folder).meta["views"] == ["plain", "mirrored"]
+    with caplog.at_level(logging.INFO, logger="voxface"):
+        build_teacher_cache(teacher, face_weights, tree.roots, faces, tmp_path, **kwargs)
+        assert "reusing the finished feature store" in caplog.text
+        fewer = build_teacher_cache(teacher, face_weights, tree.roots, faces[:3], tmp_path, **kwargs)
+    assert "made otherwise (files" in caplog.text and sorted(fewer) == sorted(faces[:3])
+
+
+def test_the_lightning_path_makes_the_same_store(data, tmp_path):
+    """``Trainer.predict`` over ``_Extractor`` (what each GPU runs), here on one CPU device."""
+    import lightning as L
+
+    from voxface.features.store import create_store
+
+    tree, face_weights, _ = data
+    single = extract_features("iresnet", face_weights, tree.root, tmp_path / "one", batch_size=2, chunk_rows=3,
+                              progress=False)
+    job = extract_module._Job(tmp_path / "lit", tree.root, single.keys, "face", 32, None, 2, 3, 0)
+    create_store(job.folder, {k: v for k, v in single.meta.items() if k not in ("complete", "readable")}, single.keys)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.predict(extract_module._Extractor(build_face_encoder("iresnet", face_weights), job),
+                    return_predictions=False)
+    lit = FeatureStore.open(job.folder)
+    np.testing.assert_array_equal(lit.embeddings, single.embeddings)
+    assert lit.unreadable == single.unreadable
