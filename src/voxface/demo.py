@@ -405,10 +405,11 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     generated = user is None and (out / "voxsynth" / "voxsynth.json").is_file()
     from voxface.training.pretrain import SUMMARY_FILE
 
+    taught = user is None and (out / PRIOR_FOLDERS["face"] / SUMMARY_FILE).is_file()
     root, lists, protocol, oracle = _data_step(out, size, user, workers, progress)
     lap("data", reused=generated)
     teacher = _teacher_step(out, Path(root), size, user, progress)
-    lap("teacher", reused=user is not None or (out / PRIOR_FOLDERS["face"] / SUMMARY_FILE).is_file())
+    lap("teacher", reused=taught)
     voice_prior, names = None, list(RUNS)
     if user is None:  # the voices-only identities are VoxSynth's
         config = prior_config(out, Path(root), size, "voice")

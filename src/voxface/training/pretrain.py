@@ -206,11 +206,12 @@ class LabelledFiles(Dataset):
         return len(self.items)
 
     def _read(self, path: Path) -> torch.Tensor:
-        draw = int(torch.randint(2**31, ()).item())  # from torch's generator: seeded per worker by Lightning
+        # random draws from torch's generator (seeded per worker by Lightning), in training only
         if self.modality == "face":
-            return face_to_tensor(read_face(path, self.face_size), self.train and bool(draw % 2))
-        crop = self.crop_seconds if self.train else None
-        return torch.from_numpy(read_voice(path, crop, np.random.default_rng(draw) if self.train else None))
+            flip = self.train and bool(torch.randint(2, ()).item())
+            return face_to_tensor(read_face(path, self.face_size), flip)
+        rng = np.random.default_rng(int(torch.randint(2**31, ()).item())) if self.train else None
+        return torch.from_numpy(read_voice(path, self.crop_seconds if self.train else None, rng))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.items[index]
