@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from voxface.evaluation.backend import EmbeddingSet, fit_gaussian_backend
 from voxface.evaluation.evaluate import EmbeddingTable, score_trials, verification_metrics
 from voxface.media.cache import save_npz_atomic
 from voxface.protocol import DataRoots, load_protocol
+from voxface.scoring.backend import EmbeddingSet, fit_gaussian_backend
 
 
 def _identity_structured(identities: int, per_identity: int, width: int, seed: int) -> EmbeddingSet:

@@ -46,7 +46,7 @@ def score_real_lists(ci: str, bootstrap: int) -> None:
 
 def embedding_rate(checkpoint: Path, data: Path, count: int) -> None:
     from voxface.evaluation.checkpoint import load_trained_model
-    from voxface.evaluation.evaluate import Embedder
+    from voxface.evaluation.embedding import Embedder
     from voxface.protocol import DataRoots
 
     model, config = load_trained_model(checkpoint)

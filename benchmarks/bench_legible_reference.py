@@ -5,7 +5,7 @@ Step ``voice`` / ``face`` (each in its own process; ``OMP_NUM_THREADS=1`` lets b
 legibility reader of that modality exactly as ``bench_legibility.py`` does (its default draw and settings: the same
 R² per knob), then estimate the knobs of every clip or frame of the data set at DATA (the whole clip; the frame read
 as the loader reads it) into OUT/<modality>.npz. Step ``score``: fit the data reference's Gaussian backend
-(``evaluation.backend``, knobs whole) on the training identities' estimates, sizes and calibration on the validation
+(``scoring.backend``, knobs whole) on the training identities' estimates, sizes and calibration on the validation
 identities', and print each unseen-unheard list's AUC with its 95% DeLong interval, beside the same backend on the
 true knobs (the decomposition's "data reference").
 
@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from sklearn.metrics import r2_score
 
-from voxface.evaluation.backend import EmbeddingSet, fit_gaussian_backend
 from voxface.evaluation.decomposition import KNOBS_FILE
-from voxface.evaluation.metrics import delong_interval, roc_auc
 from voxface.media.audio import read_voice
 from voxface.media.faces import face_to_tensor, read_face
+from voxface.metrics import delong_interval, roc_auc
 from voxface.protocol import DataRoots, load_protocol
 from voxface.protocol.lists import SPLIT_TRAIN, SPLIT_VAL, Protocol
+from voxface.scoring.backend import EmbeddingSet, fit_gaussian_backend
 from voxface.synth.legibility import LegibilityConfig, read_modality
 from voxface.synth.model import FACE_KNOBS, VOICE_KNOBS
 

@@ -8,15 +8,9 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from voxface.cli import main
-from voxface.evaluation.backend import (
-    BackendError,
-    EmbeddingSet,
-    GaussianBackend,
-    fit_backend,
-    fit_gaussian_backend,
-    probability,
-)
-from voxface.evaluation.metrics import cllr, min_cllr, roc_auc
+from voxface.evaluation.backend import fit_backend
+from voxface.metrics import cllr, min_cllr, roc_auc
+from voxface.scoring.backend import BackendError, EmbeddingSet, GaussianBackend, fit_gaussian_backend, probability
 
 
 def _population(identities: int, per_identity: int, rho: tuple[float, ...], seed: int, extra: int = 0):

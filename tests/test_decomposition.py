@@ -6,19 +6,19 @@ import shutil
 import numpy as np
 import pytest
 
-from voxface.evaluation.backend import BackendError, EmbeddingSet, fit_gaussian_backend
 from voxface.evaluation.decomposition import (
     COLUMNS,
     LIMIT_LIST,
     REFERENCE_DIMS,
-    DemographicProbe,
     agreement_scores,
+    demographic_probes,
     fit_one_sided,
     format_decomposition,
     limit_check,
 )
 from voxface.evaluation.evaluate import evaluate
-from voxface.evaluation.metrics import delong_difference, roc_auc
+from voxface.metrics import delong_difference, roc_auc
+from voxface.scoring.backend import BackendError, EmbeddingSet, fit_gaussian_backend
 
 
 def _people(n: int, rng: np.random.Generator):
@@ -36,8 +36,8 @@ def test_demographics_reference_is_chance_on_a_list_constrained_on_its_attribute
     rng = np.random.default_rng(0)
     gender, nationality, voices, faces = _people(400, rng)
     targets = {"gender": gender[:300], "nationality": nationality[:300]}
-    voice_probe = DemographicProbe.fit(voices[:300], targets)
-    face_probe = DemographicProbe.fit(faces[:300], targets)
+    voice_probe = demographic_probes(voices[:300], targets)
+    face_probe = demographic_probes(faces[:300], targets)
     test = np.arange(300, 400)
     anyone = rng.choice(test, size=(len(test), 10))
     same_gender = np.array([rng.choice(test[gender[test] == gender[i]], 10) for i in test])
@@ -47,7 +47,7 @@ def test_demographics_reference_is_chance_on_a_list_constrained_on_its_attribute
         f = np.r_[test, negatives.ravel()]
         labels = v == f
         scores = agreement_scores(voice_probe.predict(voices[v]), face_probe.predict(faces[f]),
-                                  voice_probe.nationality.classes_, 1.0)
+                                  voice_probe.classes("nationality"), 1.0)
         return roc_auc(labels, scores[attribute])
 
     assert auc(anyone, "gender") > 0.7 and auc(anyone, "all") > 0.75  # the random list: demographics help

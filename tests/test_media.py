@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from voxface.errors import ConfigError, MediaError
+from voxface.formats import AUDIO_SUFFIXES
 from voxface.media import (
     IdentityBatchSampler,
     KaldiFbank,
@@ -23,7 +24,7 @@ from voxface.media import (
     read_voice,
 )
 from voxface.media import dataset as dataset_module
-from voxface.media.audio import AUDIO_SUFFIXES, MIN_VOICE_DBFS, level_dbfs
+from voxface.media.audio import MIN_VOICE_DBFS, level_dbfs
 from voxface.protocol import build_manifest, load_protocol
 from voxface.testing import make_tiny_voxceleb
 

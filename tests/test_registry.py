@@ -76,3 +76,50 @@ def test_every_method_trains_on_every_voice_encoder_and_round_trips_its_checkpoi
     with torch.no_grad():
         faces, wave = torch.randn(3, 3, 32, 32), torch.randn(3, 16000)
         assert trained.embed_face(faces).shape == trained.embed_voice(wave).shape == (3, 32)
+
+
+@pytest.fixture(scope="module")
+def feature_stores(tiny_run, tmp_path_factory):
+    """A voice prior saved as a SpeechBrain release with its provenance, and both halves of the tiny VoxSynth
+    extracted into feature stores by the tiny face teacher and that prior."""
+    from voxface.encoders.ecapa import ECAPATDNN
+    from voxface.encoders.registry import write_provenance
+    from voxface.features import extract_features
+
+    root, base = tiny_run
+    folder = tmp_path_factory.mktemp("features")
+    prior = folder / "prior" / "embedding_model.ckpt"
+    prior.parent.mkdir()
+    torch.manual_seed(0)
+    torch.save(ECAPATDNN(channels=(32, 32, 32, 32, 96), embedding_size=32).state_dict(), prior)
+    write_provenance(prior, "a test", heard_voxceleb=False,
+                     front_end={"input": "fbank", "fbank": "kaldi", "settings": {"mean_norm": True}})
+    teacher = load_config(base, check_paths=False).face.weights
+    extract_features("iresnet", teacher, root / "voxsynth", folder / "faces", progress=False)
+    extract_features("ecapa", prior, root / "voxsynth", folder / "voices", progress=False)
+    return [f"features.face={folder / 'faces'}", f"features.voice={folder / 'voices'}", f"audio.weights={prior}"]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_trains_on_stored_features_and_evaluates_on_them_or_on_media(method, tiny_run, feature_stores,
+                                                                                  tmp_path):
+    from voxface.evaluation.evaluate import evaluate
+
+    root, base = tiny_run
+    out = tmp_path / "run"
+    train(load_config(base, [f"trainer.out={out}", "trainer.max_steps=2", f"method.name={method}",
+                             *feature_stores]))
+    checkpoint = out / "checkpoints" / "last.ckpt"
+    trained, config = load_trained_model(checkpoint)
+    assert config.feature_mode and trained.voice_encoder is not None  # the frozen encoders travel in the checkpoint
+    first = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    prior = build_voice_encoder("ecapa", config.audio.weights).state_dict()
+    for key, value in prior.items():  # frozen: the voice encoder did not move in training
+        assert torch.equal(first[f"method.voice_encoder.{key}"], value), key
+    lists = root / "voxsynth" / "protocol"
+    stored = evaluate(checkpoint, root / "voxsynth", lists, bootstrap=0, ci="none", decomposition=False)
+    media = evaluate(checkpoint, root / "voxsynth", lists, bootstrap=0, ci="none", decomposition=False,
+                     from_features=False, workers=0)
+    assert stored.encoded["voice"] > 0 and media.encoded["voice"] == stored.encoded["voice"]
+    for key, value in stored.verification.items():  # the same encoders on the same files: the same scores
+        assert value["auc"] == pytest.approx(media.verification[key]["auc"], abs=1e-6), key

@@ -27,9 +27,8 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from voxface.errors import ConfigError, MediaError, VoxfaceError
-from voxface.media.audio import AUDIO_SUFFIXES
+from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from voxface.media.cache import file_size
-from voxface.media.faces import IMAGE_SUFFIXES
 
 log = logging.getLogger("voxface")
 GALLERY_SIZE = 24  # identities shown from the run's own test data

@@ -177,7 +177,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
                       crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
                       bootstrap=args.bootstrap, backend=args.backend, ci=args.ci,
-                      decomposition=not args.no_decomposition, name=name)
+                      decomposition=not args.no_decomposition, name=name,
+                      from_features=False if args.media else None)
     oracle = oracle_beside(args.lists) if args.lists != "voxceleb1" else None
     paths = write_reports(result, args.out, name=name,
                           oracle=oracle, literature=args.lists == "voxceleb1")  # published rows: VoxCeleb1's lists only
@@ -202,7 +203,8 @@ def cmd_backend_fit(args: argparse.Namespace) -> int:
     from voxface.evaluation.backend import fit_backend, format_backend
 
     backend = fit_backend(args.checkpoint, args.data, args.lists, out=args.out, reduce=args.reduce,
-                          crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers)
+                          crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
+                          from_features=False if args.media else None)
     print(format_backend(backend.info))
     print(f"backend: {args.out} (use with: voxface evaluate ... --backend {args.out}; "
           f"voxface score ... --backend {args.out})")
@@ -393,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-decomposition", action="store_true",
                     help="skip the references and demographic probes (they embed up to 8 voices and faces of each "
                          "training and validation identity, cached; with --backend its embeddings are reused)")
+    ev.add_argument("--media", action="store_true",
+                    help="a run trained on feature stores: re-embed the media with its encoders instead of reading "
+                         "the stores")
     ev.add_argument("--backend", type=Path, default=None,
                     help="a 'voxface backend fit' folder: also score by its calibrated log-likelihood ratios")
     ev.set_defaults(func=cmd_evaluate)
@@ -408,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--reduce", choices=["lda", "pca", "none"], default="lda",
                      help="per-modality reduction before the joint Gaussian (default: %(default)s)")
     fit.add_argument("--crop", type=float, default=None, help="centre-crop voices (as evaluate --crop will)")
+    fit.add_argument("--media", action="store_true",
+                     help="a run trained on feature stores: embed media instead of reading the stores")
     fit.add_argument("--batch-size", type=int, default=32)
     fit.add_argument("--workers", type=int, default=None,
                      help="loader processes (default: 2 with a GPU, 0 on a CPU, where they slow the encoder down)")

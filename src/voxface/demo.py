@@ -211,13 +211,8 @@ def _checkpoint(train_dir: Path) -> Path:
 
 def _backend_step(train_dir: Path, root: Path, protocol: Protocol) -> tuple[Path, dict, bool]:
     """Fit (or reuse) the full run's Gaussian backend in ``RUN/backend``; (folder, fit info, reused)."""
-    from voxface.evaluation.backend import (
-        BackendError,
-        GaussianBackend,
-        check_backend_fits,
-        fit_backend,
-        format_backend,
-    )
+    from voxface.evaluation.backend import check_backend_fits, fit_backend, format_backend
+    from voxface.scoring.backend import BackendError, GaussianBackend
 
     folder, checkpoint = train_dir / "backend", _checkpoint(train_dir)
     try:

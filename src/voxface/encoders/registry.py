@@ -237,7 +237,9 @@ def rebuild_encoder(record: dict[str, Any], state: dict[str, torch.Tensor], sour
             raise WeightsError(f"{source}: unknown encoder {name!r}; registered: {', '.join(ENCODERS)}")
     except TypeError as err:  # settings this version's classes do not take
         raise WeightsError(f"{source}: the recorded {name} encoder settings do not fit this voxface ({err})") from None
-    return load_strict(encoder, state, source).eval()
+    encoder = load_strict(encoder, state, source).eval()
+    encoder.provenance = dict(record.get("provenance") or {})  # where its weights came from, as recorded
+    return encoder
 
 
 # ---------------------------------------------------------------- this project's single-encoder files

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from voxface.errors import MediaError
-from voxface.evaluation.backend import GaussianBackend, check_backend_fits, cosine, probability
+from voxface.evaluation.backend import check_backend_fits
 from voxface.evaluation.checkpoint import load_trained_model, run_folder
-from voxface.evaluation.evaluate import Embedder
+from voxface.evaluation.embedding import Embedder
+from voxface.scoring.backend import GaussianBackend, probability
+from voxface.scoring.cosine import cosine
 
 
 @dataclass(frozen=True)

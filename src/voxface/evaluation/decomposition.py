@@ -6,7 +6,7 @@ On VoxSynth, where every voice clip's and face frame's true generative knobs are
 - **ceiling**: the oracle (``synth/oracle.py``), the best any scorer can do on these lists;
 - **data reference**: scorers fitted on the training identities' *true* voice and face knobs, one per scoring
   the run uses: a linear CCA map with cosine scores (the cosine family) and the Gaussian backend
-  (``backend.py``). This is what the data alone allow with as many identities;
+  (``scoring/backend.py``). This is what the data alone allow with as many identities;
 - **face-limited**: what the run's face side keeps, with a perfect voice side: a Gaussian backend between the
   true voice knobs (whole) and the face side's embeddings side by side, [T, F]: the teacher's T and the run's
   mapped F = mapping(T), each unit length (F is a function of T, so together they hold only what the face side
@@ -34,7 +34,7 @@ On any data with metadata (VoxCeleb1's gender and nationality; VoxSynth adds age
   worthless by construction.
 
 Every reference is fitted on training identities only (validation identities choose sizes); ``evaluate``
-refuses fitting data that hold a test identity or a file a list scores (``backend.refuse_test_data``).
+refuses fitting data that hold a test identity or a file a list scores (``evaluation.backend.refuse_test_data``).
 """
 
 from __future__ import annotations
@@ -43,19 +43,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import r2_score, roc_auc_score
 
-from voxface.evaluation.backend import (
-    EmbeddingSet,
-    GaussianBackend,
-    SplitEmbeddings,
-    canonical_pairs,
-    fit_gaussian_backend,
-    trial_pairs,
-)
-from voxface.evaluation.metrics import delong_difference, roc_auc
+from voxface.evaluation.backend import SplitEmbeddings
+from voxface.metrics import delong_difference, roc_auc
 from voxface.protocol.lists import Protocol, VerificationList
+from voxface.scoring.backend import EmbeddingSet, GaussianBackend, canonical_pairs, fit_gaussian_backend, trial_pairs
+from voxface.scoring.cosine import unit
+from voxface.scoring.probes import BINARY, CATEGORICAL, CONTINUOUS, LinearProbes
 from voxface.synth.oracle import Ceiling, list_ceiling, why_no_shares
 
 ONE_SIDED = {  # the one-sided references' (voice side, face side) kinds (``Sides``)
@@ -70,6 +64,7 @@ KNOBS_FILE = "generative.npz"  # VoxSynth's per-sample knobs, beside its protoco
 # at 16 and above the knobs (8 voice, 15 face numbers) stay whole. Smaller sizes lost what the run itself uses:
 # on the demo the face-limited reference with T at 8 PCA dimensions read 0.67 against the run's 0.77.
 REFERENCE_DIMS = (16, 32, 64)
+DEMOGRAPHICS = {"gender": BINARY, "nationality": CATEGORICAL, "age": CONTINUOUS}  # the probes' targets
 REFERENCE_VAL_TRIALS = 20_000  # validation trials choosing a reference's sizes (a backend takes up to 100k)
 COLUMNS = {  # the decomposition table's columns, in order
     "ceiling": "ceiling (oracle)",
@@ -93,10 +88,6 @@ def load_knobs(protocol: Protocol) -> tuple[dict[str, np.ndarray], dict[str, np.
             dict(zip(data["face_paths"].tolist(), data["face_knobs"], strict=True)))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 @dataclass
 class CCACosine:
     """The cosine family's reference: cosine similarity of the top canonical pairs (no likelihood model)."""
@@ -107,8 +98,8 @@ class CCACosine:
     face_projection: np.ndarray
 
     def score(self, voices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-        x = _unit((voices - self.voice_mean) @ self.voice_projection)
-        y = _unit((faces - self.face_mean) @ self.face_projection)
+        x = unit((voices - self.voice_mean) @ self.voice_projection)
+        y = unit((faces - self.face_mean) @ self.face_projection)
         return (x * y).sum(1)
 
 
@@ -120,7 +111,7 @@ def fit_cca_cosine(train: EmbeddingSet, val: EmbeddingSet) -> CCACosine:
                                       labels)
     val_v, val_f, val_labels = trial_pairs(val, limit=REFERENCE_VAL_TRIALS)
     x, y = (val.voices[val_v] - v_mean) @ to_v, (val.faces[val_f] - f_mean) @ to_f
-    best = max(range(1, len(rho) + 1), key=lambda k: roc_auc(val_labels, (_unit(x[:, :k]) * _unit(y[:, :k])).sum(1)))
+    best = max(range(1, len(rho) + 1), key=lambda k: roc_auc(val_labels, (unit(x[:, :k]) * unit(y[:, :k])).sum(1)))
     return CCACosine(v_mean, f_mean, to_v[:, :best], to_f[:, :best])
 
 
@@ -193,52 +184,21 @@ def demographic_targets(protocol: Protocol, names: np.ndarray) -> dict[str, np.n
     return targets
 
 
-@dataclass
-class DemographicProbe:
-    """Linear probes of one embedding: gender (logistic), nationality (multinomial logistic), age (ridge)."""
-
-    gender: LogisticRegression
-    nationality: LogisticRegression | None
-    age: Ridge | None
-    age_variance: float
-
-    @classmethod
-    def fit(cls, x: np.ndarray, targets: dict[str, np.ndarray]) -> DemographicProbe:
-        gender = LogisticRegression(max_iter=500).fit(x, targets["gender"])
-        nationality = (LogisticRegression(max_iter=500).fit(x, targets["nationality"])
-                       if len(set(targets["nationality"])) > 1 else None)
-        age = Ridge(alpha=1.0).fit(x, targets["age"]) if "age" in targets else None
-        return cls(gender, nationality, age, float(np.var(targets["age"])) if "age" in targets else 1.0)
-
-    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        out = {"gender": self.gender.predict_proba(x)[:, 1]}
-        if self.nationality is not None:
-            out["nationality"] = self.nationality.predict_proba(x)
-        if self.age is not None:
-            out["age"] = self.age.predict(x)
-        return out
-
-    def report(self, x: np.ndarray, targets: dict[str, np.ndarray]) -> dict[str, float | None]:
-        """Scores on held-out rows: gender AUC, nationality accuracy (and the majority class's), age R²."""
-        predicted = self.predict(x)
-        result: dict[str, float | None] = {
-            "gender_auc": float(roc_auc_score(targets["gender"], predicted["gender"]))
-            if len(set(targets["gender"])) > 1 else None}
-        if self.nationality is not None:
-            guess = self.nationality.classes_[predicted["nationality"].argmax(1)]
-            values, counts = np.unique(targets["nationality"], return_counts=True)
-            result["nationality_accuracy"] = float((guess == targets["nationality"]).mean())
-            result["nationality_majority"] = float(counts.max() / counts.sum())
-        if self.age is not None and "age" in targets:
-            result["age_r2"] = float(r2_score(targets["age"], predicted["age"]))
-        return result
+def demographic_probes(x: np.ndarray, targets: dict[str, np.ndarray]) -> LinearProbes:
+    """Linear probes (``scoring.probes``) of gender, nationality and, where the targets have it, age, on rows ``x``
+    (one per identity), with fixed penalties on the embedding as it is."""
+    return LinearProbes(DEMOGRAPHICS).fit(x, targets)
 
 
 def agreement_scores(voice: dict[str, np.ndarray], face: dict[str, np.ndarray], classes: np.ndarray | None,
                      age_variance: float) -> dict[str, np.ndarray]:
-    """Per trial, how well predicted demographics agree, per attribute and all together (a log-probability)."""
-    scores = {"gender": np.log(voice["gender"] * face["gender"] + (1 - voice["gender"]) * (1 - face["gender"])
-                               + 1e-12)}
+    """Per trial, how well predicted demographics agree, per attribute and all together (a log-probability).
+    ``voice`` and ``face``: ``LinearProbes.predict`` of the trials' voices and faces; an attribute a probe could
+    not be fitted for (one gender among the training identities) is left out."""
+    scores = {}
+    if "gender" in voice and "gender" in face:
+        scores["gender"] = np.log(voice["gender"] * face["gender"] + (1 - voice["gender"]) * (1 - face["gender"])
+                                  + 1e-12)
     if classes is not None:
         scores["nationality"] = np.log((voice["nationality"] * face["nationality"]).sum(1) + 1e-12)
     if "age" in voice:
@@ -278,13 +238,13 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
         rows = sides.matrix(kind, train.files[kind])
         means = np.zeros((len(names), rows.shape[1]))
         np.add.at(means, index, rows)
-        probes[kind] = DemographicProbe.fit(_unit(means), demographic_targets(protocol, names))
+        probes[kind] = demographic_probes(unit(means), demographic_targets(protocol, names))
         held = held_voices if side == "voice" else held_faces
         names = np.array([(voice_names if side == "voice" else face_names)[f] for f in held])
         result["probes"][label] = probes[kind].report(sides.matrix(kind, held), demographic_targets(protocol, names))
-    classes = probes["voice"].nationality.classes_ if probes["voice"].nationality is not None else None
-    if classes is not None and probes["face"].nationality is not None:
-        assert list(classes) == list(probes["face"].nationality.classes_)  # same training identities
+    classes = probes["voice"].classes("nationality")
+    if classes is not None and probes["face"].classes("nationality") is not None:
+        assert list(classes) == list(probes["face"].classes("nationality"))  # same training identities
     demographics = {}
     for trials in lists:
         keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))
@@ -296,7 +256,7 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
         f_files = [trials.face_files[i] for i in keep]
         scores = agreement_scores(probes["voice"].predict(sides.matrix("voice", v_files)),
                                   probes["face"].predict(sides.matrix("face", f_files)), classes,
-                                  probes["voice"].age_variance)
+                                  probes["voice"].variance.get("age", 1.0))
         demographics[trials.name] = {k: roc_auc(labels, s) for k, s in scores.items()}
         result["lists"][trials.name]["demographics"] = demographics[trials.name]["all"]
     result["demographics_reference"] = demographics

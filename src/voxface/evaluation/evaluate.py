@@ -3,25 +3,27 @@
 Voices are embedded whole by default (``crop_seconds`` takes a centre crop instead); faces through
 the teacher and the mapping. Embeddings are cached on disk, keyed by the checkpoint and each file.
 Files the lists name but the data lacks stop the run before any work, unless ``skip_missing``.
-Every verification list is scored by the paper's cosine and, with a fitted backend (``backend.py``), by
-calibrated log-likelihood ratios as well: AUC, EER, Cllr and minCllr for each.
+Every verification list is scored by the paper's cosine and, with a fitted backend (``scoring/backend.py``,
+fitted by ``evaluation/backend.py``), by calibrated log-likelihood ratios as well: AUC, EER, Cllr and minCllr
+for each.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import ConfigError, MediaError, ProtocolError
-from voxface.evaluation.backend import GaussianBackend, check_backend_fits, cosine
+from voxface.evaluation.backend import check_backend_fits, manifest_embeddings, refuse_test_data
 from voxface.evaluation.checkpoint import checkpoint_digest, load_trained_model, run_name
-from voxface.evaluation.metrics import (
+from voxface.evaluation.embedding import Embedder, FeatureEmbedder, cached_embeddings, make_embedder
+from voxface.evaluation.result import Evaluation
+from voxface.metrics import (
     bootstrap_interval,
     cllr,
     delong_interval,
@@ -31,131 +33,13 @@ from voxface.evaluation.metrics import (
     retrieval,
     roc_auc,
 )
-from voxface.features.extract import pad_waves
-from voxface.media.audio import read_voice
-from voxface.media.cache import file_size, file_stamp, save_npz_atomic
-from voxface.media.faces import face_to_tensor, read_face
-from voxface.methods import Method
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import SPLIT_NAMES, Protocol, VerificationList, load_protocol
+from voxface.scoring.backend import BackendError, GaussianBackend
+from voxface.scoring.cosine import cosine
 from voxface.training.config import TrainConfig, voxceleb_leakage
 
 log = logging.getLogger("voxface")
-
-
-class _Files(Dataset):
-    def __init__(self, paths: list[Path], kind: str, size: int, crop: float | None) -> None:
-        self.paths, self.kind, self.size, self.crop = paths, kind, size, crop
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        try:
-            if self.kind == "voice":
-                return index, torch.from_numpy(read_voice(self.paths[index], self.crop, None)), ""
-            return index, face_to_tensor(read_face(self.paths[index], self.size)), ""
-        except MediaError as err:
-            return index, None, str(err)
-
-
-def _collate(items):
-    return items
-
-
-class Embedder:
-    """Embeds files in batches: ``kind`` "voice" (V), "face" (the mapped F) or "teacher" (the teacher's T). A face
-    pass keeps its T as a by-product, so asking for the same files' T next costs no encoder call. Counts its
-    encoder calls (tests check that each file is embedded once). ``workers=None``: loader processes only beside
-    a GPU, since on a CPU they take the cores the encoder needs (2 workers halve the voice rate on 2 cores,
-    BENCHMARKS.md)."""
-
-    def __init__(self, model: Method, batch_size: int = 32, workers: int | None = None,
-                 crop_seconds: float | None = None) -> None:
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if workers is None:
-            workers = 2 if self.device.type == "cuda" else 0
-        self.model, self.batch_size, self.workers, self.crop = model, batch_size, workers, crop_seconds
-        self.model.to(self.device).eval()
-        self.encoded = {"voice": 0, "face": 0, "teacher": 0}
-        self._teacher_of: dict[Path, np.ndarray] = {}  # T of the faces embedded so far
-
-    @torch.no_grad()
-    def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
-        embeddings, errors = {}, {}
-        if kind == "teacher":
-            embeddings = {p: self._teacher_of[p] for p in paths if p in self._teacher_of}
-            paths = [p for p in paths if p not in embeddings]
-        if kind == "voice" and self.crop is None:  # similar lengths in a batch: little padding to encode
-            paths = sorted(paths, key=file_size)
-        loader = DataLoader(_Files(paths, "voice" if kind == "voice" else "face", self.model.face_size, self.crop),
-                            batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate)
-        for items in loader:
-            good = [(i, x) for i, x, error in items if x is not None]
-            errors.update({paths[i]: error for i, x, error in items if x is None})
-            if not good:
-                continue
-            if kind in ("face", "teacher"):
-                teacher = self.model.encode_face(torch.stack([x for _, x in good]).to(self.device))
-                for (i, _), vector in zip(good, teacher.float().cpu().numpy(), strict=True):
-                    self._teacher_of[paths[i]] = vector
-                out = self.model.embed_face(features=teacher) if kind == "face" else teacher
-            else:
-                wave, lengths = pad_waves([x for _, x in good])
-                out = self.model.embed_voice(wave.to(self.device),
-                                             lengths.to(self.device) if lengths is not None else None)
-            self.encoded[kind] += len(good)
-            for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
-                embeddings[paths[i]] = vector
-        return embeddings, errors
-
-
-def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):
-    """Embeddings of ``paths`` with an on-disk cache; returns (embeddings, unreadable files with reasons)."""
-    stored: dict[str, tuple[str, np.ndarray]] = {}
-    if cache_file is not None and cache_file.is_file():
-        data = np.load(cache_file, allow_pickle=False)
-        stored = {str(p): (str(s), e)
-                  for p, s, e in zip(data["paths"], data["stamps"], data["embeddings"], strict=True)}
-    result, todo = {}, []
-    for path in paths:
-        hit = stored.get(str(path))
-        if hit is not None and hit[0] == file_stamp(path):
-            result[path] = hit[1]
-        else:
-            todo.append(path)
-    fresh, errors = embedder.embed(todo, kind) if todo else ({}, {})
-    result.update(fresh)
-    if cache_file is not None and fresh:
-        for path, vector in fresh.items():
-            stored[str(path)] = (file_stamp(path), vector)
-        names = sorted(stored)
-        save_npz_atomic(cache_file, paths=np.array(names), stamps=np.array([stored[n][0] for n in names]),
-                        embeddings=np.stack([stored[n][1] for n in names]))
-    return result, errors
-
-
-@dataclass
-class Evaluation:
-    verification: dict[str, dict] = field(default_factory=dict)
-    matching: dict[str, dict] = field(default_factory=dict)
-    retrieval: dict[str, dict] = field(default_factory=dict)
-    lost_trials: dict[str, int] = field(default_factory=dict)
-    encoded: dict[str, int] = field(default_factory=dict)
-    scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # (labels, cosines)
-    backend_scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # llrs
-    backend: dict = field(default_factory=dict)  # the backend's folder and fit, when one scored
-    decomposition: dict = field(default_factory=dict)  # decomposition.py: references, probes, demographics
-    warnings: list[str] = field(default_factory=list)  # what the report's header must say (e.g. leakage)
-    plots: list[str] = field(default_factory=list)
-    face_files_by_identity: dict[int, list[Path]] = field(default_factory=dict, repr=False)
-
-    def to_json(self) -> dict:
-        return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,
-                "lost_trials": self.lost_trials, "encoded": self.encoded, "plots": self.plots,
-                **({"backend": self.backend} if self.backend else {}),
-                **({"decomposition": self.decomposition} if self.decomposition else {}),
-                **({"warnings": self.warnings} if self.warnings else {})}
 
 
 CI_METHODS = ("delong", "bootstrap", "none")
@@ -242,11 +126,13 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
              workers: int | None = None,
              bootstrap: int = 1000, audio_dir: str = "wav", faces_dir: str = "unzippedFaces",
              backend: str | Path | None = None, ci: str = "delong", decomposition: bool = True,
-             reference_per_identity: int = 8, name: str | None = None) -> Evaluation:
+             reference_per_identity: int = 8, name: str | None = None,
+             from_features: bool | None = None) -> Evaluation:
     """Score every list the protocol holds with a checkpoint (module docstring). ``decomposition``: also fit the
     references and probes of ``decomposition.py`` on up to ``reference_per_identity`` voices and faces of each
     training and validation identity (cached beside the backend's embeddings, or under ``out``). ``name``: the
-    run's name in the plots (default: ``run_name(checkpoint)``)."""
+    run's name in the plots (default: ``run_name(checkpoint)``). ``from_features``: embed from the run's feature
+    stores (default: when it trained on them; False re-embeds media with the checkpoint's encoders)."""
     if ci not in CI_METHODS:
         raise ConfigError(f"the interval method must be one of {', '.join(CI_METHODS)}, got {ci!r}")
     protocol = lists if isinstance(lists, Protocol) else load_protocol(lists)
@@ -269,8 +155,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
                             f"{', '.join(map(str, missing[:3]))}; pass --skip-missing to score the rest")
     missing_set = set(missing)
     model, config = load_trained_model(checkpoint)
-    embedder = Embedder(model, batch_size, workers, crop_seconds)
-    key = checkpoint_digest(checkpoint) + (f"_crop{crop_seconds}" if crop_seconds else "")
+    embedder = make_embedder(model, config, data, from_features, batch_size, workers, crop_seconds)
+    key = checkpoint_digest(checkpoint) + (f"_crop{crop_seconds}" if crop_seconds else "") + (
+        "_features" if isinstance(embedder, FeatureEmbedder) else "")
     cache = Path(out) / "embeddings" if out else None
     voice_emb, voice_err = cached_embeddings(embedder, [p for p in voices if p not in missing_set], "voice",
                                              cache / f"voices_{key}.npz" if cache else None)
@@ -282,7 +169,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         raise MediaError(f"{len(bad)} files the lists need cannot be read, e.g. {first}; "
                          f"pass --skip-missing to score the rest")
     result = Evaluation(encoded=dict(embedder.encoded))
-    if leakage := voxceleb_leakage(config):
+    if leakage := voxceleb_leakage(config, model.voice_encoder.provenance):  # as the checkpoint recorded it
         log.warning("%s", leakage)
         result.warnings.append(leakage)
     if scorer is not None:
@@ -350,7 +237,6 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
                    embedder: Embedder, voice_emb: dict[Path, np.ndarray], face_emb: dict[Path, np.ndarray],
                    cache: Path | None, per_identity: int) -> dict:
     """Embed (or read from the caches) the training and validation identities, then ``decomposition.decompose``."""
-    from voxface.evaluation.backend import BackendError, manifest_embeddings, refuse_test_data
     from voxface.evaluation.decomposition import decompose
     from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, build_manifest
     from voxface.synth.build import oracle_beside
@@ -455,13 +341,13 @@ def _similarity_figure(result, folder, embedder, voice_emb, by_id, protocol: Pro
     if len(identities) < 3:
         return []
     teacher, mapped, voices = [], [], []
-    with torch.no_grad():
-        for identity in identities:
-            images = torch.stack([face_to_tensor(read_face(p, embedder.model.face_size)) for p in face_files[identity]])
-            t = embedder.model.encode_face(images.to(embedder.device))
-            teacher.append(t.mean(0).cpu().numpy())
-            mapped.append(embedder.model.embed_face(features=t).mean(0).cpu().numpy())
-            voices.append(np.stack([voice_emb[p] for p in by_id[identity]]).mean(0))
+    for identity in identities:
+        files = face_files[identity]
+        f, _ = embedder.embed(files, "face")  # a face pass keeps its T: the teacher pass costs no encoder call
+        t, _ = embedder.embed(files, "teacher")
+        teacher.append(np.stack([t[p] for p in files if p in t]).mean(0))
+        mapped.append(np.stack([f[p] for p in files if p in f]).mean(0))
+        voices.append(np.stack([voice_emb[p] for p in by_id[identity]]).mean(0))
     matrices = similarity_matrices(np.stack(teacher), np.stack(mapped), np.stack(voices))
     groups = [group(i) for i in identities]
     np.savez(folder / "fig5_similarity.npz", **{k.split()[-1]: v for k, v in matrices.items()},

@@ -49,7 +49,7 @@ def roc_figure(scores: dict[str, tuple[np.ndarray, np.ndarray]], run: str, test_
     """One ROC curve per list of one test set: ``{group: (labels, scores)}``, group as in ``GROUP_NAMES``."""
     from sklearn.metrics import roc_curve
 
-    from voxface.evaluation.metrics import roc_auc
+    from voxface.metrics import roc_auc
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 5.2))
@@ -70,7 +70,7 @@ def distributions_figure(scores: dict[str, tuple[np.ndarray, np.ndarray]], run: 
                          scoring: str = "cosine") -> Figure:
     """Same- and different-identity score densities per list (one panel each, its AUC in the title), drawn as
     outlines so that the two never blend; one legend for all panels."""
-    from voxface.evaluation.metrics import roc_auc
+    from voxface.metrics import roc_auc
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(scores), figsize=(3 * len(scores), 3.2), squeeze=False)

@@ -1,6 +1,7 @@
-"""Reports in the paper's Table 2 layout: AUC (%) per group on both test sets, with the literature rows and,
-on VoxSynth, the oracle ceiling and the share of the way from chance to it. With a fitted backend, the run has
-two rows: its cosine scores (the paper's) and the backend's calibrated log-likelihood ratios."""
+"""Reports in the paper's Table 2 layout: AUC (%) per group on both test sets, with the published rows
+(``recipes/published.csv``) and, on VoxSynth, the oracle ceiling and the share of the way from chance to it. With
+a fitted backend, the run has two rows: its cosine scores (the paper's) and the backend's calibrated
+log-likelihood ratios."""
 
 from __future__ import annotations
 
@@ -10,21 +11,30 @@ from pathlib import Path
 
 import numpy as np
 
-from voxface.evaluation.evaluate import Evaluation
+from voxface.evaluation.result import Evaluation
+from voxface.protocol.lists import TEST_SETS
+from voxface.protocol.lists import VERIFICATION_GROUPS as GROUPS
+from voxface.recipes import published_rows
 from voxface.synth.oracle import Ceiling, list_ceiling, why_no_shares
 
-GROUPS = ("random", "G", "N", "A", "GNA")
 COLUMNS = ("U", "G", "N", "A", "GNA")
-TEST_SETS = ("unseenunheard", "seenheard")
 CEILING_ROW, SHARE_ROW = "oracle ceiling", "share of chance-to-ceiling"
-# Table 2 of Sun & Su 2025 (AUC %): unseen-unheard U/G/N/A/GNA, then seen-heard U/G/N/A/GNA.
-LITERATURE = {
-    "PINs": (78.5, 61.1, 77.2, 74.9, 58.8, 87.0, 74.2, 85.9, 86.6, 74.0),
-    "DIMNet": (83.2, 71.2, 81.9, 78.0, 62.8, 94.7, 89.9, 93.2, 94.8, 87.8),
-    "SSNet": (78.8, 62.4, 53.1, 73.5, 51.4, 91.2, 82.5, 89.9, 90.7, 81.8),
-    "ADSM": (88.4, 79.3, 83.6, 83.9, 64.7, 95.9, 92.5, 93.9, 95.5, 89.9),
-    "Sun & Su 2025": (84.4, 72.2, 84.5, 81.1, 66.6, 95.5, 89.1, 95.7, 95.7, 88.2),
-}
+TABLE2_SOURCE = "Sun & Su 2025 Table 2"  # the published rows a report sets a run beside (recipes/published.csv)
+
+
+def literature_rows(source: str = TABLE2_SOURCE) -> dict[str, list[float | None]]:
+    """The published rows of ``source`` (``recipes.published_rows``) as Table 2 rows: method -> AUC (%) on the
+    unseen-unheard U/G/N/A/GNA lists, then the seen-heard ones; None where the source gives no figure.
+
+    >>> literature_rows()["PINs"][:3]
+    [78.5, 61.1, 77.2]
+    """
+    keys = [(t, g) for t in TEST_SETS for g in GROUPS]
+    table: dict[str, list[float | None]] = {}
+    for row in published_rows():
+        if row.source == source:
+            table.setdefault(row.method, [None] * len(keys))[keys.index((row.test_set, row.group))] = row.auc_percent
+    return table
 
 
 def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", oracle: dict | None = None,
@@ -37,7 +47,8 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     ours = {name: [100 * scored[k]["auc"] if k in scored else None for k in keys]}
     if evaluation.backend:
         ours[backend_row(name)] = [100 * scored[k]["backend"]["auc"] if k in scored else None for k in keys]
-    rows: list[tuple[str, list[float]]] = [(k, list(v)) for k, v in LITERATURE.items()] if literature else []
+    published = literature_rows() if literature else {}
+    rows: list[tuple[str, list[float | None]]] = list(published.items())
     rows += list(ours.items())
     ceilings = {k: list_ceiling(oracle, k) for k in keys} if oracle else {}
     if oracle:
@@ -77,15 +88,15 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
              "lists, the layout of Sun & Su 2025 Table 2.", "", header + " |",
              "|---" * (1 + 2 * len(COLUMNS)) + "|"]
     # bold: the best method per column (published rows and this run's), never the ceiling or the shares
-    methods = [values for label, values in rows if label in ours or label in LITERATURE]
+    methods = [values for label, values in rows if label in ours or label in published]
     best = [max((v[i] for v in methods if v[i] is not None), default=None) for i in range(len(keys))]
 
     def cell(label: str, i: int, v: float | None) -> str:
         if label.startswith(SHARE_ROW) and not ceilings[keys[i]].usable:
             return "n/a"
-        if v is None:
-            return "lost"
-        method = label in ours or label in LITERATURE
+        if v is None:  # a list this run lost every file of, or a figure the publication does not give
+            return "lost" if label in ours else "-"
+        method = label in ours or label in published
         return f"**{v:.1f}**" if method and v == best[i] and len(methods) > 1 else f"{v:.1f}"
 
     for label, values in rows:

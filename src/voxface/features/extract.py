@@ -49,9 +49,10 @@ from voxface.features.store import (
     mismatches,
     read_meta,
 )
-from voxface.media.audio import AUDIO_SUFFIXES, read_voice
+from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from voxface.media.audio import read_voice
 from voxface.media.cache import file_size, file_stamp
-from voxface.media.faces import IMAGE_SUFFIXES, face_to_tensor, read_face
+from voxface.media.faces import face_to_tensor, read_face
 from voxface.protocol.layout import AUDIO_DIR, FACES_DIR, DataRoots
 from voxface.protocol.lists import SPLIT_NAMES, load_protocol
 

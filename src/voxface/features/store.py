@@ -223,3 +223,24 @@ def finish_store(folder: Path) -> None:
     write_json_atomic(folder / META, {**meta, "complete": True, "readable": int(valid.sum())})
     for file in folder.glob("progress-*.json"):
         file.unlink()
+
+
+class StoreView(Mapping[str, np.ndarray]):
+    """A store seen from one media folder: ``{path relative to the face (or audio) root: (views, D) float32}`` of
+    every readable file, for keys that begin with ``prefix`` (``unzippedFaces/``, ``wav/``) in the store. What
+    training's datasets take as a face (teacher) or voice cache. Rows are copies, so torch takes them as they are."""
+
+    def __init__(self, store: FeatureStore, prefix: str) -> None:
+        self.store, self.prefix = store, prefix
+
+    def __contains__(self, relative: object) -> bool:
+        return isinstance(relative, str) and f"{self.prefix}{relative}" in self.store
+
+    def __getitem__(self, relative: str) -> np.ndarray:
+        return np.array(self.store[f"{self.prefix}{relative}"])
+
+    def __iter__(self) -> Iterator[str]:
+        return (key[len(self.prefix):] for key in self.store if key.startswith(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -1,6 +1,6 @@
 """Read voice clips: a random crop read straight from disk, mono, resampled to 16 kHz.
 
-``read_voice`` is the one audio reader of voxface, and ``AUDIO_SUFFIXES`` the one list of audio extensions
+``read_voice`` is the one audio reader of voxface; ``formats.AUDIO_SUFFIXES`` is the one list of audio extensions
 (data trees, manifests, the app's gallery): what this machine's libsndfile reads.
 """
 
@@ -14,6 +14,7 @@ import soundfile as sf
 import soxr
 
 from voxface.errors import MediaError
+from voxface.formats import AUDIO_SUFFIXES, conversion_advice
 
 SAMPLE_RATE = 16_000
 
@@ -26,31 +27,6 @@ MIN_VOICE_SECONDS = 0.25  # shorter clips carry no voice to speak of, and break 
 # Measured on a VoxSynth of 384 clips: whole clips -40..-12 dBFS, the quietest 1 s stretch of any clip -43 dBFS
 # (training crops are 1-2 s); only 0.25 s stretches inside phrase pauses come near it (-64 dBFS at the lowest).
 MIN_VOICE_DBFS = -60.0
-
-# libsndfile's container formats and the extensions their files come under, most common first.
-_FORMAT_SUFFIXES = {
-    "WAV": (".wav",), "FLAC": (".flac",), "MP3": (".mp3",), "OGG": (".ogg", ".oga"), "AIFF": (".aiff", ".aif"),
-    "AU": (".au",), "CAF": (".caf",), "W64": (".w64",), "RF64": (".rf64",),
-}
-
-
-def _readable_suffixes() -> tuple[str, ...]:
-    formats = sf.available_formats()  # what the libsndfile soundfile loaded reads (1.2.2 with soundfile 0.14)
-    suffixes = [s for name, group in _FORMAT_SUFFIXES.items() if name in formats for s in group]
-    if "OGG" in formats and "OPUS" in sf.available_subtypes("OGG"):
-        suffixes.append(".opus")
-    return tuple(suffixes)
-
-
-AUDIO_SUFFIXES: tuple[str, ...] = _readable_suffixes()
-
-
-def conversion_advice(suffix: str) -> str:
-    """One sentence for audio files of an extension libsndfile does not read (``.m4a``, ``.aac``, ``.mp4`` ...)."""
-    source = f"clip{suffix}" if suffix else "IN"
-    return (f"voxface reads {' '.join(AUDIO_SUFFIXES)} audio (libsndfile), not {suffix or 'this file'}: convert to "
-            f"16 kHz mono WAV, e.g. ffmpeg -i {source} -ac 1 -ar 16000 clip.wav")
-
 
 def level_dbfs(wave: np.ndarray) -> float:
     """RMS level of a waveform in dBFS (full scale 1.0); ``-inf`` for digital silence."""

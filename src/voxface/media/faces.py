@@ -26,12 +26,6 @@ from voxface.errors import MediaError
 
 FACE_SIZE = 112  # ArcFace-style ResNet-34 teachers take 112x112 (DESIGN.md §1); the paper says 122.
 
-# The image files a face may come as: the everyday formats, where this Pillow reads them (found by their
-# extension in galleries and data trees; read_face itself reads any image Pillow recognises, whatever its name).
-IMAGE_SUFFIXES: tuple[str, ...] = tuple(
-    suffix for suffix in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif")
-    if Image.registered_extensions().get(suffix) in Image.OPEN
-)
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # I: Pillow's 32-bit mode, as 16-bit PGM/TIFF open
 
 

@@ -158,8 +158,8 @@ def method_class(name: str) -> type[Method]:
     """The registered method ``name``; ConfigError with the nearest name otherwise."""
     import difflib
 
-    from voxface.methods import sun_su_2025  # noqa: F401  (registers the shipped methods)
-
+    # The shipped methods are registered already: importing this module runs voxface/methods/__init__.py,
+    # which imports each of them (a lazy import of one here would make base and it import each other).
     if name not in METHODS:
         near = difflib.get_close_matches(name, list(METHODS), n=1)
         guess = f"did you mean {near[0]!r}? " if near else ""

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voxface.errors import MediaError, ProtocolError
-from voxface.media.audio import AUDIO_SUFFIXES, read_voice
+from voxface.formats import AUDIO_SUFFIXES
+from voxface.media.audio import read_voice
 from voxface.media.faces import read_face
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import Protocol

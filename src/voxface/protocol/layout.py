@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+
 AUDIO_DIR = "wav"
 FACES_DIR = "unzippedFaces"
 FACE_VERSION_DIR = "1.6"
@@ -39,25 +41,18 @@ class DataRoots:
     def face(self, relative: str) -> Path:
         return self.faces / relative
 
-    # The readers' own extension lists, imported where used: voxface.media imports this module.
     def voice_videos(self, vox_id: str) -> dict[str, list[str]]:
         """``{ytid: [relative clip paths]}`` of one identity, sorted; empty when it has no audio."""
-        from voxface.media.audio import AUDIO_SUFFIXES
-
         return _scan(self.audio / vox_id, prefix=vox_id, suffixes=AUDIO_SUFFIXES)
 
     def face_videos(self, name: str) -> dict[str, list[str]]:
         """``{ytid: [relative frame paths]}`` of one identity, sorted; empty when it has no faces."""
-        from voxface.media.faces import IMAGE_SUFFIXES
-
         return _scan(self.faces / name / FACE_VERSION_DIR, prefix=f"{name}/{FACE_VERSION_DIR}",
                      suffixes=IMAGE_SUFFIXES)
 
     def other_audio(self, vox_id: str) -> Counter[str]:
         """How many files of each extension voxface does not read as audio lie in one identity's video folders
         (``.m4a`` in a VoxCeleb2-style tree, say)."""
-        from voxface.media.audio import AUDIO_SUFFIXES
-
         folder = self.audio / vox_id
         if not folder.is_dir():
             return Counter()

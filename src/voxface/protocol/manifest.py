@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from voxface.errors import ProtocolError
+from voxface.formats import conversion_advice
 from voxface.protocol.layout import DataRoots
 from voxface.protocol.lists import SPLIT_NAMES, SPLIT_TRAIN, VERIFICATION_GROUPS, Protocol
 from voxface.protocol.text import read_text
@@ -176,8 +177,6 @@ def build_manifest(
 
 def _conversion_advice(unread: Counter, audio_root: Path) -> str:
     """What to do about the audio files of an extension voxface does not read (``.m4a`` in a VoxCeleb2 tree)."""
-    from voxface.media.audio import conversion_advice
-
     if not unread:
         return ""
     suffix, count = unread.most_common(1)[0]

@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from voxface.errors import ConfigError
-from voxface.evaluation.metrics import delong_interval
+from voxface.metrics import delong_interval, roc_auc
 from voxface.protocol.layout import IDENTITY_KNOBS_FILE, DataRoots
 from voxface.protocol.lists import (
     MATCHING_DIRECTIONS,
@@ -381,7 +380,7 @@ def oracle_ceilings(model: IdentityModel, verification, matching, voice_knobs, f
         faces = np.stack([face_knobs[face] for _, _, _, face in rows])
         labels = [int(a is b) for a, _, b, _ in rows]
         scores = oracle.log_lr(voices, faces, group)
-        result["verification_auc"][f"{group}_{test_set}"] = round(float(roc_auc_score(labels, scores)), 4)
+        result["verification_auc"][f"{group}_{test_set}"] = round(roc_auc(labels, scores), 4)
         result["verification_auc_ci95"][f"{group}_{test_set}"] = [round(x, 4) for x in delong_interval(labels, scores)]
     for (direction, group), rows in matching.items():
         # The matching decision compares two likelihood ratios with marginal denominators (the

@@ -353,14 +353,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return read_config(TrainConfig, path, overrides).validate(check_paths)
 
 
-def voxceleb_leakage(config: TrainConfig) -> str | None:
-    """A warning when the voice encoder starts from weights that heard VoxCeleb (``weights_provenance``: a
-    SpeechBrain ``spkrec-ecapa-voxceleb`` checkpoint has heard 237 of the 250 unseen-unheard test identities); None
-    for weights whose provenance record says otherwise (``voxface pretrain``'s voice prior) or no weights."""
+def voxceleb_leakage(config: TrainConfig, provenance: dict[str, Any] | None = None) -> str | None:
+    """A warning when the voice encoder starts from weights that heard VoxCeleb (a SpeechBrain
+    ``spkrec-ecapa-voxceleb`` checkpoint has heard 237 of the 250 unseen-unheard test identities); None for weights
+    whose provenance says otherwise (``voxface pretrain``'s voice prior) or no weights. ``provenance``: what a
+    checkpoint recorded of the weights (``encoder_record``); default: read beside ``audio.weights`` now."""
     from voxface.encoders.registry import weights_provenance
 
-    provenance = weights_provenance(config.audio.encoder, config.audio.weights)
-    if provenance["heard_voxceleb"]:
+    provenance = provenance or weights_provenance(config.audio.encoder, config.audio.weights)
+    if provenance.get("heard_voxceleb"):
         return (f"audio.weights {config.audio.weights} was trained on {provenance['trained_on']}: it has heard 237 of "
                 "the 250 VoxCeleb1 unseen-unheard test identities, so unseen-unheard numbers overstate how the method "
                 "generalises to unheard voices")

@@ -8,7 +8,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
 from voxface.errors import MediaError
@@ -75,11 +74,6 @@ def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
                                                                           "face_features") if key in items[0]}
     batch["label"] = torch.tensor([item["label"] for item in items])
     return batch
-
-
-def auc(labels: list[int] | np.ndarray, scores: list[float] | np.ndarray) -> float:
-    labels = np.asarray(labels)
-    return float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else float("nan")
 
 
 class PairDataModule(L.LightningDataModule):

@@ -24,9 +24,9 @@ from voxface.encoders.registry import (
     weights_provenance,
 )
 from voxface.errors import VoxfaceError
-from voxface.evaluation.metrics import roc_auc
 from voxface.losses.distributed import gather_with_grad
 from voxface.methods import Method, Towers, method_class
+from voxface.metrics import roc_auc
 from voxface.training.config import ENCODERS_KEY, TrainConfig
 from voxface.training.schedules import step_schedule, tristage_schedule
 

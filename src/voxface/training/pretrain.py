@@ -37,13 +37,15 @@ from voxface.encoders.iresnet import LAYERS, iresnet
 from voxface.encoders.loading import read_weights
 from voxface.encoders.registry import build_voice_encoder, write_provenance
 from voxface.errors import ConfigError, MediaError
-from voxface.evaluation.metrics import equal_error_rate, roc_auc
+from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from voxface.losses.arcface import ArcFaceHead
-from voxface.media.audio import AUDIO_SUFFIXES, read_voice
-from voxface.media.faces import IMAGE_SUFFIXES, face_to_tensor, read_face
+from voxface.media.audio import read_voice
+from voxface.media.faces import face_to_tensor, read_face
 from voxface.media.fbank import FBANKS
+from voxface.metrics import equal_error_rate, roc_auc
 from voxface.protocol.layout import IDENTITY_KNOBS_FILE
 from voxface.protocol.text import read_lines
+from voxface.scoring.probes import BINARY, CONTINUOUS, LinearProbes
 from voxface.training.quiet import quiet_lightning
 
 log = logging.getLogger("voxface")
@@ -348,33 +350,24 @@ def _identity_means(items: list[tuple[Path, int]], embeddings: np.ndarray) -> np
 
 def knob_probes(knobs: dict[str, dict[str, float]], fit_names: list[str], fit_embeddings: np.ndarray,
                 test_names: list[str], test_embeddings: np.ndarray) -> dict:
-    """Linear probes from embeddings to what made the face or voice, scored on other identities.
+    """Linear probes (``scoring.probes``) from embeddings to what made the face or voice, scored on other identities.
 
-    Gender: logistic regression, AUC. Age and every knob: ridge regression. Penalties by
-    cross-validation on the fitting identities, R^2 on the test identities. ``mean_knob_r2`` averages the knobs.
+    Gender: logistic regression, AUC (None where the fitting identities hold fewer than 5 of a gender or the test
+    identities one gender). Age and every knob: ridge regression, R^2 on the test identities. Features
+    standardised, penalties cross-validated on the fitting identities. ``mean_knob_r2`` averages the knobs.
     """
-    from sklearn.linear_model import LogisticRegression, RidgeCV
-    from sklearn.metrics import r2_score
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.preprocessing import StandardScaler
+    keys = list(next(iter(knobs.values())))
 
-    def target(names: list[str], key: str) -> np.ndarray:
-        return np.array([knobs[n][key] for n in names])
+    def targets(names: list[str]) -> dict[str, np.ndarray]:
+        return {key: np.array([knobs[n][key] for n in names]) for key in keys}
 
     # Standardised features: unit-norm embeddings have entries near 1/sqrt(D), too small for a fixed penalty.
-    scaler = StandardScaler().fit(fit_embeddings)
-    fit_embeddings, test_embeddings = scaler.transform(fit_embeddings), scaler.transform(test_embeddings)
-    result: dict = {"gender_auc": None}  # None: one gender only among the fitting or the test identities
-    fit_gender, test_gender = target(fit_names, "gender"), target(test_names, "gender")
-    if min(np.bincount(fit_gender.astype(int), minlength=2)) >= 5 and len(set(test_gender)) == 2:
-        gender = GridSearchCV(LogisticRegression(max_iter=5000), {"C": np.logspace(-3, 2, 11)}, scoring="roc_auc",
-                              cv=5).fit(fit_embeddings, fit_gender)
-        result["gender_auc"] = round(roc_auc(test_gender, gender.decision_function(test_embeddings)), 4)
-    r2 = {}
-    for key in [k for k in next(iter(knobs.values())) if k != "gender"]:
-        ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(fit_embeddings, target(fit_names, key))
-        r2[key] = round(float(r2_score(target(test_names, key), ridge.predict(test_embeddings))), 4)
-    result["age_r2"] = r2.pop("age")
+    probes = LinearProbes({key: BINARY if key == "gender" else CONTINUOUS for key in keys}, standardize=True,
+                          cross_validate=True).fit(fit_embeddings, targets(fit_names))
+    scores = probes.report(test_embeddings, targets(test_names))
+    gender = scores.pop("gender_auc", None)
+    r2 = {key: round(scores[f"{key}_r2"], 4) for key in keys if key != "gender"}
+    result: dict = {"gender_auc": None if gender is None else round(gender, 4), "age_r2": r2.pop("age")}
     result["knob_r2"] = r2
     result["mean_knob_r2"] = round(float(np.mean(list(r2.values()))), 4)
     return result

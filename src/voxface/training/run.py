@@ -19,7 +19,7 @@ import yaml
 
 from voxface.encoders.loading import read_weights
 from voxface.errors import ConfigError
-from voxface.features import feature_stores
+from voxface.features import StoreView, feature_stores
 from voxface.media.dataset import PairConfig
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
@@ -113,11 +113,15 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         log.info("%s", manifests[name].summary())
 
     module = TrainingModule(config.to_dict())
-    log.info("method %s; audio front end: %s", config.method.name, module.method.voice_encoder.front_end())
+    front = module.method.voice_encoder.front_end()
+    said = (f"{front['fbank']} fbank" if front["input"] == "fbank"
+            else f"waveform, normalisation {'on' if front['normalize_waveform'] else 'off'}")
+    log.info("method %s; audio front end: %s", config.method.name, said)
     cache = voice_cache = None
     if config.feature_mode:  # both halves from feature stores, checked against the weights the encoders load
-        stores = feature_stores(config)
-        cache, voice_cache = stores["face"], stores["voice"]
+        stores = feature_stores(config)  # keyed by path from the data root; the datasets by path from each folder
+        cache = StoreView(stores["face"], f"{config.data.faces_dir}/")
+        voice_cache = StoreView(stores["voice"], f"{config.data.audio_dir}/")
         log.info("feature mode: faces from %s, voices from %s", config.features.face, config.features.voice)
     elif config.face.frozen and config.face.cache:
         teacher = module.method.face_encoder.to("cuda" if torch.cuda.is_available() else "cpu")

@@ -8,40 +8,17 @@ are the same, made again when either changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-
-import numpy as np
 
 from voxface.encoders.iresnet import IResNet
 from voxface.encoders.registry import encoder_record, weights_provenance
-from voxface.features import FeatureStore, extract_with, weights_sha256
+from voxface.features import StoreView, extract_with, weights_sha256
 from voxface.protocol.layout import DataRoots
-
-
-class TeacherFeatures(Mapping[str, np.ndarray]):
-    """``{face path relative to the face root: (2, D) float32 [plain, mirrored]}`` of every readable face, read
-    from the store's memory map (an unreadable face is not in it)."""
-
-    def __init__(self, store: FeatureStore, prefix: str) -> None:
-        self.store, self.prefix = store, prefix
-
-    def __contains__(self, face: object) -> bool:
-        return isinstance(face, str) and f"{self.prefix}{face}" in self.store
-
-    def __getitem__(self, face: str) -> np.ndarray:
-        return np.array(self.store[f"{self.prefix}{face}"])  # a writable copy: torch.from_numpy takes it as is
-
-    def __iter__(self) -> Iterator[str]:
-        return (key[len(self.prefix):] for key in self.store)
-
-    def __len__(self) -> int:
-        return len(self.store)
 
 
 def build_teacher_cache(teacher: IResNet, weights: str | Path, roots: DataRoots, faces: list[str],
                         cache_dir: str | Path, batch_size: int = 128, workers: int = 2,
-                        progress: bool = True) -> TeacherFeatures:
+                        progress: bool = True) -> StoreView:
     """The teacher's features of ``faces`` (paths relative to ``roots.faces``), from ``weights`` (the file the
     teacher was loaded from: its digest names the store). Unreadable faces are left out (and logged)."""
     digest = weights_sha256(weights)
@@ -50,4 +27,4 @@ def build_teacher_cache(teacher: IResNet, weights: str | Path, roots: DataRoots,
     keys = sorted({f"{prefix}{face}" for face in faces})
     store = extract_with(teacher, record, digest, root, keys, Path(cache_dir) / f"teacher_{digest[:16]}",
                          weights=weights, batch_size=batch_size, workers=workers, progress=progress, replace=True)
-    return TeacherFeatures(store, prefix)
+    return StoreView(store, prefix)

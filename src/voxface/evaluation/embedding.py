@@ -1,0 +1,175 @@
+"""Embedding media files with a trained checkpoint, in batches, with an on-disk cache keyed by each file.
+
+``Embedder`` turns voice files into V and face files into the mapped F (or the teacher's T);
+``cached_embeddings`` keeps what it computed in an ``.npz`` beside the run, so a second pass over the same
+files (``evaluate`` after ``backend fit``) costs no encoder call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from voxface.errors import ConfigError, MediaError
+from voxface.features import FeatureStore, feature_stores
+from voxface.features.extract import pad_waves
+from voxface.media.audio import read_voice
+from voxface.media.cache import file_size, file_stamp, save_npz_atomic
+from voxface.media.faces import face_to_tensor, read_face
+from voxface.methods import Method
+from voxface.training.config import TrainConfig
+
+
+class _Files(Dataset):
+    def __init__(self, paths: list[Path], kind: str, size: int, crop: float | None) -> None:
+        self.paths, self.kind, self.size, self.crop = paths, kind, size, crop
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            if self.kind == "voice":
+                return index, torch.from_numpy(read_voice(self.paths[index], self.crop, None)), ""
+            return index, face_to_tensor(read_face(self.paths[index], self.size)), ""
+        except MediaError as err:
+            return index, None, str(err)
+
+
+def _collate(items):
+    return items
+
+
+class Embedder:
+    """Embeds files in batches: ``kind`` "voice" (V), "face" (the mapped F) or "teacher" (the teacher's T). A face
+    pass keeps its T as a by-product, so asking for the same files' T next costs no encoder call. Counts its
+    encoder calls (tests check that each file is embedded once). ``workers=None``: loader processes only beside
+    a GPU, since on a CPU they take the cores the encoder needs (2 workers halve the voice rate on 2 cores,
+    BENCHMARKS.md)."""
+
+    def __init__(self, model: Method, batch_size: int = 32, workers: int | None = None,
+                 crop_seconds: float | None = None) -> None:
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if workers is None:
+            workers = 2 if self.device.type == "cuda" else 0
+        self.model, self.batch_size, self.workers, self.crop = model, batch_size, workers, crop_seconds
+        self.model.to(self.device).eval()
+        self.encoded = {"voice": 0, "face": 0, "teacher": 0}
+        self._teacher_of: dict[Path, np.ndarray] = {}  # T of the faces embedded so far
+
+    @torch.no_grad()
+    def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+        embeddings, errors = {}, {}
+        if kind == "teacher":
+            embeddings = {p: self._teacher_of[p] for p in paths if p in self._teacher_of}
+            paths = [p for p in paths if p not in embeddings]
+        if kind == "voice" and self.crop is None:  # similar lengths in a batch: little padding to encode
+            paths = sorted(paths, key=file_size)
+        loader = DataLoader(_Files(paths, "voice" if kind == "voice" else "face", self.model.face_size, self.crop),
+                            batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate)
+        for items in loader:
+            good = [(i, x) for i, x, error in items if x is not None]
+            errors.update({paths[i]: error for i, x, error in items if x is None})
+            if not good:
+                continue
+            if kind in ("face", "teacher"):
+                teacher = self.model.encode_face(torch.stack([x for _, x in good]).to(self.device))
+                for (i, _), vector in zip(good, teacher.float().cpu().numpy(), strict=True):
+                    self._teacher_of[paths[i]] = vector
+                out = self.model.embed_face(features=teacher) if kind == "face" else teacher
+            else:
+                wave, lengths = pad_waves([x for _, x in good])
+                out = self.model.embed_voice(wave.to(self.device),
+                                             lengths.to(self.device) if lengths is not None else None)
+            self.encoded[kind] += len(good)
+            for (i, _), vector in zip(good, out.float().cpu().numpy(), strict=True):
+                embeddings[paths[i]] = vector
+        return embeddings, errors
+
+
+class FeatureEmbedder:
+    """``Embedder``'s interface over feature stores (feature mode): the method's heads applied to what its frozen
+    encoders stored for each file (``features/``), no media read. ``root``: the data root the stores' keys are
+    relative to. A file missing from its store, or unreadable when the store was made, is an error entry."""
+
+    def __init__(self, model: Method, stores: dict[str, FeatureStore], root: str | Path,
+                 batch_size: int = 4096) -> None:
+        self.device = torch.device("cpu")
+        self.model, self.stores, self.batch_size = model.to(self.device).eval(), stores, batch_size
+        self.root = Path(root).resolve()
+        self.encoded = {"voice": 0, "face": 0, "teacher": 0}  # rows read from the stores
+
+    def _key(self, path: Path) -> str | None:
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+
+    @torch.no_grad()
+    def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+        store = self.stores["voice" if kind == "voice" else "face"]
+        found, errors = [], {}
+        for path in paths:
+            key = self._key(path)
+            if key is not None and key in store:
+                found.append((path, key))
+            else:
+                why = store.unreadable.get(key) if key is not None else None
+                errors[path] = (f"{path}: unreadable when feature store {store.path} was made ({why})" if why
+                                else f"{path}: not in feature store {store.path}")
+        embeddings = {}
+        for start in range(0, len(found), self.batch_size):
+            part = found[start:start + self.batch_size]
+            stored = torch.from_numpy(np.asarray(store.vectors([k for _, k in part], view=0), dtype=np.float32))
+            out = (stored if kind == "teacher" else self.model.embed_voice(features=stored) if kind == "voice"
+                   else self.model.embed_face(features=stored))
+            embeddings.update({p: v for (p, _), v in zip(part, out.float().numpy(), strict=True)})
+            self.encoded[kind] += len(part)
+        return embeddings, errors
+
+
+def make_embedder(model: Method, config: TrainConfig, data: str | Path, from_features: bool | None = None,
+                  batch_size: int = 32, workers: int | None = None,
+                  crop_seconds: float | None = None) -> Embedder | FeatureEmbedder:
+    """The embedder for an evaluation: from the run's feature stores when it trained on them (``from_features``
+    None) or when asked (True), else from media with the checkpoint's encoders. Raises ``ConfigError`` when stored
+    features are asked of a media run or with a voice crop (stores hold what they were made with)."""
+    if from_features is None:
+        from_features = config.feature_mode
+    if not from_features:
+        return Embedder(model, batch_size, workers, crop_seconds)
+    if not config.feature_mode:
+        raise ConfigError("this run trained on media, not on feature stores (no features: in its config); "
+                          "evaluate it on media")
+    if crop_seconds is not None:
+        raise ConfigError("--crop re-embeds voices from media; stored features hold what they were made with: "
+                          "evaluate with --media to crop")
+    return FeatureEmbedder(model, feature_stores(config), data)
+
+
+def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):
+    """Embeddings of ``paths`` with an on-disk cache; returns (embeddings, unreadable files with reasons)."""
+    stored: dict[str, tuple[str, np.ndarray]] = {}
+    if cache_file is not None and cache_file.is_file():
+        data = np.load(cache_file, allow_pickle=False)
+        stored = {str(p): (str(s), e)
+                  for p, s, e in zip(data["paths"], data["stamps"], data["embeddings"], strict=True)}
+    result, todo = {}, []
+    for path in paths:
+        hit = stored.get(str(path))
+        if hit is not None and hit[0] == file_stamp(path):
+            result[path] = hit[1]
+        else:
+            todo.append(path)
+    fresh, errors = embedder.embed(todo, kind) if todo else ({}, {})
+    result.update(fresh)
+    if cache_file is not None and fresh:
+        for path, vector in fresh.items():
+            stored[str(path)] = (file_stamp(path), vector)
+        names = sorted(stored)
+        save_npz_atomic(cache_file, paths=np.array(names), stamps=np.array([stored[n][0] for n in names]),
+                        embeddings=np.stack([stored[n][1] for n in names]))
+    return result, errors
