@@ -31,9 +31,9 @@ def measure(identities: int, out: Path, seed: int) -> dict:
     default = SIZES["default"]
     size = dataclasses.replace(default, synth=dataclasses.replace(default.synth, identities=identities))
     folder = out / str(identities) if seed == 0 else out / f"{identities}_seed{seed}"
-    if seed != 0:  # other training seeds reuse the seed-0 run's data and teacher (measured first)
+    if seed != 0:  # other training seeds reuse the seed-0 run's data and priors (measured first)
         folder.mkdir(parents=True, exist_ok=True)
-        for shared in ("voxsynth", "teacher"):
+        for shared in ("voxsynth", "teacher", "voice_prior"):
             if not (folder / shared).exists():
                 (folder / shared).symlink_to((out / str(identities) / shared).resolve())
     result = run_demo(folder, size, progress=False, seed=seed)

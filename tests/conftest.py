@@ -3,7 +3,7 @@ import yaml
 
 from voxface.synth.build import SynthConfig, generate
 from voxface.testing import make_tiny_voxceleb
-from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+from voxface.training.pretrain import load_pretrain_config, pretrain
 
 # Run by hand in a scratch SpeechBrain environment, never collected (SpeechBrain is not a dependency).
 collect_ignore = ["fixtures/make_speechbrain_reference.py"]
@@ -17,18 +17,22 @@ def tiny(tmp_path_factory):
 
 # Enough val identities (16) for a validation AUC that means something.
 TINY_SYNTH = dict(identities=64, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0, max_seconds=3.0,
-                  teacher_identities=60, teacher_images=8, val_fraction=0.25, test_fraction=0.1)
+                  teacher_identities=60, teacher_images=8, val_fraction=0.25, test_fraction=0.1, teacher_voices=16,
+                  teacher_voice_clips=6)
+# The tiny face teacher: voxsynth/pretrain_face made smaller
+TINY_FACE_PRIOR = ("encoder.width=0.125", "encoder.input_size=32", "encoder.num_features=32", "trainer.epochs=12",
+                   "optim.batch_size=32", "optim.lr=0.05", "head.margin=0.2", "head.scale=16", "data.workers=0",
+                   "data.heldout_fraction=0.1", "trainer.progress=false")
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A tiny VoxSynth, a face teacher pretrained on its faces-only set, and a base config for them."""
+    """A tiny VoxSynth (with 16 voices-only identities), a face teacher pretrained on its faces-only set, and a base
+    config for them."""
     root = tmp_path_factory.mktemp("train")
     generate(root / "voxsynth", SynthConfig(**TINY_SYNTH), workers=2, progress=False)
-    pretrain_face_teacher(root / "voxsynth" / "teacher_faces", root / "teacher",
-                          FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=32, epochs=12,
-                                            batch_size=32, lr=0.05, margin=0.2, scale=16, workers=0),
-                          progress=False)
+    pretrain(load_pretrain_config("voxsynth/pretrain_face", [
+        f"data.root={root / 'voxsynth' / 'teacher_faces'}", f"trainer.out={root / 'teacher'}", *TINY_FACE_PRIOR]))
     config = {
         "data": {"root": str(root / "voxsynth"), "lists": str(root / "voxsynth" / "protocol"), "face_size": 32,
                  "workers": 0, "crop_seconds": 1.0, "val_crop_seconds": 2.0, "val_clips_per_identity": 6},

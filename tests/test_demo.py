@@ -7,9 +7,10 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from voxface.cli import main
-from voxface.demo import RUNS, check_bars
+from voxface.demo import PRIOR_RUN, RUNS, check_bars
 
 # The test waits on the demo's own progress (the checkpoint it writes, its exit), never on how long that takes: a
 # slow or loaded machine only takes longer. This limit is a hang guard alone, far above any machine's time.
@@ -69,11 +70,16 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     for name in ("summary.md", "table2_full.md", "table3_ablations.md", "comparison.csv", "bars.json",
                  "fig5_similarity.png"):
         assert (report / name).is_file(), name
-    for name in RUNS:
+    for name in (*RUNS, PRIOR_RUN):
         assert (out / "eval" / name / "report.json").is_file()
         assert (out / "eval" / name / "plots" / "roc_unseenunheard.png").is_file()
     summary = (report / "summary.md").read_text()
     assert "## Table 2" in summary and "## Table 3" in summary and "oracle ceiling" in summary
+    # Table 4's pair: the full method from scratch and from the voice prior, which is not a Table 3 row
+    assert "## Table 4" in summary and "| ECAPA-TDNN from scratch |" in summary and "from the voice prior" in summary
+    assert PRIOR_RUN not in (report / "table3_ablations.md").read_text()
+    trained = yaml.safe_load((out / "train" / PRIOR_RUN / "config.yaml").read_text())
+    assert trained["audio"]["weights"] == str((out / "voice_prior" / "embedding_model.ckpt").absolute())
     assert summary in printed and f"reports: {report.resolve()}" in printed
     full = json.loads((out / "eval" / "full" / "report.json").read_text())
     assert full["verification"]["random_unseenunheard"]["auc"] > 0.5  # beats chance even at this size
@@ -173,6 +179,7 @@ def test_demo_on_the_users_own_data_with_their_teacher_and_config(tiny_run, tmp_
     assert code == 0
     printed = capsys.readouterr().out
     assert "(given)" in printed and not (out / "voxsynth").exists() and not (out / "teacher").exists()
+    assert not (out / "voice_prior").exists() and not (out / "train" / PRIOR_RUN).exists()  # VoxSynth's voices only
     for name in RUNS:
         config = (out / "train" / name / "config.yaml").read_text()
         assert f"out: {out / 'train' / name}" in config and "epochs: 1" in config
@@ -197,8 +204,9 @@ def test_demo_options_that_need_data_say_so(capsys):
 def _numbers(out) -> dict:
     """Every figure the demo reports: ceilings, teacher, validation and every list's AUC, per run."""
     numbers = {"oracle": json.loads((out / "voxsynth" / "oracle.json").read_text()),
-               "teacher": json.loads((out / "teacher" / "teacher.json").read_text())["heldout_verification_auc"]}
-    for name in RUNS:
+               "teacher": json.loads((out / "teacher" / "pretrain.json").read_text())["heldout_verification_auc"],
+               "voice prior": json.loads((out / "voice_prior" / "pretrain.json").read_text())["heldout_eer"]}
+    for name in (*RUNS, PRIOR_RUN):
         numbers[f"{name} best val"] = json.loads((out / "train" / name / "run.json").read_text())["best_val_auc"]
         report = json.loads((out / "eval" / name / "report.json").read_text())
         numbers[name] = {key: (v["auc"], v["auc_ci95"], v.get("backend", {}).get("auc"))

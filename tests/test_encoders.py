@@ -1,12 +1,9 @@
-import dataclasses
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from voxface.cli import main
 from voxface.encoders import (
     ECAPATDNN,
     SSLEncoder,
@@ -17,11 +14,9 @@ from voxface.encoders import (
     load_speechbrain_ecapa,
     save_encoder,
 )
-from voxface.errors import ConfigError, WeightsError
+from voxface.errors import WeightsError
 from voxface.methods.heads import FeatureMapping
-from voxface.synth.face import Scene, render_face
-from voxface.synth.model import IdentityModel, draw_population
-from voxface.training.face_teacher import FaceTeacherConfig, pretrain_face_teacher
+from voxface.training.pretrain import PretrainConfig
 
 TINY_ECAPA = dict(channels=(32, 32, 32, 32, 96), attention_channels=16, se_channels=16, embedding_size=24)
 
@@ -76,7 +71,7 @@ def test_weight_errors_are_one_line_and_name_the_keys(tmp_path):
     with pytest.raises(WeightsError, match=r"junk.pth is not a PyTorch weights file: it is neither a torch.save zip "
                                           r"archive nor a pickle \(it starts with b'not '\)"):
         load_insightface_backbone(tmp_path / "junk.pth")
-    torch.save({"evil": object.__new__(FaceTeacherConfig)}, tmp_path / "pickled.pth")
+    torch.save({"evil": object.__new__(PretrainConfig)}, tmp_path / "pickled.pth")
     with pytest.raises(WeightsError, match="not a readable"):  # weights_only refuses arbitrary objects
         load_insightface_backbone(tmp_path / "pickled.pth")
     torch.save(ECAPATDNN(**TINY_ECAPA).state_dict(), tmp_path / "ecapa.ckpt")
@@ -194,84 +189,6 @@ def test_own_encoder_checkpoints(tmp_path):
     torch.save(iresnet18(width=0.25).state_dict(), tmp_path / "plain.pth")
     with pytest.raises(WeightsError, match="not a voxface encoder checkpoint"):
         load_encoder(tmp_path / "plain.pth")
-
-
-# ---------------------------------------------------------------- pretrain-face
-
-
-@pytest.fixture(scope="module")
-def face_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    people = draw_population(IdentityModel(), 10, rng)
-    for i in range(10):
-        scenes = [Scene.draw(rng) for _ in range(2)]
-        folder = root / f"person{i:02d}"
-        folder.mkdir()
-        for k in range(6):
-            render_face(people.face[i], scenes[k % 2], rng, size=64).save(folder / f"{k}.jpg")
-    return root
-
-
-def test_an_interrupted_teacher_run_says_so_and_saves_no_release(face_folder, tmp_path, monkeypatch, caplog, capsys):
-    from voxface.training.face_teacher import FaceTeacherModule
-
-    step = FaceTeacherModule.training_step
-
-    def interrupted_at_step_3(self, batch, batch_index):
-        if self.global_step == 3:
-            raise KeyboardInterrupt  # what Ctrl-C raises inside the step; Lightning catches it and exits 1
-        return step(self, batch, batch_index)
-
-    monkeypatch.setattr(FaceTeacherModule, "training_step", interrupted_at_step_3)
-    out = tmp_path / "run"
-    args = ["pretrain-face", "--data", str(face_folder), "--out", str(out), "--depth", "18", "--width", "0.125",
-            "--input-size", "32", "--embedding-size", "16", "--epochs", "2", "--batch-size", "16",
-            "--checkpoint-every", "2", "--workers", "0", "--quiet"]
-    with caplog.at_level("WARNING", logger="voxface"):
-        assert main(args) == 130
-    assert "voxface: interrupted" in capsys.readouterr().err
-    assert f"face teacher interrupted at epoch 2, step 3; continue from its last checkpoint with the same options " \
-           f"and --resume ({out / 'checkpoints' / 'last.ckpt'})" in caplog.text
-    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
-    assert not (out / "backbone.pth").exists()  # no release made of a cut-short run
-
-
-def test_pretrain_face_teacher_checkpoints_resumes_and_saves_a_release(face_folder, tmp_path):
-    config = FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=16, epochs=1, batch_size=16,
-                               lr=0.05, margin=0.2, scale=16, heldout_fraction=0.2, checkpoint_every=2, workers=0)
-    first = pretrain_face_teacher(face_folder, tmp_path / "run", config, progress=False)
-    assert first["train_identities"] == 8 and first["heldout_identities"] == 2
-    assert 0.0 <= first["heldout_verification_auc"] <= 1.0
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert ckpt["epoch"] == 1
-    with pytest.raises(ConfigError, match="--resume"):
-        pretrain_face_teacher(face_folder, tmp_path / "run", config, progress=False)
-    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    with pytest.raises(ConfigError, match=rf"^--resume: {last} was trained with num_features=16, not 32; only "):
-        pretrain_face_teacher(face_folder, tmp_path / "run", dataclasses.replace(config, num_features=32),
-                              resume=True, progress=False)
-    fewer = tmp_path / "fewer"
-    shutil.copytree(face_folder, fewer)
-    shutil.rmtree(next(p for p in sorted(fewer.iterdir()) if p.is_dir()))
-    with pytest.raises(ConfigError, match=rf"^--resume: {last} was trained on 8 identities, --data now gives 7; "):
-        pretrain_face_teacher(fewer, tmp_path / "run", config, resume=True, progress=False)
-    config.epochs = 2
-    pretrain_face_teacher(face_folder, tmp_path / "run", config, resume=True, progress=False)
-    resumed = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert resumed["epoch"] == 2 and resumed["global_step"] == 2 * ckpt["global_step"]  # continued, not restarted
-    backbone = load_insightface_backbone(tmp_path / "run" / "backbone.pth")  # the release loader reads it
-    assert backbone.num_features == 16 and backbone.input_size == 32
-
-
-def test_pretrain_face_cli(face_folder, tmp_path, capsys):
-    args = ["pretrain-face", "--data", str(face_folder), "--out", str(tmp_path / "cli"), "--depth", "18",
-            "--width", "0.125", "--input-size", "32", "--embedding-size", "16", "--epochs", "1", "--batch-size", "16",
-            "--workers", "0", "--heldout", "0.2", "--quiet"]
-    assert main(args) == 0
-    assert "held-out verification AUC" in capsys.readouterr().out
-    assert main(["pretrain-face", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
-    assert "face folder" in capsys.readouterr().err
 
 
 def test_an_insightface_file_whose_fc_fits_no_input_size_says_so():

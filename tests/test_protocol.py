@@ -151,7 +151,7 @@ def test_lists_as_editors_save_them(tiny, tmp_path):
 
 
 def test_identity_knobs_as_editors_save_them(tmp_path):
-    from voxface.training.face_teacher import read_identity_knobs
+    from voxface.training.pretrain import read_identity_knobs
 
     path = tmp_path / "identities.csv"
     path.write_text("name,gender,nationality,age,jaw\nAda,f,UK,36,0.5\nBo,m,USA,41,-1.25\n")

@@ -29,7 +29,7 @@ from voxface.synth.model import AGES, GENDERS, NATIONALITIES, IdentityModel, age
 from voxface.synth.oracle import Oracle, age_band_index
 
 TINY = dict(identities=30, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0, max_seconds=3.0,
-            teacher_identities=4, teacher_images=3)
+            teacher_identities=4, teacher_images=3, teacher_voices=3, teacher_voice_clips=2)
 
 
 def tree_digest(root):
@@ -143,6 +143,13 @@ def test_layout_reads_through_the_voxceleb1_code_path(synth):
     knobs = (root / "teacher_faces" / "identities.csv").read_text().splitlines()  # for pretrain-face's probes
     assert len(knobs) == 5 and knobs[0].startswith("name,gender,nationality,age,aspect")
     assert not {d.name for d in teacher} & set(protocol.identities)  # disjoint from the voice-face set
+    voices = sorted(d for d in (root / "teacher_voices").iterdir() if d.is_dir())
+    assert len(voices) == 3 and all(len(list(d.glob("*.wav"))) == 2 for d in voices)
+    assert 2.0 * 16000 <= len(read_voice(next(voices[0].glob("*.wav")), None)) <= 3.0 * 16000
+    knobs = (root / "teacher_voices" / "identities.csv").read_text().splitlines()  # for the voice prior's probes
+    assert len(knobs) == 4 and knobs[0].startswith("name,gender,nationality,age,pitch,tract,jitter")
+    assert not {d.name for d in voices} & ({d.name for d in teacher} | set(protocol.identities))  # disjoint from all
+    assert summary["identities"]["teacher_voices"] == 3 and summary["teacher_voice_clips"] == 6
     oracle = json.loads((root / "oracle.json").read_text())
     assert set(oracle["verification_auc"]) == {f"{g}_{t}" for g in VERIFICATION_GROUPS for t in TEST_SETS}
 
@@ -293,7 +300,7 @@ def test_identity_is_linearly_recoverable_from_each_modality(synth):
 
 def test_knob_probes_read_what_an_embedding_holds_and_nothing_more(tmp_path):
     from voxface.synth.build import write_identity_knobs
-    from voxface.training.face_teacher import knob_probes, read_identity_knobs
+    from voxface.training.pretrain import knob_probes, read_identity_knobs
 
     rng = np.random.default_rng(0)
     population = draw_population(IdentityModel(), 300, rng)

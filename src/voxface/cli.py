@@ -65,7 +65,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from voxface.synth.build import SynthConfig, format_synth_summary, generate
     from voxface.synth.preview import write_preview
 
-    sizes = {"identities": args.identities, "teacher_identities": args.teacher_identities}
+    sizes = {"identities": args.identities, "teacher_identities": args.teacher_identities,
+             "teacher_voices": args.teacher_voices}
     config = SynthConfig(seed=args.seed, **{k: v for k, v in sizes.items() if v is not None})
     readers = None
     if args.legibility is not None:  # checked before the data set is generated
@@ -90,21 +91,31 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pretrain_face(args: argparse.Namespace) -> int:
-    from voxface.training.face_teacher import FaceTeacherConfig, format_probes, pretrain_face_teacher
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from voxface.training.pretrain import format_pretrain, load_pretrain_config, pretrain
 
-    config = FaceTeacherConfig(depth=args.depth, width=args.width, input_size=args.input_size,
-                               num_features=args.embedding_size, epochs=args.epochs, batch_size=args.batch_size,
-                               lr=args.lr, margin=args.margin, scale=args.scale, heldout_fraction=args.heldout,
-                               checkpoint_every=args.checkpoint_every, workers=args.workers, seed=args.seed)
-    summary = pretrain_face_teacher(args.data, args.out, config, resume=args.resume, progress=not args.quiet)
-    print(f"face teacher: IResNet-{config.depth} x{config.width} ({config.input_size}px, {config.num_features}-d) "
-          f"on {summary['train_identities']} identities / {summary['train_images']} images; held-out verification "
-          f"AUC {summary['heldout_verification_auc']:.3f} on {summary['heldout_identities']} unseen identities")
-    if "probes" in summary:
-        print(format_probes(summary["probes"]))
-    print(f"weights: {summary['backbone']} (insightface backbone.pth format)")
+    config = load_pretrain_config(args.config, args.overrides)
+    print(format_pretrain(pretrain(config, resume=args.resume)))
     return 0
+
+
+# pretrain-face's flags and the face pretraining settings they set (what it was before 'voxface pretrain')
+PRETRAIN_FACE_FLAGS = {"data": "data.root", "out": "trainer.out", "depth": "encoder.depth", "width": "encoder.width",
+                       "input_size": "encoder.input_size", "embedding_size": "encoder.num_features",
+                       "epochs": "trainer.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr",
+                       "margin": "head.margin", "scale": "head.scale", "heldout": "data.heldout_fraction",
+                       "checkpoint_every": "trainer.checkpoint_every", "workers": "data.workers",
+                       "seed": "trainer.seed"}
+
+
+def cmd_pretrain_face(args: argparse.Namespace) -> int:
+    """``voxface pretrain-face``: ``voxface pretrain`` of an IResNet, its flags mapped onto the settings."""
+    overrides = ["encoder.name=iresnet"] + [f"{key}={getattr(args, flag)}" for flag, key in PRETRAIN_FACE_FLAGS.items()
+                                            if getattr(args, flag) is not None]
+    if args.quiet:
+        overrides.append("trainer.progress=false")
+    args.overrides = overrides + list(args.overrides)
+    return cmd_pretrain(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -304,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--identities", type=int, default=None, help="voice-face identities (default: the demo's, 400)")
     synth.add_argument("--teacher-identities", type=int, default=None,
                        help="faces-only identities for pretraining a face teacher (default: the demo's, 400)")
+    synth.add_argument("--teacher-voices", type=int, default=None,
+                       help="voices-only identities for pretraining a voice prior (default: the demo's, 200; 0: none)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the output is deterministic for it")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPU cores)")
     synth.add_argument("--preview", action="store_true", help="also write PNGs of faces and voice spectrograms")
@@ -316,25 +329,41 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=cmd_synth)
 
-    face = commands.add_parser("pretrain-face", help="train a face-recognition teacher (IResNet + ArcFace)")
-    face.add_argument("--data", type=Path, required=True,
-                      help="<identity>/<image> folder, e.g. VoxSynth's teacher_faces")
-    face.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, backbone.pth, teacher.json")
-    face.add_argument("--depth", type=int, default=34, choices=[18, 34, 50, 100])
-    face.add_argument("--width", type=float, default=1.0, help="channel multiplier (default: %(default)s)")
-    face.add_argument("--input-size", type=int, default=112, help="face size, a multiple of 16 (default: %(default)s)")
-    face.add_argument("--embedding-size", type=int, default=512)
-    face.add_argument("--epochs", type=int, default=20)
-    face.add_argument("--batch-size", type=int, default=128)
-    face.add_argument("--lr", type=float, default=0.1, help="peak SGD learning rate (default: %(default)s)")
-    face.add_argument("--margin", type=float, default=0.5, help="ArcFace additive angular margin")
-    face.add_argument("--scale", type=float, default=64.0, help="ArcFace logit scale")
-    face.add_argument("--heldout", type=float, default=0.1, help="share of identities held out for the AUC")
-    face.add_argument("--checkpoint-every", type=int, default=200, help="training steps between checkpoints")
-    face.add_argument("--workers", type=int, default=2, help="data loader processes")
-    face.add_argument("--seed", type=int, default=0)
+    pretrain = commands.add_parser("pretrain", help="pretrain a face or voice encoder on an identity folder "
+                                   "(identity classification, additive angular margin)")
+    pretrain.add_argument("--config", required=True,
+                          help="a YAML file or a shipped name: voxsynth/pretrain_face, voxsynth/pretrain_voice")
+    pretrain.add_argument("--resume", action="store_true", help="continue the run in trainer.out from its last "
+                          "checkpoint")
+    pretrain.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                          help="e.g. data.root=runs/demo/voxsynth/teacher_voices trainer.epochs=8")
+    pretrain.set_defaults(func=cmd_pretrain)
+
+    face = commands.add_parser("pretrain-face", help="pretrain an IResNet face teacher (voxface pretrain with "
+                               "encoder.name=iresnet; flags as before)")
+    face.add_argument("--config", default=None, help="a YAML file or shipped name to start from (default: "
+                      "arcface_torch's IResNet-34 settings)")
+    face.add_argument("--data", type=Path, default=None,
+                      help="<identity>/<image> folder, e.g. VoxSynth's teacher_faces (data.root)")
+    face.add_argument("--out", type=Path, default=None, help="run folder: checkpoints, backbone.pth, pretrain.json "
+                      "(trainer.out)")
+    face.add_argument("--depth", type=int, default=None, choices=[18, 34, 50, 100], help="default 34")
+    face.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0)")
+    face.add_argument("--input-size", type=int, default=None, help="face size, a multiple of 16 (default 112)")
+    face.add_argument("--embedding-size", type=int, default=None, help="default 512")
+    face.add_argument("--epochs", type=int, default=None, help="default 20")
+    face.add_argument("--batch-size", type=int, default=None, help="default 128")
+    face.add_argument("--lr", type=float, default=None, help="peak SGD learning rate (default 0.1)")
+    face.add_argument("--margin", type=float, default=None, help="ArcFace additive angular margin (default 0.5)")
+    face.add_argument("--scale", type=float, default=None, help="ArcFace logit scale (default 64)")
+    face.add_argument("--heldout", type=float, default=None, help="share of identities held out (default 0.1)")
+    face.add_argument("--checkpoint-every", type=int, default=None, help="training steps between checkpoints "
+                      "(default 200)")
+    face.add_argument("--workers", type=int, default=None, help="data loader processes (default 2)")
+    face.add_argument("--seed", type=int, default=None, help="default 0")
     face.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     face.add_argument("--quiet", action="store_true", help="no progress bar")
+    face.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="further settings, as for voxface pretrain")
     face.set_defaults(func=cmd_pretrain_face)
 
     train = commands.add_parser("train", help="train the voice-face model (paper Algorithm 1) from a YAML config")

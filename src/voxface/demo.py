@@ -2,13 +2,16 @@
 
 1. data: generate VoxSynth with its oracle ceilings (or check the user's VoxCeleb1-layout tree);
 2. face teacher: pretrain a small IResNet on VoxSynth's faces-only identities (or take the user's);
-3. train the paper's method and the ablations of its Table 3 with the same settings otherwise:
-   contrastive + OT + RKD ("full"), contrastive only (OT weight 0), OT only (contrastive weight 0);
-4. fit the Gaussian backend for the full run (training identities, calibrated on validation ones), then
+3. voice prior (VoxSynth only): pretrain the demo's ECAPA-TDNN on VoxSynth's voices-only identities
+   (``voxface pretrain --config voxsynth/pretrain_voice``);
+4. train the paper's method and the ablations of its Table 3 with the same settings otherwise:
+   contrastive + OT + RKD ("full"), contrastive only, OT only; and Table 4's pair: the full method with the
+   voice encoder from the voice prior instead of from scratch ("full_voice_prior");
+5. fit the Gaussian backend for the full run (training identities, calibrated on validation ones), then
    evaluate every run on every list (verification, 1:2 matching, retrieval, plots), the full run under both
    scorings (cosine and backend);
-5. report: Table 2 for the full method (with the oracle ceiling on VoxSynth), Table 3 across the runs
-   and the demo's bars, written to ``<out>/report`` and printed with the folder's path.
+6. report: Table 2 for the full method (with the oracle ceiling on VoxSynth), Table 3 across the ablations,
+   Table 4's pair and the demo's bars, written to ``<out>/report`` and printed with the folder's path.
 
 Every step keeps its output in the run folder. Run again, finished steps are reused, and an
 interrupted generation, teacher or training run continues from where it stopped.
@@ -26,7 +29,6 @@ from typing import TYPE_CHECKING
 from voxface.errors import ConfigError
 from voxface.synth.build import SynthConfig
 from voxface.synth.oracle import list_ceiling
-from voxface.training.face_teacher import FaceTeacherConfig
 
 if TYPE_CHECKING:
     from voxface.protocol.lists import Protocol
@@ -34,9 +36,11 @@ if TYPE_CHECKING:
 # Table 3's rows: the alignment terms each run keeps (RKD stays on in all three).
 RUNS: dict[str, tuple[str, ...]] = {
     "full": (),
-    "contrastive": ("loss.ot_weight=0",),
-    "ot_only": ("loss.contrastive_weight=0",),
+    "contrastive": ("method.args.terms=[contrastive,rkd]",),
+    "ot_only": ("method.args.terms=[ot,rkd]",),
 }
+# Table 4's pair: the full run (voice encoder from scratch) and this one, the same but from the voice prior.
+PRIOR_RUN = "full_voice_prior"
 CONSTRAINED = ("G", "N", "A", "GNA")
 SHARE_BAR = 0.70  # (AUC - 0.5) / (ceiling - 0.5), cosine scoring, random unseen-unheard (issue 11)
 BACKEND_SHARE_BAR = 0.85  # the same share with the Gaussian backend's scores (issue 12)
@@ -45,31 +49,34 @@ NEAR_CHANCE = 0.05  # OT alone counts as "near chance" within this much AUC of 0
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How big the demo's data and models are: VoxSynth, the face teacher and the training overrides."""
+    """How big the demo's data and models are: VoxSynth, the two priors and the training runs (each a shipped
+    configuration in src/voxface/configs and overrides on top of it)."""
 
     synth: SynthConfig
-    teacher: FaceTeacherConfig
-    config: str = "voxsynth/base"  # the shipped training configuration the runs start from (src/voxface/configs)
+    face_prior: tuple[str, ...] = ()  # overrides of voxsynth/pretrain_face
+    voice_prior: tuple[str, ...] = ()  # overrides of voxsynth/pretrain_voice
+    config: str = "voxsynth/base"  # the shipped training configuration the runs start from
     train: tuple[str, ...] = ()  # overrides on top of it
 
 
 SIZES: dict[str, DemoSize] = {
     # Training settings: the shipped voxsynth/base.yaml, the file a user edits (BENCHMARKS.md for the time).
-    "default": DemoSize(
-        synth=SynthConfig(),
-        teacher=FaceTeacherConfig(depth=18, width=0.25, input_size=64, num_features=128, epochs=6, batch_size=64,
-                                  lr=0.1, margin=0.3, scale=30.0, heldout_fraction=0.15)),
+    "default": DemoSize(synth=SynthConfig()),
     # The CI test's size: every step of the pipeline in about 45 seconds (README).
     "tiny": DemoSize(
         synth=SynthConfig(identities=48, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0,
                           max_seconds=3.0, teacher_identities=40, teacher_images=6, val_fraction=0.25,
-                          test_fraction=0.25),
-        teacher=FaceTeacherConfig(depth=18, width=0.125, input_size=32, num_features=32, epochs=6, batch_size=32,
-                                  lr=0.05, margin=0.2, scale=16.0, workers=0),
+                          test_fraction=0.25, teacher_voices=16, teacher_voice_clips=4),
+        face_prior=("encoder.width=0.125", "encoder.input_size=32", "encoder.num_features=32", "optim.batch_size=32",
+                    "optim.lr=0.05", "head.margin=0.2", "head.scale=16.0", "data.heldout_fraction=0.1",
+                    "data.workers=0"),
+        voice_prior=("encoder.channels=[32,32,32,32,96]", "encoder.embedding_size=32", "optim.batch_size=16",
+                     "data.crop_seconds=1.0", "data.heldout_fraction=0.25", "data.workers=0", "trainer.epochs=2"),
         train=("data.face_size=32", "data.workers=0", "data.crop_seconds=1.0", "data.val_crop_seconds=2.0",
-               "data.val_clips_per_identity=4", "mapping.hidden=[64]", "audio.channels=[32,32,32,32,96]",
+               "data.val_clips_per_identity=4", "method.args.mapping_hidden=[64]", "audio.channels=[32,32,32,32,96]",
                "audio.embedding_size=32", "optim.batch_size=8", "optim.lr_audio=2e-3", "optim.lr_mapping=2e-3",
-               "loss.temperature=0.2", "trainer.epochs=4", "trainer.checkpoint_every=2", "trainer.accelerator=cpu")),
+               "method.args.temperature=0.2", "trainer.epochs=4", "trainer.checkpoint_every=2",
+               "trainer.accelerator=cpu")),
 }
 
 
@@ -100,14 +107,14 @@ def _data_step(out: Path, size: DemoSize, user: UserData | None, workers: int | 
         from voxface.synth.preview import write_preview
 
         data = out / "voxsynth"
-        _say(f"[1/5] VoxSynth ({size.synth.identities} identities) -> {data}")
+        _say(f"[1/6] VoxSynth ({size.synth.identities} identities) -> {data}")
         summary = generate(data, size.synth, workers=workers, progress=progress)
         _say(format_synth_summary(data, summary))
         for path in write_preview(data):
             _say(f"preview: {path}")
         root, lists, oracle = data, str(data / "protocol"), summary["oracle"]
     else:
-        _say(f"[1/5] data: {user.root} with the {user.lists} lists")
+        _say(f"[1/6] data: {user.root} with the {user.lists} lists")
         root, lists, oracle = user.root, user.lists, None
     protocol = load_protocol(lists)
     _say(format_stats(protocol))
@@ -116,38 +123,58 @@ def _data_step(out: Path, size: DemoSize, user: UserData | None, workers: int | 
     return root, lists, protocol, oracle
 
 
-def _teacher_step(out: Path, root: Path, size: DemoSize, user: UserData | None, progress: bool) -> Path:
-    from voxface.training.face_teacher import format_probes, pretrain_face_teacher
+PRIOR_FOLDERS = {"face": "teacher", "voice": "voice_prior"}  # under the demo's folder
 
-    if user is not None:
-        _say(f"\n[2/5] face teacher: {user.face_weights} (given)")
-        return user.face_weights
-    folder, config = out / "teacher", size.teacher
-    _say(f"\n[2/5] face teacher: IResNet-{config.depth} x{config.width}, {config.input_size}px, "
-         f"on {root / 'teacher_faces'}")
-    if (folder / "teacher.json").is_file():
-        teacher = json.loads((folder / "teacher.json").read_text())
+
+def prior_config(out: Path, root: Path, size: DemoSize, modality: str):
+    """The pretraining configuration of the demo's face teacher or voice prior (``voxface pretrain``'s)."""
+    from voxface.synth.build import TEACHER_DIR, VOICE_TEACHER_DIR
+    from voxface.training.pretrain import load_pretrain_config
+
+    data = root / (TEACHER_DIR if modality == "face" else VOICE_TEACHER_DIR)
+    overrides = size.face_prior if modality == "face" else size.voice_prior
+    return load_pretrain_config(f"voxsynth/pretrain_{modality}", [
+        f"data.root={data}", f"trainer.out={out / PRIOR_FOLDERS[modality]}", *overrides], check_paths=False)
+
+
+def _prior_step(config, progress: bool) -> dict:
+    """Pretrain (or reuse, or continue) a prior; its ``pretrain.json`` summary."""
+    from voxface.training.pretrain import SUMMARY_FILE, format_pretrain, pretrain
+
+    folder = Path(config.trainer.out)
+    if (folder / SUMMARY_FILE).is_file():
+        summary = {**json.loads((folder / SUMMARY_FILE).read_text()), "reused": True}
         _say("(already trained)")
     else:
-        resume = (folder / "checkpoints" / "last.ckpt").is_file()
-        teacher = pretrain_face_teacher(root / "teacher_faces", folder, config, resume=resume, progress=progress)
-    _say(f"held-out face verification AUC {teacher['heldout_verification_auc']:.3f} "
-         f"({teacher['heldout_identities']} unseen identities)")
-    if "probes" in teacher:
-        _say(format_probes(teacher["probes"]))
-    return Path(teacher["backbone"])
+        config.trainer.progress = progress
+        summary = pretrain(config, resume=(folder / "checkpoints" / "last.ckpt").is_file())
+    _say(format_pretrain(summary))
+    return summary
+
+
+def _teacher_step(out: Path, root: Path, size: DemoSize, user: UserData | None, progress: bool) -> Path:
+    if user is not None:
+        _say(f"\n[2/6] face teacher: {user.face_weights} (given)")
+        return user.face_weights
+    config = prior_config(out, root, size, "face")
+    e = config.encoder
+    _say(f"\n[2/6] face teacher: IResNet-{e.depth} x{e.width}, {e.input_size}px, on {config.data.root}")
+    return Path(_prior_step(config, progress)["weights"])
 
 
 def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size: DemoSize,
-               user: UserData | None, epochs: int | None = None, seed: int | None = None):
-    """The training configuration of one of the demo's runs."""
+               user: UserData | None, epochs: int | None = None, seed: int | None = None,
+               voice_prior: Path | None = None):
+    """The training configuration of one of the demo's runs (``PRIOR_RUN``: the full one from ``voice_prior``)."""
     from voxface.training.config import load_config
 
     # One teacher-embedding cache for the three runs: they share the teacher and the faces.
     settings = [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}",
                 f"face.cache_dir={out / 'teacher_cache'}"]
     settings += list(user.overrides) if user else list(size.train)
-    settings += [*RUNS[name], f"trainer.out={out / 'train' / name}"]
+    settings += [*RUNS.get(name, ()), f"trainer.out={out / 'train' / name}"]
+    if name == PRIOR_RUN:
+        settings.append(f"audio.weights={voice_prior}")
     if epochs is not None:
         settings.append(f"trainer.epochs={epochs}")
     if seed is not None:
@@ -274,13 +301,36 @@ def format_bars(bars: list[tuple[str, bool, str]]) -> str:
     return "\n".join(f"- [{'met' if met else 'NOT MET'}] {bar}: {measured}" for bar, met, measured in bars)
 
 
-def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict], oracle: dict | None) -> Path:
+TABLE4_LISTS = ("random_unseenunheard", "G_unseenunheard")  # the paper's Table 4 columns: random / G
+
+
+def table4_rows(reports: dict[str, dict], voice_prior: dict | None) -> str:
+    """Table 4's pair as markdown: the full method with the voice encoder from scratch and from the voice prior
+    (AUC % with 95% CI on the unseen-unheard random and G lists); empty without a prior run."""
+    if PRIOR_RUN not in reports or voice_prior is None:
+        return ""
+    prior = (f"from the voice prior ({voice_prior['train_identities']} voices-only identities, held-out speaker "
+             f"EER {voice_prior['heldout_eer']:.1%})")
+    lines = ["| voice encoder | " + " | ".join(TABLE4_LISTS) + " |", "|---|" + "---|" * len(TABLE4_LISTS)]
+    for name, label in (("full", "ECAPA-TDNN from scratch"), (PRIOR_RUN, f"ECAPA-TDNN {prior}")):
+        cells = []
+        for key in TABLE4_LISTS:
+            row = reports[name]["verification"][key]
+            low, high = row["auc_ci95"]
+            cells.append(f"{100 * row['auc']:.1f} ({100 * low:.1f}-{100 * high:.1f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict], oracle: dict | None,
+                 voice_prior: dict | None = None) -> Path:
     from voxface.evaluation.decomposition import format_decomposition
     from voxface.evaluation.report import compare_runs
 
     folder = out / "report"
     # further runs the user evaluated into <out>/eval (e.g. voxsynth/ot_all_pairs) join Table 3 as rows
-    extra = sorted(d for d in (out / "eval").iterdir() if d.name not in RUNS and (d / "report.json").is_file())
+    extra = sorted(d for d in (out / "eval").iterdir()
+                   if d.name not in RUNS and d.name != PRIOR_RUN and (d / "report.json").is_file())
     compare_runs([eval_dirs[name] for name in RUNS] + extra, folder)
     shutil.copyfile(eval_dirs["full"] / "report.md", folder / "table2_full.md")
     shutil.copyfile(folder / "comparison.md", folder / "table3_ablations.md")
@@ -289,14 +339,21 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
     points = format_decomposition(decomposition) if decomposition else ""
     table3 = (folder / "comparison.md").read_text().strip()
     bars = check_bars(reports, oracle)
+    table4 = table4_rows(reports, voice_prior)
+    if table4:
+        (folder / "table4_voice_prior.md").write_text("# Table 4. Voice encoder from scratch or pretrained "
+                                                      "(full method, AUC %, 95% CI)\n\n" + table4 + "\n")
     summary = "\n\n".join([
         "# voxface demo", table2.replace("# Cross-modal verification", "## Table 2. Cross-modal verification"),
         table3.replace("# Runs side by side", "## Table 3. Alignment terms (RKD on in every run)"),
+        *(["## Table 4. Voice encoder from scratch or pretrained (full method, AUC %, 95% CI)", table4]
+          if table4 else []),
         *(["## Where the points go (full method)", points] if points else []),
         "## Bars", format_bars(bars),
         "## Files",
         "\n".join([f"- {folder / 'table2_full.md'}: Table 2 with per-list CIs, EER, 1:2 matching and retrieval",
                    f"- {folder / 'table3_ablations.md'} (+ .csv/.json as comparison.*): Table 3",
+                   *([f"- {folder / 'table4_voice_prior.md'}: Table 4's pair"] if table4 else []),
                    *(f"- {eval_dirs[n] / 'plots'}: {n}'s ROC, score distributions, PCA and similarity plots"
                      for n in RUNS),
                    f"- {folder / 'fig5_similarity.png'}: Fig. 5-style similarity structure of the three runs",
@@ -341,36 +398,50 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
         clock = now
 
     generated = user is None and (out / "voxsynth" / "voxsynth.json").is_file()
-    taught = user is None and (out / "teacher" / "teacher.json").is_file()
+    from voxface.training.pretrain import SUMMARY_FILE
 
+    taught = user is None and (out / PRIOR_FOLDERS["face"] / SUMMARY_FILE).is_file()
     root, lists, protocol, oracle = _data_step(out, size, user, workers, progress)
     lap("data", reused=generated)
     teacher = _teacher_step(out, Path(root), size, user, progress)
     lap("teacher", reused=taught)
-    configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs, seed) for name in RUNS}
+    voice_prior, names = None, list(RUNS)
+    if user is None:  # the voices-only identities are VoxSynth's
+        config = prior_config(out, Path(root), size, "voice")
+        _say(f"\n[3/6] voice prior: ECAPA-TDNN {config.encoder.channels}, {config.encoder.embedding_size}-d, on "
+             f"{config.data.root}")
+        voice_prior = _prior_step(config, progress)
+        lap("voice prior", reused=voice_prior.get("reused", False))
+        names.append(PRIOR_RUN)
+    else:
+        _say("\n[3/6] voice prior: none (VoxSynth's voices-only identities are what it is trained on)")
+    weights = Path(voice_prior["weights"]) if voice_prior else None
+    configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs, seed, weights)
+               for name in names}
     runs = {}
-    for i, name in enumerate(RUNS, start=1):
-        terms = {"full": "contrastive + OT + RKD", "contrastive": "contrastive + RKD", "ot_only": "OT + RKD"}[name]
-        _say(f"\n[3/5] training run {i}/{len(RUNS)}: {name} ({terms}) -> {configs[name].trainer.out}")
+    for i, name in enumerate(names, start=1):
+        terms = {"full": "contrastive + OT + RKD", "contrastive": "contrastive + RKD", "ot_only": "OT + RKD",
+                 PRIOR_RUN: "contrastive + OT + RKD, voice encoder from the voice prior"}[name]
+        _say(f"\n[4/6] training run {i}/{len(names)}: {name} ({terms}) -> {configs[name].trainer.out}")
         runs[name] = _train_step(configs[name], progress)
         _say(f"best validation AUC {runs[name]['best_val_auc']:.3f} after {runs[name]['epochs']} epochs "
              f"({runs[name]['seconds']:.0f} s)")
         lap(f"train {name}", reused=runs[name].get("reused", False))
-    _say(f"\n[4/5] Gaussian backend for the full run -> {out / 'train' / 'full' / 'backend'}")
+    _say(f"\n[5/6] Gaussian backend for the full run -> {out / 'train' / 'full' / 'backend'}")
     backend, _, reused = _backend_step(out / "train" / "full", Path(root), protocol)
     lap("backend full", reused=reused)
-    eval_dirs = {name: out / "eval" / name for name in RUNS}
+    eval_dirs = {name: out / "eval" / name for name in names}
     reports = {}
-    for i, name in enumerate(RUNS, start=1):
-        _say(f"\n[4/5] evaluating run {i}/{len(RUNS)}: {name} on every list -> {eval_dirs[name]}")
+    for i, name in enumerate(names, start=1):
+        _say(f"\n[5/6] evaluating run {i}/{len(names)}: {name} on every list -> {eval_dirs[name]}")
         reports[name] = _evaluate_step(name, out / "train" / name, eval_dirs[name], Path(root), protocol, oracle,
                                        backend if name == "full" else None)
         random_list = reports[name]["verification"]["random_unseenunheard"]
         _say(f"random unseen-unheard AUC {random_list['auc']:.3f}" + (
             f" (backend {random_list['backend']['auc']:.3f})" if "backend" in random_list else ""))
         lap(f"evaluate {name}", reused=reports[name].get("reused", False))
-    _say("\n[5/5] reports")
-    folder = _report_step(out, eval_dirs, reports, oracle)
+    _say("\n[6/6] reports")
+    folder = _report_step(out, eval_dirs, reports, oracle, voice_prior)
     lap("report")
     timings_file.write_text(json.dumps(seconds, indent=1))
     _say("\n" + (folder / "summary.md").read_text())

@@ -16,8 +16,9 @@ from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 AUDIO_DIR = "wav"
 FACES_DIR = "unzippedFaces"
 FACE_VERSION_DIR = "1.6"
-# Optional beside a face-identity tree (<root>/<identity>/<image>): each identity's demographics and face
-# knobs, one row per identity (VoxSynth writes it for teacher_faces; pretrain-face probes its embedding with it).
+# Optional beside an identity tree (<root>/<identity>/<image or clip>): each identity's demographics and face
+# (or voice) knobs, one row per identity (VoxSynth writes it for teacher_faces and teacher_voices; voxface pretrain
+# probes its embedding with it).
 IDENTITY_KNOBS_FILE = "identities.csv"
 
 

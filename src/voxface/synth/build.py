@@ -7,6 +7,9 @@ What it writes under ``OUT``:
   and the eight 1:2 matching lists, in the VoxCeleb1 formats (read by ``voxface.protocol``);
 - ``teacher_faces/<name>/<image>.jpg``: a faces-only identity set, disjoint from the rest, for
   pretraining a face teacher (the counterpart of a large face-recognition data set);
+- ``teacher_voices/<name>/<clip>.wav``: a voices-only identity set, disjoint from every other, for pretraining a
+  voice prior (the counterpart of the VoxCeleb2 a real speaker encoder is trained on); each set's
+  ``identities.csv`` holds its identities' demographics and knobs;
 - ``generative.npz`` (every sample's knobs), ``oracle.json`` (the ceiling of every list, ``oracle.py``)
   and ``voxsynth.json`` (the settings and counts; its presence marks a finished data set).
 
@@ -47,12 +50,13 @@ from voxface.protocol.lists import (
 from voxface.protocol.stats import age_band
 from voxface.protocol.writer import old_voice_path, write_matching, write_meta, write_splits, write_verification
 from voxface.synth.face import Scene, render_face
-from voxface.synth.model import FACE_KNOBS, NATIONALITIES, IdentityModel, draw_population
+from voxface.synth.model import FACE_KNOBS, NATIONALITIES, VOICE_KNOBS, IdentityModel, draw_population
 from voxface.synth.oracle import CONSTRAINTS, Oracle, list_ceiling
 from voxface.synth.voice import SAMPLE_RATE, Channel, VoiceTraits, render_voice
 
 log = logging.getLogger("voxface")
 PROTOCOL_DIR, TEACHER_DIR, PROGRESS_DIR = "protocol", "teacher_faces", ".voxsynth_progress"
+VOICE_TEACHER_DIR = "teacher_voices"
 DONE_FILE, ORACLE_FILE, PARAMS_FILE = "voxsynth.json", "oracle.json", "generative.npz"
 YTID_CHARS = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
 FIRST = ("Ada", "Bo", "Cai", "Dara", "Eli", "Fen", "Gus", "Hana", "Ivo", "Jun", "Kira", "Lev", "Mara", "Nico",
@@ -71,6 +75,10 @@ class SynthConfig:
     max_seconds: float = 4.5
     teacher_identities: int = 400
     teacher_images: int = 9  # per teacher identity, over 3 scenes
+    # voices-only identities for a voice prior (0: none), clips each over 3 recording channels; sized for the demo's
+    # time (its voice prior step, about 45 s on 2 cores)
+    teacher_voices: int = 200
+    teacher_voice_clips: int = 6
     val_fraction: float = 0.08  # VoxCeleb1: 901 train / 100 val / 250 test of 1251
     test_fraction: float = 0.20
     seed: int = 0
@@ -89,6 +97,9 @@ class SynthConfig:
             raise ConfigError(f"--identities must be at least 20 (got {self.identities}): the lists need val and test")
         if self.videos < 3 or self.clips_per_video < 1 or self.frames_per_video < 1:
             raise ConfigError("each identity needs at least 3 videos, 1 clip and 1 frame per video")
+        if self.teacher_voices < 0 or (self.teacher_voices and self.teacher_voice_clips < 2):
+            raise ConfigError("teacher voices need at least 2 clips each (teacher_voice_clips), and their count "
+                              "must not be negative")
         if not 0 < self.min_seconds <= self.max_seconds:
             raise ConfigError(f"clip lengths {self.min_seconds}-{self.max_seconds} s are not a valid range")
 
@@ -106,9 +117,10 @@ class Person:
     frames: dict[str, list[str]]  # ytid -> face paths relative to the face root
 
 
-def _names(count: int, rng: np.random.Generator) -> list[str]:
+def _names(count: int, rng: np.random.Generator, taken: set[str] | None = None) -> list[str]:
+    """``count`` new names, none of them in ``taken``."""
     names: list[str] = []
-    taken: set[str] = set()
+    taken = set(taken or ())
     while len(names) < count:
         surname = "".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 4)))).capitalize()
         name = f"{rng.choice(FIRST)}_{surname}"
@@ -151,6 +163,14 @@ def plan(config: SynthConfig):
     split_of[rest[:n_val]] = SPLIT_VAL
     people, voice_knobs, face_knobs = _people(config, population, names, split_of, rng_files, rng_knobs)
     return population, teachers, names[config.identities:], people, voice_knobs, face_knobs
+
+
+def plan_teacher_voices(config: SynthConfig, taken: set[str]):
+    """(population, names) of the voices-only identities: drawn from a stream of the seed's own, so that the rest
+    of the data set is the same with or without them, with names none of the ``taken`` (every other) has."""
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(5)[4])
+    voices = draw_population(config.model, config.teacher_voices, rng)
+    return voices, _names(config.teacher_voices, rng, taken)
 
 
 def _people(config: SynthConfig, population, names: list[str], split_of: np.ndarray, rng_files: np.random.Generator,
@@ -214,14 +234,36 @@ def _render_teachers(task: dict) -> str:
     return task["done"]
 
 
-def write_identity_knobs(path: Path, names: list[str], population) -> None:
-    """The teacher identities' demographics and face knobs, for ``pretrain-face``'s probes."""
+def _render_teacher_voices(task: dict) -> str:
+    for index, name, knobs, rate in task["people"]:
+        folder = Path(task["folder"]) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng([task["seed"], 2 * 10**6 + index])
+        channels = [Channel.draw(rng) for _ in range(3)]
+        for k in range(task["clips"]):
+            clip_rng = np.random.default_rng([task["seed"], 2 * 10**6 + index, k])
+            voice = knobs + clip_rng.normal(0, task["sample_sd"], len(knobs))
+            seconds = clip_rng.uniform(task["min_seconds"], task["max_seconds"])
+            wave = render_voice(VoiceTraits.from_knobs(voice, rate), channels[k % 3], seconds, clip_rng)
+            sf.write(folder / f"{k:04d}.wav", wave, SAMPLE_RATE, subtype="PCM_16")
+    Path(task["done"]).touch()
+    return task["done"]
+
+
+def _render_teacher_task(task: dict) -> str:
+    return (_render_teacher_voices if "clips" in task else _render_teachers)(task)
+
+
+def write_identity_knobs(path: Path, names: list[str], population, modality: str = "face") -> None:
+    """A teacher set's demographics and face (or voice) knobs, for ``voxface pretrain``'s probes."""
+    knobs, values = (FACE_KNOBS, population.face) if modality == "face" else (VOICE_KNOBS, population.voice)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["name", "gender", "nationality", "age", *FACE_KNOBS])
+        writer.writerow(["name", "gender", "nationality", "age", *knobs])
         for i, name in enumerate(names):
             writer.writerow([name, "mf"[population.gender[i]], NATIONALITIES[population.nationality[i]][0],
-                             int(population.age[i]), *(f"{v:.5f}" for v in population.face[i])])
+                             int(population.age[i]), *(f"{v:.5f}" for v in values[i])])
 
 
 # ---------------------------------------------------------------- trial lists
@@ -439,6 +481,16 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
             teacher_tasks.append({"folder": str(out / TEACHER_DIR), "seed": config.seed, "people": members,
                                   "images": config.teacher_images, "sample_sd": config.model.sample_sd,
                                   "done": str(done)})
+    voices, voice_names = plan_teacher_voices(config, {p.identity.name for p in people} | set(teacher_names))
+    for start in range(0, config.teacher_voices, chunk):
+        done = progress_dir / f"teacher_voices_{start:06d}.done"
+        if not done.exists():
+            members = [(i, voice_names[i], voices.voice[i], float(voices.rate[i]))
+                       for i in range(start, min(start + chunk, config.teacher_voices))]
+            teacher_tasks.append({"folder": str(out / VOICE_TEACHER_DIR), "seed": config.seed, "people": members,
+                                  "clips": config.teacher_voice_clips, "sample_sd": config.model.sample_sd,
+                                  "min_seconds": config.min_seconds, "max_seconds": config.max_seconds,
+                                  "done": str(done)})
     workers = max(1, workers or os.cpu_count() or 1)
     total = len(tasks) + len(teacher_tasks)
     with tqdm(total=total, desc="VoxSynth", unit="task", disable=not progress) as bar:
@@ -447,12 +499,12 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
                 _render_person(task)
                 bar.update()
             for task in teacher_tasks:
-                _render_teachers(task)
+                _render_teacher_task(task)
                 bar.update()
         else:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = [pool.submit(_render_person, t) for t in tasks]
-                futures += [pool.submit(_render_teachers, t) for t in teacher_tasks]
+                futures += [pool.submit(_render_teacher_task, t) for t in teacher_tasks]
                 for future in futures:
                     future.result()
                     bar.update()
@@ -472,6 +524,8 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
     for (direction, group), rows in matching.items():
         write_matching(protocol, direction, group, rows)
     write_identity_knobs(out / TEACHER_DIR / IDENTITY_KNOBS_FILE, teacher_names, teachers)
+    if config.teacher_voices:
+        write_identity_knobs(out / VOICE_TEACHER_DIR / IDENTITY_KNOBS_FILE, voice_names, voices, "voice")
     voice_paths, face_paths = sorted(voice_knobs), sorted(face_knobs)
     np.savez_compressed(out / PARAMS_FILE, voice_paths=np.array(voice_paths),
                         voice_knobs=np.stack([voice_knobs[p] for p in voice_paths]),
@@ -487,9 +541,10 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
         "identities": {"train": sum(p.split == SPLIT_TRAIN for p in people),
                        "val": sum(p.split == SPLIT_VAL for p in people),
                        "test": sum(p.split == SPLIT_TEST for p in people),
-                       "teacher": config.teacher_identities},
+                       "teacher": config.teacher_identities, "teacher_voices": config.teacher_voices},
         "voice_clips": len(voice_knobs), "face_frames": len(face_knobs),
         "teacher_images": config.teacher_identities * config.teacher_images,
+        "teacher_voice_clips": config.teacher_voices * config.teacher_voice_clips,
         "trials": {f"{g}_{t}": len(rows) for (g, t), rows in verification.items()},
         "oracle": ceilings,
     }
@@ -527,7 +582,9 @@ def format_synth_summary(out: Path, summary: dict) -> str:
     lines = [
         f"VoxSynth in {out}: {ids['train']} train / {ids['val']} val / {ids['test']} test identities, "
         f"{summary['voice_clips']} voice clips, {summary['face_frames']} face frames; "
-        f"{ids['teacher']} faces-only teacher identities ({summary['teacher_images']} images)",
+        f"{ids['teacher']} faces-only teacher identities ({summary['teacher_images']} images)"
+        + (f", {ids['teacher_voices']} voices-only ({summary['teacher_voice_clips']} clips)"
+           if ids.get("teacher_voices") else ""),
         f"protocol files: {out / 'protocol'} (use --lists {out / 'protocol'})",
         "oracle ceiling (AUC of the best possible scorer) on these lists with its 95% CI, and the model's on a "
         "large draw:",

@@ -73,7 +73,7 @@ class LegibilityConfig:
     batch_size: int = 32
     lr: float = 2e-3
     seed: int = 22  # the draw and the readers' initialisation
-    # The demo's voice encoder (configs/voxsynth/base.yaml) and face teacher (demo.SIZES["default"]).
+    # The demo's voice encoder (configs/voxsynth/base.yaml) and face teacher (configs/voxsynth/pretrain_face.yaml).
     voice_channels: tuple[int, ...] = (128, 128, 128, 128, 384)
     voice_embedding: int = 64
     face_depth: int = 18

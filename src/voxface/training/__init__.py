@@ -1,1 +1,1 @@
-"""Training: the face teacher (``face_teacher``) and, later, the voice-face alignment."""
+"""Training: the pretrainer of face and voice encoders (``pretrain``) and the voice-face alignment."""
