@@ -230,14 +230,16 @@ class StoreView(Mapping[str, np.ndarray]):
     every readable file, for keys that begin with ``prefix`` (``unzippedFaces/``, ``wav/``) in the store. What
     training's datasets take as a face (teacher) or voice cache. Rows are copies, so torch takes them as they are."""
 
-    def __init__(self, store: FeatureStore, prefix: str) -> None:
-        self.store, self.prefix = store, prefix
+    def __init__(self, store: FeatureStore, prefix: str, precision: type | None = None) -> None:
+        """``precision``: each row rounded to this dtype and back to float32 (the teacher cache: float16)."""
+        self.store, self.prefix, self.precision = store, prefix, precision
 
     def __contains__(self, relative: object) -> bool:
         return isinstance(relative, str) and f"{self.prefix}{relative}" in self.store
 
     def __getitem__(self, relative: str) -> np.ndarray:
-        return np.array(self.store[f"{self.prefix}{relative}"])
+        row = np.array(self.store[f"{self.prefix}{relative}"])
+        return row if self.precision is None else row.astype(self.precision).astype(np.float32)
 
     def __iter__(self) -> Iterator[str]:
         return (key[len(self.prefix):] for key in self.store if key.startswith(self.prefix))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from voxface.encoders.iresnet import IResNet
 from voxface.encoders.registry import encoder_record, weights_provenance
 from voxface.features import StoreView, extract_with, weights_sha256
@@ -27,4 +29,6 @@ def build_teacher_cache(teacher: IResNet, weights: str | Path, roots: DataRoots,
     keys = sorted({f"{prefix}{face}" for face in faces})
     store = extract_with(teacher, record, digest, root, keys, Path(cache_dir) / f"teacher_{digest[:16]}",
                          weights=weights, batch_size=batch_size, workers=workers, progress=progress, replace=True)
-    return StoreView(store, prefix)
+    # float16 precision, as this cache always held it: training from it reproduces the runs (and the demo's figures)
+    # made before the cache became a feature store, to the last digit; feature mode reads the stores at float32
+    return StoreView(store, prefix, precision=np.float16)
