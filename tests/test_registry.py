@@ -37,6 +37,18 @@ def test_a_method_without_a_runnable_example_is_refused():
         register_method(Undocumented)
     assert "undocumented" not in METHODS
 
+    class UnknownBatches(Method):
+        """Asks for batches nothing makes.
+
+        >>> 1
+        1
+        """
+
+        name, sampler = "unknown_batches", "video_pairs"
+
+    with pytest.raises(TypeError, match="asks for sampler 'video_pairs'"):
+        register_method(UnknownBatches)
+
 
 def _voice_weights(name, tmp_path, tiny_ssl):
     if name == "ecapa":

@@ -26,7 +26,7 @@ from torch import nn
 from voxface.errors import ConfigError
 
 # What a method's batches are made of. identity_unique: one (voice, face) pair per identity in a batch, over all
-# ranks (contrastive losses treat the rest of the batch as negatives).
+# ranks (contrastive losses treat the rest of the batch as negatives). training/data.py makes them.
 SAMPLERS = ("identity_unique",)
 METHODS: dict[str, type[Method]] = {}
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from voxface.errors import MediaError
+from voxface.errors import ConfigError, MediaError
 from voxface.media.audio import read_voice
 from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
 from voxface.media.faces import face_to_tensor, read_face
@@ -76,11 +76,25 @@ def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+# What PairDataModule's batches hold besides the two inputs, and the samplers it makes (a method declares both).
+BATCH_KEYS = ("identity", "skipped")
+SAMPLERS = ("identity_unique",)
+
+
 class PairDataModule(L.LightningDataModule):
+    """Training pairs in the batches a method asks for (``sampler``: identity-unique, one pair per identity in a
+    global batch) and the validation trials; from media, or from feature stores (``teacher_cache`` for faces,
+    ``voice_cache`` for voices)."""
+
     def __init__(self, train: Manifest, val: Manifest, pair_config: PairConfig, batch_size: int, seed: int,
                  workers: int, teacher_cache: Mapping[str, np.ndarray] | None, val_clips: int,
-                 val_crop_seconds: float, voice_cache: Mapping[str, np.ndarray] | None = None) -> None:
+                 val_crop_seconds: float, voice_cache: Mapping[str, np.ndarray] | None = None,
+                 sampler: str = "identity_unique", batch_keys: tuple[str, ...] = ()) -> None:
         super().__init__()
+        if sampler not in SAMPLERS or not set(batch_keys) <= set(BATCH_KEYS):
+            raise ConfigError(f"the method asks for {sampler!r} batches with {', '.join(batch_keys) or 'no'} extra "
+                              f"keys; the training data makes {', '.join(SAMPLERS)} batches with "
+                              f"{', '.join(BATCH_KEYS)}")
         self.train_set = PairDataset(train, pair_config, train=True, teacher_cache=teacher_cache,
                                      voice_cache=voice_cache)
         self.val_set = ValidationTrials(val, val_clips, val_crop_seconds, pair_config.face_size, teacher_cache, seed,

@@ -134,7 +134,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                           PairConfig(crop_seconds=config.data.crop_seconds, face_size=config.data.face_size,
                                      face_from_same_video=config.data.face_from_same_video),
                           config.optim.batch_size, config.trainer.seed, config.data.workers, cache,
-                          config.data.val_clips_per_identity, config.data.val_crop_seconds, voice_cache)
+                          config.data.val_clips_per_identity, config.data.val_crop_seconds, voice_cache,
+                          sampler=module.method.sampler, batch_keys=module.method.batch_keys)
 
     points = ResumePoints(last, config.trainer.checkpoint_every, config.trainer.max_steps, resumed=resume)
     best = RunCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max", save_top_k=1,
