@@ -60,11 +60,15 @@ class EncoderKind:
     modality: str  # "face" or "voice"
     takes: str  # "image", "fbank" or "waveform"
     weights: str  # what its weights file is
+    release_file: str = ""  # the file name its releases use, for encoders voxface trains from scratch (pretrain)
+    architecture: tuple[str, ...] = ()  # the settings that build it at random (build_encoder)
 
 
 ENCODERS: dict[str, EncoderKind] = {kind.name: kind for kind in (
-    EncoderKind("iresnet", "face", "image", "an insightface arcface_torch backbone.pth (plain state dict)"),
-    EncoderKind("ecapa", "voice", "fbank", "a SpeechBrain embedding_model.ckpt; none: random initialisation"),
+    EncoderKind("iresnet", "face", "image", "an insightface arcface_torch backbone.pth (plain state dict)",
+                "backbone.pth", ("depth", "width", "input_size", "num_features")),
+    EncoderKind("ecapa", "voice", "fbank", "a SpeechBrain embedding_model.ckpt; none: random initialisation",
+                "embedding_model.ckpt", ("channels", "embedding_size", "features", "mean_norm", "specaugment")),
     EncoderKind("wav2vec2", "voice", "waveform", "a local HuggingFace Wav2vec 2.0 folder"),
     EncoderKind("hubert", "voice", "waveform", "a local HuggingFace HuBERT folder"),
     EncoderKind("wavlm", "voice", "waveform", "a local HuggingFace WavLM folder"),
@@ -171,6 +175,48 @@ def build_voice_encoder(name: str, weights: str | Path | None = None, *, channel
         raise WeightsError(f"audio.weights {weights} holds a {encoder.config.model_type} model, "
                            f"but audio.encoder is {name}")
     return encoder
+
+
+def build_encoder(name: str, **settings: Any) -> nn.Module:
+    """A registered encoder that can be trained from scratch (``EncoderKind.architecture``), at random
+    initialisation from its architecture ``settings``; ConfigError for one that only loads released weights."""
+    kind = ENCODERS.get(name)
+    if kind is None or not kind.architecture:
+        trainable = [k.name for k in ENCODERS.values() if k.architecture]
+        raise ConfigError(f"encoder {name!r} cannot be trained from scratch here; these can: {', '.join(trainable)}")
+    unknown = sorted(set(settings) - set(kind.architecture))
+    if unknown:
+        raise ConfigError(f"encoder setting {unknown[0]} is not one of {name}'s ({', '.join(kind.architecture)})")
+    if name == "iresnet":
+        return iresnet(**settings)
+    return build_voice_encoder(name, None, **settings)
+
+
+def save_release(name: str, encoder: nn.Module, folder: str | Path, trained_on: str) -> Path:
+    """Save an encoder trained here as its kind's releases are saved (insightface's plain IResNet state dict in
+    ``backbone.pth``; SpeechBrain's plain ECAPA-TDNN state dict in ``embedding_model.ckpt``), with its provenance
+    (``trained_on``, never heard VoxCeleb, its front end) beside it, so the loaders read it as a release."""
+    kind = ENCODERS[name]
+    if not kind.release_file:
+        raise ConfigError(f"encoder {name!r} has no release format voxface writes")
+    path = Path(folder) / kind.release_file
+    network = encoder.network if isinstance(encoder, FbankEncoder) else encoder
+    torch.save(network.state_dict(), path)
+    write_provenance(path, trained_on, heard_voxceleb=False, front_end=encoder_record(name, encoder)["front_end"])
+    return path
+
+
+def describe_encoder(name: str, encoder: nn.Module) -> str:
+    """A short human description, e.g. ``IResNet-18 x0.25 (64px, 128-d)``, ``ECAPA-TDNN [128, ...] (64-d, kaldi
+    fbank)``, ``wav2vec2 (768-d, waveform)``."""
+    record = encoder_record(name, encoder)
+    config, front = record["config"], record["front_end"]
+    if name == "iresnet":
+        return (f"IResNet-{config['depth']} x{config['width']:g} ({config['input_size']}px, "
+                f"{config['num_features']}-d)")
+    if name == "ecapa":
+        return f"ECAPA-TDNN {list(config['channels'])} ({record['embedding_size']}-d, {front['fbank']} fbank)"
+    return f"{name} ({record['embedding_size']}-d, waveform)"
 
 
 def pretrained_part(encoder: nn.Module) -> nn.Module | None:

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from voxface.encoders.iresnet import LAYERS, iresnet
+from voxface.encoders.iresnet import LAYERS
 from voxface.encoders.loading import read_weights
-from voxface.encoders.registry import build_voice_encoder, write_provenance
+from voxface.encoders.registry import ENCODERS, build_encoder, describe_encoder, save_release
 from voxface.errors import ConfigError, MediaError
 from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from voxface.losses.arcface import ArcFaceHead
@@ -50,8 +50,8 @@ from voxface.training.quiet import quiet_lightning
 
 log = logging.getLogger("voxface")
 
-PRETRAINABLE = {"iresnet": "face", "ecapa": "voice"}  # encoders trained from scratch here
-WEIGHTS_FILE = {"iresnet": "backbone.pth", "ecapa": "embedding_model.ckpt"}  # as their releases name them
+# the registered encoders that can be trained from scratch (encoders/registry.py EncoderKind.architecture)
+PRETRAINABLE = {name: kind.modality for name, kind in ENCODERS.items() if kind.architecture}
 SUMMARY_FILE = "pretrain.json"
 
 
@@ -118,7 +118,7 @@ class PretrainConfig:
 
     @property
     def modality(self) -> str:
-        return PRETRAINABLE[self.encoder.name]
+        return ENCODERS[self.encoder.name].modality
 
     def validate(self, check_paths: bool = True) -> PretrainConfig:
         """Check every value before any work; with ``check_paths``, that ``data.root`` is a folder. Raises
@@ -140,22 +140,21 @@ class PretrainConfig:
             (self.trainer.checkpoint_every >= 1, "trainer.checkpoint_every", "at least 1"),
             (bool(d.root), "data.root", "an <identity>/<file> folder (set it in the file or as data.root=PATH)"),
         ]
-        if e.name == "iresnet":
-            checks += [(e.depth in LAYERS, "encoder.depth", f"one of {sorted(LAYERS)}"),
-                       (e.width > 0, "encoder.width", "positive"),
-                       (e.input_size >= 16 and e.input_size % 16 == 0, "encoder.input_size", "a multiple of 16"),
-                       (e.num_features >= 1, "encoder.num_features", "at least 1")]
-        else:
-            checks += [(len(e.channels) == 5 and min(e.channels) >= 8 and all(c % 8 == 0 for c in e.channels[1:4]),
-                        "encoder.channels", "five channel counts, the middle three multiples of 8 (Res2Net scale)"),
-                       (e.embedding_size >= 1, "encoder.embedding_size", "at least 1"),
-                       (e.features in FBANKS, "encoder.features", f"one of {tuple(FBANKS)}")]
+        mine = set(ENCODERS[e.name].architecture)  # the settings of the chosen encoder, checked; the others unset
+        checks += [check for setting, check in (
+            ("depth", (e.depth in LAYERS, "encoder.depth", f"one of {sorted(LAYERS)}")),
+            ("width", (e.width > 0, "encoder.width", "positive")),
+            ("input_size", (e.input_size >= 16 and e.input_size % 16 == 0, "encoder.input_size", "a multiple of 16")),
+            ("num_features", (e.num_features >= 1, "encoder.num_features", "at least 1")),
+            ("channels", (len(e.channels) == 5 and min(e.channels) >= 8 and all(c % 8 == 0 for c in e.channels[1:4]),
+                          "encoder.channels", "five channel counts, the middle three multiples of 8 (Res2Net scale)")),
+            ("embedding_size", (e.embedding_size >= 1, "encoder.embedding_size", "at least 1")),
+            ("features", (e.features in FBANKS, "encoder.features", f"one of {tuple(FBANKS)}"))) if setting in mine]
         for ok, key, expected in checks:
             if not ok:
                 raise ConfigError(f"config value {key} must be {expected}")
         # a setting of the other encoder would be silently ignored: said instead
-        other = ("channels", "embedding_size", "features", "mean_norm", "specaugment") if e.name == "iresnet" \
-            else ("depth", "width", "input_size", "num_features")
+        other = sorted({s for kind in ENCODERS.values() for s in kind.architecture} - mine)
         default = PretrainEncoderConfig()
         changed = [k for k in other if getattr(e, k) != getattr(default, k)]
         if changed:
@@ -240,18 +239,9 @@ def collate_padded(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor,
 
 
 def build_pretrain_encoder(config: PretrainEncoderConfig) -> torch.nn.Module:
-    """The encoder ``config`` names, at random initialisation: (B, 3, S, S) faces or (B, samples) 16 kHz waves ->
-    (B, embedding size)."""
-    if config.name == "iresnet":
-        return iresnet(config.depth, width=config.width, input_size=config.input_size,
-                       num_features=config.num_features)
-    return build_voice_encoder(config.name, None, channels=config.channels, embedding_size=config.embedding_size,
-                               features=config.features, mean_norm=config.mean_norm,
-                               specaugment=config.specaugment)
-
-
-def embedding_size(config: PretrainEncoderConfig) -> int:
-    return config.num_features if config.name == "iresnet" else config.embedding_size
+    """The encoder ``config`` names, at random initialisation (``encoders.registry.build_encoder``, from the settings
+    that belong to it): (B, 3, S, S) faces or (B, samples) 16 kHz waves -> (B, embedding size)."""
+    return build_encoder(config.name, **{k: getattr(config, k) for k in ENCODERS[config.name].architecture})
 
 
 class PretrainModule(L.LightningModule):
@@ -263,7 +253,7 @@ class PretrainModule(L.LightningModule):
         self.config = PretrainConfig(**{k: cls(**config[k]) for k, cls in _SECTIONS.items()})
         self.encoder = build_pretrain_encoder(self.config.encoder)
         head = self.config.head
-        self.head = ArcFaceHead(embedding_size(self.config.encoder), num_classes, head.margin, head.scale)
+        self.head = ArcFaceHead(self.encoder.embedding_size, num_classes, head.margin, head.scale)
 
     def training_step(self, batch, batch_index):
         inputs, labels = batch
@@ -423,21 +413,8 @@ def _split(tree: dict[str, list[Path]], config: PretrainConfig) -> tuple[list[st
     return [n for n in names if n not in heldout], sorted(heldout)
 
 
-def _save_weights(module: PretrainModule, config: PretrainConfig, out: Path, trained_on: str) -> Path:
-    """The encoder as its kind's releases are saved, with its provenance record beside it."""
-    path = out / WEIGHTS_FILE[config.encoder.name]
-    if config.encoder.name == "iresnet":
-        torch.save(module.encoder.state_dict(), path)  # insightface: a plain IResNet state dict
-        front_end = {"input": "image", "size": config.encoder.input_size}
-    else:
-        torch.save(module.encoder.network.state_dict(), path)  # SpeechBrain: a plain ECAPA_TDNN state dict
-        front_end = module.encoder.front_end()
-    write_provenance(path, trained_on, heard_voxceleb=False, front_end=front_end)
-    return path
-
-
 def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
-    """Train (checkpointed, resumable), evaluate on held-out identities, write the weights (``WEIGHTS_FILE``), their
+    """Train (checkpointed, resumable), evaluate on held-out identities, write the weights (``save_release``), their
     provenance and ``pretrain.json``; returns that summary. Raises ``ConfigError`` / ``MediaError`` before any work
     for bad settings or data, ``KeyboardInterrupt`` after an interruption (its checkpoint kept)."""
     config.validate()
@@ -485,8 +462,9 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
     heldout_embeddings = embed_files(module.encoder, heldout_items, config)
     scores = verification_scores(heldout_embeddings, heldout_items)
     trained_on = f"{data.resolve()} ({len(train_names)} identities, voxface pretrain)"
-    weights = _save_weights(module, config, out, trained_on)
+    weights = save_release(config.encoder.name, module.encoder, out, trained_on)
     summary = {"config": config.to_dict(), "modality": config.modality, "encoder": config.encoder.name,
+               "encoder_description": describe_encoder(config.encoder.name, module.encoder),
                "train_identities": len(train_names), "train_files": len(train_items),
                "heldout_identities": len(heldout), "heldout_files": len(heldout_items),
                "heldout_verification_auc": scores["auc"], "heldout_eer": scores["eer"],
@@ -519,15 +497,12 @@ def _probes(module: PretrainModule, config: PretrainConfig, data: Path, tree: di
 
 def format_pretrain(summary: dict) -> str:
     """The lines ``voxface pretrain`` prints for a finished run."""
-    c = PretrainEncoderConfig(**summary["config"]["encoder"])
-    model = (f"IResNet-{c.depth} x{c.width} ({c.input_size}px, {c.num_features}-d)" if c.name == "iresnet" else
-             f"ECAPA-TDNN {c.channels} ({c.embedding_size}-d, {c.features} fbank)")
+    model = summary.get("encoder_description", summary["encoder"])
     lines = [f"{summary['modality']} encoder: {model} on {summary['train_identities']} identities / "
              f"{summary['train_files']} files; held-out verification AUC {summary['heldout_verification_auc']:.3f}, "
              f"EER {summary['heldout_eer']:.1%} on {summary['heldout_identities']} unseen identities"]
     if "probes" in summary:
         lines.append(format_probes(summary["probes"], summary["modality"]))
-    release = "insightface backbone.pth" if c.name == "iresnet" else "SpeechBrain embedding_model.ckpt"
-    lines.append(f"weights: {summary['weights']} ({release} format, provenance beside it)")
+    lines.append(f"weights: {summary['weights']} (saved as its releases are, provenance beside it)")
     return "\n".join(lines)
 

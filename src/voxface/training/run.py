@@ -128,7 +128,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
         cache = build_teacher_cache(teacher, config.face.weights, roots, faces,
                                     config.face.cache_dir or out / "teacher_cache",
-                                    workers=config.data.workers, progress=config.trainer.progress)
+                                    workers=config.data.workers, progress=config.trainer.progress,
+                                    encoder=config.face.encoder)
         teacher.cpu()
     data = PairDataModule(manifests["train"], manifests["val"],
                           PairConfig(crop_seconds=config.data.crop_seconds, face_size=config.data.face_size,

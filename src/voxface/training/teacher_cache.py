@@ -20,12 +20,13 @@ from voxface.protocol.layout import DataRoots
 
 def build_teacher_cache(teacher: IResNet, weights: str | Path, roots: DataRoots, faces: list[str],
                         cache_dir: str | Path, batch_size: int = 128, workers: int = 2,
-                        progress: bool = True) -> StoreView:
+                        progress: bool = True, encoder: str = "iresnet") -> StoreView:
     """The teacher's features of ``faces`` (paths relative to ``roots.faces``), from ``weights`` (the file the
-    teacher was loaded from: its digest names the store). Unreadable faces are left out (and logged)."""
+    teacher was loaded from: its digest names the store); ``encoder``: its registered name (``face.encoder``).
+    Unreadable faces are left out (and logged)."""
     digest = weights_sha256(weights)
     root, prefix = roots.faces.parent, f"{roots.faces.name}/"
-    record = encoder_record("iresnet", teacher, weights_provenance("iresnet", weights))
+    record = encoder_record(encoder, teacher, weights_provenance(encoder, weights))
     keys = sorted({f"{prefix}{face}" for face in faces})
     store = extract_with(teacher, record, digest, root, keys, Path(cache_dir) / f"teacher_{digest[:16]}",
                          weights=weights, batch_size=batch_size, workers=workers, progress=progress, replace=True)
