@@ -233,6 +233,9 @@ def test_speechbrain_weights_get_speechbrains_front_end_and_a_provenance_record_
     write_provenance(path, "VoxSynth teacher_voices", heard_voxceleb=False,
                      front_end={"input": "fbank", "fbank": "kaldi", "settings": {"mean_norm": True}})
     assert kind(path) == "kaldi" and not weights_provenance("ecapa", path)["heard_voxceleb"]
+    write_provenance(path, "a face set", heard_voxceleb=False, front_end={"input": "image", "size": 32})
+    with pytest.raises(WeightsError, match=r"records a 'image' front end .*not ECAPA-TDNN voice weights"):
+        kind(path)  # a face teacher's weights given as a voice encoder's: one line, not a KeyError
     (path.parent / "voxface_provenance.json").write_text("{not json")
     with pytest.raises(WeightsError, match="is not a voxface provenance record"):
         weights_provenance("ecapa", path)

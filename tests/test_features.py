@@ -199,6 +199,9 @@ def test_bad_input_gives_one_line_errors(data, tmp_path, capsys):
         extract_features("iresnet", tmp_path / "junk.pth", tree.root, tmp_path / "x")
     with pytest.raises(WeightsError, match="does not exist"):
         extract_features("iresnet", tmp_path / "none.pth", tree.root, tmp_path / "x")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(FeaturesError, match=r"a_file is a file, not a folder; choose another --out"):
+        extract_features("iresnet", face_weights, tree.root, tmp_path / "a_file")
     cases = [(["--encoder", "resnet"], "unknown encoder 'resnet'; registered: iresnet"),
              (["--encoder", "ecapa", "--data", str(tmp_path / "missing")], "has no wav/ folder"),
              (["--weights", str(tmp_path / "junk.pth")], "junk.pth"),

@@ -54,10 +54,20 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
     with pytest.raises(ConfigError, match=rf"^{typo}: unknown config key 'methdo' \(did you mean 'method'\?"):
         load_config(typo)
     # a method's own arguments: strict, with the nearest name, from a file or the command line (issue 23 item 2)
-    with pytest.raises(ConfigError, match=r"unknown config key 'method.args.ot_wieght' \(did you mean "
-                                          r"'method.args.ot_weight'\?"):
-        load_config(base, ["method.args.ot_wieght=0.5"])
-    with pytest.raises(ConfigError, match=r"method.args.terms must be a non-empty list of distinct terms"):
+    with pytest.raises(ConfigError, match=r"^command-line override 'method.args.ot_wieght=0.5': unknown config key "
+                                          r"'method.args.ot_wieght' \(did you mean 'method.args.ot_weight'\?"):
+        load_config(base, ["method.args.ot_wieght=0.5"])  # the command line's, not blamed on the file
+    with pytest.raises(ConfigError, match=r"^command-line override 'method.args.ot_weight=abc': config value "
+                                          r"method.args.ot_weight must be float"):
+        load_config(base, ["method.args.ot_weight=abc"])
+    shipped = tmp_path / "mine.yaml"  # extends: takes a shipped name too
+    shipped.write_text("extends: voxsynth/base\nmethod:\n  args:\n    ot_weight: 0.5\n")
+    assert load_config(shipped, check_paths=False).method.args["mapping_hidden"] == [256]
+    shipped.write_text("extends: voxsynth/bsae\n")
+    with pytest.raises(ConfigError, match=r"extends: voxsynth/bsae is neither a file beside it nor a shipped"):
+        load_config(shipped, check_paths=False)
+    with pytest.raises(ConfigError, match=r"method.args.terms must be a non-empty list of distinct terms .*'otp' is "
+                                          r"none of them"):
         load_config(base, ["method.args.terms=[contrastive, otp]"])
     with pytest.raises(ConfigError, match=r"method.name 'sun_su' is no registered method \(did you mean "
                                           r"'sun_su_2025'\?"):

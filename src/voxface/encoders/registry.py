@@ -153,6 +153,9 @@ def build_voice_encoder(name: str, weights: str | Path | None = None, *, channel
     if name == "ecapa":
         provenance = weights_provenance(name, weights)
         recorded = provenance["front_end"] or {"input": "fbank", "fbank": "kaldi", "settings": None}
+        if recorded.get("input") != "fbank":  # e.g. a face teacher's backbone.pth given as audio.weights
+            raise WeightsError(f"{weights} records a {recorded.get('input')!r} front end in its "
+                               f"{PROVENANCE_FILE}: these are not ECAPA-TDNN voice weights")
         kind = recorded["fbank"] if features == "auto" else features
         if kind not in FBANKS:
             raise ConfigError(f"config value audio.features must be auto or one of {tuple(FBANKS)}, got {kind!r}")

@@ -361,6 +361,8 @@ def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str
         else:
             done, _ = Progress.merged(folder)
             log.info("resuming feature store %s: %d of %d chunks done", folder, len(done), -(-len(keys) // chunk_rows))
+    elif folder.exists() and not folder.is_dir():
+        raise FeaturesError(f"{folder} is a file, not a folder; choose another --out")
     elif folder.exists() and any(folder.iterdir()):
         raise FeaturesError(f"{folder} exists and is not a feature store; choose another --out")
     elif not launched:
@@ -398,8 +400,15 @@ def feature_stores(config: Any) -> dict[str, FeatureStore]:
     """The ``{"face": store, "voice": store}`` a feature-mode training configuration names (``features:``), each
     checked to hold its modality made by the configured encoder from the configured weights (SHA-256);
     ``FeaturesError`` naming the store and what differs otherwise."""
-    wanted = {"face": (config.features.face, config.face.encoder, config.face.weights),
-              "voice": (config.features.voice, config.audio.encoder, config.audio.weights)}
-    return {modality: FeatureStore.open(path, {"modality": modality, "encoder": encoder,
-                                               "weights_sha256": weights_sha256(weights)})
-            for modality, (path, encoder, weights) in wanted.items()}
+    wanted = {"face": ("features.face", config.features.face, config.face.encoder, "face.weights",
+                       config.face.weights),
+              "voice": ("features.voice", config.features.voice, config.audio.encoder, "audio.weights",
+                        config.audio.weights)}
+    stores = {}
+    for modality, (key, path, encoder, weights_key, weights) in wanted.items():
+        try:
+            stores[modality] = FeatureStore.open(path, {"modality": modality, "encoder": encoder,
+                                                        "weights_sha256": weights_sha256(weights)})
+        except FeaturesError as err:  # which settings of the config disagree with the store
+            raise FeaturesError(f"{key}: {err} (this config's {weights_key}: {weights})") from None
+    return stores

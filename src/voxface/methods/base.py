@@ -175,5 +175,8 @@ def method_args(name: str, args: dict[str, Any], source: str = "config") -> Any:
 
     parsed = build_dataclass(method_class(name).Args, args, source, "method.args.")
     if hasattr(parsed, "validate"):
-        parsed.validate()
+        try:
+            parsed.validate()
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
     return parsed

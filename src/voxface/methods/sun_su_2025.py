@@ -70,9 +70,11 @@ class SunSu2025Args:
     voice_hidden: list[int] = field(default_factory=list)  # none in the paper (module docstring)
 
     def validate(self) -> SunSu2025Args:
+        unknown = [term for term in self.terms if term not in TERMS]
         checks = [
-            (bool(self.terms) and set(self.terms) <= set(TERMS) and len(set(self.terms)) == len(self.terms),
-             "terms", f"a non-empty list of distinct terms among {TERMS}"),
+            (bool(self.terms) and not unknown and len(set(self.terms)) == len(self.terms),
+             "terms", f"a non-empty list of distinct terms among {TERMS}"
+                      + (f" ({unknown[0]!r} is none of them)" if unknown else "")),
             (self.terms != ["rkd"], "terms", "more than rkd alone (it aligns nothing across modalities)"),
             (self.temperature > 0, "temperature", "positive"),
             (min(self.ot_weight, self.rkd_weight) >= 0, "ot_weight / rkd_weight", "non-negative"),

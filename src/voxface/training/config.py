@@ -264,8 +264,15 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     parent = data.pop("extends", None)
-    if parent:
-        base = _read_yaml((path.parent / parent), seen + (path.resolve(),))
+    if parent:  # a path relative to this file, else a shipped name (voxsynth/base)
+        near = path.parent / parent
+        if not near.is_file() and not Path(parent).is_absolute():
+            try:
+                near = resolve_config(parent)
+            except ConfigError:
+                raise ConfigError(f"{path}: extends: {parent} is neither a file beside it nor a shipped "
+                                  f"configuration (shipped: {', '.join(packaged_configs())})") from None
+        base = _read_yaml(near, seen + (path.resolve(),))
         data = _merge(base, data)
     return data
 
@@ -342,8 +349,15 @@ def read_config(root: type, path: str | Path | None = None, overrides: list[str]
     for override in overrides:
         data = _merge(data, parse_override(override, root))
     source = str(path or "overrides")
-    # a root with its own reader (TrainConfig: method.args against the method's dataclass) builds itself
-    return root.from_dict(data, source) if hasattr(root, "from_dict") else build_dataclass(root, data, source)
+    try:  # a root with its own reader (TrainConfig: method.args against the method's dataclass) builds itself
+        return root.from_dict(data, source) if hasattr(root, "from_dict") else build_dataclass(root, data, source)
+    except ConfigError as err:  # a key below a free-form mapping (method.args.x) checked only now: whose is it?
+        for override in overrides:
+            key = override.partition("=")[0]
+            if getattr(err, "key", None) == key or f"config value {key} " in str(err):
+                raise ConfigError(f"command-line override {override!r}: "
+                                  f"{str(err).removeprefix(f'{source}: ')}") from None
+        raise
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
