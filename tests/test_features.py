@@ -243,7 +243,10 @@ def test_the_teacher_cache_is_a_face_store_reused_until_the_faces_change(data, t
     cache = build_teacher_cache(teacher, face_weights, tree.roots, faces, tmp_path, **kwargs)
     assert sorted(cache) == sorted(faces[:6]) and tree.corrupt_face not in cache
     for face in faces[:6]:
-        np.testing.assert_allclose(cache[face], _direct("face", face_weights, tree.roots.face(face)), atol=1e-5)
+        # at the cache's float16 precision (it always held the teacher's T so: the runs' numbers depend on it)
+        np.testing.assert_allclose(cache[face], _direct("face", face_weights, tree.roots.face(face)), rtol=1e-3,
+                                   atol=1e-5)
+        assert np.array_equal(cache[face], cache[face].astype(np.float16).astype(np.float32))
     assert np.array_equal(pickle.loads(pickle.dumps(cache))[faces[0]], cache[faces[0]])
     (folder,) = tmp_path.iterdir()
     assert folder.name.startswith("teacher_") and FeatureStore.open(folder).meta["views"] == ["plain", "mirrored"]
