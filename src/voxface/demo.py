@@ -62,7 +62,7 @@ class DemoSize:
 SIZES: dict[str, DemoSize] = {
     # Training settings: the shipped voxsynth/base.yaml, the file a user edits (BENCHMARKS.md for the time).
     "default": DemoSize(synth=SynthConfig()),
-    # The CI test's size: every step of the pipeline in about 45 seconds (README).
+    # The CI test's size: every step of the pipeline in under a minute (README).
     "tiny": DemoSize(
         synth=SynthConfig(identities=48, videos=3, clips_per_video=2, frames_per_video=2, min_seconds=2.0,
                           max_seconds=3.0, teacher_identities=40, teacher_images=6, val_fraction=0.25,
