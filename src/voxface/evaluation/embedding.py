@@ -111,13 +111,15 @@ class FeatureEmbedder:
     @torch.no_grad()
     def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
         store = self.stores["voice" if kind == "voice" else "face"]
-        found, errors = [], {}
+        found, errors, unreadable = [], {}, None
         for path in paths:
             key = self._key(path)
             if key is not None and key in store:
                 found.append((path, key))
             else:
-                why = store.unreadable.get(key) if key is not None else None
+                if unreadable is None:  # the store's list of unreadable files, read once per call
+                    unreadable = store.unreadable
+                why = unreadable.get(key) if key is not None else None
                 errors[path] = (f"{path}: unreadable when feature store {store.path} was made ({why})" if why
                                 else f"{path}: not in feature store {store.path}")
         embeddings = {}

@@ -92,6 +92,9 @@ class TrainingModule(L.LightningModule):
         self.save_hyperparameters({"config": config})
         self.config = TrainConfig.from_dict(config)
         self.method = build_method(self.config)
+        # where the encoders' weights came from, read once as they are loaded (a file beside each), for every save
+        self._provenance = {"face": weights_provenance(self.config.face.encoder, self.config.face.weights),
+                            "voice": weights_provenance(self.config.audio.encoder, self.config.audio.weights)}
         self._val_scores: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
 
@@ -100,10 +103,8 @@ class TrainingModule(L.LightningModule):
         # (architecture, front end as resolved, where the weights came from), and the crops and face size.
         config = self.config
         checkpoint[ENCODERS_KEY] = {
-            "face": encoder_record(config.face.encoder, self.method.face_encoder,
-                                   weights_provenance(config.face.encoder, config.face.weights)),
-            "voice": encoder_record(config.audio.encoder, self.method.voice_encoder,
-                                    weights_provenance(config.audio.encoder, config.audio.weights)),
+            "face": encoder_record(config.face.encoder, self.method.face_encoder, self._provenance["face"]),
+            "voice": encoder_record(config.audio.encoder, self.method.voice_encoder, self._provenance["voice"]),
             "crop_seconds": config.data.crop_seconds, "val_crop_seconds": config.data.val_crop_seconds}
         checkpoint["voxface_version"] = voxface.__version__
 
