@@ -13,7 +13,7 @@ import voxface
 from voxface.encoders.loading import load_strict, read_weights
 from voxface.encoders.registry import rebuild_encoder
 from voxface.errors import WeightsError
-from voxface.methods import Method, Towers, method_class
+from voxface.methods import LabelSpace, Method, Towers, method_class
 from voxface.training.config import ENCODERS_KEY, TrainConfig, relocate
 from voxface.typed import UnknownConfigKey
 
@@ -67,7 +67,8 @@ def load_trained_model(path: str | Path) -> tuple[Method, TrainConfig]:
     state = blob["state_dict"]
     face = rebuild_encoder(records["face"], _part(state, "method.face_encoder."), f"{path} (face encoder)")
     voice = rebuild_encoder(records["voice"], _part(state, "method.voice_encoder."), f"{path} (voice encoder)")
-    method = method_class(config.method.name)(config.method_args(), Towers.of(face, voice))
+    labels = LabelSpace.from_dict(blob["hyper_parameters"].get("labels"))  # classifiers rebuild at their size
+    method = method_class(config.method.name)(config.method_args(), Towers.of(face, voice, labels=labels))
     load_strict(method, _part(state, "method."), str(path))
     return method.eval(), config
 

@@ -63,6 +63,12 @@ class PairDataset(Dataset):
                             for ident in manifest.identities]
         self.faces = [ident.faces for ident in manifest.identities]
         self.video_faces = [{ytid: v.faces for ytid, v in ident.videos.items()} for ident in manifest.identities]
+        # Global indices over the split, for methods keyed by clip or video (memory banks, video-level clustering).
+        self.clip_offsets = np.concatenate([[0], np.cumsum([len(v) for v in self.voices])]).astype(np.int64)
+        video_index = {(i, ytid): n for n, (i, ytid) in enumerate(
+            (i, ytid) for i, ident in enumerate(manifest.identities) for ytid in ident.videos)}
+        self.num_videos = len(video_index)
+        self.clip_video_index = [[video_index[(i, ytid)] for ytid in clips] for i, clips in enumerate(self.voice_video)]
 
     @property
     def clips_per_identity(self) -> list[int]:
@@ -118,7 +124,8 @@ class PairDataset(Dataset):
             )
         flip = self.train and self.config.flip_faces and bool(rng.integers(2))
         item = {"voice_features" if self.voice_cache is not None else "wave": torch.from_numpy(wave),
-                "identity": identity, "skipped": skipped}
+                "identity": identity, "skipped": skipped, "clip": int(self.clip_offsets[identity] + clip),
+                "video": self.clip_video_index[identity][clip]}
         if self.teacher_cache is not None:
             item["face_features"] = torch.from_numpy(np.asarray(face[int(flip)], dtype=np.float32))
         else:
@@ -134,45 +141,61 @@ def _report_once(path: str, err: Exception) -> None:
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack items into ``{"wave": (B, T) or "voice_features": (B, D), "face": (B, 3, S, S) or "face_features":
-    (B, D), "identity": (B,), "skipped": int}``."""
+    (B, D), "identity", "clip", "video": (B,) int64, "skipped": int}``."""
     if not items:
         raise MediaError("empty batch: the sampler produced no pairs")
     batch = {key: torch.stack([item[key] for item in items]) for key in ("wave", "voice_features", "face",
                                                                           "face_features")
              if key in items[0]}
-    batch["identity"] = torch.tensor([item["identity"] for item in items])
+    for key in ("identity", "clip", "video"):
+        batch[key] = torch.tensor([item[key] for item in items])
     batch["skipped"] = sum(item["skipped"] for item in items)
     return batch
 
 
 class IdentityBatchSampler(Sampler[list[ItemKey]]):
-    """Batches of ``ItemKey`` in which no identity appears twice, over all ranks together.
+    """Batches of ``ItemKey``, over all ranks together, in one of three layouts (``methods/base.py`` SAMPLERS):
 
-    Each global batch (``batch_size`` per rank times ``num_replicas``) draws distinct identities with
-    probability proportional to their unused clips, so clips are consumed evenly; when fewer identities
-    than a global batch have unused clips left, every identity's clips are reshuffled and drawing goes
-    on. An epoch is ``total clips // global batch`` batches, the same every epoch (the trainer, the
-    schedules and resuming count on that). ``drop_last=False`` (one process only, for passes that must
-    see every clip exactly once) instead goes on with smaller batches until every clip is used.
+    - ``identity_unique`` (default): no identity appears twice in a global batch. Distinct identities are drawn
+      with probability proportional to their unused clips, so clips are consumed evenly; when fewer identities than
+      a global batch have unused clips left, every identity's clips are reshuffled and drawing goes on.
+    - ``identity_classes``: ``global batch / per_identity`` distinct identities with ``per_identity`` clips each (an
+      identity with fewer clips repeats some), drawn the same way.
+    - ``video_pairs``: clips in a uniform random order, labels unused (an identity may appear twice).
+
+    An epoch is ``total clips // global batch`` batches, the same every epoch (the trainer, the schedules and
+    resuming count on that). ``drop_last=False`` (one process only, for passes that must see every clip exactly
+    once) instead goes on with smaller batches until every clip is used.
     """
 
     def __init__(self, clips_per_identity: list[int], batch_size: int, seed: int = 0, num_replicas: int = 1,
-                 rank: int = 0, drop_last: bool = True) -> None:
+                 rank: int = 0, drop_last: bool = True, layout: str = "identity_unique",
+                 per_identity: int = 1) -> None:
         super().__init__()
         self.clips = np.asarray(clips_per_identity, dtype=np.int64)
         self.batch_size, self.seed = batch_size, seed
         self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
+        self.layout, self.per_identity = layout, per_identity if layout == "identity_classes" else 1
         self.epoch = 0
         self.global_batch = batch_size * num_replicas
         usable = int((self.clips > 0).sum())
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        if layout not in ("identity_unique", "identity_classes", "video_pairs"):
+            raise ConfigError(f"no batch layout {layout!r}: identity_unique, identity_classes or video_pairs")
+        if layout == "identity_classes" and (per_identity < 2 or batch_size % per_identity):
+            raise ConfigError(f"identity_classes batches need at least 2 pairs per identity, dividing the batch size "
+                              f"({batch_size}); got {per_identity}")
         if not drop_last and num_replicas > 1:
             raise ConfigError("drop_last=False is only possible with one process: ranks need equal batches")
-        if usable < self.global_batch:
+        if layout == "video_pairs" and int(self.clips.sum()) < self.global_batch:
+            raise ConfigError(f"batch of {self.global_batch} clips is larger than the {int(self.clips.sum())} clips; "
+                              "lower the batch size")
+        if layout != "video_pairs" and usable < self.global_batch // self.per_identity:
             raise ConfigError(
-                f"batch of {self.global_batch} distinct identities ({batch_size} x {num_replicas} ranks) is larger "
-                f"than the {usable} identities with clips; lower the batch size"
+                f"batch of {self.global_batch // self.per_identity} distinct identities ({batch_size} x {num_replicas} "
+                f"ranks / {self.per_identity} per identity) is larger than the {usable} identities with clips; "
+                "lower the batch size"
             )
         self._skip = 0
         self._position: Callable[[], tuple[int, int]] | None = None
@@ -187,6 +210,9 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
 
     def _global_batches(self):
         rng = np.random.default_rng((self.seed, self.epoch))
+        if self.layout == "video_pairs":
+            yield from self._uniform_batches(rng)
+            return
 
         def shuffled():
             return [list(rng.permutation(n)) for n in self.clips], self.clips.astype(np.float64).copy()
@@ -195,15 +221,27 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
             remaining[chosen] -= 1
             return [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1))) for i in chosen]
 
+        def draw_classes(chosen):  # per_identity clips of each; an identity short of clips takes a fresh pass of them
+            batch = []
+            for i in chosen:
+                while len(queues[i]) < self.per_identity:
+                    queues[i] = list(rng.permutation(self.clips[i])) + queues[i]
+                remaining[i] = max(0.0, remaining[i] - self.per_identity)
+                batch += [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1)))
+                          for _ in range(self.per_identity)]
+            return batch
+
         queues, remaining = shuffled()
         if self.drop_last:
+            identities = self.global_batch // self.per_identity
             for _ in range(max(1, int(self.clips.sum()) // self.global_batch)):
-                if (remaining > 0).sum() < self.global_batch:  # a new pass; leftovers are drawn first
+                if (remaining > 0).sum() < identities:  # a new pass; leftovers are drawn first
                     fresh, counts = shuffled()
                     queues = [new + old for new, old in zip(fresh, queues, strict=True)]
                     remaining = remaining + counts
                 p = remaining / remaining.sum()
-                yield draw(rng.choice(len(remaining), size=self.global_batch, replace=False, p=p))
+                chosen = rng.choice(len(remaining), size=identities, replace=False, p=p)
+                yield draw(chosen) if self.per_identity == 1 else draw_classes(chosen)
             return
         while remaining.sum() > 0:
             alive = int((remaining > 0).sum())
@@ -212,6 +250,14 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
                 yield draw(rng.choice(len(remaining), size=self.global_batch, replace=False, p=p))
             else:  # smaller batches until every clip is used once
                 yield draw(rng.permutation(np.flatnonzero(remaining > 0)))
+
+    def _uniform_batches(self, rng: np.random.Generator):
+        keys = np.array([(i, c) for i, n in enumerate(self.clips) for c in range(n)], dtype=np.int64)
+        order = rng.permutation(len(keys))
+        batches = len(keys) // self.global_batch if self.drop_last else -(-len(keys) // self.global_batch)
+        for b in range(max(1, batches)):
+            chosen = keys[order[b * self.global_batch:(b + 1) * self.global_batch]]
+            yield [(int(i), int(c), int(rng.integers(2**63 - 1))) for i, c in chosen]
 
     def follow(self, position: Callable[[], tuple[int, int]]) -> None:
         """Take the epoch and the batches already done in it from ``position()`` at the start of every pass
@@ -244,4 +290,6 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
     def __len__(self) -> int:
         if self.drop_last:
             return max(1, int(self.clips.sum()) // self.global_batch)
+        if self.layout == "video_pairs":
+            return max(1, -(-int(self.clips.sum()) // self.global_batch))
         return sum(1 for _ in self._global_batches())

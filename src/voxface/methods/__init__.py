@@ -1,7 +1,17 @@
 """Methods by name (``method.name`` in a training config): each one file with its heads, loss and docstring."""
 
-from voxface.methods.base import METHODS, Method, Towers, method_args, method_class, register_method
+from voxface.methods.base import (
+    BATCH_KEYS,
+    METHODS,
+    SAMPLERS,
+    LabelSpace,
+    Method,
+    Towers,
+    method_args,
+    method_class,
+    register_method,
+)
 from voxface.methods.sun_su_2025 import SunSu2025, SunSu2025Args
 
-__all__ = ["METHODS", "Method", "SunSu2025", "SunSu2025Args", "Towers", "method_args", "method_class",
+__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers", "method_args", "method_class",
            "register_method"]

@@ -25,10 +25,45 @@ from torch import nn
 
 from voxface.errors import ConfigError
 
-# What a method's batches are made of. identity_unique: one (voice, face) pair per identity in a batch, over all
-# ranks (contrastive losses treat the rest of the batch as negatives). training/data.py makes them.
-SAMPLERS = ("identity_unique",)
+# What a method's batches are made of (training/data.py makes them):
+# - identity_unique: one (voice, face) pair per identity in a global batch (contrastive losses treat the rest of the
+#   batch as negatives, so no negative is a false one);
+# - identity_classes: P identities with K pairs each (K: the method's ``pairs_per_identity``), for losses that need
+#   positives within a batch (lifted structure, center loss);
+# - video_pairs: voice clips drawn uniformly, each with a face of the same video, labels unused (self-supervised
+#   methods: a batch may hold an identity twice, as it would without labels).
+SAMPLERS = ("identity_unique", "identity_classes", "video_pairs")
+# What a batch may carry besides the inputs, each (B,) int64: the training identity (0..identities-1), its gender
+# and nationality (indices into LabelSpace's sorted values), the clip's video and the clip itself (global indices
+# over the training split). A method receives only the keys it declares in ``batch_keys``.
+BATCH_KEYS = ("identity", "gender", "nationality", "video", "clip")
 METHODS: dict[str, type[Method]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSpace:
+    """The sizes of the training split's label spaces: what classifiers and memory banks are built for.
+
+    Saved with a checkpoint (``hyper_parameters.labels``), so a trained classifier rebuilds at its size."""
+
+    identities: int
+    genders: int = 2
+    nationalities: int = 1
+    videos: int = 0
+    clips: int = 0
+    gender_names: tuple[str, ...] = ("f", "m")
+    nationality_names: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "gender_names": list(self.gender_names),
+                "nationality_names": list(self.nationality_names)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> LabelSpace | None:
+        if not values:
+            return None
+        return cls(**{**values, "gender_names": tuple(values.get("gender_names", ("f", "m"))),
+                      "nationality_names": tuple(values.get("nationality_names", ()))})
 
 
 @dataclasses.dataclass
@@ -41,10 +76,18 @@ class Towers:
     voice_dim: int
     face_frozen: bool = True
     voice_frozen: bool = False
+    labels: LabelSpace | None = None  # the training split's label sizes; None where nothing trains (examples)
 
     @classmethod
-    def of(cls, face: nn.Module, voice: nn.Module, face_frozen: bool = True, voice_frozen: bool = False) -> Towers:
-        return cls(face, voice, face.embedding_size, voice.embedding_size, face_frozen, voice_frozen)
+    def of(cls, face: nn.Module, voice: nn.Module, face_frozen: bool = True, voice_frozen: bool = False,
+           labels: LabelSpace | None = None) -> Towers:
+        return cls(face, voice, face.embedding_size, voice.embedding_size, face_frozen, voice_frozen, labels)
+
+    def label_space(self, method: str) -> LabelSpace:
+        """The label sizes, for a method that builds classifiers or memory banks; ConfigError when absent."""
+        if self.labels is None:
+            raise ConfigError(f"the {method} method needs the training split's label sizes (Towers.labels)")
+        return self.labels
 
 
 class Method(nn.Module):
@@ -58,8 +101,11 @@ class Method(nn.Module):
     name: ClassVar[str]
     Args: ClassVar[type]
     sampler: ClassVar[str] = "identity_unique"
-    # what losses() reads besides the two inputs ("face" images or "face_features", "wave" or "voice_features")
-    batch_keys: ClassVar[tuple[str, ...]] = ("identity",)
+    # what losses() reads besides the two inputs ("face" images or "face_features", "wave" or "voice_features"):
+    # a subset of BATCH_KEYS; the training loop hands a method no other key (a label-free method sees no label)
+    batch_keys: ClassVar[tuple[str, ...]] = ()
+    # identity_classes batches: pairs of each identity in a batch (K of P x K)
+    pairs_per_identity: int = 1
 
     def __init__(self, args: Any, towers: Towers) -> None:
         super().__init__()
@@ -126,6 +172,10 @@ class Method(nn.Module):
         """Named terms of one training batch; ``gather`` makes a rank's (B, ...) tensor the global batch's."""
         raise NotImplementedError
 
+    def start_epoch(self, epoch: int) -> None:
+        """Called at the start of every training epoch (0-based): per-epoch work such as re-clustering a memory
+        bank (CMPC, Self-Lifting) or advancing a curriculum. Nothing by default."""
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """The method's own parameters (heads, learnable loss parameters), by role; the encoders' are the loop's."""
         encoders = {id(p) for e in (self.face_encoder, self.voice_encoder) if e is not None for p in e.parameters()}
@@ -150,6 +200,8 @@ def register_method(cls: type[Method]) -> type[Method]:
         raise TypeError(f"method {cls.__name__} has no runnable docstring example (>>>); every method needs one")
     if cls.sampler not in SAMPLERS:
         raise TypeError(f"method {cls.__name__} asks for sampler {cls.sampler!r}; known: {SAMPLERS}")
+    if not set(cls.batch_keys) <= set(BATCH_KEYS):
+        raise TypeError(f"method {cls.__name__} asks for batch keys {cls.batch_keys}; known: {BATCH_KEYS}")
     METHODS[cls.name] = cls
     return cls
 

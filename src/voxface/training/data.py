@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from voxface.errors import ConfigError, MediaError
 from voxface.media.audio import read_voice
 from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
 from voxface.media.faces import face_to_tensor, read_face
+from voxface.methods.base import BATCH_KEYS, SAMPLERS, LabelSpace
+from voxface.protocol.lists import Protocol
 from voxface.protocol.manifest import Manifest
 from voxface.training.resume import ignore_sigint
 
@@ -76,36 +79,69 @@ def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-# What PairDataModule's batches hold besides the two inputs, and the samplers it makes (a method declares both).
-BATCH_KEYS = ("identity", "skipped")
-SAMPLERS = ("identity_unique",)
+def label_space(manifest: Manifest, protocol: Protocol) -> tuple[LabelSpace, np.ndarray]:
+    """The training split's label sizes and each identity's (gender, nationality) indices, (identities, 2) int64:
+    what DIMNet's covariate classifiers and any method's classifiers or memory banks are built for."""
+    people = [protocol.identities[ident.name] for ident in manifest.identities]
+    genders = sorted({p.gender for p in people})
+    nationalities = sorted({p.nationality for p in people})
+    covariates = np.array([(genders.index(p.gender), nationalities.index(p.nationality)) for p in people],
+                          dtype=np.int64).reshape(-1, 2)
+    dataset = PairDataset(manifest)
+    space = LabelSpace(identities=len(people), genders=len(genders), nationalities=len(nationalities),
+                       videos=dataset.num_videos, clips=len(dataset), gender_names=tuple(genders),
+                       nationality_names=tuple(nationalities))
+    return space, covariates
+
+
+class CovariateCollate:
+    """``collate_pairs`` plus each pair's ``gender`` and ``nationality`` indices, from its identity (picklable, for
+    loader workers)."""
+
+    def __init__(self, covariates: np.ndarray | None) -> None:
+        self.covariates = covariates
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = collate_pairs(items)
+        if self.covariates is not None:
+            rows = torch.from_numpy(self.covariates[batch["identity"].numpy()])
+            batch["gender"], batch["nationality"] = rows[:, 0].contiguous(), rows[:, 1].contiguous()
+        return batch
 
 
 class PairDataModule(L.LightningDataModule):
-    """Training pairs in the batches a method asks for (``sampler``: identity-unique, one pair per identity in a
-    global batch) and the validation trials; from media, or from feature stores (``teacher_cache`` for faces,
-    ``voice_cache`` for voices)."""
+    """Training pairs in the batches a method asks for (``sampler``: ``methods/base.py`` SAMPLERS; ``per_identity``
+    pairs of each identity for identity_classes; video_pairs takes each voice's face from its own video) and the
+    validation trials; from media, or from feature stores (``teacher_cache`` for faces, ``voice_cache`` for voices).
+    ``covariates`` (identities, 2): each training identity's gender and nationality indices (``label_space``)."""
 
     def __init__(self, train: Manifest, val: Manifest, pair_config: PairConfig, batch_size: int, seed: int,
                  workers: int, teacher_cache: Mapping[str, np.ndarray] | None, val_clips: int,
                  val_crop_seconds: float, voice_cache: Mapping[str, np.ndarray] | None = None,
-                 sampler: str = "identity_unique", batch_keys: tuple[str, ...] = ()) -> None:
+                 sampler: str = "identity_unique", batch_keys: tuple[str, ...] = (), per_identity: int = 1,
+                 covariates: np.ndarray | None = None) -> None:
         super().__init__()
         if sampler not in SAMPLERS or not set(batch_keys) <= set(BATCH_KEYS):
             raise ConfigError(f"the method asks for {sampler!r} batches with {', '.join(batch_keys) or 'no'} extra "
                               f"keys; the training data makes {', '.join(SAMPLERS)} batches with "
                               f"{', '.join(BATCH_KEYS)}")
+        if {"gender", "nationality"} & set(batch_keys) and covariates is None:
+            raise ConfigError("the method needs gender and nationality labels; give the data module covariates")
+        if sampler == "video_pairs":  # a same-video pair is all a label-free method knows of who is who
+            pair_config = dataclasses.replace(pair_config, face_from_same_video=True)
         self.train_set = PairDataset(train, pair_config, train=True, teacher_cache=teacher_cache,
                                      voice_cache=voice_cache)
         self.val_set = ValidationTrials(val, val_clips, val_crop_seconds, pair_config.face_size, teacher_cache, seed,
                                         voice_cache)
         self.batch_size, self.seed, self.workers = batch_size, seed, workers
+        self.layout, self.per_identity, self.covariates = sampler, per_identity, covariates
         self.sampler: IdentityBatchSampler | None = None
 
     def _make_sampler(self) -> IdentityBatchSampler:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         return IdentityBatchSampler(self.train_set.clips_per_identity, self.batch_size, self.seed,
-                                    num_replicas=world, rank=rank, drop_last=True)
+                                    num_replicas=world, rank=rank, drop_last=True, layout=self.layout,
+                                    per_identity=self.per_identity)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -120,7 +156,7 @@ class PairDataModule(L.LightningDataModule):
             # settled when the loader is first iterated (a run resumed on an epoch's last batch): the sampler
             # reads its position from the optimiser step alone, one step per batch.
             self.sampler.follow(lambda: divmod(trainer.global_step, per_epoch))
-        return DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate_pairs,
+        return DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=CovariateCollate(self.covariates),
                           num_workers=self.workers, persistent_workers=self.workers > 0,
                           worker_init_fn=ignore_sigint)
 

@@ -25,7 +25,7 @@ from voxface.encoders.registry import (
 )
 from voxface.errors import VoxfaceError
 from voxface.losses.distributed import gather_with_grad
-from voxface.methods import Method, Towers, method_class
+from voxface.methods import LabelSpace, Method, Towers, method_class
 from voxface.metrics import roc_auc
 from voxface.training.config import ENCODERS_KEY, TrainConfig
 from voxface.training.schedules import step_schedule, tristage_schedule
@@ -35,9 +35,10 @@ class TrainingDiverged(VoxfaceError):
     """A loss term became NaN or infinite."""
 
 
-def build_towers(config: TrainConfig, face: torch.nn.Module | None = None) -> Towers:
+def build_towers(config: TrainConfig, face: torch.nn.Module | None = None, labels: LabelSpace | None = None) -> Towers:
     """The two encoders a configuration names, through the registry (face first, then voice: the order random
-    initialisation draws in); ``face`` given: that face encoder instead of loading ``face.weights``."""
+    initialisation draws in); ``face`` given: that face encoder instead of loading ``face.weights``; ``labels``: the
+    training split's label sizes, for methods with classifiers."""
     face = face if face is not None else build_face_encoder(config.face.encoder, config.face.weights)
     if face.input_size != config.data.face_size:
         raise VoxfaceError(f"the face teacher takes {face.input_size}px faces but data.face_size is "
@@ -51,12 +52,16 @@ def build_towers(config: TrainConfig, face: torch.nn.Module | None = None) -> To
                                 finetune_top_layers=audio.finetune_top_layers,
                                 apply_spec_augment=audio.apply_spec_augment)
     # feature mode: both encoders frozen (their outputs come from feature stores); only the method's heads train
-    return Towers.of(face, voice, face_frozen=config.face.frozen, voice_frozen=config.feature_mode)
+    return Towers.of(face, voice, face_frozen=config.face.frozen, voice_frozen=config.feature_mode, labels=labels)
 
 
-def build_method(config: TrainConfig) -> Method:
+def build_method(config: TrainConfig, labels: LabelSpace | None = None) -> Method:
     """The configured method on the configured encoders."""
-    return method_class(config.method.name)(config.method_args(), build_towers(config))
+    return method_class(config.method.name)(config.method_args(), build_towers(config, labels=labels))
+
+
+# What a method receives of a batch besides the keys it declares: its inputs, stored or raw.
+INPUT_KEYS = ("face", "face_features", "wave", "lengths", "voice_features")
 
 
 def parameter_groups(method: Method, config: TrainConfig) -> list[dict[str, Any]]:
@@ -87,11 +92,11 @@ def parameter_groups(method: Method, config: TrainConfig) -> list[dict[str, Any]
 class TrainingModule(L.LightningModule):
     """One training run of any registered method (``method.name``), on one CPU or many GPUs."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], labels: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters({"config": config})
+        self.save_hyperparameters({"config": config, "labels": labels})
         self.config = TrainConfig.from_dict(config)
-        self.method = build_method(self.config)
+        self.method = build_method(self.config, LabelSpace.from_dict(labels))
         # where the encoders' weights came from, read once as they are loaded (a file beside each), for every save
         self._provenance = {"face": weights_provenance(self.config.face.encoder, self.config.face.weights),
                             "voice": weights_provenance(self.config.audio.encoder, self.config.audio.weights)}
@@ -110,6 +115,9 @@ class TrainingModule(L.LightningModule):
 
     # ---------------------------------------------------------------- training
 
+    def on_train_epoch_start(self) -> None:
+        self.method.start_epoch(self.current_epoch)
+
     def on_train_batch_start(self, batch: dict[str, Any], batch_index: int) -> None:
         # Each step's random draws (dropout, and anything else on the global generators) start from a seed of
         # (run seed, step), as fairseq's Trainer reseeds every update: a run resumed at any step draws what the
@@ -122,7 +130,9 @@ class TrainingModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
         # SpecAugment masks from a generator seeded by the step: a resumed run draws the same masks.
         generator = torch.Generator().manual_seed(self.config.trainer.seed * 1_000_003 + self.global_step)
-        terms = self.method.losses(batch, gather_with_grad, generator)
+        # a method sees its inputs and the keys it declares, no more: a label-free method cannot read a label
+        given = {k: v for k, v in batch.items() if k in INPUT_KEYS or k in self.method.batch_keys}
+        terms = self.method.losses(given, gather_with_grad, generator)
         terms["loss"] = sum(value for name, value in terms.items() if name.endswith("_loss"))
         for name in [n for n in terms if n.endswith("loss")]:
             if not torch.isfinite(terms[name]):

@@ -23,7 +23,7 @@ from voxface.features import StoreView, feature_stores
 from voxface.media.dataset import PairConfig
 from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
-from voxface.training.data import PairDataModule
+from voxface.training.data import PairDataModule, label_space
 from voxface.training.module import TrainingModule
 from voxface.training.quiet import quiet_lightning
 from voxface.training.resume import ResumePoints, StopTraining, ctrl_c_stops, position, run_finished
@@ -112,7 +112,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         manifests[name].save(out / "manifests" / f"{name}.json")
         log.info("%s", manifests[name].summary())
 
-    module = TrainingModule(config.to_dict())
+    labels, covariates = label_space(manifests["train"], protocol)
+    module = TrainingModule(config.to_dict(), labels.to_dict())
     front = module.method.voice_encoder.front_end()
     said = (f"{front['fbank']} fbank" if front["input"] == "fbank"
             else f"waveform, normalisation {'on' if front['normalize_waveform'] else 'off'}")
@@ -136,7 +137,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                                      face_from_same_video=config.data.face_from_same_video),
                           config.optim.batch_size, config.trainer.seed, config.data.workers, cache,
                           config.data.val_clips_per_identity, config.data.val_crop_seconds, voice_cache,
-                          sampler=module.method.sampler, batch_keys=module.method.batch_keys)
+                          sampler=module.method.sampler, batch_keys=module.method.batch_keys,
+                          per_identity=module.method.pairs_per_identity, covariates=covariates)
 
     points = ResumePoints(last, config.trainer.checkpoint_every, config.trainer.max_steps, resumed=resume)
     best = RunCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max", save_top_k=1,
