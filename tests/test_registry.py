@@ -5,8 +5,8 @@ import doctest
 import importlib
 
 import pytest
-import yaml
 import torch
+import yaml
 
 from voxface.encoders.registry import ENCODERS, build_voice_encoder, encoder_names, load_encoder, save_encoder
 from voxface.evaluation.checkpoint import load_trained_model
