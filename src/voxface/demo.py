@@ -4,7 +4,8 @@
 2. face teacher: pretrain a small IResNet on VoxSynth's faces-only identities (or take the user's);
 3. voice prior (VoxSynth only): pretrain the demo's ECAPA-TDNN on VoxSynth's voices-only identities
    (``voxface pretrain --config voxsynth/pretrain_voice``);
-4. train the paper's method and the ablations of its Table 3 with the same settings otherwise:
+4. embed every face with the face teacher once (VoxSynth: the runs' teacher cache and the peers' face store), then
+   train the paper's method and the ablations of its Table 3 with the same settings otherwise:
    contrastive + OT + RKD ("full"), contrastive only, OT only; and Table 4's pair: the full method with the
    voice encoder from the voice prior instead of from scratch ("full_voice_prior");
 5. fit the Gaussian backend for the full run (training identities, calibrated on validation ones), then
@@ -331,14 +332,25 @@ def table4_rows(reports: dict[str, dict], voice_prior: dict | None) -> str:
 BENCHMARK_FOLDER = "benchmark"  # under the demo's folder
 
 
-def _peers_step(out: Path, root: Path, lists: str, teacher: Path, voice_prior: Path, size: DemoSize,
+def _face_store(out: Path, root: Path, teacher: Path, progress: bool) -> Path:
+    """Every face of the data through the face teacher, once, where the training runs look for their teacher cache
+    (a store holding more faces than a run needs serves it: ``features.extract_with``); the benchmark's face store."""
+    from voxface.features import extract_features, weights_sha256
+
+    folder = out / "teacher_cache" / f"teacher_{weights_sha256(teacher)[:16]}"
+    # replace: a cache of the train and validation faces alone, from an older demo, is made again whole
+    extract_features("iresnet", teacher, root, folder, batch_size=128, progress=progress, replace=True)
+    return folder
+
+
+def _peers_step(out: Path, root: Path, lists: str, teacher: Path, voice_prior: Path, faces: Path, size: DemoSize,
                 progress: bool) -> dict:
     """``voxface benchmark`` on VoxSynth's features (or its finished runs, reused): every method's Table 2 row."""
     from voxface.benchmark import run_benchmark, store_overrides
 
     folder = out / BENCHMARK_FOLDER
     overrides = store_overrides(folder, [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}",
-                                         f"audio.weights={voice_prior}", *size.peers])
+                                         f"audio.weights={voice_prior}", f"features.face={faces}", *size.peers])
     return run_benchmark(folder, "voxsynth", overrides=overrides, progress=progress, say=_say)
 
 
@@ -457,6 +469,11 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     else:
         _say("\n[3/7] voice prior: none (VoxSynth's voices-only identities are what it is trained on)")
     weights = Path(voice_prior["weights"]) if voice_prior else None
+    faces = None
+    if user is None:
+        _say("\n[4/7] the face teacher's features of every face (the runs' teacher cache and the peers' face store)")
+        faces = _face_store(out, Path(root), teacher, progress)
+        lap("face features")
     configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs, seed, weights)
                for name in names}
     runs = {}
@@ -484,7 +501,7 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     peers = None
     if user is None:
         _say(f"\n[6/7] peers: every method on VoxSynth's features -> {out / 'benchmark'}")
-        peers = _peers_step(out, Path(root), lists, teacher, Path(voice_prior["weights"]), size, progress)
+        peers = _peers_step(out, Path(root), lists, teacher, Path(voice_prior["weights"]), faces, size, progress)
         lap("peers benchmark")
     else:
         _say("\n[6/7] peers: not on your data here (no voice encoder to store features with): run "
