@@ -36,8 +36,8 @@ Departures, each on purpose:
   are kept for its whole epoch (the paper's intent), and clustering runs at epoch starts.
 - The reference divides the accumulated prototype loss by ``len(cluster_result)`` (4, the keys of its result dict)
   inside its loop over granularities, weighting them 1/64, 1/16, 1/4; here their mean (1/R each).
-- k-means: scikit-learn's (k-means++ seeded with ``seed`` + epoch, one init, 20 iterations) for the reference's
-  KeOps Lloyd iterations from the first K rows.
+- k-means: scikit-learn's Lloyd iterations (20) from K rows drawn at random (seeded with ``seed`` + epoch); the
+  reference's KeOps Lloyd iterations start from the first K rows (in dataset order, i.e. few identities).
 - Memory rows are not saved with a checkpoint (non-persistent buffers): a resumed run refills them and, until it
   has, clusters partly random rows, as the reference's first clustering would without its warm-up.
 - The reference trains ResNet encoders end to end (projection 512-d); feature mode trains only the heads above.
@@ -114,7 +114,8 @@ def cluster_memory(memory: np.ndarray, clusters: int, iterations: int, seed: int
     """k-means of (N, D) memory rows -> each row's cluster (N,) int64, centroids (K, D) and concentrations (K,)
     (``phi``: PCL's estimate, clipped to its 10th-90th percentiles, scaled to mean ``temperature``)."""
     k = min(clusters, len(memory))
-    kmeans = KMeans(n_clusters=k, n_init=1, max_iter=iterations, random_state=seed).fit(memory.astype(np.float64))
+    kmeans = KMeans(n_clusters=k, init="random", n_init=1, max_iter=iterations, random_state=seed)
+    kmeans.fit(memory.astype(np.float64))
     assign, centroids = kmeans.labels_.astype(np.int64), kmeans.cluster_centers_
     distance = np.linalg.norm(memory - centroids[assign], axis=1)
     counts = np.bincount(assign, minlength=k)

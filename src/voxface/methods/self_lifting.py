@@ -26,7 +26,8 @@ Departures, each on purpose:
   first clustering is at epoch 1's start; a video without a cluster keeps that own class later too.
 - The bank is not saved with a checkpoint (non-persistent buffers): a resumed run refills it, and trains on
   own-video classes until the next epoch start finds enough filled rows (``clusters`` of them) to cluster.
-- k-means: scikit-learn's (k-means++ seeded with ``seed`` + epoch, one init, 20 iterations) for faiss's.
+- k-means: scikit-learn's Lloyd iterations (20) from K rows drawn at random (seeded with ``seed`` + epoch), as
+  faiss's ``Kmeans`` starts, one initialisation.
 - The reference draws a video uniformly and then a clip and a face of it; ``video_pairs`` draws clips uniformly.
 - VoxSynth's cluster count is scaled to its training identities in the reference's proportion (its config).
 
@@ -86,7 +87,8 @@ class SelfLiftingArgs:
 
 def cluster_videos(bank: np.ndarray, clusters: int, iterations: int, seed: int) -> np.ndarray:
     """k-means of (videos, D) rows -> (videos,) int64 cluster indices (``min(clusters, videos)`` clusters)."""
-    kmeans = KMeans(n_clusters=min(clusters, len(bank)), n_init=1, max_iter=iterations, random_state=seed)
+    kmeans = KMeans(n_clusters=min(clusters, len(bank)), init="random", n_init=1, max_iter=iterations,
+                    random_state=seed)
     return kmeans.fit_predict(bank.astype(np.float64)).astype(np.int64)
 
 
