@@ -142,7 +142,7 @@ class SelfLifting(Method):
         voice = gather(self.voice_head(self.voice_input(batch, generator)))
         video = gather(batch["video"])
         with torch.no_grad():
-            self.bank[video] = torch.cat([voice, face], dim=1).detach()
+            self.bank[video] = torch.cat([voice, face], dim=1).detach().to(self.bank.dtype)
             self.seen[video] = True
         labels = self.pair_labels(video)
         loss = self.multi_similarity(torch.cat([voice, face]), torch.cat([labels, labels]))
