@@ -11,7 +11,10 @@ from voxface.methods.base import (
     method_class,
     register_method,
 )
+from voxface.methods.cmpc import Cmpc  # noqa: F401  (registers it)
+from voxface.methods.self_lifting import SelfLifting  # noqa: F401  (registers it)
 from voxface.methods.sun_su_2025 import SunSu2025, SunSu2025Args
+from voxface.methods.vfmr import Vfmr  # noqa: F401  (registers it)
 
 __all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers",
            "method_args", "method_class", "register_method"]
