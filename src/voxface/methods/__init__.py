@@ -11,6 +11,9 @@ from voxface.methods.base import (
     method_class,
     register_method,
 )
+from voxface.methods.fv_cme import FvCme, FvCmeArgs  # noqa: F401
+from voxface.methods.lafv import Lafv, LafvArgs  # noqa: F401
+from voxface.methods.pins import Pins, PinsArgs  # noqa: F401
 from voxface.methods.sun_su_2025 import SunSu2025, SunSu2025Args
 
 __all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers", "method_args", "method_class",
