@@ -94,37 +94,15 @@ def test_every_method_trains_on_media_and_every_voice_encoder_round_trips_its_ch
         assert trained.embed_face(faces).shape == trained.embed_voice(wave).shape == (3, 32)
 
 
-@pytest.fixture(scope="module")
-def feature_stores(tiny_run, tmp_path_factory):
-    """A voice prior saved as a SpeechBrain release with its provenance, and both halves of the tiny VoxSynth
-    extracted into feature stores by the tiny face teacher and that prior."""
-    from voxface.encoders.ecapa import ECAPATDNN
-    from voxface.encoders.registry import write_provenance
-    from voxface.features import extract_features
-
-    root, base = tiny_run
-    folder = tmp_path_factory.mktemp("features")
-    prior = folder / "prior" / "embedding_model.ckpt"
-    prior.parent.mkdir()
-    torch.manual_seed(0)
-    torch.save(ECAPATDNN(channels=(32, 32, 32, 32, 96), embedding_size=32).state_dict(), prior)
-    write_provenance(prior, "a test", heard_voxceleb=False,
-                     front_end={"input": "fbank", "fbank": "kaldi", "settings": {"mean_norm": True}})
-    teacher = load_config(base, check_paths=False).face.weights
-    extract_features("iresnet", teacher, root / "voxsynth", folder / "faces", progress=False)
-    extract_features("ecapa", prior, root / "voxsynth", folder / "voices", progress=False)
-    return [f"features.face={folder / 'faces'}", f"features.voice={folder / 'voices'}", f"audio.weights={prior}"]
-
-
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_every_method_trains_on_stored_features_and_evaluates_on_them_or_on_media(method, tiny_run, feature_stores,
+def test_every_method_trains_on_stored_features_and_evaluates_on_them_or_on_media(method, tiny_run, tiny_stores,
                                                                                   tmp_path):
     from voxface.evaluation.evaluate import evaluate
 
     root, base = tiny_run
     out = tmp_path / "run"
     train(load_config(base, [f"trainer.out={out}", "trainer.max_steps=2", f"method.name={method}",
-                             *feature_stores]))
+                             *tiny_stores]))
     checkpoint = out / "checkpoints" / "last.ckpt"
     trained, config = load_trained_model(checkpoint)
     assert config.feature_mode and trained.voice_encoder is not None  # the frozen encoders travel in the checkpoint

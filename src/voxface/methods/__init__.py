@@ -16,5 +16,5 @@ from voxface.methods.lafv import Lafv, LafvArgs  # noqa: F401
 from voxface.methods.pins import Pins, PinsArgs  # noqa: F401
 from voxface.methods.sun_su_2025 import SunSu2025, SunSu2025Args
 
-__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers", "method_args", "method_class",
-           "register_method"]
+__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers",
+           "method_args", "method_class", "register_method"]
