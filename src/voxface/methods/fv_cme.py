@@ -71,6 +71,7 @@ class FvCmeArgs:
 class FvCme(Method):
     __doc__ = __doc__
     name = "fv_cme"
+    citation = "FV-CME (Horiguchi et al., ACM MM 2018)"
     Args = FvCmeArgs
     sampler = "identity_unique"
     batch_keys = ()

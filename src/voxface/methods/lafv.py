@@ -81,6 +81,7 @@ def other_faces(batch: int, generator: torch.Generator | None) -> torch.Tensor:
 class Lafv(Method):
     __doc__ = __doc__
     name = "lafv"
+    citation = "LAFV (Kim et al., ACCV 2018)"
     Args = LafvArgs
     sampler = "identity_unique"
     batch_keys = ()

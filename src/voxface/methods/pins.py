@@ -108,6 +108,8 @@ def mine_negatives(face: torch.Tensor, voice: torch.Tensor, tau: float) -> torch
 class Pins(Method):
     __doc__ = __doc__
     name = "pins"
+    citation = "Learnable PINs (Nagrani et al., ECCV 2018)"
+    published_as = "PINs"
     Args = PinsArgs
     sampler = "video_pairs"
     batch_keys = ()
