@@ -9,7 +9,8 @@ ECCV 2018. A face and a voice from the same video are a positive pair; no identi
 
       L = 1/(2B) sum_i [ d(f_i, v_i)^2 + max(0, m - d(f_i, v_n(i)))^2 ]
 
-- Curriculum mining (the paper's §3.3): for face i, the other B - 1 voices of the batch are ranked by distance,
+- Curriculum mining (the paper: negatives mined within the batch, their hardness raised as training goes on; the
+  rule below is voxface's statement of it): for face i, the other B - 1 voices of the batch are ranked by distance,
   farthest (easiest) first; ``n(i)`` is the one at position ``round(tau (B - 2))``, so tau = 0 takes the easiest
   negative and tau = 1 the hardest. tau starts at ``tau_start`` and rises by ``tau_step`` every ``tau_every``
   training steps up to ``tau_end``. Mining reads detached distances (a choice, not a gradient path).
@@ -24,11 +25,12 @@ Departures, from the port and the paper:
   ranked index, so face i's "negatives" are the voices at batch positions 0..k-1, whatever their distance, and can
   include its own positive voice (i < k). Here ``n(i)`` is the ranked voice's batch index, never i (tested).
 - The port ranks voices' distances to faces, then pairs faces with voices (arguments swapped); here faces are the
-  anchors in both ranking and loss, as in the paper.
+  anchors in both ranking and loss.
 - The port raises tau by adding 0.1 while ``tau < 0.8``: float round-off (0.7999...) lets it reach 0.9; here
   tau = min(tau_end, tau_start + tau_step * floor(step / tau_every)).
 - The port uses the plain distance for positives and an unsquared hinge for negatives; here both are squared, the
-  contrastive loss as Hadsell et al. define it; one negative per face, as the paper's curriculum picks one.
+  contrastive loss as Hadsell et al. define it. The port takes, per face, every negative up to the tau fraction of
+  the ranking (easiest first); here one negative per face, at the tau-th rank, so tau sets the hardness itself.
 - Steps are counted inside the method (a buffer saved with checkpoints, so a resumed run keeps its place on the
   curriculum); steps count in training mode only.
 - Heads are small MLPs on the frozen encoders' outputs (feature mode), not the paper's two CNN streams.
