@@ -247,3 +247,13 @@ def test_agreement_weights_grow_with_agreement_and_fall_back_to_one():
     assert torch.equal(torch.argsort(w), torch.argsort(rho)) and float(w.max()) == pytest.approx(1.0)
     assert np.allclose(w.numpy(), _weights_by_hand(rho.numpy(), -1.0, 0.1))
     assert torch.equal(agreement_weights(torch.ones(4), -1.0, 0.1), torch.ones(4))
+
+
+def test_cmpc_concentrations_stay_finite_when_every_cluster_is_one_row():
+    """As many clusters as memory rows (a small training set): no spread to estimate, every cluster takes the base
+    temperature instead of 0/0 (which made the prototype loss NaN)."""
+    from voxface.methods.cmpc import cluster_memory
+
+    memory = np.random.default_rng(0).normal(size=(6, 4))
+    assign, centroids, phi = cluster_memory(memory, clusters=6, iterations=5, seed=0, temperature=0.2)
+    assert sorted(assign.tolist()) == list(range(6)) and np.allclose(phi, 0.2)

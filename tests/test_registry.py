@@ -45,10 +45,22 @@ def test_a_method_without_a_runnable_example_is_refused():
         1
         """
 
-        name, sampler = "unknown_batches", "triplets"
+        name, sampler, citation = "unknown_batches", "triplets", "Nobody (nowhere, 2026)"
 
     with pytest.raises(TypeError, match="asks for sampler .triplets."):
         register_method(UnknownBatches)
+
+    class Uncited(Method):
+        """A report could not name it.
+
+        >>> 1
+        1
+        """
+
+        name = "uncited"
+
+    with pytest.raises(TypeError, match="has no citation"):
+        register_method(Uncited)
 
 
 def _base_for(method, base, folder):

@@ -202,6 +202,8 @@ def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: make ``cls`` buildable by its ``name`` from a configuration."""
     if not (cls.__doc__ and ">>>" in cls.__doc__):
         raise TypeError(f"method {cls.__name__} has no runnable docstring example (>>>); every method needs one")
+    if not cls.citation:
+        raise TypeError(f"method {cls.__name__} has no citation (how reports name it: 'Method (Authors, venue year)')")
     if cls.sampler not in SAMPLERS:
         raise TypeError(f"method {cls.__name__} asks for sampler {cls.sampler!r}; known: {SAMPLERS}")
     if not set(cls.batch_keys) <= set(BATCH_KEYS):

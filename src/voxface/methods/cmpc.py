@@ -121,6 +121,8 @@ def cluster_memory(memory: np.ndarray, clusters: int, iterations: int, seed: int
     counts = np.bincount(assign, minlength=k)
     phi = np.zeros(k)
     many = counts > 1
+    if not many.any():  # every cluster a singleton (as many clusters as rows): no spread to estimate
+        return assign, centroids, np.full(k, temperature)
     phi[many] = np.bincount(assign, weights=distance, minlength=k)[many] / counts[many] / np.log(counts[many] + 10)
     phi[~many] = phi.max()  # a singleton (or empty) cluster takes the loosest concentration
     phi = np.clip(phi, np.percentile(phi, 10), np.percentile(phi, 90))
@@ -148,6 +150,7 @@ def agreement_weights(rho: torch.Tensor, delta: float, kappa: float) -> torch.Te
 class Cmpc(Method):
     __doc__ = __doc__
     name = "cmpc"
+    citation = "CMPC (Zhu et al., IJCAI 2022)"
     Args = CmpcArgs
     sampler = "video_pairs"
     batch_keys = ("video",)

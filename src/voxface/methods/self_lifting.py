@@ -96,6 +96,7 @@ def cluster_videos(bank: np.ndarray, clusters: int, iterations: int, seed: int) 
 class SelfLifting(Method):
     __doc__ = __doc__
     name = "self_lifting"
+    citation = "Self-Lifting (Chen et al., ICMR 2022)"
     Args = SelfLiftingArgs
     sampler = "video_pairs"
     batch_keys = ("video",)

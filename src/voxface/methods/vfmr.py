@@ -71,6 +71,7 @@ class VfmrArgs:
 class Vfmr(Method):
     __doc__ = __doc__
     name = "vfmr"
+    citation = "VFMR (Xiong et al., 2019)"
     Args = VfmrArgs
     sampler = "identity_classes"
     batch_keys = ("identity",)
