@@ -14,5 +14,5 @@ from voxface.methods.base import (
 from voxface.methods.sun_su_2025 import SunSu2025, SunSu2025Args
 from voxface.methods.wen_2021 import Wen2021, Wen2021Args
 
-__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers", "Wen2021", "Wen2021Args", "method_args", "method_class",
-           "register_method"]
+__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers",
+           "Wen2021", "Wen2021Args", "method_args", "method_class", "register_method"]
