@@ -1,5 +1,9 @@
-"""Methods by name (``method.name`` in a training config): each one file with its heads, loss and docstring."""
+"""Methods by name (``method.name`` in a training config): each one file with its heads, loss and docstring.
 
+Importing this package imports every shipped method, which registers it (``base.register_method``).
+"""
+
+from voxface.methods import cmpc, fv_cme, lafv, pins, self_lifting, sun_su_2025, vfmr, wen_2021  # noqa: F401  (registers them)
 from voxface.methods.base import (
     BATCH_KEYS,
     METHODS,
@@ -12,7 +16,6 @@ from voxface.methods.base import (
     register_method,
 )
 from voxface.methods.sun_su_2025 import SunSu2025, SunSu2025Args
-from voxface.methods.wen_2021 import Wen2021, Wen2021Args
 
 __all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers",
-           "Wen2021", "Wen2021Args", "method_args", "method_class", "register_method"]
+           "method_args", "method_class", "register_method"]

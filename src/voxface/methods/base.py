@@ -100,6 +100,10 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     Args: ClassVar[type]
+    # how reports name it ("Learnable PINs (Nagrani et al., ECCV 2018)"), and its label in recipes/published.csv
+    # where published figures exist for it ("PINs")
+    citation: ClassVar[str] = ""
+    published_as: ClassVar[str] = ""
     sampler: ClassVar[str] = "identity_unique"
     # what losses() reads besides the two inputs ("face" images or "face_features", "wave" or "voice_features"):
     # a subset of BATCH_KEYS; the training loop hands a method no other key (a label-free method sees no label)

@@ -94,6 +94,8 @@ class SunSu2025Args:
 class SunSu2025(Method):
     __doc__ = __doc__
     name = "sun_su_2025"
+    citation = "Sun & Su, Acta Electronica Sinica 2025"
+    published_as = "Sun & Su 2025"
     Args = SunSu2025Args
     sampler = "identity_unique"
     batch_keys = ()
