@@ -4,8 +4,10 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from voxface.errors import ConfigError
+from voxface.losses.npair import NPairLoss
 from voxface.methods import LabelSpace, Towers, method_args
 from voxface.methods.wen_2021 import Wen2021, Wen2021Args
 
@@ -76,6 +78,11 @@ def test_the_cross_constant_zero_is_the_n_pair_loss():
     v = _numpy_head(method.voice_fc, batch["voice_features"].double().numpy())
     cross = 0.5 * (_numpy_cross(v, f, 0.0) + _numpy_cross(f, v, 0.0))
     assert terms["cross_loss"].item() == pytest.approx(cross.mean(), abs=1e-5)
+    # the same as the shared N-pair loss (no norm penalty) on unit-length candidates, both ways
+    face, voice = method.face_head(batch["face_features"]), method.voice_head(batch["voice_features"])
+    npair = NPairLoss(norm_weight=0.0)
+    both = 0.5 * (npair(voice, F.normalize(face, dim=-1)) + npair(face, F.normalize(voice, dim=-1)))
+    assert terms["cross_loss"].item() == pytest.approx(both.item(), abs=1e-5)
 
 
 def test_a_weight_belongs_to_its_identity_permuting_identities_permutes_the_weights():

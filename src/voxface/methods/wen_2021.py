@@ -124,7 +124,8 @@ def _head(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
 def cross_term(anchor: torch.Tensor, candidate: torch.Tensor, constant: float) -> torch.Tensor:
     """(B,) ``log(1 + c + sum_{j != i} exp(<c_j/|c_j|, a_i> - <c_i/|c_i|, a_i>))``: pair i's own candidate against
     the batch's others, the anchor unnormalised (its length acts as an inverse temperature), the candidates unit
-    length (reference ``cross_logit``)."""
+    length (reference ``cross_logit``). With c = 0 it is ``losses/npair.py``'s term pair by pair, kept per pair
+    here because each pair is weighted by its identity."""
     scores = anchor @ F.normalize(candidate, dim=-1).T  # (B anchors, B candidates)
     margins = scores - scores.diagonal()[:, None]
     others = ~torch.eye(len(scores), dtype=torch.bool, device=scores.device)
@@ -135,6 +136,8 @@ def cross_term(anchor: torch.Tensor, candidate: torch.Tensor, constant: float) -
 class Wen2021(Method):
     __doc__ = __doc__
     name = "wen_2021"
+    citation = "Seeking the Shape of Sound (Wen et al., CVPR 2021)"
+    # no published_as: their figures are on their own split (924/112/189), not comparable with the PINs split's
     Args = Wen2021Args
     sampler = "identity_unique"
     batch_keys = ("identity",)
