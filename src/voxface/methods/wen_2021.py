@@ -14,6 +14,10 @@ its encoder output through ``BatchNorm -> ReLU -> Linear(no bias) -> Dropout``, 
     L = (1/B) sum_i u_{y_i} (CE(W f_i, y_i) + CE(W v_i, y_i) + x_i)
     u_k = w_k K / sum_k' w_k'                                  K identities: the weights renormalised to mean 1
 
+Both modalities' terms of a pair share its identity's weight, at fixed unit loss weights (code: loss_weight
+[1, 1, 1]): the code re-weights identities, not modalities. The equations are the authors' code's (the paper calls
+the cross term an N-pair loss; its text was not at hand to compare symbol by symbol).
+
 ``c`` (``cross_constant``) is what the reference code adds inside the log: the diagonal's exp(0) = 1 it leaves in the
 sum, plus 3.4, so c = 4.4; the N-pair loss itself has c = 0. If a whole batch's ``u`` sums below 1e-3 the code adds
 1 to each (a batch of filtered identities would otherwise train nothing); so does this.
