@@ -3,7 +3,16 @@
 Importing this package imports every shipped method, which registers it (``base.register_method``).
 """
 
-from voxface.methods import cmpc, fv_cme, lafv, pins, self_lifting, sun_su_2025, vfmr, wen_2021  # noqa: F401  (registers them)
+from voxface.methods import (  # noqa: F401  (importing a method registers it)
+    cmpc,
+    fv_cme,
+    lafv,
+    pins,
+    self_lifting,
+    sun_su_2025,
+    vfmr,
+    wen_2021,
+)
 from voxface.methods.base import (
     BATCH_KEYS,
     METHODS,
