@@ -484,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which shipped configurations (default: %(default)s)")
     bench.add_argument("--out", type=Path, default=Path("runs/demo/benchmark"),
                        help="benchmark folder: features/, runs/, the tables (default: %(default)s)")
-    bench.add_argument("--methods", nargs="+", default=None, help="method names (default: every registered one)")
+    bench.add_argument("--methods", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], default=None,
+                       help="method names, comma-separated, e.g. pins,dimnet (default: every registered one)")
     bench.add_argument("--seeds", type=int, default=1, help="seeds per method: N > 1 reports mean ± sd")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE",

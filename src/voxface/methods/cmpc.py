@@ -68,10 +68,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.cluster import KMeans
 
 from voxface.errors import ConfigError
 from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.kmeans import kmeans
 from voxface.methods.shared_tail import SharedTailHeads
 
 # One granularity of one modality's clustering: each video's cluster (videos,), centroids (K, D), concentrations (K,).
@@ -113,10 +113,8 @@ def cluster_memory(memory: np.ndarray, clusters: int, iterations: int, seed: int
                    temperature: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """k-means of (N, D) memory rows -> each row's cluster (N,) int64, centroids (K, D) and concentrations (K,)
     (``phi``: PCL's estimate, clipped to its 10th-90th percentiles, scaled to mean ``temperature``)."""
-    k = min(clusters, len(memory))
-    kmeans = KMeans(n_clusters=k, init="random", n_init=1, max_iter=iterations, random_state=seed)
-    kmeans.fit(memory.astype(np.float64))
-    assign, centroids = kmeans.labels_.astype(np.int64), kmeans.cluster_centers_
+    assign, centroids = kmeans(memory, clusters, iterations, seed)
+    k = len(centroids)
     distance = np.linalg.norm(memory - centroids[assign], axis=1)
     counts = np.bincount(assign, minlength=k)
     phi = np.zeros(k)

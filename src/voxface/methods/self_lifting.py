@@ -54,10 +54,10 @@ from typing import Any
 import numpy as np
 import torch
 from pytorch_metric_learning.losses import MultiSimilarityLoss
-from sklearn.cluster import KMeans
 
 from voxface.errors import ConfigError
 from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.kmeans import kmeans
 from voxface.methods.shared_tail import SharedTailHeads
 
 
@@ -87,9 +87,7 @@ class SelfLiftingArgs:
 
 def cluster_videos(bank: np.ndarray, clusters: int, iterations: int, seed: int) -> np.ndarray:
     """k-means of (videos, D) rows -> (videos,) int64 cluster indices (``min(clusters, videos)`` clusters)."""
-    kmeans = KMeans(n_clusters=min(clusters, len(bank)), init="random", n_init=1, max_iter=iterations,
-                    random_state=seed)
-    return kmeans.fit_predict(bank.astype(np.float64)).astype(np.int64)
+    return kmeans(bank, clusters, iterations, seed)[0]
 
 
 @register_method
