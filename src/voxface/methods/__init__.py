@@ -11,7 +11,12 @@ from voxface.methods.base import (
     method_class,
     register_method,
 )
+from voxface.methods.dimnet import Dimnet, DimnetArgs
+from voxface.methods.fop import Fop, FopArgs
+from voxface.methods.sbnet import Sbnet, SbnetArgs
+from voxface.methods.ssnet import Ssnet, SsnetArgs
 from voxface.methods.sun_su_2025 import SunSu2025, SunSu2025Args
 
-__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers", "method_args", "method_class",
-           "register_method"]
+__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "Dimnet", "DimnetArgs", "Fop", "FopArgs", "LabelSpace", "Method",
+           "Sbnet", "SbnetArgs", "Ssnet", "SsnetArgs", "SunSu2025", "SunSu2025Args", "Towers", "method_args",
+           "method_class", "register_method"]
