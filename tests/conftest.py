@@ -80,3 +80,28 @@ def tiny_ssl():
         return folder
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_stores(tiny_run, tmp_path_factory):
+    """A voice prior saved as a SpeechBrain release with its provenance, and both halves of the tiny VoxSynth
+    extracted into feature stores by the tiny face teacher and that prior."""
+    import torch
+
+    from voxface.encoders.ecapa import ECAPATDNN
+    from voxface.encoders.registry import write_provenance
+    from voxface.features import extract_features
+    from voxface.training.config import load_config
+
+    root, base = tiny_run
+    folder = tmp_path_factory.mktemp("features")
+    prior = folder / "prior" / "embedding_model.ckpt"
+    prior.parent.mkdir()
+    torch.manual_seed(0)
+    torch.save(ECAPATDNN(channels=(32, 32, 32, 32, 96), embedding_size=32).state_dict(), prior)
+    write_provenance(prior, "a test", heard_voxceleb=False,
+                     front_end={"input": "fbank", "fbank": "kaldi", "settings": {"mean_norm": True}})
+    teacher = load_config(base, check_paths=False).face.weights
+    extract_features("iresnet", teacher, root / "voxsynth", folder / "faces", progress=False)
+    extract_features("ecapa", prior, root / "voxsynth", folder / "voices", progress=False)
+    return [f"features.face={folder / 'faces'}", f"features.voice={folder / 'voices'}", f"audio.weights={prior}"]

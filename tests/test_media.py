@@ -416,6 +416,65 @@ def test_sampler_one_identity_per_batch_across_ranks():
     assert sum(map(len, rest)) == sum(clips)  # without drop_last every clip is used once
 
 
+def test_identity_classes_batches_hold_k_pairs_of_each_of_p_identities_and_resume():
+    clips = [5, 1, 30, 7, 7, 0, 12, 3, 9, 2, 4, 8]
+    sampler = IdentityBatchSampler(clips, batch_size=8, seed=3, layout="identity_classes", per_identity=2)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == sum(clips) // 8
+    for batch in batches:
+        counts = np.bincount([i for i, _, _ in batch])
+        assert len(batch) == 8 and sorted(counts[counts > 0].tolist()) == [2, 2, 2, 2]
+        assert all(c < clips[i] for i, c, _ in batch) and 5 not in {i for i, _, _ in batch}  # 5 has no clips
+        # an identity with two clips or more gives two different ones (one with a single clip repeats it)
+        for identity in {i for i, _, _ in batch}:
+            chosen = [c for i, c, _ in batch if i == identity]
+            assert len(set(chosen)) == min(2, clips[identity])
+    ranks = [list(IdentityBatchSampler(clips, batch_size=4, seed=3, num_replicas=2, rank=r, layout="identity_classes",
+                                       per_identity=2)) for r in (0, 1)]
+    assert [a + b for a, b in zip(*ranks, strict=True)] == batches  # one global batch over the ranks
+    sampler.skip_next(3)
+    assert list(sampler) == batches[3:]
+    with pytest.raises(ConfigError, match="at least 2 pairs per identity, dividing the batch size"):
+        IdentityBatchSampler(clips, batch_size=6, layout="identity_classes", per_identity=4)
+
+
+def test_video_pairs_batches_are_uniform_clips_without_labels_in_their_making():
+    clips = [5, 1, 30, 7]
+    sampler = IdentityBatchSampler(clips, batch_size=4, seed=0, layout="video_pairs")
+    batches = list(sampler)
+    used = [(i, c) for batch in batches for i, c, _ in batch]
+    assert len(batches) == len(sampler) == sum(clips) // 4 and all(len(b) == 4 for b in batches)
+    assert len(set(used)) == len(used)  # each clip at most once an epoch
+    assert any(len({i for i, _, _ in b}) < len(b) for b in batches)  # an identity may appear twice, as unlabelled
+    everything = list(IdentityBatchSampler(clips, batch_size=4, seed=0, layout="video_pairs", drop_last=False))
+    assert sorted((i, c) for b in everything for i, c, _ in b) == [(i, c) for i, n in enumerate(clips)
+                                                                   for c in range(n)]
+
+
+def test_batches_carry_clip_video_gender_and_nationality_indices(tiny):
+    from voxface.training.data import CovariateCollate, label_space
+
+    protocol = load_protocol(tiny.protocol_dir)
+    manifest = build_manifest(protocol, tiny.roots)
+    space, covariates = label_space(manifest, protocol)
+    dataset = PairDataset(manifest, PairConfig(face_from_same_video=True))
+    assert space.identities == len(manifest.identities) and space.clips == len(dataset)
+    assert space.videos == sum(len(ident.videos) for ident in manifest.identities)
+    sampler = IdentityBatchSampler(dataset.clips_per_identity, batch_size=4, seed=0, layout="video_pairs")
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=CovariateCollate(covariates))
+    batch = next(iter(loader))
+    flat = [(ident.name, ytid, clip) for ident in manifest.identities for ytid, video in ident.videos.items()
+            for clip in video.voices]
+    videos = list(dict.fromkeys((name, ytid) for name, ytid, _ in flat))
+    for identity, clip, video, gender, nationality in zip(*(batch[k].tolist() for k in (
+            "identity", "clip", "video", "gender", "nationality")), strict=True):
+        name, ytid, _ = flat[clip]
+        person = protocol.identities[name]
+        assert manifest.identities[identity].name == name and videos[video] == (name, ytid)
+        assert space.gender_names[gender] == person.gender
+        assert space.nationality_names[nationality] == person.nationality
+
+
 def test_sampler_rejects_impossible_batches():
     with pytest.raises(ConfigError, match="larger than the 3 identities"):
         IdentityBatchSampler([4, 0, 2, 9], batch_size=4)

@@ -10,19 +10,11 @@ from torch import nn
 from voxface.errors import ConfigError
 from voxface.losses.center import CenterLoss
 from voxface.losses.orthogonal_projection import OrthogonalProjectionLoss
-from voxface.methods import (
-    Dimnet,
-    DimnetArgs,
-    Fop,
-    FopArgs,
-    LabelSpace,
-    Sbnet,
-    SbnetArgs,
-    Ssnet,
-    SsnetArgs,
-    Towers,
-    method_args,
-)
+from voxface.methods import LabelSpace, Towers, method_args
+from voxface.methods.dimnet import Dimnet, DimnetArgs
+from voxface.methods.fop import Fop, FopArgs
+from voxface.methods.sbnet import Sbnet, SbnetArgs
+from voxface.methods.ssnet import Ssnet, SsnetArgs
 
 FACE_DIM, VOICE_DIM = 12, 7
 

@@ -6,6 +6,7 @@ import importlib
 
 import pytest
 import torch
+import yaml
 
 from voxface.encoders.registry import ENCODERS, build_voice_encoder, encoder_names, load_encoder, save_encoder
 from voxface.evaluation.checkpoint import load_trained_model
@@ -44,10 +45,32 @@ def test_a_method_without_a_runnable_example_is_refused():
         1
         """
 
-        name, sampler = "unknown_batches", "triplets"
+        name, sampler, citation = "unknown_batches", "triplets", "Nobody (nowhere, 2026)"
 
     with pytest.raises(TypeError, match="asks for sampler .triplets."):
         register_method(UnknownBatches)
+
+    class Uncited(Method):
+        """A report could not name it.
+
+        >>> 1
+        1
+        """
+
+        name = "uncited"
+
+    with pytest.raises(TypeError, match="has no citation"):
+        register_method(Uncited)
+
+
+def _base_for(method, base, folder):
+    """The tiny base configuration with ``method`` at its own default arguments (the base carries the paper's)."""
+    config = yaml.safe_load(base.read_text())
+    if method != config["method"]["name"]:
+        config["method"] = {"name": method, "args": {}}
+    path = folder / "base.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def _voice_weights(name, tmp_path, tiny_ssl):
@@ -78,9 +101,10 @@ METHOD_ENCODER = sorted({(m, "ecapa") for m in METHODS} | {("sun_su_2025", e) fo
 def test_every_method_trains_on_media_and_every_voice_encoder_round_trips_its_checkpoint(method, encoder, tiny_run,
                                                                                          tiny_ssl, tmp_path):
     root, base = tiny_run
+    base = _base_for(method, base, tmp_path)
     weights = _voice_weights(encoder, tmp_path, tiny_ssl)
     out = tmp_path / "run"
-    summary = train(load_config(base, [f"trainer.out={out}", "trainer.max_steps=2", f"method.name={method}",
+    summary = train(load_config(base, [f"trainer.out={out}", "trainer.max_steps=2",
                                        f"audio.encoder={encoder}", f"audio.weights={weights or ''}",
                                        "audio.embedding_size=32"]))
     assert summary["steps"] == 2
@@ -91,40 +115,18 @@ def test_every_method_trains_on_media_and_every_voice_encoder_round_trips_its_ch
         assert torch.equal(value, state[f"method.{key}"]), key
     with torch.no_grad():
         faces, wave = torch.randn(3, 3, 32, 32), torch.randn(3, 16000)
-        assert trained.embed_face(faces).shape == trained.embed_voice(wave).shape == (3, 32)
-
-
-@pytest.fixture(scope="module")
-def feature_stores(tiny_run, tmp_path_factory):
-    """A voice prior saved as a SpeechBrain release with its provenance, and both halves of the tiny VoxSynth
-    extracted into feature stores by the tiny face teacher and that prior."""
-    from voxface.encoders.ecapa import ECAPATDNN
-    from voxface.encoders.registry import write_provenance
-    from voxface.features import extract_features
-
-    root, base = tiny_run
-    folder = tmp_path_factory.mktemp("features")
-    prior = folder / "prior" / "embedding_model.ckpt"
-    prior.parent.mkdir()
-    torch.manual_seed(0)
-    torch.save(ECAPATDNN(channels=(32, 32, 32, 32, 96), embedding_size=32).state_dict(), prior)
-    write_provenance(prior, "a test", heard_voxceleb=False,
-                     front_end={"input": "fbank", "fbank": "kaldi", "settings": {"mean_norm": True}})
-    teacher = load_config(base, check_paths=False).face.weights
-    extract_features("iresnet", teacher, root / "voxsynth", folder / "faces", progress=False)
-    extract_features("ecapa", prior, root / "voxsynth", folder / "voices", progress=False)
-    return [f"features.face={folder / 'faces'}", f"features.voice={folder / 'voices'}", f"audio.weights={prior}"]
+        shape = trained.embed_face(faces).shape  # one shared space, whatever its size
+        assert shape == trained.embed_voice(wave).shape and shape[0] == 3
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_every_method_trains_on_stored_features_and_evaluates_on_them_or_on_media(method, tiny_run, feature_stores,
+def test_every_method_trains_on_stored_features_and_evaluates_on_them_or_on_media(method, tiny_run, tiny_stores,
                                                                                   tmp_path):
     from voxface.evaluation.evaluate import evaluate
 
     root, base = tiny_run
     out = tmp_path / "run"
-    train(load_config(base, [f"trainer.out={out}", "trainer.max_steps=2", f"method.name={method}",
-                             *feature_stores]))
+    train(load_config(_base_for(method, base, tmp_path), [f"trainer.out={out}", "trainer.max_steps=2", *tiny_stores]))
     checkpoint = out / "checkpoints" / "last.ckpt"
     trained, config = load_trained_model(checkpoint)
     assert config.feature_mode and trained.voice_encoder is not None  # the frozen encoders travel in the checkpoint

@@ -187,6 +187,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from voxface.benchmark import run_benchmark, store_overrides
+
+    overrides = store_overrides(args.out, args.overrides)
+    print(f"benchmark ({args.config_set}) -> {args.out}", flush=True)
+    table = run_benchmark(args.out, args.config_set, args.methods, args.seeds, overrides, progress=not args.quiet)
+    print((Path(args.out) / "benchmark.md").read_text())
+    print(f"{len(table['methods'])} methods in {table['seconds']['total']:.0f} s; tables: {args.out}/benchmark.md, "
+          f".csv, .json")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from voxface.evaluation.report import compare_runs
 
@@ -462,6 +474,23 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--devices", type=int, default=None, help="GPUs (default: all; none: one CPU process)")
     extract.add_argument("--quiet", action="store_true", help="no progress bar")
     extract.set_defaults(func=cmd_extract)
+
+    bench = commands.add_parser(
+        "benchmark", help="train and evaluate every method on one feature store under the official lists (Table 2)",
+        description="Every registered method (or those of --methods), each with its shipped configuration "
+                    "<set>/peers/<method>, trained on the same stored features and evaluated on every official "
+                    "list; writes benchmark.md/.csv/.json. Run again to continue an interrupted benchmark.")
+    bench.add_argument("--set", dest="config_set", default="voxsynth", choices=("voxsynth", "voxceleb1"),
+                       help="which shipped configurations (default: %(default)s)")
+    bench.add_argument("--out", type=Path, default=Path("runs/demo/benchmark"),
+                       help="benchmark folder: features/, runs/, the tables (default: %(default)s)")
+    bench.add_argument("--methods", nargs="+", default=None, help="method names (default: every registered one)")
+    bench.add_argument("--seeds", type=int, default=1, help="seeds per method: N > 1 reports mean ± sd")
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="applied to every method's configuration, e.g. data.root=... features.face=...; the "
+                            "stores default to OUT/features/faces and OUT/features/voices")
+    bench.set_defaults(func=cmd_benchmark)
 
     app = commands.add_parser("app", help="a local web page: rank faces for a voice, browse a run's results")
     app.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")

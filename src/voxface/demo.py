@@ -4,14 +4,19 @@
 2. face teacher: pretrain a small IResNet on VoxSynth's faces-only identities (or take the user's);
 3. voice prior (VoxSynth only): pretrain the demo's ECAPA-TDNN on VoxSynth's voices-only identities
    (``voxface pretrain --config voxsynth/pretrain_voice``);
-4. train the paper's method and the ablations of its Table 3 with the same settings otherwise:
+4. embed every face with the face teacher once (VoxSynth: the runs' teacher cache and the peers' face store), then
+   train the paper's method and the ablations of its Table 3 with the same settings otherwise:
    contrastive + OT + RKD ("full"), contrastive only, OT only; and Table 4's pair: the full method with the
    voice encoder from the voice prior instead of from scratch ("full_voice_prior");
 5. fit the Gaussian backend for the full run (training identities, calibrated on validation ones), then
    evaluate every run on every list (verification, 1:2 matching, retrieval, plots), the full run under both
    scorings (cosine and backend);
-6. report: Table 2 for the full method (with the oracle ceiling on VoxSynth), Table 3 across the ablations,
-   Table 4's pair and the demo's bars, written to ``<out>/report`` and printed with the folder's path.
+6. peers (VoxSynth only): ``voxface benchmark`` on VoxSynth's features: every registered method (the peers and
+   the paper's) trains its heads on the same stores, made by the face teacher and the voice prior, and is scored on
+   every list (``<out>/benchmark``);
+7. report: Table 2 for the full method (with the oracle ceiling on VoxSynth), Table 3 across the ablations,
+   Table 4's pair, the demo's bars and, last, the peers' table, written to ``<out>/report`` and printed with the
+   folder's path.
 
 Every step keeps its output in the run folder. Run again, finished steps are reused, and an
 interrupted generation, teacher or training run continues from where it stopped.
@@ -57,6 +62,7 @@ class DemoSize:
     voice_prior: tuple[str, ...] = ()  # overrides of voxsynth/pretrain_voice
     config: str = "voxsynth/base"  # the shipped training configuration the runs start from
     train: tuple[str, ...] = ()  # overrides on top of it
+    peers: tuple[str, ...] = ()  # overrides of every voxsynth/peers/<method> configuration (the benchmark)
 
 
 SIZES: dict[str, DemoSize] = {
@@ -76,7 +82,8 @@ SIZES: dict[str, DemoSize] = {
                "data.val_clips_per_identity=4", "method.args.mapping_hidden=[64]", "audio.channels=[32,32,32,32,96]",
                "audio.embedding_size=32", "optim.batch_size=8", "optim.lr_audio=2e-3", "optim.lr_mapping=2e-3",
                "method.args.temperature=0.2", "trainer.epochs=4", "trainer.checkpoint_every=2",
-               "trainer.accelerator=cpu")),
+               "trainer.accelerator=cpu"),
+        peers=("data.face_size=32", "data.val_clips_per_identity=4", "optim.batch_size=8", "trainer.epochs=2")),
 }
 
 
@@ -107,14 +114,14 @@ def _data_step(out: Path, size: DemoSize, user: UserData | None, workers: int | 
         from voxface.synth.preview import write_preview
 
         data = out / "voxsynth"
-        _say(f"[1/6] VoxSynth ({size.synth.identities} identities) -> {data}")
+        _say(f"[1/7] VoxSynth ({size.synth.identities} identities) -> {data}")
         summary = generate(data, size.synth, workers=workers, progress=progress)
         _say(format_synth_summary(data, summary))
         for path in write_preview(data):
             _say(f"preview: {path}")
         root, lists, oracle = data, str(data / "protocol"), summary["oracle"]
     else:
-        _say(f"[1/6] data: {user.root} with the {user.lists} lists")
+        _say(f"[1/7] data: {user.root} with the {user.lists} lists")
         root, lists, oracle = user.root, user.lists, None
     protocol = load_protocol(lists)
     _say(format_stats(protocol))
@@ -154,11 +161,11 @@ def _prior_step(config, progress: bool) -> dict:
 
 def _teacher_step(out: Path, root: Path, size: DemoSize, user: UserData | None, progress: bool) -> Path:
     if user is not None:
-        _say(f"\n[2/6] face teacher: {user.face_weights} (given)")
+        _say(f"\n[2/7] face teacher: {user.face_weights} (given)")
         return user.face_weights
     config = prior_config(out, root, size, "face")
     e = config.encoder
-    _say(f"\n[2/6] face teacher: IResNet-{e.depth} x{e.width}, {e.input_size}px, on {config.data.root}")
+    _say(f"\n[2/7] face teacher: IResNet-{e.depth} x{e.width}, {e.input_size}px, on {config.data.root}")
     return Path(_prior_step(config, progress)["weights"])
 
 
@@ -322,8 +329,44 @@ def table4_rows(reports: dict[str, dict], voice_prior: dict | None) -> str:
     return "\n".join(lines)
 
 
+BENCHMARK_FOLDER = "benchmark"  # under the demo's folder
+
+
+def _face_store(out: Path, root: Path, teacher: Path, progress: bool) -> Path:
+    """Every face of the data through the face teacher, once, where the training runs look for their teacher cache
+    (a store holding more faces than a run needs serves it: ``features.extract_with``); the benchmark's face store."""
+    from voxface.features import extract_features, weights_sha256
+
+    folder = out / "teacher_cache" / f"teacher_{weights_sha256(teacher)[:16]}"
+    # replace: a cache of the train and validation faces alone, from an older demo, is made again whole
+    extract_features("iresnet", teacher, root, folder, batch_size=128, progress=progress, replace=True)
+    return folder
+
+
+def _peers_step(out: Path, root: Path, lists: str, teacher: Path, voice_prior: Path, faces: Path, size: DemoSize,
+                progress: bool) -> dict:
+    """``voxface benchmark`` on VoxSynth's features (or its finished runs, reused): every method's Table 2 row."""
+    from voxface.benchmark import run_benchmark, store_overrides
+
+    folder = out / BENCHMARK_FOLDER
+    overrides = store_overrides(folder, [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}",
+                                         f"audio.weights={voice_prior}", f"features.face={faces}", *size.peers])
+    return run_benchmark(folder, "voxsynth", overrides=overrides, progress=progress, say=_say)
+
+
+def peers_bar(peers: dict) -> tuple[str, bool, str]:
+    """Issue 24's bar: every method's random unseen-unheard AUC has its 95% CI low above chance."""
+    lows = {name: row["bar_ci95_low"] for name, row in peers["methods"].items()}
+    below = [name for name, low in lows.items() if low is None or low <= 0.5]
+    measured = ", ".join(f"{name} {row['verification']['random_unseenunheard']['mean']:.1f} (low "
+                         f"{100 * lows[name]:.1f})" for name, row in peers["methods"].items()
+                         if lows[name] is not None)
+    return ("every method above chance on random unseen-unheard from VoxSynth's features (95% CI low > 50)",
+            not below, measured + (f"; at or below chance: {', '.join(below)}" if below else ""))
+
+
 def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict], oracle: dict | None,
-                 voice_prior: dict | None = None) -> Path:
+                 voice_prior: dict | None = None, peers: dict | None = None) -> Path:
     from voxface.evaluation.decomposition import format_decomposition
     from voxface.evaluation.report import compare_runs
 
@@ -338,8 +381,15 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
     decomposition = reports["full"].get("decomposition")
     points = format_decomposition(decomposition) if decomposition else ""
     table3 = (folder / "comparison.md").read_text().strip()
-    bars = check_bars(reports, oracle)
+    bars = check_bars(reports, oracle) + ([peers_bar(peers)] if peers else [])
     table4 = table4_rows(reports, voice_prior)
+    peers_table = ""
+    if peers:
+        benchmark = out / BENCHMARK_FOLDER
+        shutil.copyfile(benchmark / "benchmark.md", folder / "table2_peers.md")
+        peers_table = (benchmark / "benchmark.md").read_text().strip().replace(
+            "# Every method under the official lists (voxsynth)",
+            "## Peers: every method on VoxSynth's features (voxface benchmark)")
     if table4:
         (folder / "table4_voice_prior.md").write_text("# Table 4. Voice encoder from scratch or pretrained "
                                                       "(full method, AUC %, 95% CI)\n\n" + table4 + "\n")
@@ -361,7 +411,10 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
                    "achieved AUC per list",
                    f"- {out / 'train' / 'full' / 'backend'}: the full run's Gaussian backend; the probability that a "
                    f"voice and faces match: `voxface score --checkpoint {_checkpoint(out / 'train' / 'full')} "
-                   f"--backend {out / 'train' / 'full' / 'backend'} VOICE FACE...`"]),
+                   f"--backend {out / 'train' / 'full' / 'backend'} VOICE FACE...`",
+                   *([f"- {folder / 'table2_peers.md'}: every method's Table 2 row, 1:2 matching and retrieval "
+                      f"(runs in {out / BENCHMARK_FOLDER})"] if peers else [])]),
+        *([peers_table] if peers_table else []),
     ])
     (folder / "summary.md").write_text(summary + "\n")
     (folder / "bars.json").write_text(json.dumps([{"bar": b, "met": m, "measured": s} for b, m, s in bars], indent=1))
@@ -408,40 +461,53 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     voice_prior, names = None, list(RUNS)
     if user is None:  # the voices-only identities are VoxSynth's
         config = prior_config(out, Path(root), size, "voice")
-        _say(f"\n[3/6] voice prior: ECAPA-TDNN {config.encoder.channels}, {config.encoder.embedding_size}-d, on "
+        _say(f"\n[3/7] voice prior: ECAPA-TDNN {config.encoder.channels}, {config.encoder.embedding_size}-d, on "
              f"{config.data.root}")
         voice_prior = _prior_step(config, progress)
         lap("voice prior", reused=voice_prior.get("reused", False))
         names.append(PRIOR_RUN)
     else:
-        _say("\n[3/6] voice prior: none (VoxSynth's voices-only identities are what it is trained on)")
+        _say("\n[3/7] voice prior: none (VoxSynth's voices-only identities are what it is trained on)")
     weights = Path(voice_prior["weights"]) if voice_prior else None
+    faces = None
+    if user is None:
+        _say("\n[4/7] the face teacher's features of every face (the runs' teacher cache and the peers' face store)")
+        faces = _face_store(out, Path(root), teacher, progress)
+        lap("face features")
     configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs, seed, weights)
                for name in names}
     runs = {}
     for i, name in enumerate(names, start=1):
         terms = {"full": "contrastive + OT + RKD", "contrastive": "contrastive + RKD", "ot_only": "OT + RKD",
                  PRIOR_RUN: "contrastive + OT + RKD, voice encoder from the voice prior"}[name]
-        _say(f"\n[4/6] training run {i}/{len(names)}: {name} ({terms}) -> {configs[name].trainer.out}")
+        _say(f"\n[4/7] training run {i}/{len(names)}: {name} ({terms}) -> {configs[name].trainer.out}")
         runs[name] = _train_step(configs[name], progress)
         _say(f"best validation AUC {runs[name]['best_val_auc']:.3f} after {runs[name]['epochs']} epochs "
              f"({runs[name]['seconds']:.0f} s)")
         lap(f"train {name}", reused=runs[name].get("reused", False))
-    _say(f"\n[5/6] Gaussian backend for the full run -> {out / 'train' / 'full' / 'backend'}")
+    _say(f"\n[5/7] Gaussian backend for the full run -> {out / 'train' / 'full' / 'backend'}")
     backend, _, reused = _backend_step(out / "train" / "full", Path(root), protocol)
     lap("backend full", reused=reused)
     eval_dirs = {name: out / "eval" / name for name in names}
     reports = {}
     for i, name in enumerate(names, start=1):
-        _say(f"\n[5/6] evaluating run {i}/{len(names)}: {name} on every list -> {eval_dirs[name]}")
+        _say(f"\n[5/7] evaluating run {i}/{len(names)}: {name} on every list -> {eval_dirs[name]}")
         reports[name] = _evaluate_step(name, out / "train" / name, eval_dirs[name], Path(root), protocol, oracle,
                                        backend if name == "full" else None)
         random_list = reports[name]["verification"]["random_unseenunheard"]
         _say(f"random unseen-unheard AUC {random_list['auc']:.3f}" + (
             f" (backend {random_list['backend']['auc']:.3f})" if "backend" in random_list else ""))
         lap(f"evaluate {name}", reused=reports[name].get("reused", False))
-    _say("\n[6/6] reports")
-    folder = _report_step(out, eval_dirs, reports, oracle, voice_prior)
+    peers = None
+    if user is None:
+        _say(f"\n[6/7] peers: every method on VoxSynth's features -> {out / 'benchmark'}")
+        peers = _peers_step(out, Path(root), lists, teacher, Path(voice_prior["weights"]), faces, size, progress)
+        lap("peers benchmark")
+    else:
+        _say("\n[6/7] peers: not on your data here (no voice encoder to store features with): run "
+             "'voxface benchmark --set voxceleb1 data.root=... face.weights=... audio.weights=...'")
+    _say("\n[7/7] reports")
+    folder = _report_step(out, eval_dirs, reports, oracle, voice_prior, peers)
     lap("report")
     timings_file.write_text(json.dumps(seconds, indent=1))
     _say("\n" + (folder / "summary.md").read_text())

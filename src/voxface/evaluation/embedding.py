@@ -51,7 +51,7 @@ class Embedder:
     BENCHMARKS.md)."""
 
     def __init__(self, model: Method, batch_size: int = 32, workers: int | None = None,
-                 crop_seconds: float | None = None) -> None:
+                 crop_seconds: float | None = None, teacher: tuple[FeatureStore, Path] | None = None) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if workers is None:
             workers = 2 if self.device.type == "cuda" else 0
@@ -59,6 +59,27 @@ class Embedder:
         self.model.to(self.device).eval()
         self.encoded = {"voice": 0, "face": 0, "teacher": 0}
         self._teacher_of: dict[Path, np.ndarray] = {}  # T of the faces embedded so far
+        self._stored_teacher = teacher  # (store of the frozen teacher's T, the root its keys are relative to)
+
+    def _from_teacher_store(self, paths: list[Path]) -> dict[Path, np.ndarray]:
+        """T of those of ``paths`` the run's teacher store holds (``teacher_store``), kept for later passes."""
+        if self._stored_teacher is None:
+            return {}
+        store, root = self._stored_teacher
+        keys = {}
+        for path in paths:
+            try:
+                key = Path(path).resolve().relative_to(root).as_posix()
+            except ValueError:
+                continue
+            if key in store:
+                keys[path] = key
+        if not keys:
+            return {}
+        vectors = np.asarray(store.vectors(list(keys.values()), view=0), dtype=np.float32)
+        found = dict(zip(keys, vectors, strict=True))
+        self._teacher_of.update(found)
+        return found
 
     @torch.no_grad()
     def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
@@ -66,6 +87,12 @@ class Embedder:
         if kind == "teacher":
             embeddings = {p: self._teacher_of[p] for p in paths if p in self._teacher_of}
             paths = [p for p in paths if p not in embeddings]
+        if kind in ("face", "teacher") and (stored := self._from_teacher_store(paths)):
+            # the frozen teacher's T as the run's teacher store holds it: the face encoder is not called again
+            teacher = torch.from_numpy(np.stack(list(stored.values()))).to(self.device)
+            out = self.model.embed_face(features=teacher) if kind == "face" else teacher
+            embeddings.update(zip(stored, out.float().cpu().numpy(), strict=True))
+            paths = [p for p in paths if p not in stored]
         if kind == "voice" and self.crop is None:  # similar lengths in a batch: little padding to encode
             paths = sorted(paths, key=file_size)
         loader = DataLoader(_Files(paths, "voice" if kind == "voice" else "face", self.model.face_size, self.crop),
@@ -142,7 +169,7 @@ def make_embedder(model: Method, config: TrainConfig, data: str | Path, from_fea
     if from_features is None:
         from_features = config.feature_mode
     if not from_features:
-        return Embedder(model, batch_size, workers, crop_seconds)
+        return Embedder(model, batch_size, workers, crop_seconds, teacher_store(model, config))
     if not config.feature_mode:
         raise ConfigError("this run trained on media, not on feature stores (no features: in its config); "
                           "evaluate it on media")
@@ -150,6 +177,27 @@ def make_embedder(model: Method, config: TrainConfig, data: str | Path, from_fea
         raise ConfigError("--crop re-embeds voices from media; stored features hold what they were made with: "
                           "evaluate with --media to crop")
     return FeatureEmbedder(model, feature_stores(config), data)
+
+
+def teacher_store(model: Method, config: TrainConfig) -> tuple[FeatureStore, Path] | None:
+    """The run's teacher cache (``training/teacher_cache.py``: a feature store of its frozen face teacher's T), and
+    the root its keys are relative to, when it still matches the checkpoint: the teacher was frozen, its weights
+    file is where the run recorded it, unchanged (the store is named by and records its SHA-256). None otherwise:
+    faces are then encoded from media."""
+    from voxface.features import weights_sha256
+    from voxface.features.store import FeaturesError
+
+    weights = Path(config.face.weights) if config.face.weights else None
+    if not config.face.frozen or not config.face.cache or model.face_encoder is None or weights is None \
+            or not weights.is_file():
+        return None
+    digest = weights_sha256(weights)
+    folder = Path(config.face.cache_dir or Path(config.trainer.out) / "teacher_cache") / f"teacher_{digest[:16]}"
+    try:
+        store = FeatureStore.open(folder, {"modality": "face", "weights_sha256": digest})
+    except FeaturesError:
+        return None
+    return store, Path(store.meta["root"])
 
 
 def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):

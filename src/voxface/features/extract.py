@@ -47,6 +47,7 @@ from voxface.features.store import (
     create_store,
     finish_store,
     mismatches,
+    read_keys,
     read_meta,
 )
 from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
@@ -293,14 +294,15 @@ def _finish_if_done(job: _Job) -> bool:
 def extract_features(encoder_name: str, weights: str | Path, data_root: str | Path, out: str | Path,
                      lists: str | Path | None = None, crop_seconds: float | None = None, batch_size: int = 32,
                      devices: int | None = None, workers: int | None = None, chunk_rows: int = 1024,
-                     audio_dir: str = AUDIO_DIR, faces_dir: str = FACES_DIR, progress: bool = True) -> FeatureStore:
+                     audio_dir: str = AUDIO_DIR, faces_dir: str = FACES_DIR, progress: bool = True,
+                     replace: bool = False) -> FeatureStore:
     """Embed every file of ``data_root`` of the encoder's modality (``data_files``) into the store ``out``.
 
     ``crop_seconds``: a centre crop of each voice (None: whole clips). ``devices``: GPUs to use (None: all there
     are; on a machine without one, one CPU process). ``workers``: loader processes (None: 2 beside a GPU, else 0:
     on a CPU they take the cores the encoder needs). Raises ``ConfigError`` (unknown encoder, bad settings),
     ``WeightsError`` (weights that do not load), ``MediaError`` (no data), ``FeaturesError`` (``out`` holds
-    something else).
+    something else, unless ``replace``: then it is made again).
 
     Example:
         >>> store = extract_features("iresnet", "backbone.pth", "voxsynth", "features/faces")  # doctest: +SKIP
@@ -326,7 +328,18 @@ def extract_features(encoder_name: str, weights: str | Path, data_root: str | Pa
     record = encoder_record(encoder_name, encoder, weights_provenance(encoder_name, weights))
     return extract_with(encoder, record, digest, data_root, keys, out, weights=weights, lists=lists,
                         crop_seconds=crop_seconds, batch_size=batch_size, devices=devices, workers=workers,
-                        chunk_rows=chunk_rows, progress=progress)
+                        chunk_rows=chunk_rows, progress=progress, replace=replace)
+
+
+def _holds(folder: Path, stored: dict[str, Any], expect: dict[str, Any], root: Path, keys: list[str]) -> bool:
+    """Whether a finished store made by the same encoder and weights over this root holds every one of ``keys``, its
+    files unchanged since (the digest of all the files it embedded, taken again)."""
+    if not stored.get("complete") or stored.get("root") != str(root.resolve()):
+        return False
+    if mismatches(stored, {k: v for k, v in expect.items() if k != "files_sha256"}):
+        return False
+    held = read_keys(folder)
+    return set(keys) <= set(held) and stored.get("files_sha256") == files_sha256(root, held)
 
 
 def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str, data_root: str | Path,
@@ -348,6 +361,9 @@ def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str
     if (folder / META).is_file():
         stored = read_meta(folder)
         if differ := mismatches(stored, expect):
+            if replace and _holds(folder, stored, expect, root, keys):  # a cache met by a store of more files
+                log.info("reusing the finished feature store %s: it holds the %d files asked for", folder, len(keys))
+                return FeatureStore.open(folder, {k: v for k, v in expect.items() if k != "files_sha256"})
             if not replace:
                 raise FeaturesError(f"{folder} holds features made otherwise ({'; '.join(differ)}); choose another "
                                     "--out, or remove it to extract again")

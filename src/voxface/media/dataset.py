@@ -224,8 +224,10 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
         def draw_classes(chosen):  # per_identity clips of each; an identity short of clips takes a fresh pass of them
             batch = []
             for i in chosen:
-                while len(queues[i]) < self.per_identity:
-                    queues[i] = list(rng.permutation(self.clips[i])) + queues[i]
+                while len(queues[i]) < self.per_identity:  # the fresh pass without the clips still queued: no repeat
+                    left = queues[i]
+                    fresh = [int(c) for c in rng.permutation(self.clips[i])]
+                    queues[i] = ([c for c in fresh if c not in left] if self.clips[i] > len(left) else fresh) + left
                 remaining[i] = max(0.0, remaining[i] - self.per_identity)
                 batch += [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1)))
                           for _ in range(self.per_identity)]

@@ -1,5 +1,22 @@
-"""Methods by name (``method.name`` in a training config): each one file with its heads, loss and docstring."""
+"""Methods by name (``method.name`` in a training config): each one file with its heads, loss and docstring.
 
+Importing this package imports every shipped method, which registers it (``base.register_method``).
+"""
+
+from voxface.methods import (  # noqa: F401  (importing a method registers it)
+    cmpc,
+    dimnet,
+    fop,
+    fv_cme,
+    lafv,
+    pins,
+    sbnet,
+    self_lifting,
+    ssnet,
+    sun_su_2025,
+    vfmr,
+    wen_2021,
+)
 from voxface.methods.base import (
     BATCH_KEYS,
     METHODS,
@@ -11,12 +28,7 @@ from voxface.methods.base import (
     method_class,
     register_method,
 )
-from voxface.methods.dimnet import Dimnet, DimnetArgs
-from voxface.methods.fop import Fop, FopArgs
-from voxface.methods.sbnet import Sbnet, SbnetArgs
-from voxface.methods.ssnet import Ssnet, SsnetArgs
 from voxface.methods.sun_su_2025 import SunSu2025, SunSu2025Args
 
-__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "Dimnet", "DimnetArgs", "Fop", "FopArgs", "LabelSpace", "Method",
-           "Sbnet", "SbnetArgs", "Ssnet", "SsnetArgs", "SunSu2025", "SunSu2025Args", "Towers", "method_args",
-           "method_class", "register_method"]
+__all__ = ["BATCH_KEYS", "METHODS", "SAMPLERS", "LabelSpace", "Method", "SunSu2025", "SunSu2025Args", "Towers",
+           "method_args", "method_class", "register_method"]

@@ -100,6 +100,10 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     Args: ClassVar[type]
+    # how reports name it ("Learnable PINs (Nagrani et al., ECCV 2018)"), and its label in recipes/published.csv
+    # where published figures exist for it ("PINs")
+    citation: ClassVar[str] = ""
+    published_as: ClassVar[str] = ""
     sampler: ClassVar[str] = "identity_unique"
     # what losses() reads besides the two inputs ("face" images or "face_features", "wave" or "voice_features"):
     # a subset of BATCH_KEYS; the training loop hands a method no other key (a label-free method sees no label)
@@ -198,6 +202,8 @@ def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: make ``cls`` buildable by its ``name`` from a configuration."""
     if not (cls.__doc__ and ">>>" in cls.__doc__):
         raise TypeError(f"method {cls.__name__} has no runnable docstring example (>>>); every method needs one")
+    if not cls.citation:
+        raise TypeError(f"method {cls.__name__} has no citation (how reports name it: 'Method (Authors, venue year)')")
     if cls.sampler not in SAMPLERS:
         raise TypeError(f"method {cls.__name__} asks for sampler {cls.sampler!r}; known: {SAMPLERS}")
     if not set(cls.batch_keys) <= set(BATCH_KEYS):

@@ -78,6 +78,9 @@ class DimnetArgs:
 class Dimnet(Method):
     __doc__ = __doc__
     name = "dimnet"
+    citation = "DIMNet (Wen et al., ICLR 2019)"
+    # Sun & Su 2025 Table 2 copies a "DIMNet" row without naming its variant
+    published_as = "DIMNet"
     Args = DimnetArgs
     sampler = "identity_unique"
     batch_keys = COVARIATES

@@ -78,6 +78,7 @@ class FopArgs:
 class Fop(Method):
     __doc__ = __doc__
     name = "fop"
+    citation = "FOP (Saeed et al., ICASSP 2022)"
     Args = FopArgs
     sampler = "identity_classes"
     batch_keys = ("identity",)

@@ -76,6 +76,7 @@ class SbnetArgs:
 class Sbnet(Method):
     __doc__ = __doc__
     name = "sbnet"
+    citation = "SBNet (Saeed et al., ICASSP 2023)"
     Args = SbnetArgs
     sampler = "identity_unique"
     batch_keys = ("identity",)

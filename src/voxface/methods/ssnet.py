@@ -80,6 +80,8 @@ class SsnetArgs:
 class Ssnet(Method):
     __doc__ = __doc__
     name = "ssnet"
+    citation = "SSNet (Nawaz et al., DICTA 2019)"
+    published_as = "SSNet"
     Args = SsnetArgs
     sampler = "identity_unique"
     batch_keys = ("identity",)

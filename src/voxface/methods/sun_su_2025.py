@@ -1,21 +1,49 @@
-"""Sun & Su 2025, "Construction and Analysis of Cross-Modal General Feature Space Driven by Prior Information"
-(Acta Electronica Sinica): multi-level alignment with prior (§3-§5, Algorithm 1).
+"""Sun Jing & Su Jianbo (Shanghai Jiao Tong University), "Construction and Analysis of Cross-Modal General Feature
+Space Driven by Prior Information", Acta Electronica Sinica 2025 (8): 2614 (DOI 10.12263/DZXB.20250022):
+multi-level alignment with prior (§3-§5, Algorithm 1).
 
 - Faces: ``T = ImageEncoder(x_f)`` (a frozen face-recognition teacher, the prior), ``F = FeatureMapping(T)``.
 - Voices: ``V = AudioEncoder(x_v)`` (ECAPA-TDNN, Wav2vec 2.0 or HuBERT), trained.
-- Loss, Eq. (8): ``L = L_C + alpha L_OT + beta L_RKD`` on identity-unique batches (one pair per identity):
-  ``L_C`` symmetric InfoNCE on cosine logits, Eq. (1)-(4) (``losses/contrastive.py``); ``L_OT`` the exact
-  transport cost on the discriminative pairs, Eq. (5)-(7) (``losses/optimal_transport.py``); ``L_RKD`` relational
-  distillation of the teacher's geometry into F, Eq. (9) (``losses/distillation.py``).
+- Loss on a batch of N pairs (``f_i`` = F's row i, ``v_i`` = V's, ``t_i`` = T's; cos the cosine similarity)::
+
+      L_C   = -(1/N) sum_i log softmax_j(cos(v_i, f_j) / tau)_i - (1/N) sum_i log softmax_j(cos(f_i, v_j) / tau)_i
+      L_OT  = sum_ab ||f_a - v_b||^2 gamma*_ab,  gamma* the exact plan with uniform marginals, over the kept pairs
+              (pair i kept when cos(f_i, v_i) > cos(f_i, v_j) and > cos(f_j, v_i) for every j != i)
+      L_RKD = mean_ij (cos(f_i, f_j) - cos(t_i, t_j))^2
+      L     = L_C + alpha L_OT + beta L_RKD
+
+  ``L_C`` Eq. (1)-(4) (``losses/contrastive.py``); ``L_OT`` Eq. (5)-(7) (``losses/optimal_transport.py``, gamma*
+  held fixed, the gradient through the cost); ``L_RKD`` Eq. (9) (``losses/distillation.py``, the teacher side
+  detached). Eq. (8) is ``L_C + alpha L_OT``; Algorithm 1 (step 9) adds ``L_RKD`` with weight 1 (``beta`` here).
+
+Labels: identity-unique batches (one pair per identity); no label enters the loss (``batch_keys`` is empty): the
+identity only builds the batches, so the other N - 1 pairs of a batch are true negatives for L_C and L_OT.
+
+Reference settings: there is no public reference code (the paper links none; DESIGN.md §6 lists none), so the
+settings are the paper's §5.2: Adam, weight decay 2e-5, batch 64; ECAPA with a step rate between 1e-3 and 1e-8;
+Wav2vec 2.0 / HuBERT with a tri-stage rate 1e-7 -> 1e-5 -> 1e-7 (phases 15% / 1% / 7%); random 2 s crops, 80-dim
+log-Mel fbank (25 ms window, 10 ms hop), SpecAugment (0-5 frames, 0-10 channels); faces 122 x 122, random
+horizontal flip; a pretrained ResNet-34 face-recognition teacher. The paper gives no temperature, no width for the
+mapping MLP and no epoch count: ``temperature`` 0.07 and one hidden layer of 512 are voxface's defaults.
 
 Table 3's rows are argument sets of this one method (``terms``): contrastive only ``[contrastive, rkd]``, OT only
 ``[ot, rkd]``, both (the default); §6.2.2's RKD ablation drops ``rkd``. A term not named is not computed.
 
-Where the paper is silent or wrong: Eq. (4) puts the distance inside ``exp``, which would push positives apart, so
-``L_C`` uses similarity logits (``losses/contrastive.py``); fine-tuning the face encoder (``face.frozen: false``)
-takes RKD's targets from a frozen copy of the pretrained teacher, so the prior does not drift with the student.
-``voice_hidden`` adds an MLP on the voice side, which the paper has none of; it exists for feature mode, where the
-voice encoder is frozen and would otherwise leave nothing to train on that side (default: none).
+Where voxface departs from the paper, and why:
+- Eq. (4) puts the distance ``1 - cos`` inside ``exp``, which would push positives apart: ``L_C`` uses similarity
+  logits ``cos / tau``, the intended and standard form;
+- Eq. (4) and Eq. (9) sum over the batch; voxface averages, so the scale does not depend on N;
+- Eq. (5)'s squared distance is taken between L2-normalised embeddings (the scores are cosines, so the space
+  aligned is the unit sphere, where it is ``2 - 2 cos``); on the discriminative pairs the exact plan is then the
+  identity and L_OT a pull on confident positives (proof in ``losses/optimal_transport.py``); ``ot_pairs: all``
+  runs the plan over the whole batch instead;
+- faces are 112 x 112, not 122: ArcFace-style ResNet-34 teachers take exactly 112 (their fc layer expects 7 x 7);
+- fine-tuning the face encoder (``face.frozen: false``) takes RKD's targets from a frozen copy of the pretrained
+  teacher, so the prior does not drift with the student (the paper does not say);
+- ``voice_hidden`` adds an MLP on the voice side, which the paper has none of; it exists for feature mode, where
+  the voice encoder is frozen and would otherwise leave nothing to train on that side (default: none);
+- in the peers' benchmark (feature mode) the voice encoder is frozen, where the paper trains it, and the batch is
+  the benchmark bases' (32 on VoxSynth, 256 on VoxCeleb1), the same for every method, not 64.
 
 Example:
     >>> from voxface.encoders import build_voice_encoder, iresnet
@@ -94,6 +122,8 @@ class SunSu2025Args:
 class SunSu2025(Method):
     __doc__ = __doc__
     name = "sun_su_2025"
+    citation = "Sun & Su, Acta Electronica Sinica 2025"
+    published_as = "Sun & Su 2025"
     Args = SunSu2025Args
     sampler = "identity_unique"
     batch_keys = ()

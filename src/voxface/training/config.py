@@ -325,8 +325,8 @@ PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"  # shipped
 
 
 def packaged_configs() -> list[str]:
-    """Names of the shipped configurations, e.g. ``voxsynth/full``."""
-    return sorted(str(p.relative_to(PACKAGED_CONFIGS).with_suffix("")) for p in PACKAGED_CONFIGS.glob("*/*.yaml"))
+    """Names of the shipped configurations, e.g. ``voxsynth/full``, ``voxsynth/peers/pins``."""
+    return sorted(str(p.relative_to(PACKAGED_CONFIGS).with_suffix("")) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
 
 
 def resolve_config(name: str | Path) -> Path:

@@ -1,0 +1,332 @@
+"""``voxface benchmark``: every method trained and scored the same way, under the official lists (issue 24).
+
+For each registered method (or those named) and each seed, the method's shipped configuration
+``<set>/peers/<method>`` (``src/voxface/configs``; ``--set voxsynth`` or ``voxceleb1``) is trained in feature mode
+on one pair of feature stores, so every method sees the same frozen face and voice encoders, the same identities,
+batch size, epochs and seed, and differs only in its heads and loss. The checkpoint kept is the one with the best
+validation-identity AUC (``best.ckpt``): no test list is read before the evaluation that follows. Each is then
+scored on every official list: verification AUC with DeLong's 95% interval, EER, 1:2 matching and retrieval.
+
+Into ``--out``:
+
+- ``features/faces``, ``features/voices``: the stores, extracted once with the encoders the configurations name
+  (unless the configurations point elsewhere); reused when finished;
+- ``runs/<method>/seed<k>/``: each training run (``voxface train``'s folder) and its ``benchmark_eval.json``;
+- ``benchmark.md``, ``benchmark.json``, ``benchmark.csv``: Table 2 with a row per method (mean ± sd over seeds
+  where there are several), on VoxSynth the oracle ceiling and the data reference (scorers fitted on the true
+  generative knobs: what the data allow), the published VoxCeleb1 rows (marked with split and source), then
+  1:2 matching and retrieval.
+
+Resumable: a finished run and its evaluation are reused, an interrupted run continues from its ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxface.errors import ConfigError
+from voxface.methods import METHODS
+from voxface.protocol.lists import TEST_SETS, VERIFICATION_GROUPS
+from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config
+
+log = logging.getLogger("voxface")
+
+CONFIG_SETS = ("voxsynth", "voxceleb1")
+COLUMNS = ("U", "G", "N", "A", "GNA")
+LIST_KEYS = [f"{g}_{t}" for t in TEST_SETS for g in VERIFICATION_GROUPS]
+BAR_LIST = "random_unseenunheard"  # the issue's bar: every method's 95% CI low above chance here
+EVAL_FILE = "benchmark_eval.json"
+# what every method must share for the comparison to be one: the data, the lists and the stored features
+SHARED = ("data.root", "data.lists", "data.audio_dir", "data.faces_dir", "face.encoder", "face.weights",
+          "audio.encoder", "audio.weights", "features.face", "features.voice")
+
+
+def peer_configs(config_set: str) -> dict[str, str]:
+    """Method name -> its shipped benchmark configuration name in ``config_set`` (``voxsynth/peers/pins``)."""
+    if config_set not in CONFIG_SETS:
+        raise ConfigError(f"--set must be one of {', '.join(CONFIG_SETS)}, got {config_set!r}")
+    folder = PACKAGED_CONFIGS / config_set / "peers"
+    return {p.stem: f"{config_set}/peers/{p.stem}" for p in sorted(folder.glob("*.yaml")) if p.stem != "base"}
+
+
+def _value(config: TrainConfig, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+@dataclass
+class PlannedRun:
+    method: str
+    seed: int
+    config: TrainConfig
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config.trainer.out)
+
+
+def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
+         overrides: list[str] | tuple[str, ...] = ()) -> list[PlannedRun]:
+    """The runs of a benchmark: each method's configuration with ``overrides`` on top, one per seed (0..seeds-1),
+    each into ``out/runs/<method>/seed<k>``. ``ConfigError`` for an unknown method, a method without a shipped
+    configuration in the set, fewer than one seed, or methods that would not share one data root and one feature
+    store."""
+    shipped = peer_configs(config_set)
+    names = list(methods) if methods else sorted(METHODS)
+    for name in names:
+        if name not in METHODS:
+            import difflib
+
+            near = difflib.get_close_matches(name, list(METHODS), n=1)
+            raise ConfigError(f"--methods: {name!r} is no registered method"
+                              + (f" (did you mean {near[0]!r}?)" if near else "")
+                              + f"; registered: {', '.join(sorted(METHODS))}")
+        if name not in shipped:
+            raise ConfigError(f"method {name} has no benchmark configuration {config_set}/peers/{name}.yaml")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    runs = []
+    for name in names:
+        for seed in range(seeds):
+            folder = Path(out) / "runs" / name / f"seed{seed}"
+            config = load_config(shipped[name], [*overrides, f"trainer.out={folder}", f"trainer.seed={seed}"],
+                                 check_paths=False)
+            runs.append(PlannedRun(name, seed, config))
+    first = runs[0].config
+    for run in runs[1:]:
+        for key in SHARED:
+            if _value(run.config, key) != _value(first, key):
+                raise ConfigError(f"{run.method}'s configuration sets {key} to {_value(run.config, key)!r} where "
+                                  f"{runs[0].method}'s has {_value(first, key)!r}: a benchmark trains every method on "
+                                  "one data root and one feature store")
+    if not first.feature_mode:
+        raise ConfigError(f"{config_set}/peers/{runs[0].method}: the benchmark trains on feature stores; set "
+                          "features.face and features.voice")
+    return runs
+
+
+def store_overrides(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """``overrides`` with the stores in the benchmark's own folder (``out/features/faces``, ``out/features/voices``)
+    unless they name them."""
+    named = {item.split("=", 1)[0].strip() for item in overrides}
+    extra = [f"features.{side}={Path(out) / 'features' / folder}"
+             for side, folder in (("face", "faces"), ("voice", "voices")) if f"features.{side}" not in named]
+    return [*overrides, *extra]
+
+
+def extract_stores(config: TrainConfig, progress: bool = False) -> None:
+    """Both feature stores a benchmark trains on, extracted with the encoders its configuration names (a finished
+    store is reused; ``features.extract_features``)."""
+    from voxface.features import extract_features
+
+    for encoder, weights, store in ((config.face.encoder, config.face.weights, config.features.face),
+                                    (config.audio.encoder, config.audio.weights, config.features.voice)):
+        extract_features(encoder, weights, config.data.root, store, progress=progress,
+                         audio_dir=config.data.audio_dir, faces_dir=config.data.faces_dir)
+
+
+def train_once(run: PlannedRun) -> dict[str, Any]:
+    """Train one planned run, or continue it from its last checkpoint, or reuse it when finished."""
+    from voxface.training.run import train
+
+    done = run.folder / "run.json"
+    if done.is_file() and json.loads(done.read_text()).get("finished"):
+        return json.loads(done.read_text())
+    return train(run.config, resume=(run.folder / "checkpoints" / "last.ckpt").is_file())
+
+
+def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any]:
+    """Score a trained run's best checkpoint (chosen on validation AUC) on every list, from the stores; reuse the
+    stored result while the checkpoint is the same file."""
+    from voxface.evaluation.checkpoint import checkpoint_sha256
+    from voxface.evaluation.evaluate import evaluate
+
+    checkpoint = run.folder / "checkpoints" / "best.ckpt"
+    if not checkpoint.is_file():
+        raise ConfigError(f"{run.method} (seed {run.seed}): {checkpoint} does not exist; the run never validated")
+    digest = checkpoint_sha256(checkpoint)
+    stored = run.folder / EVAL_FILE
+    if stored.is_file():
+        saved = json.loads(stored.read_text())
+        if saved.get("checkpoint_sha256") == digest and (not decomposition or "decomposition" in saved):
+            return saved
+    config = run.config
+    result = evaluate(checkpoint, config.data.root, config.data.lists, audio_dir=config.data.audio_dir,
+                      faces_dir=config.data.faces_dir, bootstrap=0, decomposition=decomposition, workers=0)
+    record = {"method": run.method, "seed": run.seed, "checkpoint_sha256": digest, **result.to_json()}
+    stored.write_text(json.dumps(record, indent=1))
+    return record
+
+
+def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
+                  overrides: list[str] | tuple[str, ...] = (), progress: bool = False,
+                  say: Any = print) -> dict[str, Any]:
+    """Extract the stores, train and evaluate every planned run (module docstring), write the tables; returns
+    ``benchmark.json``'s content."""
+    out = Path(out)
+    runs = plan(out, config_set, methods, seeds, overrides)
+    first = runs[0].config
+    for what, path in (("data.root", first.data.root), ("face.weights", first.face.weights),
+                       ("audio.weights", first.audio.weights)):
+        if not path or not Path(path).exists():
+            raise ConfigError(f"{what} {path or '(none)'} does not exist: give it as an override ({what}=PATH)")
+    started = time.perf_counter()
+    extract_stores(first, progress)
+    timings = {"features": round(time.perf_counter() - started, 1)}
+    results: dict[str, list[dict[str, Any]]] = {}
+    for index, run in enumerate(runs):
+        start = time.perf_counter()
+        summary = train_once(run)
+        trained = time.perf_counter() - start
+        # the data reference (true knobs, VoxSynth) does not depend on the method: fitted once, with the first run
+        record = evaluate_once(run, decomposition=index == 0)
+        record["best_val_auc"], record["steps"] = summary.get("best_val_auc"), summary.get("steps")
+        results.setdefault(run.method, []).append(record)
+        timings[f"{run.method}/seed{run.seed}"] = round(time.perf_counter() - start, 1)
+        auc = record["verification"].get(BAR_LIST, {})
+        say(f"  {run.method} (seed {run.seed}): trained {trained:.1f} s, best val AUC "
+            f"{_fmt(record['best_val_auc'], 3)}, random unseen-unheard AUC {_fmt(auc.get('auc'), 3)} "
+            f"(95% CI {_interval(auc.get('auc_ci95'))})")
+    timings["total"] = round(time.perf_counter() - started, 1)
+    table = benchmark_table(results, first, config_set, seeds)
+    table["seconds"] = timings
+    write_benchmark(table, out)
+    return table
+
+
+# ---------------------------------------------------------------- the tables
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(ci: list | None) -> str:
+    return "-" if not ci or ci[0] is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
+
+
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if len(array) > 1 else 0.0}
+
+
+def benchmark_table(results: dict[str, list[dict[str, Any]]], config: TrainConfig, config_set: str,
+                    seeds: int) -> dict[str, Any]:
+    """Rows of the benchmark (percent): per method the verification AUC of every list, 1:2 matching accuracy and
+    retrieval, each the mean (and sd) over seeds; the bar list's lowest 95% CI bound over seeds; the oracle
+    ceiling and the data reference on VoxSynth; the published rows."""
+    from voxface.evaluation.report import literature_rows
+    from voxface.recipes import published_rows
+    from voxface.synth.build import oracle_beside
+
+    rows: dict[str, Any] = {}
+    for method, records in results.items():
+        cls = METHODS[method]
+        verification = {k: _mean_sd([100 * r["verification"][k]["auc"] for r in records])
+                        for k in LIST_KEYS if all(k in r["verification"] for r in records)}
+        matching = {k: _mean_sd([100 * r["matching"][k]["accuracy"] for r in records])
+                    for k in records[0]["matching"] if all(k in r["matching"] for r in records)}
+        retrieval = {f"{d} {m}": _mean_sd([100 * r["retrieval"][d][m] for r in records])
+                     for d in records[0]["retrieval"] for m in ("mAP", "R@1")}
+        lows = [r["verification"].get(BAR_LIST, {}).get("auc_ci95", [None])[0] for r in records]
+        rows[method] = {"citation": cls.citation or method, "published_as": cls.published_as,
+                        "verification": verification, "matching": matching, "retrieval": retrieval,
+                        "bar_ci95_low": min(lows) if None not in lows else None,
+                        "best_val_auc": [r.get("best_val_auc") for r in records], "seeds": len(records)}
+    references: dict[str, dict[str, float]] = {}
+    oracle = oracle_beside(config.data.lists) if str(config.data.lists) != "voxceleb1" else None
+    if oracle:
+        references["oracle ceiling"] = {k: 100 * oracle["verification_auc"][k] for k in LIST_KEYS
+                                        if k in oracle["verification_auc"]}
+    decomposition = next((r.get("decomposition", {}) for records in results.values() for r in records
+                          if "lists" in r.get("decomposition", {})), {})
+    for column, label in (("data_backend", "data reference (true knobs, Gaussian backend)"),
+                          ("data_cosine", "data reference (true knobs, CCA cosine)")):
+        values = {k: 100 * row[column] for k, row in decomposition.get("lists", {}).items() if column in row}
+        if values:
+            references[label] = values
+    keys = [(t, g) for t in TEST_SETS for g in VERIFICATION_GROUPS]
+    sources = {(r.method, r.source): r.split for r in published_rows()}
+    published = {f"{name} (published: {split}, {source})": {f"{g}_{t}": v for (t, g), v in zip(keys, values,
+                                                                                              strict=True)
+                                                            if v is not None}
+                 for (name, source), split in sources.items()
+                 for values in [literature_rows(source).get(name)] if values}
+    return {"set": config_set, "data": str(config.data.root), "lists": str(config.data.lists), "seeds": seeds,
+            "features": {"face": str(config.features.face), "voice": str(config.features.voice)},
+            "encoders": {"face": f"{config.face.encoder} {config.face.weights}",
+                         "voice": f"{config.audio.encoder} {config.audio.weights}"},
+            "methods": rows, "references": references, "published": published,
+            "published_same_data": str(config.data.lists) == "voxceleb1"}
+
+
+def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
+    """benchmark.json, benchmark.csv (one row per method or reference, every list and matching column) and
+    benchmark.md."""
+    import csv
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps(table, indent=1))
+    methods, several = table["methods"], table["seeds"] > 1
+    matching_keys = sorted({k for row in methods.values() for k in row["matching"]})
+    retrieval_keys = sorted({k for row in methods.values() for k in row["retrieval"]})
+    with (out / "benchmark.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "kind", *LIST_KEYS, "random_unseenunheard_ci95_low",
+                         *(f"matching_{k}" for k in matching_keys), *retrieval_keys])
+        for name, row in methods.items():
+            writer.writerow([name, "method", *(_fmt(row["verification"].get(k, {}).get("mean"), 2) for k in LIST_KEYS),
+                             _fmt(row["bar_ci95_low"], 4), *(_fmt(row["matching"].get(k, {}).get("mean"), 2)
+                                                             for k in matching_keys),
+                             *(_fmt(row["retrieval"].get(k, {}).get("mean"), 2) for k in retrieval_keys)])
+        for kind, group in (("reference", table["references"]), ("published", table["published"])):
+            for name, values in group.items():
+                writer.writerow([name, kind, *(_fmt(values.get(k), 2) for k in LIST_KEYS)])
+
+    def cell(stat: dict[str, float] | None) -> str:
+        if stat is None:
+            return "lost"
+        return f"{stat['mean']:.1f} ± {stat['sd']:.1f}" if several else f"{stat['mean']:.1f}"
+
+    header = ["method", *(f"U-U {c}" for c in COLUMNS), *(f"S-H {c}" for c in COLUMNS), "U-U random 95% CI low"]
+    lines = [f"# Every method under the official lists ({table['set']})", "",
+             f"Verification AUC (%), the layout of Sun & Su 2025 Table 2. Every method trained its heads on the same "
+             f"stored features (faces: {table['encoders']['face']}; voices: {table['encoders']['voice']}), the same "
+             f"identities and budget, and kept the checkpoint of best validation AUC; "
+             + (f"mean ± sd over {table['seeds']} seeds." if several else "one seed."), "",
+             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for row in methods.values():
+        low = row["bar_ci95_low"]
+        lines.append(f"| {row['citation']} | " + " | ".join(cell(row["verification"].get(k)) for k in LIST_KEYS)
+                     + f" | {_fmt(None if low is None else 100 * low)} |")
+    for name, values in table["references"].items():
+        lines.append(f"| *{name}* | " + " | ".join(_fmt(values.get(k)) for k in LIST_KEYS) + " | |")
+    if table["published"]:
+        where = ("the same lists" if table["published_same_data"]
+                 else "VoxCeleb1, not these data: for the shape of the comparison only")
+        lines += ["", f"Published (each with its split and source; {where}):", "",
+                  "| " + " | ".join(header[:-1]) + " |", "|---" * (len(header) - 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(_fmt(values.get(k)) for k in LIST_KEYS) + " |"
+                  for name, values in table["published"].items()]
+    if matching_keys:
+        lines += ["", "1:2 matching accuracy (%):", "", "| method | " + " | ".join(matching_keys) + " |",
+                  "|---" * (1 + len(matching_keys)) + "|"]
+        lines += [f"| {row['citation']} | " + " | ".join(cell(row["matching"].get(k)) for k in matching_keys) + " |"
+                  for row in methods.values()]
+    if retrieval_keys:
+        lines += ["", "Retrieval over the unseen-unheard identities (%):", "",
+                  "| method | " + " | ".join(retrieval_keys) + " |", "|---" * (1 + len(retrieval_keys)) + "|"]
+        lines += [f"| {row['citation']} | " + " | ".join(cell(row["retrieval"].get(k)) for k in retrieval_keys)
+                  + " |" for row in methods.values()]
+    (out / "benchmark.md").write_text("\n".join(lines) + "\n")
+    return [out / "benchmark.json", out / "benchmark.csv", out / "benchmark.md"]

@@ -1,0 +1,109 @@
+"""``voxface benchmark``: every method on one feature store, checkpoints chosen on validation only, resumable."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from voxface.benchmark import peer_configs, plan, run_benchmark, store_overrides
+from voxface.cli import main
+from voxface.errors import ConfigError, VoxfaceError
+from voxface.methods import METHODS
+from voxface.protocol.lists import VERIFICATION_GROUPS
+from voxface.training.config import load_config
+
+
+def _tiny_overrides(tiny_run, tiny_stores):
+    root, base = tiny_run
+    teacher = load_config(base, check_paths=False).face.weights
+    return [f"data.root={root / 'voxsynth'}", f"data.lists={root / 'voxsynth' / 'protocol'}", f"face.weights={teacher}",
+            "data.face_size=32", "data.val_clips_per_identity=6", "optim.batch_size=8", "trainer.epochs=2",
+            *tiny_stores]
+
+
+@pytest.mark.parametrize("config_set", ["voxsynth", "voxceleb1"])
+def test_every_registered_method_has_a_benchmark_configuration_naming_it(config_set):
+    shipped = peer_configs(config_set)
+    assert set(shipped) == set(METHODS)
+    for name, config in shipped.items():
+        loaded = load_config(config, check_paths=False)
+        assert loaded.method.name == name and loaded.feature_mode
+
+
+def test_a_benchmark_refuses_methods_it_cannot_compare(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean 'sun_su_2025'"):
+        plan(tmp_path, methods=["sun_su_2026"])
+    with pytest.raises(ConfigError, match="seeds must be at least 1"):
+        plan(tmp_path, seeds=0)
+    with pytest.raises(ConfigError, match="--set must be one of"):
+        plan(tmp_path, config_set="voxceleb2")
+    assert store_overrides(tmp_path, ["features.face=/x"]) == ["features.face=/x",
+                                                                f"features.voice={tmp_path / 'features' / 'voices'}"]
+
+
+def _plant_test_lists(lists):
+    """Replace every unseen-unheard veriflist and every matching list by a file no parser reads; return a restore."""
+    planted = [p for p in (lists / "veriflist").iterdir() if "unseenunheard" in p.name] + list(
+        (lists / "matching").iterdir())
+    saved = {p: p.read_bytes() for p in planted}
+    for path in planted:
+        path.write_bytes(b"\x00planted: training must not read a test list\x00")
+
+    def restore():
+        for path, content in saved.items():
+            path.write_bytes(content)
+    return restore
+
+
+def test_training_reads_no_test_list_and_keeps_the_best_validation_checkpoint(tiny_run, tiny_stores, tmp_path):
+    """Model selection on validation only: with every unseen-unheard and matching list planted with unreadable bytes,
+    every method still trains (so none was read), and the checkpoint kept is the best validation AUC's. (The
+    seen-heard lists are read at training, for which videos to hold out of it, as the protocol requires.)"""
+    from voxface.benchmark import evaluate_once, train_once
+
+    root, _ = tiny_run
+    restore = _plant_test_lists(root / "voxsynth" / "protocol")
+    try:
+        runs = plan(tmp_path, methods=sorted(METHODS), overrides=_tiny_overrides(tiny_run, tiny_stores))
+        for run in runs:
+            summary = train_once(run)
+            logged = [float(r["val_auc"]) for r in csv.DictReader(
+                (run.folder / "logs" / "version_0" / "metrics.csv").open()) if r.get("val_auc")]
+            assert len(logged) == 2 and summary["best_val_auc"] == pytest.approx(max(logged)), run.method
+            assert (run.folder / "checkpoints" / "best.ckpt").is_file()
+        with pytest.raises(VoxfaceError):  # the planted lists are unreadable indeed: the evaluation reads them
+            evaluate_once(runs[0])
+    finally:
+        restore()
+
+
+def test_the_benchmark_writes_table2_for_every_method_and_resumes(tiny_run, tiny_stores, tmp_path, capsys):
+    methods = ["sun_su_2025", sorted(set(METHODS) - {"sun_su_2025"})[0]]
+    out = tmp_path / "bench"
+    overrides = _tiny_overrides(tiny_run, tiny_stores)
+    assert main(["benchmark", "--out", str(out), "--methods", *methods, "--seeds", "2", "--quiet", *overrides]) == 0
+    printed = capsys.readouterr().out
+    table = json.loads((out / "benchmark.json").read_text())
+    assert set(table["methods"]) == set(methods) and table["seeds"] == 2
+    for name in methods:
+        row = table["methods"][name]
+        assert set(row["verification"]) == {f"{g}_{t}" for t in ("unseenunheard", "seenheard")
+                                            for g in VERIFICATION_GROUPS}
+        aucs = [json.loads((out / "runs" / name / f"seed{s}" / "benchmark_eval.json").read_text())
+                ["verification"]["random_unseenunheard"]["auc"] for s in (0, 1)]
+        assert row["verification"]["random_unseenunheard"]["mean"] == pytest.approx(50 * sum(aucs))
+        assert row["matching"] and row["retrieval"]
+        assert METHODS[name].citation and METHODS[name].citation in printed
+    assert "oracle ceiling" in table["references"] and any("data reference" in k for k in table["references"])
+    assert any(k.startswith("PINs (published: PINs 901/100/250") for k in table["published"])
+    assert "±" in (out / "benchmark.md").read_text()
+    # Run again: every run and evaluation is reused (nothing retrained); a lost evaluation is redone alone.
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/checkpoints/best.ckpt")}
+    (out / "runs" / methods[1] / "seed1" / "benchmark_eval.json").unlink()
+    shutil.rmtree(out / "runs" / methods[0] / "seed1")  # as if it never ran
+    again = run_benchmark(out, methods=methods, seeds=2, overrides=store_overrides(out, overrides), say=lambda _: None)
+    for path, stamp in stamps.items():
+        if methods[0] not in str(path) or "seed1" not in str(path):
+            assert path.stat().st_mtime_ns == stamp, path
+    assert again["methods"][methods[1]]["verification"] == table["methods"][methods[1]]["verification"]
