@@ -8,8 +8,8 @@ through classifiers SHARED by the two modalities; nothing pairs a voice with a f
   ``[y^c; y^c]``: ``L = sum_c CE(W_c e + b_c, y^c)``, one linear classifier (W_c, b_c) per covariate, the same
   for voices and faces (the terms ``identity_loss``, ``gender_loss``, ``nationality_loss``).
 - Variants: the paper's DIMNet-I, -IG, -IN, -IGN are ``covariates`` [identity], [identity, gender], [identity,
-  nationality], [identity, gender, nationality]; the default is DIMNet-IG, the variant the paper reports best
-  across its verification and matching tables.
+  nationality], [identity, gender, nationality]; the default is DIMNet-IG, read here as the paper's strongest
+  variant overall (Sun & Su 2025's copied "DIMNet" row does not name its variant).
 - Labels: ``identity``, ``gender``, ``nationality`` (``LabelSpace``'s sizes), one pair per identity a batch
   (``identity_unique``; the loss needs no pairs, the batch just holds each identity's voice and face).
 - Embedding at test time: ``M_f(x_f)`` and ``M_v(x_v)``; evaluation scores the cosine, as the paper does.
