@@ -22,6 +22,8 @@ Departures from the reference code, each on purpose:
   here the trainer selects on validation identities only.
 - Its verification labels come from row parity (even rows same, odd rows different), which holds only for a list
   ordered that way (not the N or GNA unseen-unheard lists); here each trial's label is read from its list.
+- It scores a trial by the squared L2 distance between ``tanh(f)`` and ``tanh(v)`` (not unit vectors, so not a
+  function of their cosine alone); voxface's evaluation scores every method by the cosine of the same embeddings.
 - Its batches are consecutive rows of one shuffle, where two pairs of one identity meet only by chance (a few per
   batch of 128 among 901 identities); here two pairs of each identity per batch, so the pull term always acts.
 
