@@ -5,10 +5,14 @@ Importing this package imports every shipped method, which registers it (``base.
 
 from voxface.methods import (  # noqa: F401  (importing a method registers it)
     cmpc,
+    dimnet,
+    fop,
     fv_cme,
     lafv,
     pins,
+    sbnet,
     self_lifting,
+    ssnet,
     sun_su_2025,
     vfmr,
     wen_2021,
