@@ -82,7 +82,8 @@ def test_the_benchmark_writes_table2_for_every_method_and_resumes(tiny_run, tiny
     methods = ["sun_su_2025", sorted(set(METHODS) - {"sun_su_2025"})[0]]
     out = tmp_path / "bench"
     overrides = _tiny_overrides(tiny_run, tiny_stores)
-    assert main(["benchmark", "--out", str(out), "--methods", ",".join(methods), "--seeds", "2", "--quiet", *overrides]) == 0
+    command = ["benchmark", "--out", str(out), "--methods", ",".join(methods), "--seeds", "2", "--quiet"]
+    assert main([*command, *overrides]) == 0
     printed = capsys.readouterr().out
     table = json.loads((out / "benchmark.json").read_text())
     assert set(table["methods"]) == set(methods) and table["seeds"] == 2
