@@ -167,12 +167,39 @@ def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any
     return record
 
 
+def _run_one(run: PlannedRun, decomposition: bool) -> tuple[dict[str, Any], float, float]:
+    """Train (or reuse) and evaluate one run: (its evaluation record, seconds training, seconds in all)."""
+    start = time.perf_counter()
+    summary = train_once(run)
+    trained = time.perf_counter() - start
+    record = evaluate_once(run, decomposition=decomposition)
+    record["best_val_auc"], record["steps"] = summary.get("best_val_auc"), summary.get("steps")
+    return record, trained, time.perf_counter() - start
+
+
+def _worker_start(threads: int) -> None:
+    """A benchmark worker process: its share of the cores, and the quiet logging of the parent."""
+    import torch
+
+    from voxface.training.quiet import quiet_lightning
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    quiet_lightning()
+
+
 def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
-                  overrides: list[str] | tuple[str, ...] = (), progress: bool = False,
+                  overrides: list[str] | tuple[str, ...] = (), progress: bool = False, jobs: int = 1,
                   say: Any = print) -> dict[str, Any]:
     """Extract the stores, train and evaluate every planned run (module docstring), write the tables; returns
-    ``benchmark.json``'s content."""
+    ``benchmark.json``'s content. ``jobs``: runs at once, each in its own process with its share of the cores (the
+    heads on stored features are small: one run keeps about one core busy). Numbers depend on the threads a run
+    gets, so compare benchmarks made with the same ``jobs`` on the same machine."""
+    import os
+
     out = Path(out)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     runs = plan(out, config_set, methods, seeds, overrides)
     first = runs[0].config
     for what, path in (("data.root", first.data.root), ("face.weights", first.face.weights),
@@ -182,23 +209,38 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
     started = time.perf_counter()
     extract_stores(first, progress)
     timings = {"features": round(time.perf_counter() - started, 1)}
-    results: dict[str, list[dict[str, Any]]] = {}
-    for index, run in enumerate(runs):
-        start = time.perf_counter()
-        summary = train_once(run)
-        trained = time.perf_counter() - start
-        # the data reference (true knobs, VoxSynth) does not depend on the method: fitted once, with the first run
-        record = evaluate_once(run, decomposition=index == 0)
-        record["best_val_auc"], record["steps"] = summary.get("best_val_auc"), summary.get("steps")
-        results.setdefault(run.method, []).append(record)
-        timings[f"{run.method}/seed{run.seed}"] = round(time.perf_counter() - start, 1)
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def done(run: PlannedRun, record: dict[str, Any], trained: float, seconds: float) -> None:
+        results[(run.method, run.seed)] = record
+        timings[f"{run.method}/seed{run.seed}"] = round(seconds, 1)
         auc = record["verification"].get(BAR_LIST, {})
         say(f"  {run.method} (seed {run.seed}): trained {trained:.1f} s, best val AUC "
             f"{_fmt(record['best_val_auc'], 3)}, random unseen-unheard AUC {_fmt(auc.get('auc'), 3)} "
             f"(95% CI {_interval(auc.get('auc_ci95'))})")
+
+    # the data reference (true knobs, VoxSynth) does not depend on the method: fitted once, with the first run
+    if jobs == 1:
+        for index, run in enumerate(runs):
+            done(run, *_run_one(run, index == 0))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        # spawn: a forked copy of a process whose OpenMP pools are running can hang
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
+                                 initargs=(threads,)) as pool:
+            futures = [(run, pool.submit(_run_one, run, index == 0)) for index, run in enumerate(runs)]
+            for run, future in futures:
+                done(run, *future.result())
     timings["total"] = round(time.perf_counter() - started, 1)
-    table = benchmark_table(results, first, config_set, seeds)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        grouped.setdefault(run.method, []).append(results[(run.method, run.seed)])
+    table = benchmark_table(grouped, first, config_set, seeds)
     table["seconds"] = timings
+    table["jobs"] = jobs
     write_benchmark(table, out)
     return table
 

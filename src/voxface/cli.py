@@ -192,7 +192,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     overrides = store_overrides(args.out, args.overrides)
     print(f"benchmark ({args.config_set}) -> {args.out}", flush=True)
-    table = run_benchmark(args.out, args.config_set, args.methods, args.seeds, overrides, progress=not args.quiet)
+    table = run_benchmark(args.out, args.config_set, args.methods, args.seeds, overrides, progress=not args.quiet,
+                          jobs=args.jobs)
     print((Path(args.out) / "benchmark.md").read_text())
     print(f"{len(table['methods'])} methods in {table['seconds']['total']:.0f} s; tables: {args.out}/benchmark.md, "
           f".csv, .json")
@@ -487,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--methods", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], default=None,
                        help="method names, comma-separated, e.g. pins,dimnet (default: every registered one)")
     bench.add_argument("--seeds", type=int, default=1, help="seeds per method: N > 1 reports mean ± sd")
+    bench.add_argument("--jobs", type=int, default=1,
+                       help="runs at once, each in its own process (the heads keep about one core busy each)")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                        help="applied to every method's configuration, e.g. data.root=... features.face=...; the "

@@ -25,6 +25,7 @@ interrupted generation, teacher or training run continues from where it stopped.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -339,7 +340,7 @@ def _face_store(out: Path, root: Path, teacher: Path, progress: bool) -> Path:
 
     folder = out / "teacher_cache" / f"teacher_{weights_sha256(teacher)[:16]}"
     # replace: a cache of the train and validation faces alone, from an older demo, is made again whole
-    extract_features("iresnet", teacher, root, folder, batch_size=128, progress=progress, replace=True)
+    extract_features("iresnet", teacher, root, folder, progress=progress, replace=True)
     return folder
 
 
@@ -351,7 +352,9 @@ def _peers_step(out: Path, root: Path, lists: str, teacher: Path, voice_prior: P
     folder = out / BENCHMARK_FOLDER
     overrides = store_overrides(folder, [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}",
                                          f"audio.weights={voice_prior}", f"features.face={faces}", *size.peers])
-    return run_benchmark(folder, "voxsynth", overrides=overrides, progress=progress, say=_say)
+    # two runs at once where there are two cores: a run's small heads keep about one busy (BENCHMARKS.md)
+    return run_benchmark(folder, "voxsynth", overrides=overrides, progress=progress, say=_say,
+                         jobs=min(2, os.cpu_count() or 1))
 
 
 def peers_bar(peers: dict) -> tuple[str, bool, str]:

@@ -7,6 +7,7 @@ files (``evaluate`` after ``backend fit``) costs no encoder call.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,19 @@ from voxface.media.cache import file_size, file_stamp, save_npz_atomic
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.methods import Method
 from voxface.training.config import TrainConfig
+
+
+def store_key(path: str | Path, root: Path) -> str | None:
+    """A file's key in a feature store whose keys are relative to ``root`` (resolved), or None outside it. A path
+    under ``root`` as written is taken as it is; only others are resolved (symbolic links, ``..``), since resolving
+    every path of a benchmark's lists cost a second per evaluation."""
+    text, prefix = os.path.abspath(path), f"{root}{os.sep}"
+    if text.startswith(prefix) and f"{os.sep}..{os.sep}" not in text:
+        return Path(text[len(prefix):]).as_posix()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
 
 
 class _Files(Dataset):
@@ -68,11 +82,8 @@ class Embedder:
         store, root = self._stored_teacher
         keys = {}
         for path in paths:
-            try:
-                key = Path(path).resolve().relative_to(root).as_posix()
-            except ValueError:
-                continue
-            if key in store:
+            key = store_key(path, root)
+            if key is not None and key in store:
                 keys[path] = key
         if not keys:
             return {}
@@ -130,10 +141,7 @@ class FeatureEmbedder:
         self.encoded = {"voice": 0, "face": 0, "teacher": 0}  # rows read from the stores
 
     def _key(self, path: Path) -> str | None:
-        try:
-            return Path(path).resolve().relative_to(self.root).as_posix()
-        except ValueError:
-            return None
+        return store_key(path, self.root)
 
     @torch.no_grad()
     def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:

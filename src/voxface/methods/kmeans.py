@@ -8,8 +8,6 @@ thousand rows need no second thread.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 
 
 def kmeans(rows: np.ndarray, clusters: int, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -20,6 +18,9 @@ def kmeans(rows: np.ndarray, clusters: int, iterations: int, seed: int) -> tuple
     >>> len(set(assign[:2].tolist())), len(set(assign.tolist())), centroids.shape
     (1, 2, (2, 1))
     """
+    from sklearn.cluster import KMeans  # imported when first used: it adds seconds to every command's start
+    from threadpoolctl import threadpool_limits
+
     model = KMeans(n_clusters=min(clusters, len(rows)), init="random", n_init=1, max_iter=iterations,
                    random_state=seed)
     with threadpool_limits(limits=1):
