@@ -11,6 +11,7 @@ import yaml
 
 from voxface.cli import main
 from voxface.demo import PRIOR_RUN, RUNS, check_bars
+from voxface.methods import METHODS
 
 # The test waits on the demo's own progress (the checkpoint it writes, its exit), never on how long that takes: a
 # slow or loaded machine only takes longer. This limit is a hang guard alone, far above any machine's time.
@@ -84,9 +85,14 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     full = json.loads((out / "eval" / "full" / "report.json").read_text())
     assert full["verification"]["random_unseenunheard"]["auc"] > 0.5  # beats chance even at this size
     bars = json.loads((report / "bars.json").read_text())
-    assert len(bars) == 7 and "Gaussian backend" in bars[1]["bar"]
-    assert "face-limited and voice-limited references are limits" in bars[-1]["bar"]  # whether met or not, at this size
-    assert "vs achieved backend" in bars[-1]["measured"] and "Limits on random_unseenunheard" in summary
+    assert len(bars) == 8 and "Gaussian backend" in bars[1]["bar"]
+    assert "face-limited and voice-limited references are limits" in bars[-2]["bar"]  # whether met or not, at this size
+    assert "vs achieved backend" in bars[-2]["measured"] and "Limits on random_unseenunheard" in summary
+    # the peers: every registered method's row, last in the summary, and its bar (met or not at this size)
+    assert "every method above chance on random unseen-unheard" in bars[-1]["bar"]
+    peers = summary.split("## Peers: every method on VoxSynth's features")[1]
+    assert all(cls.citation in peers for cls in METHODS.values()) and (report / "table2_peers.md").is_file()
+    assert json.loads((out / "benchmark" / "benchmark.json").read_text())["methods"].keys() == METHODS.keys()
     assert "backend" in full["verification"]["random_unseenunheard"]
     assert (out / "train" / "full" / "backend" / "backend.json").is_file() and "full + backend" in summary
 
