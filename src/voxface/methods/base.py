@@ -198,6 +198,14 @@ class Method(nn.Module):
         return self.voice_head(features if features is not None else self.encode_voice(wave, lengths))
 
 
+def check_args(checks: list[tuple[bool, str, str]]) -> None:
+    """A method's ``Args.validate``: ``(ok, key, expected)`` per setting; ConfigError for the first that fails,
+    naming ``method.args.<key>`` and what it must be."""
+    for ok, key, expected in checks:
+        if not ok:
+            raise ConfigError(f"config value method.args.{key} must be {expected}")
+
+
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: make ``cls`` buildable by its ``name`` from a configuration."""
     if not (cls.__doc__ and ">>>" in cls.__doc__):

@@ -70,7 +70,7 @@ import torch
 import torch.nn.functional as F
 
 from voxface.errors import ConfigError
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.kmeans import kmeans
 from voxface.methods.shared_tail import SharedTailHeads
 
@@ -103,9 +103,7 @@ class CmpcArgs:
                   (self.warmup_epochs >= 0, "warmup_epochs", "non-negative"),
                   (self.hidden > 0 and self.embedding_size > 0, "hidden / embedding_size", "positive"),
                   (0 <= self.dropout < 1, "dropout", "in [0, 1)")]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from voxface.errors import ConfigError
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.heads import FeatureMapping
 
 COVARIATES = ("identity", "gender", "nationality")
@@ -68,9 +68,7 @@ class DimnetArgs:
                   (all(w > 0 for w in self.hidden) and self.embedding_size > 0, "hidden / embedding_size",
                    "positive"),
                   (0 <= self.dropout < 1, "dropout", "in [0, 1)")]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

@@ -48,9 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxface.errors import ConfigError
 from voxface.losses.orthogonal_projection import OrthogonalProjectionLoss
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 
 
 def _block(size_in: int, size_out: int, dropout: float) -> nn.Sequential:
@@ -70,9 +69,7 @@ class FopArgs:
                   (0 <= self.dropout < 1, "dropout", "in [0, 1)"),
                   (self.opl_weight >= 0, "opl_weight", "non-negative"),
                   (self.opl_gamma >= 0, "opl_gamma", "non-negative")]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

@@ -41,9 +41,8 @@ from typing import Any
 
 import torch
 
-from voxface.errors import ConfigError
 from voxface.losses.npair import NPairLoss
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.heads import FeatureMapping
 
 
@@ -61,9 +60,7 @@ class FvCmeArgs:
             (all(h >= 1 for h in self.hidden), "hidden", "a list of positive layer sizes"),
             (0 <= self.dropout < 1, "dropout", "in [0, 1)"),
         ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

@@ -56,8 +56,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from voxface.errors import ConfigError
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.heads import FeatureMapping
 
 
@@ -82,9 +81,7 @@ class PinsArgs:
             (all(h >= 1 for h in self.hidden), "hidden", "a list of positive layer sizes"),
             (0 <= self.dropout < 1, "dropout", "in [0, 1)"),
         ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

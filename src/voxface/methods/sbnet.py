@@ -47,7 +47,7 @@ from torch import nn
 
 from voxface.errors import ConfigError
 from voxface.losses.orthogonal_projection import OrthogonalProjectionLoss
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.single_branch import SingleBranch
 
 
@@ -66,9 +66,7 @@ class SbnetArgs:
                   (self.adapter_dim > 0, "adapter_dim", "positive"),
                   (self.opl_weight >= 0, "opl_weight", "non-negative"),
                   (self.opl_gamma >= 0, "opl_gamma", "non-negative")]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

@@ -56,7 +56,7 @@ import torch
 from pytorch_metric_learning.losses import MultiSimilarityLoss
 
 from voxface.errors import ConfigError
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.kmeans import kmeans
 from voxface.methods.shared_tail import SharedTailHeads
 
@@ -79,9 +79,7 @@ class SelfLiftingArgs:
                   (self.alpha > 0 and self.beta > 0, "alpha / beta", "positive"),
                   (self.hidden > 0 and self.embedding_size > 0, "hidden / embedding_size", "positive"),
                   (0 <= self.dropout < 1, "dropout", "in [0, 1)")]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

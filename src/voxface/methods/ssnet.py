@@ -51,7 +51,7 @@ from torch import nn
 
 from voxface.errors import ConfigError
 from voxface.losses.center import CenterLoss
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.single_branch import SingleBranch
 
 
@@ -70,9 +70,7 @@ class SsnetArgs:
                   (self.adapter_dim > 0, "adapter_dim", "positive"),
                   (self.center_weight >= 0, "center_weight", "non-negative"),
                   (0 < self.center_alpha <= 1, "center_alpha", "in (0, 1]")]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

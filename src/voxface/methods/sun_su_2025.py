@@ -68,11 +68,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from voxface.errors import ConfigError
 from voxface.losses.contrastive import ContrastiveLoss
 from voxface.losses.distillation import RelationalDistillationLoss
 from voxface.losses.optimal_transport import OptimalTransportLoss
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.heads import FeatureMapping
 
 TERMS = ("contrastive", "ot", "rkd")
@@ -112,9 +111,7 @@ class SunSu2025Args:
             (self.mapping_norm in ("batch", "layer", "none"), "mapping_norm", "'batch', 'layer' or 'none'"),
             (self.mapping_activation in ("relu", "gelu"), "mapping_activation", "'relu' or 'gelu'"),
         ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

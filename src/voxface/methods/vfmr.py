@@ -42,9 +42,8 @@ from typing import Any
 
 import torch
 
-from voxface.errors import ConfigError
 from voxface.losses.lifted_structure import LiftedStructureLoss
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 from voxface.methods.shared_tail import SharedTailHeads
 
 
@@ -61,9 +60,7 @@ class VfmrArgs:
                    "non-negative with neg_margin > pos_margin"),
                   (self.hidden > 0 and self.embedding_size > 0, "hidden / embedding_size", "positive"),
                   (0 <= self.dropout < 1, "dropout", "in [0, 1)")]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 

@@ -79,8 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxface.errors import ConfigError
-from voxface.methods.base import Method, Towers, register_method
+from voxface.methods.base import Method, Towers, check_args, register_method
 
 
 @dataclass
@@ -113,9 +112,7 @@ class Wen2021Args:
             (0 < self.decay <= 1, "decay", "in (0, 1]"),
             (0 <= self.momentum < 1, "momentum", "in [0, 1)"),
         ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"config value method.args.{key} must be {expected}")
+        check_args(checks)
         return self
 
 
