@@ -161,6 +161,12 @@ class Method(nn.Module):
             return batch["voice_features"]
         return self.encode_voice(batch["wave"], batch.get("lengths"), generator)
 
+    def embedded_pairs(self, batch: dict[str, Any], gather: Callable[[torch.Tensor], torch.Tensor],
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's faces and voices through the heads, each (global B, D), gathered over ranks."""
+        face = gather(self.face_head(self.face_input(batch)))
+        return face, gather(self.voice_head(self.voice_input(batch, generator)))
+
     # ---------------------------------------------------------------- what a method defines
 
     def face_head(self, encoded: torch.Tensor) -> torch.Tensor:

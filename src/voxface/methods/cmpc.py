@@ -208,8 +208,7 @@ class Cmpc(Method):
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``instance_loss`` and ``prototype_loss``, the weighted parts of L over the global batch (module
         docstring), and the batch's smallest weight (``min_weight``)."""
-        face = gather(self.face_head(self.face_input(batch)))
-        voice = gather(self.voice_head(self.voice_input(batch, generator)))
+        face, voice = self.embedded_pairs(batch, gather, generator)
         video = gather(batch["video"])
         self.update_memory(voice, face, video)
         v, f = F.normalize(voice, dim=1), F.normalize(face, dim=1)

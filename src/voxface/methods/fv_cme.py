@@ -90,8 +90,7 @@ class FvCme(Method):
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``npair_loss`` (the module docstring's L) and the share of faces whose own voice scores highest. Needs at
         least 2 pairs in the global batch."""
-        face = gather(self.face_head(self.face_input(batch)))
-        voice = gather(self.voice_head(self.voice_input(batch, generator)))
+        face, voice = self.embedded_pairs(batch, gather, generator)
         if len(face) < 2:
             raise ValueError("the N-pair loss needs at least 2 pairs in a batch")
         with torch.no_grad():

@@ -100,8 +100,7 @@ class Lafv(Method):
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``ratio_loss`` (the module docstring's L) over the batch's triplets and the share of them whose positive
         face is nearer than the negative. Needs at least 2 pairs in the global batch."""
-        face = gather(self.face_head(self.face_input(batch)))
-        voice = gather(self.voice_head(self.voice_input(batch, generator)))
+        face, voice = self.embedded_pairs(batch, gather, generator)
         if len(face) < 2:
             raise ValueError("the LAFV triplets need at least 2 pairs in a batch")
         negative = face[other_faces(len(face), generator).to(face.device)]

@@ -137,8 +137,7 @@ class Pins(Method):
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``contrastive_loss`` (the module docstring's L), the mean distance to the mined negatives and tau. Each
         call in training mode is one step of the curriculum. Needs at least 2 pairs in the global batch."""
-        face = gather(self.face_head(self.face_input(batch)))
-        voice = gather(self.voice_head(self.voice_input(batch, generator)))
+        face, voice = self.embedded_pairs(batch, gather, generator)
         if len(face) < 2:
             raise ValueError("the PINs loss needs at least 2 pairs in a batch (one to mine a negative from)")
         tau = self.tau

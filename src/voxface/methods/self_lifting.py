@@ -135,8 +135,7 @@ class SelfLifting(Method):
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``multi_similarity_loss`` over the global batch's voices and faces with the videos' pseudo-labels, and the
         share of pairs whose video had a cluster (module docstring)."""
-        face = gather(self.face_head(self.face_input(batch)))
-        voice = gather(self.voice_head(self.voice_input(batch, generator)))
+        face, voice = self.embedded_pairs(batch, gather, generator)
         video = gather(batch["video"])
         with torch.no_grad():
             self.bank[video] = torch.cat([voice, face], dim=1).detach().to(self.bank.dtype)

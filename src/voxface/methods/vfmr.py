@@ -89,8 +89,7 @@ class Vfmr(Method):
     def losses(self, batch: dict[str, Any], gather: Callable[[torch.Tensor], torch.Tensor],
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``lifted_structure_loss`` over the global batch's voices and faces (module docstring)."""
-        face = gather(self.face_head(self.face_input(batch)))
-        voice = gather(self.voice_head(self.voice_input(batch, generator)))
+        face, voice = self.embedded_pairs(batch, gather, generator)
         identity = gather(batch["identity"])
         embeddings = torch.cat([voice, face])
         return {"lifted_structure_loss": self.lifted(embeddings, torch.cat([identity, identity]))}

@@ -209,8 +209,7 @@ class Wen2021(Method):
         term also by ``cross_weight``), and the share of identities kept. In training mode a step also advances the
         curriculum when due (before the loss, as the reference does) and updates the batch identities' moving
         averages. Needs at least 2 pairs in the global batch."""
-        face = gather(self.face_head(self.face_input(batch)))
-        voice = gather(self.voice_head(self.voice_input(batch, generator)))
+        face, voice = self.embedded_pairs(batch, gather, generator)
         identity = gather(batch["identity"])
         if len(face) < 2:
             raise ValueError("the cross term needs at least 2 pairs in a batch")
