@@ -190,6 +190,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from voxface.benchmark import run_benchmark, store_overrides
 
+    if args.out is None:
+        args.out = Path("runs/demo/benchmark" if args.config_set == "voxsynth" else "runs/voxceleb1/benchmark")
     overrides = store_overrides(args.out, args.overrides)
     print(f"benchmark ({args.config_set}) -> {args.out}", flush=True)
     table = run_benchmark(args.out, args.config_set, args.methods, args.seeds, overrides, progress=not args.quiet,
@@ -483,8 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "list; writes benchmark.md/.csv/.json. Run again to continue an interrupted benchmark.")
     bench.add_argument("--set", dest="config_set", default="voxsynth", choices=("voxsynth", "voxceleb1"),
                        help="which shipped configurations (default: %(default)s)")
-    bench.add_argument("--out", type=Path, default=Path("runs/demo/benchmark"),
-                       help="benchmark folder: features/, runs/, the tables (default: %(default)s)")
+    bench.add_argument("--out", type=Path, default=None,
+                       help="benchmark folder: features/, runs/, the tables (default: runs/demo/benchmark for "
+                            "voxsynth, the demo's; runs/voxceleb1/benchmark for voxceleb1)")
     bench.add_argument("--methods", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], default=None,
                        help="method names, comma-separated, e.g. pins,dimnet (default: every registered one)")
     bench.add_argument("--seeds", type=int, default=1, help="seeds per method: N > 1 reports mean ± sd")
