@@ -40,6 +40,28 @@ def test_a_benchmark_refuses_methods_it_cannot_compare(tmp_path):
         plan(tmp_path, config_set="voxceleb2")
     assert store_overrides(tmp_path, ["features.face=/x"]) == ["features.face=/x",
                                                                 f"features.voice={tmp_path / 'features' / 'voices'}"]
+    with pytest.raises(ConfigError, match="names no method"):
+        plan(tmp_path, methods=[""])
+    with pytest.raises(ConfigError, match="names pins twice"):
+        plan(tmp_path, methods="pins,pins")
+    with pytest.raises(ConfigError, match="method.name cannot be overridden"):
+        plan(tmp_path, overrides=["method.name=pins"])
+    with pytest.raises(ConfigError, match="^method dimnet: .*method.args.margin"):  # pins takes it, DIMNet does not
+        plan(tmp_path, methods="pins,dimnet", overrides=["method.args.margin=0.5"])
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigError, match="is a file"):
+        plan(tmp_path / "afile")
+
+
+def test_ctrl_c_in_a_run_stops_the_benchmark(tmp_path, monkeypatch):
+    """An interrupted run (Ctrl-C inside training) is not evaluated as if it had finished: the benchmark stops."""
+    from voxface.benchmark import train_once
+    from voxface.training import run as run_module
+
+    monkeypatch.setattr(run_module, "train", lambda config, resume=False: {"interrupted": True, "steps": 3})
+    (planned,) = plan(tmp_path, methods=["pins"])
+    with pytest.raises(KeyboardInterrupt):
+        train_once(planned)
 
 
 def _plant_test_lists(lists):
@@ -103,8 +125,13 @@ def test_the_benchmark_writes_table2_for_every_method_and_resumes(tiny_run, tiny
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/checkpoints/best.ckpt")}
     (out / "runs" / methods[1] / "seed1" / "benchmark_eval.json").unlink()
     shutil.rmtree(out / "runs" / methods[0] / "seed1")  # as if it never ran
-    again = run_benchmark(out, methods=methods, seeds=2, overrides=store_overrides(out, overrides), say=lambda _: None)
+    again = run_benchmark(out, methods=methods, seeds=2, overrides=overrides, say=lambda _: None)
     for path, stamp in stamps.items():
         if methods[0] not in str(path) or "seed1" not in str(path):
             assert path.stat().st_mtime_ns == stamp, path
     assert again["methods"][methods[1]]["verification"] == table["methods"][methods[1]]["verification"]
+    # other settings into the same folder: a finished run is not taken for the new one (more epochs: it continues)
+    longer = run_benchmark(out, methods=methods[:1], overrides=[*overrides, "trainer.epochs=3"],
+                           say=lambda _: None)
+    run = json.loads((out / "runs" / methods[0] / "seed0" / "run.json").read_text())
+    assert run["resumed"] and run["epochs"] == 3 and longer["methods"][methods[0]]["best_val_auc"][0] is not None

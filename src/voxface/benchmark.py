@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from voxface.errors import ConfigError
+from voxface.errors import ConfigError, VoxfaceError
 from voxface.methods import METHODS
 from voxface.protocol.lists import TEST_SETS, VERIFICATION_GROUPS
 from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config
@@ -81,7 +81,19 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
     configuration in the set, fewer than one seed, or methods that would not share one data root and one feature
     store."""
     shipped = peer_configs(config_set)
-    names = list(methods) if methods else sorted(METHODS)
+    if isinstance(methods, str):  # "pins,dimnet", as the command line takes it
+        methods = [m.strip() for m in methods.split(",")]
+    if methods is not None and not [m for m in methods if m]:
+        raise ConfigError("--methods names no method; give names separated by commas, or leave it out for all")
+    names = [m for m in methods if m] if methods else sorted(METHODS)
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"--methods names {twice} twice")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file; the benchmark needs a folder")
+    if any(item.split("=", 1)[0].strip() == "method.name" for item in overrides):
+        raise ConfigError("method.name cannot be overridden in a benchmark: each configuration names its method; "
+                          "choose methods with --methods")
     for name in names:
         if name not in METHODS:
             import difflib
@@ -98,8 +110,11 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
     for name in names:
         for seed in range(seeds):
             folder = Path(out) / "runs" / name / f"seed{seed}"
-            config = load_config(shipped[name], [*overrides, f"trainer.out={folder}", f"trainer.seed={seed}"],
-                                 check_paths=False)
+            try:
+                config = load_config(shipped[name], [*overrides, f"trainer.out={folder}", f"trainer.seed={seed}"],
+                                     check_paths=False)
+            except ConfigError as err:  # an override one method takes and another does not: say whose
+                raise ConfigError(f"method {name}: {err}") from None
             runs.append(PlannedRun(name, seed, config))
     first = runs[0].config
     for run in runs[1:]:
@@ -136,12 +151,26 @@ def extract_stores(config: TrainConfig, progress: bool = False) -> None:
 
 def train_once(run: PlannedRun) -> dict[str, Any]:
     """Train one planned run, or continue it from its last checkpoint, or reuse it when finished."""
+    from voxface.training.config import absolute_locations
     from voxface.training.run import train
 
-    done = run.folder / "run.json"
-    if done.is_file() and json.loads(done.read_text()).get("finished"):
-        return json.loads(done.read_text())
-    return train(run.config, resume=(run.folder / "checkpoints" / "last.ckpt").is_file())
+    done, saved = run.folder / "run.json", run.folder / "config.yaml"
+    if done.is_file() and saved.is_file() and json.loads(done.read_text()).get("finished"):
+        import yaml
+
+        planned = absolute_locations(run.config).to_dict()
+        if _comparable(yaml.safe_load(saved.read_text())) == _comparable(planned):
+            return json.loads(done.read_text())
+    # otherwise train, or continue: train() refuses a run made with other settings, naming the first that differs
+    summary = train(run.config, resume=(run.folder / "checkpoints" / "last.ckpt").is_file())
+    if summary.get("interrupted"):
+        raise KeyboardInterrupt  # Ctrl-C: the run keeps its last checkpoint; the benchmark stops there
+    return summary
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's settings without how it is shown (a finished run is reused only when the rest is the same)."""
+    return {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items() if k != "progress"}}
 
 
 def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any]:
@@ -153,16 +182,21 @@ def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any
     checkpoint = run.folder / "checkpoints" / "best.ckpt"
     if not checkpoint.is_file():
         raise ConfigError(f"{run.method} (seed {run.seed}): {checkpoint} does not exist; the run never validated")
-    digest = checkpoint_sha256(checkpoint)
+    config = run.config
+    digest, lists = checkpoint_sha256(checkpoint), _lists_stamp(config.data.lists)
     stored = run.folder / EVAL_FILE
     if stored.is_file():
         saved = json.loads(stored.read_text())
-        if saved.get("checkpoint_sha256") == digest and (not decomposition or "decomposition" in saved):
+        if saved.get("checkpoint_sha256") == digest and saved.get("lists") == lists and (
+                not decomposition or "decomposition" in saved):
             return saved
-    config = run.config
-    result = evaluate(checkpoint, config.data.root, config.data.lists, audio_dir=config.data.audio_dir,
-                      faces_dir=config.data.faces_dir, bootstrap=0, decomposition=decomposition, workers=0)
-    record = {"method": run.method, "seed": run.seed, "checkpoint_sha256": digest, **result.to_json()}
+    try:
+        result = evaluate(checkpoint, config.data.root, config.data.lists, audio_dir=config.data.audio_dir,
+                          faces_dir=config.data.faces_dir, bootstrap=0, decomposition=decomposition, workers=0)
+    except VoxfaceError as err:  # evaluate's hint names its own option, which a benchmark does not have
+        raise type(err)(f"{run.method}: {str(err).split('; pass --skip-missing')[0]}") from None
+    record = {"method": run.method, "seed": run.seed, "checkpoint_sha256": digest, "lists": lists,
+              **result.to_json()}
     stored.write_text(json.dumps(record, indent=1))
     return record
 
@@ -178,29 +212,64 @@ def _run_one(run: PlannedRun, decomposition: bool) -> tuple[dict[str, Any], floa
 
 
 def _worker_start(threads: int) -> None:
-    """A benchmark worker process: its share of the cores, and the quiet logging of the parent."""
+    """A benchmark worker process: its share of the cores, the parent's quiet logging, and Ctrl-C left to the
+    parent (which stops every worker at once: a worker finishing its run first made one Ctrl-C wait for the queue)."""
+    import signal
+
     import torch
 
     from voxface.training.quiet import quiet_lightning
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     quiet_lightning()
+
+
+def _lists_stamp(lists: str | Path) -> str:
+    """Which lists an evaluation read: the protocol folder's files, by name, size and modification time."""
+    import hashlib
+
+    from voxface.protocol.lists import load_protocol
+
+    root = load_protocol(lists).root
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
                   overrides: list[str] | tuple[str, ...] = (), progress: bool = False, jobs: int = 1,
                   say: Any = print) -> dict[str, Any]:
     """Extract the stores, train and evaluate every planned run (module docstring), write the tables; returns
-    ``benchmark.json``'s content. ``jobs``: runs at once, each in its own process with its share of the cores (the
-    heads on stored features are small: one run keeps about one core busy). Numbers depend on the threads a run
-    gets, so compare benchmarks made with the same ``jobs`` on the same machine."""
+    ``benchmark.json``'s content.
+
+    ``overrides``: ``key=value`` settings applied to every method's configuration, as on the command line. Outside the
+    demo's folders ``data.root``, ``data.lists``, ``face.weights`` and ``audio.weights`` are needed; the stores go to
+    ``out/features`` unless ``features.face`` / ``features.voice`` name them. ``methods``: names, or one string of
+    names separated by commas; None for every registered method. ``jobs``: runs at once, each in its own process
+    with its share of the cores (the heads on stored features are small: one run keeps about one core busy); the
+    processes are spawned, so a script calling this with ``jobs > 1`` needs an ``if __name__ == "__main__":`` guard.
+    Numbers depend on the threads a run gets: compare benchmarks made with the same ``jobs`` on the same machine.
+    Raises ``ConfigError`` (module docstring's refusals, a missing path), ``KeyboardInterrupt`` on Ctrl-C (each run
+    keeps its last checkpoint; run again to continue).
+
+    Example:
+        >>> table = run_benchmark("runs/bench", methods="pins,dimnet", overrides=[  # doctest: +SKIP
+        ...     "data.root=runs/demo/voxsynth", "data.lists=runs/demo/voxsynth/protocol",
+        ...     "face.weights=runs/demo/teacher/backbone.pth",
+        ...     "audio.weights=runs/demo/voice_prior/embedding_model.ckpt"])
+        >>> table["methods"]["dimnet"]["verification"]["random_unseenunheard"]["mean"]  # doctest: +SKIP
+        71.1
+    """
     import os
 
     out = Path(out)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    runs = plan(out, config_set, methods, seeds, overrides)
+    runs = plan(out, config_set, methods, seeds, store_overrides(out, overrides))
     first = runs[0].config
     for what, path in (("data.root", first.data.root), ("face.weights", first.face.weights),
                        ("audio.weights", first.audio.weights)):
@@ -225,15 +294,20 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
             done(run, *_run_one(run, index == 0))
     else:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         # spawn: a forked copy of a process whose OpenMP pools are running can hang
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
-                                 initargs=(threads,)) as pool:
-            futures = [(run, pool.submit(_run_one, run, index == 0)) for index, run in enumerate(runs)]
-            for run, future in futures:
-                done(run, *future.result())
+        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_start, initargs=(threads,))
+        try:
+            pending = [(run, pool.apply_async(_run_one, (run, index == 0))) for index, run in enumerate(runs)]
+            for run, result in pending:
+                done(run, *result.get())
+            pool.close()
+        except BaseException:  # Ctrl-C or a failed run: stop every worker now, queued runs included
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
     timings["total"] = round(time.perf_counter() - started, 1)
     grouped: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
@@ -324,23 +398,36 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
     retrieval_keys = sorted({k for row in methods.values() for k in row["retrieval"]})
     with (out / "benchmark.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["row", "kind", *LIST_KEYS, "random_unseenunheard_ci95_low",
-                         *(f"matching_{k}" for k in matching_keys), *retrieval_keys])
+        # percent throughout; with several seeds each column's sd follows it
+        stats = ("mean", "sd") if several else ("mean",)
+
+        def named(key: str) -> list[str]:
+            return [key] if not several else [key, f"{key}_sd"]
+
+        def cells(values: dict[str, dict[str, float]], keys: list[str]) -> list[str]:
+            return [_fmt(values.get(k, {}).get(stat), 2) for k in keys for stat in stats]
+
+        writer.writerow(["row", "kind", *(c for k in LIST_KEYS for c in named(k)),
+                         "random_unseenunheard_ci95_low_min_over_seeds",
+                         *(c for k in matching_keys for c in named(f"matching_{k}")),
+                         *(c for k in retrieval_keys for c in named(k))])
         for name, row in methods.items():
-            writer.writerow([name, "method", *(_fmt(row["verification"].get(k, {}).get("mean"), 2) for k in LIST_KEYS),
-                             _fmt(row["bar_ci95_low"], 4), *(_fmt(row["matching"].get(k, {}).get("mean"), 2)
-                                                             for k in matching_keys),
-                             *(_fmt(row["retrieval"].get(k, {}).get("mean"), 2) for k in retrieval_keys)])
+            low = row["bar_ci95_low"]
+            writer.writerow([name, "method", *cells(row["verification"], LIST_KEYS),
+                             _fmt(None if low is None else 100 * low, 2), *cells(row["matching"], matching_keys),
+                             *cells(row["retrieval"], retrieval_keys)])
         for kind, group in (("reference", table["references"]), ("published", table["published"])):
             for name, values in group.items():
-                writer.writerow([name, kind, *(_fmt(values.get(k), 2) for k in LIST_KEYS)])
+                writer.writerow([name, kind, *(c for k in LIST_KEYS for c in [_fmt(values.get(k), 2)] + [""] * (
+                    len(stats) - 1))])
 
     def cell(stat: dict[str, float] | None) -> str:
         if stat is None:
             return "lost"
         return f"{stat['mean']:.1f} ± {stat['sd']:.1f}" if several else f"{stat['mean']:.1f}"
 
-    header = ["method", *(f"U-U {c}" for c in COLUMNS), *(f"S-H {c}" for c in COLUMNS), "U-U random 95% CI low"]
+    header = ["method", *(f"U-U {c}" for c in COLUMNS), *(f"S-H {c}" for c in COLUMNS),
+              "U-U random 95% CI low" + (" (lowest seed)" if several else "")]
     lines = [f"# Every method under the official lists ({table['set']})", "",
              f"Verification AUC (%), the layout of Sun & Su 2025 Table 2. Every method trained its heads on the same "
              f"stored features (faces: {table['encoders']['face']}; voices: {table['encoders']['voice']}), the same "

@@ -188,14 +188,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from voxface.benchmark import run_benchmark, store_overrides
+    from voxface.benchmark import run_benchmark
 
     if args.out is None:
         args.out = Path("runs/demo/benchmark" if args.config_set == "voxsynth" else "runs/voxceleb1/benchmark")
-    overrides = store_overrides(args.out, args.overrides)
     print(f"benchmark ({args.config_set}) -> {args.out}", flush=True)
-    table = run_benchmark(args.out, args.config_set, args.methods, args.seeds, overrides, progress=not args.quiet,
-                          jobs=args.jobs)
+    table = run_benchmark(args.out, args.config_set, args.methods, args.seeds, args.overrides,
+                          progress=not args.quiet, jobs=args.jobs)
     print((Path(args.out) / "benchmark.md").read_text())
     print(f"{len(table['methods'])} methods in {table['seconds']['total']:.0f} s; tables: {args.out}/benchmark.md, "
           f".csv, .json")
@@ -488,11 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=None,
                        help="benchmark folder: features/, runs/, the tables (default: runs/demo/benchmark for "
                             "voxsynth, the demo's; runs/voxceleb1/benchmark for voxceleb1)")
-    bench.add_argument("--methods", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], default=None,
+    bench.add_argument("--methods", type=lambda text: [m.strip() for m in text.split(",")], default=None,
                        help="method names, comma-separated, e.g. pins,dimnet (default: every registered one)")
-    bench.add_argument("--seeds", type=int, default=1, help="seeds per method: N > 1 reports mean ± sd")
+    bench.add_argument("--seeds", type=int, default=1, help="seeds per method (default 1): N > 1 reports mean ± sd")
     bench.add_argument("--jobs", type=int, default=1,
-                       help="runs at once, each in its own process (the heads keep about one core busy each)")
+                       help="runs at once, each in its own process (default 1; the heads keep about one core busy "
+                            "each)")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                        help="applied to every method's configuration, e.g. data.root=... features.face=...; the "

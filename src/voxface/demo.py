@@ -347,11 +347,11 @@ def _face_store(out: Path, root: Path, teacher: Path, progress: bool) -> Path:
 def _peers_step(out: Path, root: Path, lists: str, teacher: Path, voice_prior: Path, faces: Path, size: DemoSize,
                 progress: bool) -> dict:
     """``voxface benchmark`` on VoxSynth's features (or its finished runs, reused): every method's Table 2 row."""
-    from voxface.benchmark import run_benchmark, store_overrides
+    from voxface.benchmark import run_benchmark
 
     folder = out / BENCHMARK_FOLDER
-    overrides = store_overrides(folder, [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}",
-                                         f"audio.weights={voice_prior}", f"features.face={faces}", *size.peers])
+    overrides = [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}", f"audio.weights={voice_prior}",
+                 f"features.face={faces}", *size.peers]
     # two runs at once where there are two cores: a run's small heads keep about one busy (BENCHMARKS.md)
     return run_benchmark(folder, "voxsynth", overrides=overrides, progress=progress, say=_say,
                          jobs=min(2, os.cpu_count() or 1))
