@@ -226,6 +226,49 @@ def _worker_start(threads: int) -> None:
     quiet_lightning()
 
 
+def _child(run: PlannedRun, decomposition: bool, threads: int) -> None:
+    """A worker process's one run; what it made is read back from the run's folder (run.json, the evaluation)."""
+    _worker_start(threads)
+    _run_one(run, decomposition)
+
+
+def _run_in_processes(runs: list[PlannedRun], jobs: int, done: Any) -> None:
+    """Every run in its own spawned process, ``jobs`` at a time; ``done(run, record, trained, seconds)`` as each ends.
+    Ctrl-C or a failed run stops every process at once (the workers ignore Ctrl-C: the parent decides)."""
+    import multiprocessing
+    import os
+
+    context = multiprocessing.get_context("spawn")  # a forked copy of a process with running OpenMP pools can hang
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    queue, alive = list(enumerate(runs)), {}
+    try:
+        while queue or alive:
+            while queue and len(alive) < jobs:
+                index, run = queue.pop(0)
+                process = context.Process(target=_child, args=(run, index == 0, threads), daemon=True)
+                process.start()
+                alive[process] = (run, time.perf_counter())
+            for process in list(alive):
+                process.join(timeout=0.1)
+                if process.exitcode is None:
+                    continue
+                run, start = alive.pop(process)
+                if process.exitcode != 0:
+                    raise VoxfaceError(f"{run.method} (seed {run.seed}) failed in its worker process (exit code "
+                                       f"{process.exitcode}); run it alone with --jobs 1 --methods {run.method} to "
+                                       "see why")
+                summary = json.loads((run.folder / "run.json").read_text())
+                record = json.loads((run.folder / EVAL_FILE).read_text())
+                record["best_val_auc"], record["steps"] = summary.get("best_val_auc"), summary.get("steps")
+                done(run, record, summary.get("seconds", 0.0), time.perf_counter() - start)
+    except BaseException:
+        for process in alive:
+            process.terminate()
+        for process in alive:
+            process.join()
+        raise
+
+
 def _lists_stamp(lists: str | Path) -> str:
     """Which lists an evaluation read: the protocol folder's files, by name, size and modification time."""
     import hashlib
@@ -264,7 +307,6 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
         >>> table["methods"]["dimnet"]["verification"]["random_unseenunheard"]["mean"]  # doctest: +SKIP
         71.1
     """
-    import os
 
     out = Path(out)
     if jobs < 1:
@@ -293,21 +335,7 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
         for index, run in enumerate(runs):
             done(run, *_run_one(run, index == 0))
     else:
-        import multiprocessing
-
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        # spawn: a forked copy of a process whose OpenMP pools are running can hang
-        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_start, initargs=(threads,))
-        try:
-            pending = [(run, pool.apply_async(_run_one, (run, index == 0))) for index, run in enumerate(runs)]
-            for run, result in pending:
-                done(run, *result.get())
-            pool.close()
-        except BaseException:  # Ctrl-C or a failed run: stop every worker now, queued runs included
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
+        _run_in_processes(runs, jobs, done)
     timings["total"] = round(time.perf_counter() - started, 1)
     grouped: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
