@@ -226,46 +226,59 @@ def _worker_start(threads: int) -> None:
     quiet_lightning()
 
 
-def _child(run: PlannedRun, decomposition: bool, threads: int) -> None:
-    """A worker process's one run; what it made is read back from the run's folder (run.json, the evaluation)."""
+def _child(runs: list[PlannedRun], tasks: Any, finished: Any, threads: int) -> None:
+    """A worker process: runs taken from ``tasks`` (indices; None ends it) one after another, each index put on
+    ``finished`` when its run is trained and evaluated (what it made is read back from its folder)."""
     _worker_start(threads)
-    _run_one(run, decomposition)
+    while (index := tasks.get()) is not None:
+        _run_one(runs[index], index == 0)
+        finished.put(index)
 
 
 def _run_in_processes(runs: list[PlannedRun], jobs: int, done: Any) -> None:
-    """Every run in its own spawned process, ``jobs`` at a time; ``done(run, record, trained, seconds)`` as each ends.
-    Ctrl-C or a failed run stops every process at once (the workers ignore Ctrl-C: the parent decides)."""
+    """The runs shared among ``jobs`` spawned processes, each taking the next run when it is free and paying its
+    imports once; ``done(run, record, trained, seconds)`` as each run ends. Ctrl-C or a failed process stops every
+    process at once (the workers ignore Ctrl-C: the parent decides)."""
     import multiprocessing
     import os
+    import queue
 
     context = multiprocessing.get_context("spawn")  # a forked copy of a process with running OpenMP pools can hang
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    queue, alive = list(enumerate(runs)), {}
+    tasks, finished = context.Queue(), context.Queue()
+    for index in range(len(runs)):
+        tasks.put(index)
+    workers = [context.Process(target=_child, args=(runs, tasks, finished, threads), daemon=True)
+               for _ in range(min(jobs, len(runs)))]
+    for _ in workers:
+        tasks.put(None)
+    start, left = time.perf_counter(), len(runs)
     try:
-        while queue or alive:
-            while queue and len(alive) < jobs:
-                index, run = queue.pop(0)
-                process = context.Process(target=_child, args=(run, index == 0, threads), daemon=True)
-                process.start()
-                alive[process] = (run, time.perf_counter())
-            for process in list(alive):
-                process.join(timeout=0.1)
-                if process.exitcode is None:
-                    continue
-                run, start = alive.pop(process)
-                if process.exitcode != 0:
-                    raise VoxfaceError(f"{run.method} (seed {run.seed}) failed in its worker process (exit code "
-                                       f"{process.exitcode}); run it alone with --jobs 1 --methods {run.method} to "
-                                       "see why")
-                summary = json.loads((run.folder / "run.json").read_text())
-                record = json.loads((run.folder / EVAL_FILE).read_text())
-                record["best_val_auc"], record["steps"] = summary.get("best_val_auc"), summary.get("steps")
-                done(run, record, summary.get("seconds", 0.0), time.perf_counter() - start)
+        for worker in workers:
+            worker.start()
+        while left:
+            try:
+                index = finished.get(timeout=0.5)
+            except queue.Empty:
+                failed = [w for w in workers if w.exitcode not in (None, 0)]
+                if failed or all(w.exitcode == 0 for w in workers):
+                    raise VoxfaceError(f"a worker process failed (exit code {failed[0].exitcode if failed else 0}); "
+                                       "run the benchmark with --jobs 1 to see why") from None
+                continue
+            run, left = runs[index], left - 1
+            summary = json.loads((run.folder / "run.json").read_text())
+            record = json.loads((run.folder / EVAL_FILE).read_text())
+            record["best_val_auc"], record["steps"] = summary.get("best_val_auc"), summary.get("steps")
+            done(run, record, summary.get("seconds", 0.0), time.perf_counter() - start)
+        for worker in workers:
+            worker.join()
     except BaseException:
-        for process in alive:
-            process.terminate()
-        for process in alive:
-            process.join()
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+        for worker in workers:
+            if worker.pid is not None:
+                worker.join()
         raise
 
 
