@@ -43,7 +43,7 @@ import torch
 
 from voxface.losses.npair import NPairLoss
 from voxface.methods.base import Method, Towers, check_args, register_method
-from voxface.methods.heads import FeatureMapping
+from voxface.methods.heads import modality_heads
 
 
 @dataclass
@@ -75,9 +75,8 @@ class FvCme(Method):
 
     def __init__(self, args: FvCmeArgs, towers: Towers) -> None:
         super().__init__(args, towers)
-        hidden = tuple(args.hidden)
-        self.face_mlp = FeatureMapping(towers.face_dim, args.embedding_size, hidden, "none", args.dropout)
-        self.voice_mlp = FeatureMapping(towers.voice_dim, args.embedding_size, hidden, "none", args.dropout)
+        self.face_mlp, self.voice_mlp = modality_heads(towers.face_dim, towers.voice_dim, args.embedding_size,
+                                                       tuple(args.hidden), args.dropout)
         self.npair = NPairLoss(args.norm_weight)
 
     def face_head(self, encoded: torch.Tensor) -> torch.Tensor:

@@ -44,3 +44,11 @@ class FeatureMapping(nn.Module):
 
     def forward(self, teacher: torch.Tensor) -> torch.Tensor:
         return self.net(teacher)
+
+
+def modality_heads(face_dim: int, voice_dim: int, size: int, hidden: tuple[int, ...],
+                   dropout: float) -> tuple[FeatureMapping, FeatureMapping]:
+    """A face and a voice MLP (no normalisation layers) into one ``size``-wide shared space: the two-tower heads of
+    the pair methods (PINs, FV-CME, LAFV) on their encoders' outputs."""
+    return (FeatureMapping(face_dim, size, hidden, "none", dropout),
+            FeatureMapping(voice_dim, size, hidden, "none", dropout))

@@ -46,7 +46,7 @@ import torch
 
 from voxface.losses.ratio_triplet import RatioTripletLoss
 from voxface.methods.base import Method, Towers, check_args, register_method
-from voxface.methods.heads import FeatureMapping
+from voxface.methods.heads import modality_heads
 
 
 @dataclass
@@ -85,9 +85,8 @@ class Lafv(Method):
 
     def __init__(self, args: LafvArgs, towers: Towers) -> None:
         super().__init__(args, towers)
-        hidden = tuple(args.hidden)
-        self.face_mlp = FeatureMapping(towers.face_dim, args.embedding_size, hidden, "none", args.dropout)
-        self.voice_mlp = FeatureMapping(towers.voice_dim, args.embedding_size, hidden, "none", args.dropout)
+        self.face_mlp, self.voice_mlp = modality_heads(towers.face_dim, towers.voice_dim, args.embedding_size,
+                                                       tuple(args.hidden), args.dropout)
         self.ratio = RatioTripletLoss()
 
     def face_head(self, encoded: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from voxface.methods.base import Method, Towers, check_args, register_method
-from voxface.methods.heads import FeatureMapping
+from voxface.methods.heads import modality_heads
 
 
 @dataclass
@@ -115,9 +115,8 @@ class Pins(Method):
 
     def __init__(self, args: PinsArgs, towers: Towers) -> None:
         super().__init__(args, towers)
-        hidden = tuple(args.hidden)
-        self.face_mlp = FeatureMapping(towers.face_dim, args.embedding_size, hidden, "none", args.dropout)
-        self.voice_mlp = FeatureMapping(towers.voice_dim, args.embedding_size, hidden, "none", args.dropout)
+        self.face_mlp, self.voice_mlp = modality_heads(towers.face_dim, towers.voice_dim, args.embedding_size,
+                                                       tuple(args.hidden), args.dropout)
         # training steps taken, for the curriculum; saved with checkpoints so a resumed run keeps its tau
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
