@@ -12,6 +12,7 @@ import yaml
 from voxface.cli import main
 from voxface.demo import PRIOR_RUN, RUNS, check_bars
 from voxface.methods import METHODS
+from voxface.synth.release import release_prior
 
 # The test waits on the demo's own progress (the checkpoint it writes, its exit), never on how long that takes: a
 # slow or loaded machine only takes longer. This limit is a hang guard alone, far above any machine's time.
@@ -40,9 +41,10 @@ def _interrupt_when(process: subprocess.Popen, marker, log) -> None:
 
 
 def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
+    """With --train-priors: the priors are pretrained here, on a draw of their own, and reused when run again."""
     out = tmp_path / "demo"
     command = [sys.executable, "-m", "voxface", "demo", "--size", "tiny", "--out", str(out), "--quiet",
-               "--workers", "2"]
+               "--workers", "2", "--train-priors"]
     # A shell's background job (and so a CI runner may) starts with SIGINT ignored, which a child would
     # inherit and Python would then keep: restore the default so that Ctrl-C reaches the demo.
     # Its output goes to a file: a pipe nobody reads while waiting could fill and stall the demo.
@@ -58,8 +60,10 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     generated = (out / "voxsynth" / "voxsynth.json").stat().st_mtime_ns
     teacher = (out / "teacher" / "backbone.pth").stat().st_mtime_ns
 
-    assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--workers", "2"]) == 0
+    assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--workers", "2", "--train-priors"]) == 0
     printed = capsys.readouterr().out
+    # the data set carries no teacher sets: the priors' identities are a draw of their own
+    assert not (out / "voxsynth" / "teacher_faces").exists() and (out / "prior_sets" / "faces").is_dir()
     # Finished steps are reused, the interrupted run continues from its checkpoint.
     assert (out / "voxsynth" / "voxsynth.json").stat().st_mtime_ns == generated
     assert (out / "teacher" / "backbone.pth").stat().st_mtime_ns == teacher
@@ -85,7 +89,7 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     full = json.loads((out / "eval" / "full" / "report.json").read_text())
     assert full["verification"]["random_unseenunheard"]["auc"] > 0.5  # beats chance even at this size
     bars = json.loads((report / "bars.json").read_text())
-    assert len(bars) == 8 and "Gaussian backend" in bars[1]["bar"]
+    assert len(bars) == 9 and "frozen priors with the Gaussian backend" in bars[0]["bar"]
     assert "face-limited and voice-limited references are limits" in bars[-2]["bar"]  # whether met or not, at this size
     assert "vs achieved backend" in bars[-2]["measured"] and "Limits on random_unseenunheard" in summary
     # the peers: every registered method's row, last in the summary, and its bar (met or not at this size)
@@ -109,25 +113,25 @@ def _reports(full: float, contrastive: float, ot: float, low: float = 0.55) -> d
 def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
     oracle = {"verification_auc": {"random_unseenunheard": 0.9},
               "verification_auc_ci95": {"random_unseenunheard": [0.87, 0.93]}}
-    met = check_bars(_reports(0.86, 0.84, 0.51), oracle)
-    assert [m for _, m, _ in met] == [True, True, True, True, True]
-    assert "90%" in met[0][2]  # (0.86 - 0.5) / (0.9 - 0.5)
-    missed = check_bars(_reports(0.70, 0.80, 0.62, low=0.49), oracle)
-    assert [m for _, m, _ in missed] == [False, False, False, False, False]
+    met = check_bars(_reports(0.86, 0.84, 0.51, low=0.46), oracle)
+    assert [m for _, m, _ in met] == [True, False, False, True, True]  # CI lows 0.46: not above chance
+    assert "rule: point AUC" in met[0][0] and "0.860 (95% CI 0.460-0.910), oracle ceiling 0.900" in met[0][2]
+    missed = check_bars(_reports(0.70, 0.80, 0.62, low=0.56), oracle)
+    assert [m for _, m, _ in missed] == [False, True, True, False, False]  # OT's CI 0.56-0.67 misses 0.45-0.55
     assert "not met, contrastive + OT scored 0.100 below contrastive alone" in missed[-1][2]
     assert "within the contrastive run's 95% CI, so these data cannot tell the two apart" in missed[-1][2]
-    # Without a ceiling (the user's own data) the share-of-ceiling bar is left out.
+    # Without a ceiling (the user's own data) the full method's AUC bar is left out.
     assert len(check_bars(_reports(0.85, 0.84, 0.51), None)) == 4
-    # With the backend's scores, its own share bar follows the cosine's.
-    reports = _reports(0.75, 0.84, 0.51)
-    reports["full"]["verification"]["random_unseenunheard"]["backend"] = {"auc": 0.86, "cllr": 0.6, "min_cllr": 0.5}
-    bars = check_bars(reports, oracle)
-    assert [m for _, m, _ in bars[:2]] == [False, True] and "90%" in bars[1][2]
-    # Issue 16 item 12: a ceiling whose interval includes chance gives no share, so the bar cannot be met.
-    small = {"verification_auc": {"random_unseenunheard": 0.56},
-             "verification_auc_ci95": {"random_unseenunheard": [0.41, 0.71]}}
-    bar = check_bars(_reports(0.86, 0.84, 0.51), small)[0]
-    assert not bar[1] and "no share: the ceiling's 95% CI 0.410-0.710 includes chance" in bar[2] and "%:" not in bar[2]
+    # The frozen priors' reference and Table 4's pair add a bar each.
+    reports = _reports(0.81, 0.80, 0.51)
+    reports[PRIOR_RUN] = _reports(0.83, 0.8, 0.5)["full"]
+    priors = {"lists": {f"{g}_unseenunheard": {"auc": 0.85 if g == "random" else 0.6, "auc_ci95": [0.52, 0.9]}
+                        for g in ("random", "G", "N", "A", "GNA")}}
+    bars = check_bars(reports, oracle, priors)
+    assert "frozen priors" in bars[0][0] and bars[0][1] and "G 0.600 (95% CI 0.520-0.900)" in bars[0][2]
+    assert "from the voice prior" in bars[-1][0] and bars[-1][1]
+    priors["lists"]["GNA_unseenunheard"]["auc_ci95"] = [0.49, 0.7]
+    assert not check_bars(reports, oracle, priors)[0][1]
 
 
 def test_the_limits_bar_fails_only_where_a_reference_lies_significantly_below_the_run():
@@ -209,9 +213,7 @@ def test_demo_options_that_need_data_say_so(capsys):
 
 def _numbers(out) -> dict:
     """Every figure the demo reports: ceilings, teacher, validation and every list's AUC, per run."""
-    numbers = {"oracle": json.loads((out / "voxsynth" / "oracle.json").read_text()),
-               "teacher": json.loads((out / "teacher" / "pretrain.json").read_text())["heldout_verification_auc"],
-               "voice prior": json.loads((out / "voice_prior" / "pretrain.json").read_text())["heldout_eer"]}
+    numbers = {"oracle": json.loads((out / "voxsynth" / "oracle.json").read_text())}
     for name in (*RUNS, PRIOR_RUN):
         numbers[f"{name} best val"] = json.loads((out / "train" / name / "run.json").read_text())["best_val_auc"]
         report = json.loads((out / "eval" / name / "report.json").read_text())
@@ -228,3 +230,8 @@ def test_seeded_demo_reruns_give_identical_numbers(tmp_path):
         assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--workers", workers]) == 0
         runs.append(_numbers(out))
     assert runs[0] == runs[1]
+    # by default the demo stands on the shipped release priors: nothing pretrained, the prior run starts from them
+    assert not (out / "teacher").exists() and not (out / "voice_prior").exists()
+    trained = yaml.safe_load((out / "train" / PRIOR_RUN / "config.yaml").read_text())
+    assert trained["audio"]["weights"] == str(release_prior("voice"))
+    assert trained["face"]["weights"] == str(release_prior("face")) and trained["data"]["face_size"] == 64

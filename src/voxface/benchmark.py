@@ -395,9 +395,11 @@ def benchmark_table(results: dict[str, list[dict[str, Any]]], config: TrainConfi
         retrieval = {f"{d} {m}": _mean_sd([100 * r["retrieval"][d][m] for r in records])
                      for d in records[0]["retrieval"] for m in ("mAP", "R@1")}
         lows = [r["verification"].get(BAR_LIST, {}).get("auc_ci95", [None])[0] for r in records]
+        g_lows = [r["verification"].get("G_unseenunheard", {}).get("auc_ci95", [None])[0] for r in records]
         rows[method] = {"citation": cls.citation or method, "published_as": cls.published_as,
                         "verification": verification, "matching": matching, "retrieval": retrieval,
                         "bar_ci95_low": min(lows) if None not in lows else None,
+                        "g_ci95_low": min(g_lows) if None not in g_lows else None,
                         "best_val_auc": [r.get("best_val_auc") for r in records], "seeds": len(records)}
     references: dict[str, dict[str, float]] = {}
     oracle = oracle_beside(config.data.lists) if str(config.data.lists) != "voxceleb1" else None

@@ -99,6 +99,21 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_priors(args: argparse.Namespace) -> int:
+    from voxface.synth.release import ReleaseDraw, format_release, make_release
+
+    draw = ReleaseDraw(**{k: v for k, v in (("face_identities", args.face_identities),
+                                            ("voice_identities", args.voice_identities), ("seed", args.seed))
+                          if v is not None})
+    overrides = {"face": args.face or [], "voice": args.voice or []}
+    records = make_release(args.work, draw, install=not args.no_install, workers=args.workers, overrides=overrides,
+                           progress=not args.quiet)
+    print(format_release(records))
+    where = "src/voxface/synth/priors" if not args.no_install else str(args.work / "release")
+    print(f"weights and provenance: {where}")
+    return 0
+
+
 # pretrain-face's flags and the face pretraining settings they set (what it was before 'voxface pretrain')
 PRETRAIN_FACE_FLAGS = {"data": "data.root", "out": "trainer.out", "depth": "encoder.depth", "width": "encoder.width",
                        "input_size": "encoder.input_size", "embedding_size": "encoder.num_features",
@@ -295,8 +310,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         overrides=args.overrides)
     elif args.face_weights or args.config or args.overrides:
         raise VoxfaceError("--face-weights, --config and key=value overrides go with --data (your own data set)")
+    if args.train_priors and user is not None:
+        raise VoxfaceError("--train-priors trains VoxSynth priors; with --data the face teacher is --face-weights")
     result = run_demo(args.out, size=args.size, user=user, epochs=args.epochs, workers=args.workers, seed=args.seed,
-                      progress=not args.quiet)
+                      progress=not args.quiet, train_priors=args.train_priors)
     return 0 if all(bar["met"] for bar in result["bars"]) or not args.strict else 1
 
 
@@ -352,6 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                           help="e.g. data.root=runs/demo/voxsynth/teacher_voices trainer.epochs=8")
     pretrain.set_defaults(func=cmd_pretrain)
+
+    priors = commands.add_parser("priors", help="make the release priors: render their own VoxSynth draw, pretrain "
+                                 "the face and voice encoders side by side, install them into the package")
+    priors.add_argument("--work", type=Path, required=True, help="working folder: the rendered sets, both runs and "
+                        "the release; an interrupted run resumes there")
+    priors.add_argument("--face-identities", type=int, default=None, help="faces-only identities (default: 2000)")
+    priors.add_argument("--voice-identities", type=int, default=None, help="voices-only identities (default: 2000)")
+    priors.add_argument("--seed", type=int, default=None, help="seed of the release draw (default: 0)")
+    priors.add_argument("--face", nargs="*", metavar="KEY=VALUE", help="overrides of voxsynth/release_face")
+    priors.add_argument("--voice", nargs="*", metavar="KEY=VALUE", help="overrides of voxsynth/release_voice")
+    priors.add_argument("--no-install", action="store_true", help="leave the package's shipped priors as they are "
+                        "(the release stays in WORK/release)")
+    priors.add_argument("--workers", type=int, default=None, help="rendering processes (default: all CPU cores)")
+    priors.add_argument("--quiet", action="store_true", help="no progress bar")
+    priors.set_defaults(func=cmd_priors)
 
     face = commands.add_parser("pretrain-face", help="pretrain an IResNet face teacher (voxface pretrain with "
                                "encoder.name=iresnet; flags as before)")
@@ -522,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--seed", type=int, default=None, help="the training runs' seed (default: the config's, 0)")
     demo.add_argument("--strict", action="store_true", help="exit with status 1 when a bar is not met")
+    demo.add_argument("--train-priors", action="store_true", help="pretrain the face teacher and the voice prior "
+                      "here, on a small draw of their own, instead of loading the shipped release priors")
     demo.add_argument("--data", type=Path, default=None, help="your VoxCeleb1-layout root instead of VoxSynth")
     demo.add_argument("--lists", default="voxceleb1", help="with --data: 'voxceleb1' or a protocol folder")
     demo.add_argument("--face-weights", type=Path, default=None, help="with --data: the face teacher backbone.pth")

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -73,6 +74,7 @@ COLUMNS = {  # the decomposition table's columns, in order
     "face_limited": "face-limited (true voice knobs x the run's [T, F], backend)",
     "voice_limited": "voice-limited (the run's V x true face knobs, backend)",
     "demographics": "demographics only",
+    "priors_backend": "frozen priors, Gaussian backend",
     "achieved_cosine": "achieved, cosine",
     "achieved_backend": "achieved, backend",
 }
@@ -376,3 +378,62 @@ def format_decomposition(result: dict) -> str:
             text.append(f"| {label} | " + " | ".join(f"{p[key]:.3f}" if p.get(key) is not None else "-"
                                                      for p in probes.values()) + " |")
     return "\n".join(text)
+
+
+# ---------------------------------------------------------------- the frozen priors' own reference
+
+
+def priors_reference(protocol: Protocol, roots, lists: list[VerificationList], voice_store: str | Path,
+                     face_store: str | Path) -> dict:
+    """What the frozen priors give with no training of a shared space: a Gaussian backend (``scoring/backend.py``,
+    LDA as ``voxface backend fit``) between the voice prior's and the face prior's stored embeddings, fitted on the
+    training identities (every stored file of theirs), its sizes chosen on the validation identities, scored on
+    every list. Returns ``{"lists": {name: {"auc", "auc_ci95", "trials"}}, "fit": {...}}``; trials with a file
+    missing from a store are left out and counted.
+
+    ``voice_store`` / ``face_store``: feature stores (``voxface extract``) of the data under ``roots``.
+    """
+    from voxface.evaluation.embedding import store_key
+    from voxface.features.store import FeatureStore
+    from voxface.metrics import delong_interval
+    from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, build_manifest
+
+    stores = {"voice": FeatureStore.open(voice_store), "face": FeatureStore.open(face_store)}
+    store_roots = {side: Path(store.meta["root"]).resolve() for side, store in stores.items()}
+    where = {"voice": roots.voice, "face": roots.face}
+
+    def vectors(side: str, relative: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows of the stored files, mask of the files found)."""
+        keys = [store_key(where[side](rel), store_roots[side]) for rel in relative]
+        found = np.array([k is not None and k in stores[side] for k in keys], dtype=bool)
+        rows = stores[side].vectors([k for k, ok in zip(keys, found, strict=True) if ok], view=0)
+        return np.asarray(rows, dtype=np.float64), found
+
+    def split_set(split: int) -> EmbeddingSet:
+        manifest = build_manifest(protocol, roots, split)
+        parts = {}
+        for side in ("voice", "face"):
+            items = [(rel, ident.name, ytid) for ident in manifest.identities for ytid, video in ident.videos.items()
+                     for rel in (video.voices if side == "voice" else video.faces)]
+            rows, found = vectors(side, [rel for rel, _, _ in items])
+            kept = [item for item, ok in zip(items, found, strict=True) if ok]
+            parts[side] = (unit(rows), np.array([n for _, n, _ in kept]), np.array([y for _, _, y in kept]))
+        (v, v_ids, v_videos), (f, f_ids, f_videos) = parts["voice"], parts["face"]
+        return EmbeddingSet(v, v_ids, f, f_ids, v_videos, f_videos)
+
+    start = time.perf_counter()
+    backend = fit_gaussian_backend(split_set(SPLIT_TRAIN), split_set(SPLIT_VAL), reduce="lda")
+    result: dict = {"lists": {}, "fit": {k: backend.info[k] for k in ("reduce", "dims", "side_dims",
+                                                                     "canonical_pairs", "val_auc")
+                                         if k in backend.info}}
+    for trials in lists:
+        voices, v_found = vectors("voice", list(trials.voice_files))
+        faces, f_found = vectors("face", list(trials.face_files))
+        keep = v_found & f_found
+        scores = backend.llr(unit(voices[keep[v_found]]), unit(faces[keep[f_found]]))
+        labels = trials.labels[keep]
+        result["lists"][trials.name] = {"auc": roc_auc(labels, scores), "auc_ci95": list(delong_interval(labels,
+                                                                                                        scores)),
+                                        "trials": int(keep.sum()), "left_out": int((~keep).sum())}
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result

@@ -220,14 +220,21 @@ def _render_person(task: dict) -> str:
     return task["done"]
 
 
+def _task_rng(task: dict, *words: int) -> np.random.Generator:
+    """The generator of one draw of a teacher task: ``[seed, *words]``, under the task's ``spawn_key`` where it has
+    one (the release priors' own stream, ``synth/release.py``), so that no two draws share noise."""
+    return np.random.default_rng(np.random.SeedSequence([task["seed"], *words],
+                                                        spawn_key=tuple(task.get("spawn_key", ()))))
+
+
 def _render_teachers(task: dict) -> str:
     for index, name, knobs in task["people"]:
         folder = Path(task["folder"]) / name
         folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng([task["seed"], 10**6 + index])
+        rng = _task_rng(task, 10**6 + index)
         scenes = [Scene.draw(rng) for _ in range(3)]
         for k in range(task["images"]):
-            image_rng = np.random.default_rng([task["seed"], 10**6 + index, k])
+            image_rng = _task_rng(task, 10**6 + index, k)
             face = knobs + image_rng.normal(0, task["sample_sd"], len(knobs))
             render_face(face, scenes[k % 3], image_rng).save(folder / f"{k:04d}.jpg", quality=90)
     Path(task["done"]).touch()
@@ -238,10 +245,10 @@ def _render_teacher_voices(task: dict) -> str:
     for index, name, knobs, rate in task["people"]:
         folder = Path(task["folder"]) / name
         folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng([task["seed"], 2 * 10**6 + index])
+        rng = _task_rng(task, 2 * 10**6 + index)
         channels = [Channel.draw(rng) for _ in range(3)]
         for k in range(task["clips"]):
-            clip_rng = np.random.default_rng([task["seed"], 2 * 10**6 + index, k])
+            clip_rng = _task_rng(task, 2 * 10**6 + index, k)
             voice = knobs + clip_rng.normal(0, task["sample_sd"], len(knobs))
             seconds = clip_rng.uniform(task["min_seconds"], task["max_seconds"])
             wave = render_voice(VoiceTraits.from_knobs(voice, rate), channels[k % 3], seconds, clip_rng)

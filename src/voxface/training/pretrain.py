@@ -83,6 +83,9 @@ class PretrainEncoderConfig:
 class PretrainHeadConfig:
     margin: float = 0.5  # additive angular margin (ArcFace: 0.5; speaker AAM-softmax: 0.2)
     scale: float = 64.0  # logit scale (ArcFace: 64; speaker AAM-softmax: 30)
+    # Weight of an auxiliary regression of the modality's own rendered attributes (identities.csv: its knobs, gender,
+    # age; standardised), as attribute-supervised face and speaker models are trained; 0: the margin loss alone.
+    attribute_weight: float = 0.0
 
 
 @dataclass
@@ -136,6 +139,7 @@ class PretrainConfig:
             (self.optim.lr > 0, "optim.lr", "positive"),
             (self.head.scale > 0 and 0 <= self.head.margin < math.pi / 2, "head",
              "a positive head.scale and a head.margin in [0, pi/2)"),
+            (self.head.attribute_weight >= 0, "head.attribute_weight", "0 (off) or positive"),
             (self.trainer.epochs >= 1, "trainer.epochs", "at least 1"),
             (self.trainer.checkpoint_every >= 1, "trainer.checkpoint_every", "at least 1"),
             (bool(d.root), "data.root", "an <identity>/<file> folder (set it in the file or as data.root=PATH)"),
@@ -245,19 +249,34 @@ def build_pretrain_encoder(config: PretrainEncoderConfig) -> torch.nn.Module:
 
 
 class PretrainModule(L.LightningModule):
-    """A registered encoder under an additive angular margin head (Deng et al. 2019, Eq. 3)."""
+    """A registered encoder under an additive angular margin head (Deng et al. 2019, Eq. 3), with an optional
+    auxiliary linear regression of each training identity's attributes (``attribute_targets``: (identities, A),
+    standardised) from the embedding, weighted by ``head.attribute_weight``.
 
-    def __init__(self, config: dict, num_classes: int) -> None:
+    The regression reads ``sqrt(D) * e / |e|``: the unit-norm embedding that cosine scoring and the probes see, at
+    unit scale per entry, so that what it makes linear survives the normalisation."""
+
+    def __init__(self, config: dict, num_classes: int, attributes: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config = PretrainConfig(**{k: cls(**config[k]) for k, cls in _SECTIONS.items()})
         self.encoder = build_pretrain_encoder(self.config.encoder)
         head = self.config.head
         self.head = ArcFaceHead(self.encoder.embedding_size, num_classes, head.margin, head.scale)
+        self.attribute_head = torch.nn.Linear(self.encoder.embedding_size, attributes) if attributes else None
+        # filled by pretrain() before training; saved in checkpoints, so a resumed run regresses the same targets
+        self.register_buffer("attribute_targets", torch.zeros(num_classes if attributes else 0, attributes))
 
     def training_step(self, batch, batch_index):
         inputs, labels = batch
-        loss = self.head(self.encoder(inputs), labels)
+        embeddings = self.encoder(inputs)
+        margin = self.head(embeddings, labels)
+        loss = margin
+        if self.attribute_head is not None:
+            unit = torch.nn.functional.normalize(embeddings) * math.sqrt(embeddings.shape[1])
+            attributes = torch.nn.functional.mse_loss(self.attribute_head(unit), self.attribute_targets[labels])
+            loss = margin + self.config.head.attribute_weight * attributes
+            self.log("attr", attributes, prog_bar=True)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite margin loss at step {self.global_step}")
         self.log("loss", loss, prog_bar=True)
@@ -330,6 +349,24 @@ def read_identity_knobs(path: str | Path) -> dict[str, dict[str, float]]:
         values = {k: float(v) for k, v in row.items() if k not in ("name", "gender", "nationality")}
         knobs[row["name"]] = {"gender": float(row["gender"] == "f"), **values}
     return knobs
+
+
+def attribute_targets(data: Path, names: list[str]) -> torch.Tensor:
+    """(len(names), A) float32: each identity's attributes from ``data/identities.csv`` (gender as 0/1, age, every
+    knob), standardised over ``names``; what ``head.attribute_weight`` regresses. Raises ``ConfigError`` when the
+    file is missing or lacks one of the identities."""
+    knobs_file = data / IDENTITY_KNOBS_FILE
+    if not knobs_file.is_file():
+        raise ConfigError(f"config value head.attribute_weight > 0 needs {knobs_file} (name, gender, age and the "
+                          "knobs of every identity); set head.attribute_weight=0 for identity training alone")
+    knobs = read_identity_knobs(knobs_file)
+    missing = [n for n in names if n not in knobs]
+    if missing:
+        raise ConfigError(f"{knobs_file} lacks {len(missing)} of the {len(names)} training identities (first: "
+                          f"{missing[0]}); head.attribute_weight needs every one")
+    values = np.array([[knobs[n][key] for key in knobs[names[0]]] for n in names], dtype=np.float64)
+    values = (values - values.mean(0)) / np.maximum(values.std(0), 1e-6)
+    return torch.from_numpy(values).float()
 
 
 def _identity_means(items: list[tuple[Path, int]], embeddings: np.ndarray) -> np.ndarray:
@@ -434,9 +471,14 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
         raise ConfigError(f"{out} already has a pretraining run; pass --resume to continue it or choose another "
                           "trainer.out")
 
+    targets = attribute_targets(data, train_names) if config.head.attribute_weight > 0 else None
+
     quiet_lightning()
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
-    module = PretrainModule(config.to_dict(), num_classes=len(train_names))
+    module = PretrainModule(config.to_dict(), num_classes=len(train_names),
+                            attributes=0 if targets is None else targets.shape[1])
+    if targets is not None:
+        module.attribute_targets.copy_(targets)
     workers, batch = config.data.workers, config.optim.batch_size
     dataset = LabelledFiles(train_items, config.modality, True, config.encoder.input_size, config.data.crop_seconds)
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=len(train_items) > batch,
