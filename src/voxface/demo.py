@@ -214,16 +214,17 @@ def face_size(prior: dict) -> int | None:
 
 def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size: DemoSize,
                user: UserData | None, epochs: int | None = None, seed: int | None = None,
-               voice_prior: Path | None = None, faces_at: int | None = 64):
+               voice_prior: Path | None = None, faces_at: int | None = 64, extra: tuple[str, ...] = ()):
     """The training configuration of one of the demo's runs (``PRIOR_RUN``: the full one from ``voice_prior``);
-    on VoxSynth, faces are read at ``faces_at`` pixels, the face teacher's input size."""
+    on VoxSynth, faces are read at ``faces_at`` pixels, the face teacher's input size. ``extra``: further overrides
+    (a run the demo does not make, such as section 6.2.2's RKD-off one)."""
     from voxface.training.config import load_config
 
     # One teacher-embedding cache for the three runs: they share the teacher and the faces.
     settings = [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}",
                 f"face.cache_dir={out / 'teacher_cache'}"]
     settings += list(user.overrides) if user else [*size.train, f"data.face_size={faces_at}"]
-    settings += [*RUNS.get(name, ()), f"trainer.out={out / 'train' / name}"]
+    settings += [*RUNS.get(name, ()), *extra, f"trainer.out={out / 'train' / name}"]
     if name == PRIOR_RUN:
         settings.append(f"audio.weights={voice_prior}")
     if epochs is not None:

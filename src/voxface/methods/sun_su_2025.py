@@ -41,7 +41,8 @@ Where voxface departs from the paper, and why:
 - fine-tuning the face encoder (``face.frozen: false``) takes RKD's targets from a frozen copy of the pretrained
   teacher, so the prior does not drift with the student (the paper does not say);
 - ``voice_hidden`` adds an MLP on the voice side, which the paper has none of; it exists for feature mode, where
-  the voice encoder is frozen and would otherwise leave nothing to train on that side (default: none);
+  the voice encoder is frozen and would otherwise leave nothing to train on that side (default: none; the peers'
+  benchmark configs set it to the face mapping's width, so that every method trains heads on both modalities);
 - in the peers' benchmark (feature mode) the voice encoder is frozen, where the paper trains it, and the batch is
   the benchmark bases' (32 on VoxSynth, 256 on VoxCeleb1), the same for every method, not 64.
 
