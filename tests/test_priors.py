@@ -141,3 +141,13 @@ def test_the_shipped_priors_load_as_the_releases_they_stand_in_for_and_fit_the_s
         assert record["heard_voxceleb"] is False and record["bars"] == check_release_bars(record, modality)
         assert {"draw", "config", "code_version", "cpu_seconds", "heldout_eer", "probes"} <= set(record)
     assert PRIORS_DIR.name == "priors"
+
+
+def test_the_shipped_configs_name_the_release_priors_so_commands_work_after_the_demo():
+    from voxface.training.config import load_config
+
+    peers = load_config("voxsynth/peers/fop", check_paths=False)
+    assert peers.face.weights == str(release_prior("face")) and peers.audio.weights == str(release_prior("voice"))
+    assert load_config("voxsynth/full", check_paths=False).face.weights == str(release_prior("face"))
+    mine = load_config("voxsynth/full", ["face.weights=/elsewhere/backbone.pth"], check_paths=False)
+    assert mine.face.weights == "/elsewhere/backbone.pth"

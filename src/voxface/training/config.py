@@ -360,11 +360,21 @@ def read_config(root: type, path: str | Path | None = None, overrides: list[str]
         raise
 
 
+RELEASE_PRIOR = "voxsynth-prior"  # face.weights / audio.weights: VoxSynth's shipped release prior of that modality
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                 check_paths: bool = True) -> TrainConfig:
     """Read (a path or a shipped name, ``resolve_config``), merge overrides into, and validate a training
-    configuration."""
-    return read_config(TrainConfig, path, overrides).validate(check_paths)
+    configuration. ``face.weights`` / ``audio.weights`` set to ``voxsynth-prior`` name VoxSynth's shipped release
+    priors (``synth/release.py``)."""
+    config = read_config(TrainConfig, path, overrides)
+    for section, modality in ((config.face, "face"), (config.audio, "voice")):
+        if section.weights == RELEASE_PRIOR:
+            from voxface.synth.release import release_prior
+
+            section.weights = str(release_prior(modality))
+    return config.validate(check_paths)
 
 
 def voxceleb_leakage(config: TrainConfig, provenance: dict[str, Any] | None = None) -> str | None:
