@@ -9,6 +9,7 @@ from voxface.methods import (  # noqa: F401  (importing a method registers it)
     fop,
     fv_cme,
     lafv,
+    msm,
     pins,
     sbnet,
     self_lifting,
