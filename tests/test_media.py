@@ -366,6 +366,20 @@ def test_images_over_the_safety_limit_are_bad_files(tmp_path):
             read_face(path)
 
 
+def test_images_under_the_minimum_face_size_are_bad_files(tmp_path):
+    from voxface.media.faces import MIN_FACE_PIXELS
+
+    assert MIN_FACE_PIXELS == 16
+    for width, height in ((1, 1), (15, 200), (200, 15)):
+        path = tmp_path / f"small{width}x{height}.png"
+        Image.fromarray(np.full((height, width, 3), 128, np.uint8)).save(path)
+        with pytest.raises(MediaError, match=rf"^{path}: image of {width}x{height} pixels, too small to be a face: "
+                                             r"voxface needs at least 16 pixels a side"):
+            read_face(path)
+    Image.fromarray(np.full((16, 20, 3), 128, np.uint8)).save(tmp_path / "smallest.png")
+    assert read_face(tmp_path / "smallest.png").shape == (112, 112, 3)  # 16 px on the short side is enough
+
+
 def test_face_tensor_normalisation_and_flip():
     face = np.zeros((4, 4, 3), np.uint8)
     face[:, 0] = 255
