@@ -243,11 +243,13 @@ def cmd_backend_fit(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from voxface.evaluation.api import VoiceFaceScorer, default_backend
 
-    backend = args.backend if args.backend is not None else default_backend(args.checkpoint)
+    backend = None if args.no_backend else args.backend if args.backend is not None else default_backend(
+        args.checkpoint)
     if backend is not None and args.backend is None:
-        print(f"(probabilities from {backend}, the run's fitted backend)", file=sys.stderr)
-    matches = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop, backend=backend,
-                              prior=args.prior).score(args.voice, args.faces)
+        print(f"(probabilities from {backend}, the run's fitted backend; --no-backend for cosine scores only)",
+              file=sys.stderr)
+    matches = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop, backend=backend, prior=args.prior,
+                              without_backend=NO_BACKEND).score(args.voice, args.faces)
     with_probability = matches[0].probability is not None
     print("rank  cosine" + "  P(same)" * with_probability + "  face")
     for rank, match in enumerate(sorted(matches, key=lambda m: -m.rank_score), start=1):
@@ -256,9 +258,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     if with_probability:
         print(f"P(same): the calibrated probability that the voice and the face are one person, at a prior of "
               f"{args.prior:g} (--prior)")
-    else:
+    elif not args.no_backend:
         print("(no probability: pass --backend RUN/backend, fitted with 'voxface backend fit')", file=sys.stderr)
     return 0
+
+
+NO_BACKEND = "pass --no-backend (cosine scores only)"  # the way out score and the app offer when a backend misfits
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -295,7 +300,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise VoxfaceError(f"voxface app needs its extra ({err.name} is missing): pip install 'voxface[app]'") from None
 
-    serve(args.checkpoint, args.gallery, args.eval, args.backend, args.host, args.port)
+    serve(args.checkpoint, args.gallery, args.eval, args.backend, args.host, args.port,
+          use_backend=not args.no_backend)
     return 0
 
 
@@ -474,9 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score one voice against faces with a trained checkpoint")
     score.add_argument("--checkpoint", type=Path, required=True)
     score.add_argument("--crop", type=float, default=None, help="centre-crop the voice to this many seconds")
-    score.add_argument("--backend", type=Path, default=None,
+    which = score.add_mutually_exclusive_group()
+    which.add_argument("--backend", type=Path, default=None,
                        help="a 'voxface backend fit' folder: also give the probability of a match "
                             "(default: RUN/backend when it exists)")
+    which.add_argument("--no-backend", action="store_true",
+                       help="cosine scores only: use no backend, not even the run's own RUN/backend (e.g. to score "
+                            "with another --crop than it was fitted on)")
     score.add_argument("--prior", type=float, default=0.5,
                        help="prior probability that a face is the speaker's, for the probability (default: 0.5)")
     score.add_argument("voice", type=Path)
@@ -536,8 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--gallery", type=Path, default=None,
                      help="folder of faces (and voices) to pick from (default: the run's own test identities)")
     app.add_argument("--eval", type=Path, default=None, help="an evaluation or demo folder for the Results tab")
-    app.add_argument("--backend", type=Path, default=None,
-                     help="a fitted backend folder for probabilities (default: RUN/backend when it exists)")
+    app_backend = app.add_mutually_exclusive_group()
+    app_backend.add_argument("--backend", type=Path, default=None,
+                             help="a fitted backend folder for probabilities (default: RUN/backend when it exists)")
+    app_backend.add_argument("--no-backend", action="store_true",
+                             help="rank by cosine only: use no backend, not even the run's own RUN/backend")
     app.add_argument("--host", default="127.0.0.1")
     app.add_argument("--port", type=int, default=7860)
     app.set_defaults(func=cmd_app)

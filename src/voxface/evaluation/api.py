@@ -48,10 +48,13 @@ class VoiceFaceScorer:
     calibrated probabilities when a fitted backend folder is given."""
 
     def __init__(self, checkpoint: str | Path, crop_seconds: float | None = None, batch_size: int = 32,
-                 backend: str | Path | None = None, prior: float = 0.5) -> None:
+                 backend: str | Path | None = None, prior: float = 0.5,
+                 without_backend: str = "leave the backend out (backend=None)") -> None:
+        """``without_backend``: how the caller scores without the backend, offered when the backend does not fit
+        (``voxface score`` and the app: "pass --no-backend")."""
         self.backend = GaussianBackend.load(backend) if backend is not None else None
         if self.backend is not None:
-            check_backend_fits(self.backend, checkpoint, crop_seconds)
+            check_backend_fits(self.backend, checkpoint, crop_seconds, without_backend)
         probability(np.zeros(1), prior)  # a prior outside (0, 1) fails here, not at the first score
         self.prior = prior
         model, self.config = load_trained_model(checkpoint)

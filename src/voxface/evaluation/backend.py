@@ -120,15 +120,20 @@ def fit_backend(checkpoint: str | Path, data: str | Path, lists: str | Path | Pr
     return backend
 
 
-def check_backend_fits(backend: GaussianBackend, checkpoint: str | Path, crop_seconds: float | None) -> None:
-    """Stop when a backend was fitted for another checkpoint or another voice crop than the one scoring now."""
+def check_backend_fits(backend: GaussianBackend, checkpoint: str | Path, crop_seconds: float | None,
+                       without: str = "leave out --backend") -> None:
+    """Stop when a backend was fitted for another checkpoint or another voice crop than the one scoring now.
+    ``without``: how the caller scores without the backend, the last way out the message offers (``voxface score``:
+    "pass --no-backend")."""
     if backend.info.get("checkpoint_sha256") != checkpoint_sha256(checkpoint):
         raise BackendError(f"the backend was fitted for {backend.info.get('checkpoint', 'another checkpoint')}, not "
-                           f"{checkpoint}: refit it with 'voxface backend fit --checkpoint {checkpoint}'")
+                           f"{checkpoint}: refit it with 'voxface backend fit --checkpoint {checkpoint}', or {without}")
     if backend.info.get("crop_seconds") != crop_seconds:
         fitted = backend.info.get("crop_seconds")
-        raise BackendError(f"the backend was fitted on {'whole clips' if fitted is None else f'{fitted} s crops'}; "
-                           f"score with the same --crop ({fitted}) or refit it")
+        clips = {c: "whole clips" if c is None else f"{c:g} s crops" for c in (fitted, crop_seconds)}
+        same = "without --crop" if fitted is None else f"with the same --crop {fitted:g}"
+        raise BackendError(f"the backend was fitted on {clips[fitted]}, not {clips[crop_seconds]}: score {same}, "
+                           f"refit it with that --crop, or {without}")
 
 
 def format_backend(info: dict) -> str:
