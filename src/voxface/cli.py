@@ -148,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = relocate(load_config(saved, args.overrides, check_paths=False), run).validate()
     else:
         config = load_config(args.config, args.overrides)
-    summary = train(config, resume=args.resume)
+    summary = train(config, resume=args.resume, resume_option="--resume")
     where = position(summary["steps"], summary["steps_per_epoch"])
     if summary["interrupted"] and not summary["last_checkpoint"]:
         print(f"interrupted at {where}, before its first checkpoint: start it again", file=sys.stderr)
