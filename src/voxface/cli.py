@@ -267,15 +267,33 @@ NO_BACKEND = "pass --no-backend (cosine scores only)"  # the way out score and t
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from voxface.evaluation.api import VoiceFaceScorer, export_embeddings
+    import numpy as np
+
+    from voxface.errors import MediaError
+    from voxface.evaluation.api import VoiceFaceScorer, write_embeddings
     from voxface.protocol.text import read_lines
 
     if not args.files.is_file():
         raise VoxfaceError(f"--files {args.files} does not exist (a text file with one path per line)")
     # relative paths are read against the list file's folder, as lists of files usually mean them
-    files = [str(args.files.parent / line.strip()) for _, line in read_lines(args.files)]
-    npy, index = export_embeddings(VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop), files, args.kind, args.out)
-    print(f"{len(files)} {args.kind} embeddings -> {npy} (index {index})")
+    lines = [(number, args.files.parent / line.strip()) for number, line in read_lines(args.files)]
+    if not lines:
+        raise MediaError(f"--files {args.files} lists no {args.kind} files (one path per line)")
+    vectors, errors = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop).embed_readable(
+        [path for _, path in lines], args.kind)
+    bad = [(number, errors[path]) for number, path in lines if path in errors]
+    if bad and not args.skip_unreadable:
+        more = f" (and {len(bad) - 1} more unreadable lines)" if len(bad) > 1 else ""
+        raise MediaError(f"{args.files} line {bad[0][0]}: {bad[0][1]}{more}; correct or remove it, or pass "
+                         "--skip-unreadable to embed the other lines")
+    for number, error in bad:
+        print(f"skipped {args.files} line {number}: {error}", file=sys.stderr)
+    kept = [path for _, path in lines if path in vectors]
+    if not kept:
+        raise MediaError(f"{args.files}: none of its {len(lines)} lines could be read; nothing to write")
+    npy, index = write_embeddings(np.stack([vectors[path] for path in kept]), [str(path) for path in kept], args.out)
+    print(f"{len(kept)} {args.kind} embeddings -> {npy} (index {index})"
+          + (f"; {len(bad)} unreadable lines skipped (listed above)" if bad else ""))
     return 0
 
 
@@ -501,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "the list file's folder)")
     embed.add_argument("--out", type=Path, required=True, help="output stem: OUT.npy and OUT.csv")
     embed.add_argument("--crop", type=float, default=None)
+    embed.add_argument("--skip-unreadable", action="store_true",
+                       help="leave out the lines whose file cannot be read (each named on stderr) and write the "
+                            "rest; without it, such a line stops the export, named with its line number")
     embed.set_defaults(func=cmd_embed)
 
     extract = commands.add_parser(
