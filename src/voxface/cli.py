@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from voxface import __version__
 from voxface.errors import VoxfaceError
 
 
@@ -345,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voxface", description="Voice-face identity embeddings: data, training, evaluation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"voxface {__version__}",
+                        help="print voxface's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     protocol = commands.add_parser(
