@@ -214,7 +214,7 @@ def test_embed_names_the_line_of_an_unreadable_file_and_can_skip_it(tiny_run, tr
     assert main(command) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"voxface: error: {listing} line 2: {tmp_path / 'notes.jpg'}: cannot read image") and (
-        err.endswith(" (and 1 more unreadable lines); correct or remove it, or pass --skip-unreadable to embed the "
+        err.endswith(" (and 1 more unreadable line); correct or remove it, or pass --skip-unreadable to embed the "
                      "other lines\n") and err.count("\n") == 1), err
     assert not (tmp_path / "emb.npy").exists()
     assert main([*command, "--skip-unreadable"]) == 0
@@ -228,8 +228,8 @@ def test_embed_names_the_line_of_an_unreadable_file_and_can_skip_it(tiny_run, tr
         assert [row["path"] for row in csv.DictReader(handle)] == [str(f) for f in faces]
     listing.write_text("notes.jpg\n")
     assert main([*command, "--skip-unreadable"]) == 2
-    assert capsys.readouterr().err.endswith(f"voxface: error: {listing}: none of its 1 lines could be read; nothing "
-                                            "to write\n")
+    assert capsys.readouterr().err.endswith(f"voxface: error: {listing}: no line names a readable file (1 line "
+                                            "tried); nothing to write\n")
 
 
 def test_an_ssl_run_trains_and_evaluates_from_its_checkpoint(tiny_run, tiny_ssl, tmp_path):

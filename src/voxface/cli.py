@@ -284,18 +284,23 @@ def cmd_embed(args: argparse.Namespace) -> int:
         [path for _, path in lines], args.kind)
     bad = [(number, errors[path]) for number, path in lines if path in errors]
     if bad and not args.skip_unreadable:
-        more = f" (and {len(bad) - 1} more unreadable lines)" if len(bad) > 1 else ""
+        more = f" (and {_count(len(bad) - 1, 'more unreadable line')})" if len(bad) > 1 else ""
         raise MediaError(f"{args.files} line {bad[0][0]}: {bad[0][1]}{more}; correct or remove it, or pass "
                          "--skip-unreadable to embed the other lines")
     for number, error in bad:
         print(f"skipped {args.files} line {number}: {error}", file=sys.stderr)
     kept = [path for _, path in lines if path in vectors]
     if not kept:
-        raise MediaError(f"{args.files}: none of its {len(lines)} lines could be read; nothing to write")
+        raise MediaError(f"{args.files}: no line names a readable file ({_count(len(lines), 'line')} tried); "
+                         "nothing to write")
     npy, index = write_embeddings(np.stack([vectors[path] for path in kept]), [str(path) for path in kept], args.out)
     print(f"{len(kept)} {args.kind} embeddings -> {npy} (index {index})"
-          + (f"; {len(bad)} unreadable lines skipped (listed above)" if bad else ""))
+          + (f"; {_count(len(bad), 'unreadable line')} skipped (listed above)" if bad else ""))
     return 0
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
