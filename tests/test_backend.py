@@ -204,7 +204,7 @@ def test_score_no_backend_is_the_way_out_of_a_run_backend_that_does_not_fit(tiny
     assert main(["score", "--checkpoint", str(checkpoint), "--crop", "2", voice, *faces]) == 2
     err = capsys.readouterr().err
     assert err.endswith("voxface: error: the backend was fitted on 3 s crops, not 2 s crops: score with the same "
-                        "--crop 3, refit it with that --crop, or pass --no-backend (cosine scores only)\n"), err
+                        "--crop 3, refit it on 2 s crops, or pass --no-backend (cosine scores only)\n"), err
     assert main(["score", "--checkpoint", str(checkpoint), "--crop", "2", "--no-backend", voice, *faces]) == 0
     out = capsys.readouterr()
     lines = out.out.strip().splitlines()
@@ -214,12 +214,13 @@ def test_score_no_backend_is_the_way_out_of_a_run_backend_that_does_not_fit(tiny
         main(["score", "--checkpoint", str(checkpoint), "--backend", str(run / "backend"), "--no-backend", voice,
               faces[0]])
     capsys.readouterr()
-    with pytest.raises(BackendError, match=r"score without --crop, refit it with that --crop, or pass --no-backend"):
-        create_app(checkpoint)  # the app scores whole clips
+    with pytest.raises(BackendError, match=r"^the backend was fitted on 3 s crops, not whole clips: refit it on "
+                                           r"whole clips, or pass --no-backend \(cosine scores only\)$"):
+        create_app(checkpoint)  # the app scores whole clips: no --crop to offer
     assert TestClient(create_app(checkpoint, use_backend=False)).get("/api/info").json()["backend"] is False
     # evaluate takes a backend only when given one: its way out is to leave it out
     with pytest.raises(BackendError, match=r"^the backend was fitted on 3 s crops, not whole clips: score with the "
-                                           r"same --crop 3, refit it with that --crop, or leave out --backend$"):
+                                           r"same --crop 3, refit it on whole clips, or leave out --backend$"):
         check_backend_fits(backend, checkpoint, None)
     (tmp_path / "other.ckpt").write_bytes(b"another checkpoint")
     with pytest.raises(BackendError, match=r"^the backend was fitted for .*, not .*other.ckpt: refit it with "

@@ -89,7 +89,8 @@ def create_app(checkpoint: str | Path, gallery: str | Path | None = None, eval_d
         raise ConfigError(f"--checkpoint {checkpoint} does not exist (a 'voxface train' .ckpt, e.g. "
                           "RUN/checkpoints/best.ckpt)")
     backend = None if not use_backend else backend if backend is not None else default_backend(checkpoint)
-    scorer = VoiceFaceScorer(checkpoint, backend=backend, prior=prior, without_backend=NO_BACKEND)
+    scorer = VoiceFaceScorer(checkpoint, backend=backend, prior=prior, without_backend=NO_BACKEND,
+                             crop_option=None)  # the app scores whole clips
     if gallery is not None:
         if not Path(gallery).is_dir():
             raise ConfigError(f"--gallery {gallery} is not a folder")

@@ -49,12 +49,13 @@ class VoiceFaceScorer:
 
     def __init__(self, checkpoint: str | Path, crop_seconds: float | None = None, batch_size: int = 32,
                  backend: str | Path | None = None, prior: float = 0.5,
-                 without_backend: str = "leave the backend out (backend=None)") -> None:
-        """``without_backend``: how the caller scores without the backend, offered when the backend does not fit
-        (``voxface score`` and the app: "pass --no-backend")."""
+                 without_backend: str = "leave the backend out (backend=None)", crop_option: str | None = "--crop"
+                 ) -> None:
+        """``without_backend``, ``crop_option``: the ways out a backend that does not fit offers (how the caller
+        scores without it, e.g. ``voxface score``'s "pass --no-backend"; the caller's crop option, None for none)."""
         self.backend = GaussianBackend.load(backend) if backend is not None else None
         if self.backend is not None:
-            check_backend_fits(self.backend, checkpoint, crop_seconds, without_backend)
+            check_backend_fits(self.backend, checkpoint, crop_seconds, without_backend, crop_option)
         probability(np.zeros(1), prior)  # a prior outside (0, 1) fails here, not at the first score
         self.prior = prior
         model, self.config = load_trained_model(checkpoint)
