@@ -174,3 +174,55 @@ def test_backend_fit_evaluate_and_score_end_to_end(tiny_run, trained_checkpoint,
     (folder / "backend.npz").write_bytes(b"not a numpy file")
     with pytest.raises(BackendError, match="damaged backend"):
         GaussianBackend.load(folder)
+
+
+def test_score_no_backend_is_the_way_out_of_a_run_backend_that_does_not_fit(tiny_run, trained_checkpoint, tmp_path,
+                                                                            capsys):
+    """A run's own RUN/backend is picked up by score and the app; fitted on 3 s crops, it refuses --crop 2 and says
+    how to score anyway: --no-backend, cosine scores only."""
+    from fastapi.testclient import TestClient
+
+    from voxface.app import create_app
+    from voxface.evaluation.backend import check_backend_fits
+    from voxface.evaluation.checkpoint import checkpoint_sha256
+    from voxface.protocol import DataRoots, load_protocol
+
+    root, _ = tiny_run
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    shutil.copyfile(trained_checkpoint, checkpoint)
+    backend = fit_gaussian_backend(_population(60, 4, (0.8, 0.5), seed=0), _population(30, 4, (0.8, 0.5), seed=1),
+                                   reduce="none", normalize=False)
+    backend.info.update({"checkpoint": str(checkpoint), "checkpoint_sha256": checkpoint_sha256(checkpoint),
+                         "crop_seconds": 3.0})
+    backend.save(run / "backend")
+    trials = load_protocol(root / "voxsynth" / "protocol").verification("random", "unseenunheard")
+    roots = DataRoots.from_root(root / "voxsynth")
+    voice, faces = str(roots.voice(trials.voice_files[0])), [str(roots.face(f)) for f in trials.face_files[:2]]
+
+    assert main(["score", "--checkpoint", str(checkpoint), "--crop", "2", voice, *faces]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("voxface: error: the backend was fitted on 3 s crops, not 2 s crops: score with the same "
+                        "--crop 3, refit it on 2 s crops, or pass --no-backend (cosine scores only)\n"), err
+    assert main(["score", "--checkpoint", str(checkpoint), "--crop", "2", "--no-backend", voice, *faces]) == 0
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert lines[0] == "rank  cosine  face" and len(lines) == 3 and "P(same)" not in out.out
+    assert "no probability" not in out.err and "probabilities from" not in out.err
+    with pytest.raises(SystemExit):  # one or the other
+        main(["score", "--checkpoint", str(checkpoint), "--backend", str(run / "backend"), "--no-backend", voice,
+              faces[0]])
+    capsys.readouterr()
+    with pytest.raises(BackendError, match=r"^the backend was fitted on 3 s crops, not whole clips: refit it on "
+                                           r"whole clips, or pass --no-backend \(cosine scores only\)$"):
+        create_app(checkpoint)  # the app scores whole clips: no --crop to offer
+    assert TestClient(create_app(checkpoint, use_backend=False)).get("/api/info").json()["backend"] is False
+    # evaluate takes a backend only when given one: its way out is to leave it out
+    with pytest.raises(BackendError, match=r"^the backend was fitted on 3 s crops, not whole clips: score with the "
+                                           r"same --crop 3, refit it on whole clips, or leave out --backend$"):
+        check_backend_fits(backend, checkpoint, None)
+    (tmp_path / "other.ckpt").write_bytes(b"another checkpoint")
+    with pytest.raises(BackendError, match=r"^the backend was fitted for .*, not .*other.ckpt: refit it with "
+                                           r"'voxface backend fit --checkpoint .*other.ckpt', or leave out --backend$"):
+        check_backend_fits(backend, tmp_path / "other.ckpt", 3.0)

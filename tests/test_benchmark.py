@@ -135,3 +135,64 @@ def test_the_benchmark_writes_table2_for_every_method_and_resumes(tiny_run, tiny
                            say=lambda _: None)
     run = json.loads((out / "runs" / methods[0] / "seed0" / "run.json").read_text())
     assert run["resumed"] and run["epochs"] == 3 and longer["methods"][methods[0]]["best_val_auc"][0] is not None
+
+
+def test_bad_data_and_other_settings_are_refused_once_before_any_worker_and_a_worker_failure_is_one_line(
+        tmp_path, capsys):
+    """--jobs 2 with a data root that holds no data: one line from the parent, no worker started. A rerun with
+    another optim.batch_size into the same folder: one line in the benchmark's words (nobody passed --resume). A run
+    that fails inside a worker: the one line of its failure."""
+    import yaml
+
+    from voxface.benchmark import _run_in_processes
+    from voxface.training.config import absolute_locations
+
+    weights, empty, out = tmp_path / "weights.pth", tmp_path / "empty", tmp_path / "bench"
+    weights.write_bytes(b"")  # only its existence is checked before the data
+    empty.mkdir()
+    settings = [f"data.root={empty}", "data.lists=voxceleb1", f"face.weights={weights}", f"audio.weights={weights}"]
+    command = ["benchmark", "--out", str(out), "--methods", "pins,dimnet", "--jobs", "2", "--quiet", *settings]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err == f"voxface: error: audio root {empty / 'wav'} does not exist\n"
+    assert not (out / "runs").exists() and not (out / "features").exists()
+
+    (planned, _) = plan(out, methods="pins,dimnet", overrides=store_overrides(out, [*settings, "optim.batch_size=8"]))
+    (planned.folder / "checkpoints").mkdir(parents=True)
+    (planned.folder / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    (planned.folder / "config.yaml").write_text(yaml.safe_dump(absolute_locations(planned.config).to_dict()))
+    assert main([*command, "optim.batch_size=16"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"voxface: error: pins (seed 0): {planned.folder} holds a run made with optim.batch_size=8, not "
+                   f"16; a benchmark continues the runs in its folder with their own settings: give another --out "
+                   f"for other settings, or delete {planned.folder} to train that run afresh\n")
+
+    # in a worker (spawned: it reads the run's folder itself): its damaged last.ckpt fails the run, in one line
+    with pytest.raises(VoxfaceError) as caught:
+        _run_in_processes([planned], 2, lambda *args: pytest.fail("the run cannot have finished"))
+    assert str(caught.value).startswith(f"pins (seed 0): {planned.folder / 'checkpoints' / 'last.ckpt'} is not a "
+                                        "PyTorch weights file")
+    assert "\n" not in str(caught.value)
+
+
+def test_train_names_resume_only_where_it_was_asked_for(tmp_path):
+    import torch
+    import yaml
+
+    from voxface.training.config import absolute_locations
+    from voxface.training.run import train
+
+    config = load_config("voxsynth/peers/pins", [f"trainer.out={tmp_path / 'run'}", "optim.batch_size=16"],
+                         check_paths=False)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    torch.save({}, tmp_path / "run" / "checkpoints" / "last.ckpt")
+    saved = absolute_locations(config).to_dict()
+    saved["optim"]["batch_size"] = 8
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match=r"^--resume with a different optim.batch_size \(8 in .*, 16 now\)"):
+        train(config, resume=True, resume_option="--resume")  # voxface train --resume
+    with pytest.raises(ConfigError) as caught:  # a caller that continues runs by itself
+        train(config, resume=True)
+    assert str(caught.value) == (f"{tmp_path / 'run'} holds a run made with optim.batch_size=8, not 16: a run "
+                                 "continues only with its own settings (the training length and where files are may "
+                                 f"change); train into another folder, or delete {tmp_path / 'run'} to start it afresh")

@@ -54,6 +54,41 @@ def test_insightface_backbone_round_trip(tmp_path):
         loaded(torch.randn(1, 3, 112, 112))
 
 
+def test_weights_whose_keys_share_a_prefix_load_and_keys_that_still_do_not_fit_are_named(tmp_path):
+    torch.manual_seed(0)
+    net = iresnet18(width=0.125, num_features=16, input_size=32).eval()
+    faces = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        reference = net(faces)
+    for prefix in ("backbone.", "model.", "encoder.", "module.backbone."):
+        torch.save({f"{prefix}{k}": v for k, v in net.state_dict().items()}, tmp_path / "prefixed.pth")
+        loaded = load_insightface_backbone(tmp_path / "prefixed.pth").eval()
+        with torch.no_grad():
+            assert torch.equal(loaded(faces), reference), prefix
+    # the backbone beside a head: not one prefix for every key, so nothing is guessed; the keys are named
+    mixed = {**{f"backbone.{k}": v for k, v in net.state_dict().items()}, "head.weight": torch.zeros(10, 16)}
+    torch.save(mixed, tmp_path / "mixed.pth")
+    with pytest.raises(WeightsError) as caught:
+        load_insightface_backbone(tmp_path / "mixed.pth")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'mixed.pth'} is not an arcface_torch IResNet state dict: blocks per "
+                              "stage (0, 0, 0, 0) match no known depth [18, 34, 50, 100]; its keys are "
+                              "backbone.conv1.weight, backbone.bn1.weight")
+    assert message.endswith("an IResNet lies under backbone. beside 1 other weights (e.g. head.weight): save the "
+                            "keys under backbone. alone, without that prefix") and "\n" not in message
+    # the voice weights go through the same reader
+    torch.manual_seed(0)
+    ecapa = ECAPATDNN(**TINY_ECAPA).eval()
+    torch.save({f"model.{k}": v for k, v in ecapa.state_dict().items()}, tmp_path / "embedding_model.ckpt")
+    feats = torch.randn(2, 120, 80)
+    with torch.no_grad():
+        assert torch.equal(load_speechbrain_ecapa(tmp_path / "embedding_model.ckpt").eval()(feats), ecapa(feats))
+    torch.save({"model.weight": torch.zeros(3), "model.bias": torch.zeros(3)}, tmp_path / "linear.ckpt")
+    with pytest.raises(WeightsError, match=r"linear.ckpt is not a SpeechBrain ECAPA-TDNN state dict: no key "
+                                           r"'blocks.0.conv.conv.weight'; its keys are model.weight, model.bias$"):
+        load_speechbrain_ecapa(tmp_path / "linear.ckpt")
+
+
 def test_weight_errors_are_one_line_and_name_the_keys(tmp_path):
     from voxface.encoders.loading import load_strict
 

@@ -199,6 +199,39 @@ def test_score_and_embed(tiny_run, trained_checkpoint, tmp_path, capsys):
     assert main(["score", "--checkpoint", str(trained_checkpoint), str(voice), str(tmp_path / "none.jpg")]) == 2
 
 
+def test_embed_names_the_line_of_an_unreadable_file_and_can_skip_it(tiny_run, trained_checkpoint, tmp_path, capsys):
+    from voxface.protocol import DataRoots, load_protocol
+
+    root, _ = tiny_run
+    roots = DataRoots.from_root(root / "voxsynth")
+    faces = [roots.face(f) for f in load_protocol(root / "voxsynth" / "protocol").verification(
+        "random", "unseenunheard").face_files[:2]]
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    listing = tmp_path / "faces.txt"  # line 3 is blank; the bad file is on line 2, a missing one on line 5
+    listing.write_text(f"{faces[0]}\nnotes.jpg\n\n{faces[1]}\nmissing.jpg\n")
+    command = ["embed", "--checkpoint", str(trained_checkpoint), "--kind", "face", "--files", str(listing),
+               "--out", str(tmp_path / "emb")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"voxface: error: {listing} line 2: {tmp_path / 'notes.jpg'}: cannot read image") and (
+        err.endswith(" (and 1 more unreadable line); correct or remove it, or pass --skip-unreadable to embed the "
+                     "other lines\n") and err.count("\n") == 1), err
+    assert not (tmp_path / "emb.npy").exists()
+    assert main([*command, "--skip-unreadable"]) == 0
+    out = capsys.readouterr()
+    skipped = out.err.strip().splitlines()
+    assert len(skipped) == 2 and skipped[0].startswith(f"skipped {listing} line 2: {tmp_path / 'notes.jpg'}: cannot")
+    assert skipped[1] == f"skipped {listing} line 5: {tmp_path / 'missing.jpg'}: image file does not exist"
+    assert out.out.strip().endswith("; 2 unreadable lines skipped (listed above)")
+    assert np.load(tmp_path / "emb.npy").shape[0] == 2
+    with (tmp_path / "emb.csv").open() as handle:
+        assert [row["path"] for row in csv.DictReader(handle)] == [str(f) for f in faces]
+    listing.write_text("notes.jpg\n")
+    assert main([*command, "--skip-unreadable"]) == 2
+    assert capsys.readouterr().err.endswith(f"voxface: error: {listing}: no line names a readable file (1 line "
+                                            "tried); nothing to write\n")
+
+
 def test_an_ssl_run_trains_and_evaluates_from_its_checkpoint(tiny_run, tiny_ssl, tmp_path):
     """Wav2vec 2.0 path end to end: train a few steps, rebuild from the checkpoint alone, score a list."""
     from voxface.training.config import load_config

@@ -125,6 +125,39 @@ def test_whole_clip_and_bad_audio(tmp_path, tiny):
         read_voice(tmp_path / "missing.wav")
 
 
+def test_truncated_clips_are_named_and_the_minimum_counts_what_decodes(tmp_path):
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, speech_like(2.0), 16000, subtype="PCM_16")  # 32000 frames of 2 bytes after a 44-byte header
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:44 + 2 * 16000])  # half its data cut off, as an interrupted copy leaves it
+    for crop in (None, 2.0, 0.5):
+        with pytest.raises(MediaError) as caught:
+            read_voice(cut, crop, np.random.default_rng(0))
+        assert str(caught.value) == (f"{cut}: header says 32000 frames, only 16000 could be read (truncated?); copy "
+                                     "or export the file again")
+    sf.write(tmp_path / "whole.aiff", speech_like(2.0), 16000, subtype="PCM_16")
+    aiff = (tmp_path / "whole.aiff").read_bytes()
+    (tmp_path / "cut.aiff").write_bytes(aiff[:len(aiff) - 2 * 20000])
+    with pytest.raises(MediaError, match=r"cut.aiff: header says 32000 frames, only 12000 could be read \(truncated"):
+        read_voice(tmp_path / "cut.aiff", None)
+    sf.write(tmp_path / "whole.flac", speech_like(2.0), 16000)  # a cut FLAC fails to decode where its data stop
+    flac = (tmp_path / "whole.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(flac[:len(flac) // 2])
+    with pytest.raises(MediaError, match=r"cut.flac: header says 32000 frames, only \d+ could be read \(truncated"):
+        read_voice(tmp_path / "cut.flac", None)
+    # a 1 s clip cut to 0.2 s: the message names the cut, not a minimum its header would pass
+    sf.write(tmp_path / "second.wav", speech_like(1.0), 16000, subtype="PCM_16")
+    (tmp_path / "short.wav").write_bytes((tmp_path / "second.wav").read_bytes()[:44 + 2 * 3200])
+    with pytest.raises(MediaError, match=r"short.wav: header says 16000 frames, only 3200 could be read"):
+        read_voice(tmp_path / "short.wav", 2.0)
+    # a streaming writer's header (sizes left at 0xFFFFFFFF: no promise) reads what the file holds
+    streamed = bytearray((tmp_path / "second.wav").read_bytes())
+    streamed[4:8] = streamed[40:44] = b"\xff\xff\xff\xff"
+    (tmp_path / "streamed.wav").write_bytes(bytes(streamed))
+    assert read_voice(tmp_path / "streamed.wav", None).shape == (16000,)
+    assert read_voice(whole, None).shape == (32000,)  # whole files are untouched
+
+
 def test_clips_without_a_voice_are_bad_files(tmp_path):
     speech = speech_like(3.0)
     quiet = speech / np.sqrt(np.mean(speech.astype(np.float64) ** 2)) * 10 ** (-50 / 20)  # speech at -50 dBFS
@@ -364,6 +397,20 @@ def test_images_over_the_safety_limit_are_bad_files(tmp_path):
         path.write_bytes(_png(side, side, 8, 0, b"\x00" * 16))
         with pytest.raises(MediaError, match=rf"huge{side}.png: image too large to read safely .*downscale it"):
             read_face(path)
+
+
+def test_images_under_the_minimum_face_size_are_bad_files(tmp_path):
+    from voxface.media.faces import MIN_FACE_PIXELS
+
+    assert MIN_FACE_PIXELS == 16
+    for width, height in ((1, 1), (15, 200), (200, 15)):
+        path = tmp_path / f"small{width}x{height}.png"
+        Image.fromarray(np.full((height, width, 3), 128, np.uint8)).save(path)
+        with pytest.raises(MediaError, match=rf"^{path}: image of {width}x{height} pixels, too small to be a face: "
+                                             r"voxface needs at least 16 pixels a side"):
+            read_face(path)
+    Image.fromarray(np.full((16, 20, 3), 128, np.uint8)).save(tmp_path / "smallest.png")
+    assert read_face(tmp_path / "smallest.png").shape == (112, 112, 3)  # 16 px on the short side is enough
 
 
 def test_face_tensor_normalisation_and_flip():

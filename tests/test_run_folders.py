@@ -131,7 +131,8 @@ def test_a_copied_checkpoint_scores_and_evaluates_as_the_original_from_another_f
         assert main(["score", "--checkpoint", checkpoint, str(voice), *map(str, faces)]) == 0
         scored.append(capsys.readouterr())
     assert scored[0].out == scored[1].out and "P(same)" in scored[0].out
-    assert "(probabilities from ../copies/again/backend, the run's fitted backend)" in scored[1].err
+    assert "(probabilities from ../copies/again/backend, the run's fitted backend; --no-backend for cosine scores " \
+           "only)" in scored[1].err
 
 
 def test_relocate_finds_what_moved_with_the_run_folder_and_leaves_what_did_not(tmp_path, monkeypatch):

@@ -88,6 +88,39 @@ def test_interrupted_run_resumes_to_the_same_data(synth, tmp_path, monkeypatch):
         generate(tmp_path / "small", SynthConfig(identities=5), progress=False)
 
 
+def test_refused_settings_leave_nothing_behind_and_the_retry_starts(tmp_path, monkeypatch, capsys):
+    from voxface.cli import main
+
+    out = tmp_path / "data"
+    for flag, value, message in (("--identities", "12", "--identities must be at least 20 (got 12)"),
+                                 ("--teacher-identities", "-1", "--teacher-identities must be 0 or more (got -1)"),
+                                 ("--teacher-voices", "-2", "--teacher-voices must be 0 or more (got -2)")):
+        assert main(["synth", "--out", str(out), flag, value, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"voxface: error: {message}") and err.count("\n") == 1, err
+        assert not out.exists()  # refused before anything was written
+    started = []
+
+    def stop(task):  # the retry got past every check and renders: enough to know it was accepted
+        started.append(task)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generate_module, "_render_person", stop)
+    with pytest.raises(KeyboardInterrupt):
+        generate(out, SynthConfig(**TINY), workers=1, progress=False)
+    assert started and json.loads((out / ".voxsynth_progress" / "settings.json").read_text())["identities"] == 30
+    # what an older voxface left after refusing: its settings alone, nothing made; the retry starts afresh there
+    shutil.rmtree(out)
+    (out / ".voxsynth_progress").mkdir(parents=True)
+    (out / ".voxsynth_progress" / "settings.json").write_text(json.dumps({"identities": 12}))
+    with pytest.raises(KeyboardInterrupt):
+        generate(out, SynthConfig(**TINY), workers=1, progress=False)
+    assert json.loads((out / ".voxsynth_progress" / "settings.json").read_text())["identities"] == 30
+    (out / ".voxsynth_progress" / "id10001.done").write_text("")  # once something is made, other settings are refused
+    with pytest.raises(ConfigError, match="holds an unfinished VoxSynth with other settings"):
+        generate(out, SynthConfig(**{**TINY, "seed": 3}), workers=1, progress=False)
+
+
 def test_ceilings_carry_intervals_and_an_older_voxsynth_gets_them(synth, tmp_path, caplog):
     """Issue 16 item 12: every list's ceiling has a 95% DeLong interval; a VoxSynth written before intervals
     gets them on the next ``generate`` (recomputed from its settings, nothing rendered); the summary marks a

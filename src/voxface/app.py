@@ -78,16 +78,19 @@ class Gallery:
 
 
 def create_app(checkpoint: str | Path, gallery: str | Path | None = None, eval_dir: str | Path | None = None,
-               backend: str | Path | None = None, prior: float = 0.5):
-    """The FastAPI application; loads the model once. ``backend`` defaults to ``RUN/backend`` when that exists."""
+               backend: str | Path | None = None, prior: float = 0.5, use_backend: bool = True):
+    """The FastAPI application; loads the model once. ``backend`` defaults to ``RUN/backend`` when that exists;
+    ``use_backend=False`` (``--no-backend``) ranks by the cosine alone."""
+    from voxface.cli import NO_BACKEND
     from voxface.evaluation.api import VoiceFaceScorer, default_backend
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise ConfigError(f"--checkpoint {checkpoint} does not exist (a 'voxface train' .ckpt, e.g. "
                           "RUN/checkpoints/best.ckpt)")
-    backend = backend if backend is not None else default_backend(checkpoint)
-    scorer = VoiceFaceScorer(checkpoint, backend=backend, prior=prior)
+    backend = None if not use_backend else backend if backend is not None else default_backend(checkpoint)
+    scorer = VoiceFaceScorer(checkpoint, backend=backend, prior=prior, without_backend=NO_BACKEND,
+                             crop_option=None)  # the app scores whole clips
     if gallery is not None:
         if not Path(gallery).is_dir():
             raise ConfigError(f"--gallery {gallery} is not a folder")
@@ -213,10 +216,10 @@ def _plain(message: str, folder: str) -> str:
 
 
 def serve(checkpoint: str | Path, gallery: str | Path | None, eval_dir: str | Path | None,
-          backend: str | Path | None, host: str, port: int) -> None:
+          backend: str | Path | None, host: str, port: int, use_backend: bool = True) -> None:
     """``voxface app``: build the application (the model loads now) and serve it until Ctrl-C."""
     import uvicorn
 
-    app = create_app(checkpoint, gallery, eval_dir, backend)
+    app = create_app(checkpoint, gallery, eval_dir, backend, use_backend=use_backend)
     print(f"voxface app on http://{host}:{port} (Ctrl-C stops it)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

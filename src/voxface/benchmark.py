@@ -149,6 +149,30 @@ def extract_stores(config: TrainConfig, progress: bool = False) -> None:
                          audio_dir=config.data.audio_dir, faces_dir=config.data.faces_dir)
 
 
+def check_continues(run: PlannedRun) -> None:
+    """Stop (``ConfigError``, in the benchmark's words: nobody asked for --resume) when ``run``'s folder holds a run
+    made with settings a continued run may not change; the benchmark would continue it (``train_once``)."""
+    import yaml
+
+    from voxface.training.config import absolute_locations
+    from voxface.training.run import resume_conflict
+
+    saved = run.folder / "config.yaml"
+    if not (run.folder / "checkpoints" / "last.ckpt").is_file() or not saved.is_file():
+        return
+    try:
+        recorded = yaml.safe_load(saved.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{run.method} (seed {run.seed}): {saved} cannot be read ({err}); delete {run.folder} to "
+                          "train that run afresh") from None
+    conflict = resume_conflict(recorded or {}, absolute_locations(run.config))
+    if conflict:
+        name, was, now = conflict
+        raise ConfigError(f"{run.method} (seed {run.seed}): {run.folder} holds a run made with {name}={was!r}, not "
+                          f"{now!r}; a benchmark continues the runs in its folder with their own settings: give "
+                          f"another --out for other settings, or delete {run.folder} to train that run afresh")
+
+
 def train_once(run: PlannedRun) -> dict[str, Any]:
     """Train one planned run, or continue it from its last checkpoint, or reuse it when finished."""
     from voxface.training.config import absolute_locations
@@ -161,7 +185,8 @@ def train_once(run: PlannedRun) -> dict[str, Any]:
         planned = absolute_locations(run.config).to_dict()
         if _comparable(yaml.safe_load(saved.read_text())) == _comparable(planned):
             return json.loads(done.read_text())
-    # otherwise train, or continue: train() refuses a run made with other settings, naming the first that differs
+    # otherwise train, or continue (only with the run's own settings, but for its length)
+    check_continues(run)
     summary = train(run.config, resume=(run.folder / "checkpoints" / "last.ckpt").is_file())
     if summary.get("interrupted"):
         raise KeyboardInterrupt  # Ctrl-C: the run keeps its last checkpoint; the benchmark stops there
@@ -226,13 +251,30 @@ def _worker_start(threads: int) -> None:
     quiet_lightning()
 
 
+def failure_line(run: PlannedRun, err: Exception) -> str:
+    """A run's failure in one line, naming the run: a VoxfaceError's own message, else the exception's first line."""
+    said = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, VoxfaceError):
+        return said if said.startswith(f"{run.method}") else f"{run.method} (seed {run.seed}): {said}"
+    return (f"{run.method} (seed {run.seed}) failed: {type(err).__name__}{': ' + said if said else ''} (voxface -v "
+            "benchmark ... shows the traceback)")
+
+
 def _child(runs: list[PlannedRun], tasks: Any, finished: Any, threads: int) -> None:
-    """A worker process: runs taken from ``tasks`` (indices; None ends it) one after another, each index put on
-    ``finished`` when its run is trained and evaluated (what it made is read back from its folder)."""
+    """A worker process: runs taken from ``tasks`` (indices; None ends it) one after another, ``(index, None, None)``
+    put on ``finished`` when a run is trained and evaluated (what it made is read back from its folder). A run that
+    fails puts ``(index, its one line, the traceback)`` and ends the worker: the parent stops the benchmark."""
+    import traceback
+
     _worker_start(threads)
     while (index := tasks.get()) is not None:
-        _run_one(runs[index], index == 0)
-        finished.put(index)
+        try:
+            _run_one(runs[index], index == 0)
+        except Exception as err:  # the parent says it in one line; a bug's traceback goes with it for -v
+            finished.put((index, failure_line(runs[index], err),
+                          None if isinstance(err, VoxfaceError) else traceback.format_exc()))
+            return
+        finished.put((index, None, None))
 
 
 def _run_in_processes(runs: list[PlannedRun], jobs: int, done: Any) -> None:
@@ -258,13 +300,17 @@ def _run_in_processes(runs: list[PlannedRun], jobs: int, done: Any) -> None:
             worker.start()
         while left:
             try:
-                index = finished.get(timeout=0.5)
-            except queue.Empty:
+                index, failure, trace = finished.get(timeout=0.5)
+            except queue.Empty:  # a worker that ended without a word: killed (out of memory?) or crashed
                 failed = [w for w in workers if w.exitcode not in (None, 0)]
                 if failed or all(w.exitcode == 0 for w in workers):
                     raise VoxfaceError(f"a worker process failed (exit code {failed[0].exitcode if failed else 0}); "
                                        "run the benchmark with --jobs 1 to see why") from None
                 continue
+            if failure is not None:  # the first failure, in its one line; the other workers are stopped below
+                if trace:
+                    log.debug("the worker's traceback:\n%s", trace)
+                raise VoxfaceError(failure)
             run, left = runs[index], left - 1
             summary = json.loads((run.folder / "run.json").read_text())
             record = json.loads((run.folder / EVAL_FILE).read_text())
@@ -330,8 +376,15 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
                        ("audio.weights", first.audio.weights)):
         if not path or not Path(path).exists():
             raise ConfigError(f"{what} {path or '(none)'} does not exist: give it as an override ({what}=PATH)")
+    # What every run would refuse, refused here once, before any extraction or worker: run folders that hold other
+    # settings, and the data (every run trains on the same root, lists and stores: plan() checks that).
+    from voxface.training.run import training_manifests
+
+    for run in runs:
+        check_continues(run)
+    training_manifests(first)
     started = time.perf_counter()
-    extract_stores(first, progress)
+    extract_stores(first, progress)  # refuses stores made otherwise than the configurations say, here too
     timings = {"features": round(time.perf_counter() - started, 1)}
     results: dict[tuple[str, int], dict[str, Any]] = {}
 

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from voxface import __version__
 from voxface.errors import VoxfaceError
 
 
@@ -148,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = relocate(load_config(saved, args.overrides, check_paths=False), run).validate()
     else:
         config = load_config(args.config, args.overrides)
-    summary = train(config, resume=args.resume)
+    summary = train(config, resume=args.resume, resume_option="--resume")
     where = position(summary["steps"], summary["steps_per_epoch"])
     if summary["interrupted"] and not summary["last_checkpoint"]:
         print(f"interrupted at {where}, before its first checkpoint: start it again", file=sys.stderr)
@@ -243,11 +244,13 @@ def cmd_backend_fit(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from voxface.evaluation.api import VoiceFaceScorer, default_backend
 
-    backend = args.backend if args.backend is not None else default_backend(args.checkpoint)
+    backend = None if args.no_backend else args.backend if args.backend is not None else default_backend(
+        args.checkpoint)
     if backend is not None and args.backend is None:
-        print(f"(probabilities from {backend}, the run's fitted backend)", file=sys.stderr)
-    matches = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop, backend=backend,
-                              prior=args.prior).score(args.voice, args.faces)
+        print(f"(probabilities from {backend}, the run's fitted backend; --no-backend for cosine scores only)",
+              file=sys.stderr)
+    matches = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop, backend=backend, prior=args.prior,
+                              without_backend=NO_BACKEND).score(args.voice, args.faces)
     with_probability = matches[0].probability is not None
     print("rank  cosine" + "  P(same)" * with_probability + "  face")
     for rank, match in enumerate(sorted(matches, key=lambda m: -m.rank_score), start=1):
@@ -256,22 +259,48 @@ def cmd_score(args: argparse.Namespace) -> int:
     if with_probability:
         print(f"P(same): the calibrated probability that the voice and the face are one person, at a prior of "
               f"{args.prior:g} (--prior)")
-    else:
+    elif not args.no_backend:
         print("(no probability: pass --backend RUN/backend, fitted with 'voxface backend fit')", file=sys.stderr)
     return 0
 
 
+NO_BACKEND = "pass --no-backend (cosine scores only)"  # the way out score and the app offer when a backend misfits
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
-    from voxface.evaluation.api import VoiceFaceScorer, export_embeddings
+    import numpy as np
+
+    from voxface.errors import MediaError
+    from voxface.evaluation.api import VoiceFaceScorer, write_embeddings
     from voxface.protocol.text import read_lines
 
     if not args.files.is_file():
         raise VoxfaceError(f"--files {args.files} does not exist (a text file with one path per line)")
     # relative paths are read against the list file's folder, as lists of files usually mean them
-    files = [str(args.files.parent / line.strip()) for _, line in read_lines(args.files)]
-    npy, index = export_embeddings(VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop), files, args.kind, args.out)
-    print(f"{len(files)} {args.kind} embeddings -> {npy} (index {index})")
+    lines = [(number, args.files.parent / line.strip()) for number, line in read_lines(args.files)]
+    if not lines:
+        raise MediaError(f"--files {args.files} lists no {args.kind} files (one path per line)")
+    vectors, errors = VoiceFaceScorer(args.checkpoint, crop_seconds=args.crop).embed_readable(
+        [path for _, path in lines], args.kind)
+    bad = [(number, errors[path]) for number, path in lines if path in errors]
+    if bad and not args.skip_unreadable:
+        more = f" (and {_count(len(bad) - 1, 'more unreadable line')})" if len(bad) > 1 else ""
+        raise MediaError(f"{args.files} line {bad[0][0]}: {bad[0][1]}{more}; correct or remove it, or pass "
+                         "--skip-unreadable to embed the other lines")
+    for number, error in bad:
+        print(f"skipped {args.files} line {number}: {error}", file=sys.stderr)
+    kept = [path for _, path in lines if path in vectors]
+    if not kept:
+        raise MediaError(f"{args.files}: no line names a readable file ({_count(len(lines), 'line')} tried); "
+                         "nothing to write")
+    npy, index = write_embeddings(np.stack([vectors[path] for path in kept]), [str(path) for path in kept], args.out)
+    print(f"{len(kept)} {args.kind} embeddings -> {npy} (index {index})"
+          + (f"; {_count(len(bad), 'unreadable line')} skipped (listed above)" if bad else ""))
     return 0
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -295,7 +324,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise VoxfaceError(f"voxface app needs its extra ({err.name} is missing): pip install 'voxface[app]'") from None
 
-    serve(args.checkpoint, args.gallery, args.eval, args.backend, args.host, args.port)
+    serve(args.checkpoint, args.gallery, args.eval, args.backend, args.host, args.port,
+          use_backend=not args.no_backend)
     return 0
 
 
@@ -321,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voxface", description="Voice-face identity embeddings: data, training, evaluation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"voxface {__version__}",
+                        help="print voxface's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     protocol = commands.add_parser(
@@ -474,9 +506,13 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score one voice against faces with a trained checkpoint")
     score.add_argument("--checkpoint", type=Path, required=True)
     score.add_argument("--crop", type=float, default=None, help="centre-crop the voice to this many seconds")
-    score.add_argument("--backend", type=Path, default=None,
+    which = score.add_mutually_exclusive_group()
+    which.add_argument("--backend", type=Path, default=None,
                        help="a 'voxface backend fit' folder: also give the probability of a match "
                             "(default: RUN/backend when it exists)")
+    which.add_argument("--no-backend", action="store_true",
+                       help="cosine scores only: use no backend, not even the run's own RUN/backend (e.g. to score "
+                            "with another --crop than it was fitted on)")
     score.add_argument("--prior", type=float, default=0.5,
                        help="prior probability that a face is the speaker's, for the probability (default: 0.5)")
     score.add_argument("voice", type=Path)
@@ -491,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "the list file's folder)")
     embed.add_argument("--out", type=Path, required=True, help="output stem: OUT.npy and OUT.csv")
     embed.add_argument("--crop", type=float, default=None)
+    embed.add_argument("--skip-unreadable", action="store_true",
+                       help="leave out the lines whose file cannot be read (each named on stderr) and write the "
+                            "rest; without it, such a line stops the export, named with its line number")
     embed.set_defaults(func=cmd_embed)
 
     extract = commands.add_parser(
@@ -536,8 +575,11 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--gallery", type=Path, default=None,
                      help="folder of faces (and voices) to pick from (default: the run's own test identities)")
     app.add_argument("--eval", type=Path, default=None, help="an evaluation or demo folder for the Results tab")
-    app.add_argument("--backend", type=Path, default=None,
-                     help="a fitted backend folder for probabilities (default: RUN/backend when it exists)")
+    app_backend = app.add_mutually_exclusive_group()
+    app_backend.add_argument("--backend", type=Path, default=None,
+                             help="a fitted backend folder for probabilities (default: RUN/backend when it exists)")
+    app_backend.add_argument("--no-backend", action="store_true",
+                             help="rank by cosine only: use no backend, not even the run's own RUN/backend")
     app.add_argument("--host", default="127.0.0.1")
     app.add_argument("--port", type=int, default=7860)
     app.set_defaults(func=cmd_app)

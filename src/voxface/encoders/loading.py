@@ -66,10 +66,36 @@ def _is_state_dict(value: Any) -> bool:
             and all(isinstance(v, torch.Tensor) for v in value.values()))
 
 
+def strip_common_prefix(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """``state`` without the leading name parts every key shares (DistributedDataParallel's ``module.``, a
+    wrapper's ``backbone.``, ``model.``, ``encoder.``, or several: ``module.backbone.``), and the prefix taken off.
+
+    A part is taken off only while every key keeps a module name below it (``backbone.conv1.weight`` becomes
+    ``conv1.weight``, never ``weight``): a model's own top level (IResNet's conv1, layer1..4, fc; ECAPA's blocks,
+    mfa, asp, fc) always has several modules, so no name a model uses is lost.
+    """
+    prefix = ""
+    while state and all(k.count(".") >= 2 for k in state):
+        heads = {k.split(".", 1)[0] for k in state}
+        if len(heads) != 1:
+            break
+        head = f"{heads.pop()}."
+        state = {k[len(head):]: v for k, v in state.items()}
+        prefix += head
+    return state, prefix
+
+
+def some_keys(state: dict[str, Any], count: int = 4) -> str:
+    """A few of a state dict's keys, in its order, for an error message."""
+    keys = list(state)
+    return ", ".join(keys[:count]) + (f" ... ({len(keys)} keys)" if len(keys) > count else "")
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A plain state dict (parameter name -> tensor) from a file that holds one, wraps it in a training
     checkpoint (under one of ``STATE_DICT_KEYS``, e.g. arcface_torch's ``checkpoint_gpu_0.pt``) or prefixes
-    every name with DistributedDataParallel's ``module.``.
+    every name with what every name shares (DistributedDataParallel's ``module.``, a wrapper's ``backbone.``,
+    ``model.``, ``encoder.``: ``strip_common_prefix``).
 
     Raises ``WeightsError`` naming the file (and the top-level keys it saw) when none is found.
     """
@@ -86,9 +112,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             seen = f"it holds a {type(blob).__name__}"
         raise WeightsError(f"{path} holds no state dict (parameter names -> tensors) at its top level or under "
                            f"{', '.join(STATE_DICT_KEYS)}; {seen}")
-    if all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state
+    return strip_common_prefix(state)[0]
 
 
 def load_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
@@ -120,8 +144,13 @@ def iresnet_config(state: dict[str, torch.Tensor], source: str = "the state dict
         layers = tuple(_blocks(state, f"layer{i}") for i in range(1, 5))
         depth = next((d for d, spec in LAYERS.items() if spec == layers), None)
         if depth is None:
+            nested = sorted({k.removesuffix("conv1.weight") for k in state if k.endswith(".conv1.weight")
+                             and f"{k.removesuffix('conv1.weight')}layer1.0.conv1.weight" in state})
+            others = [k for k in state if nested and not k.startswith(nested[0])]
+            hint = (f"; an IResNet lies under {nested[0]} beside {len(others)} other weights (e.g. {others[0]}): "
+                    f"save the keys under {nested[0]} alone, without that prefix" if others else "")
             raise WeightsError(f"{source} is not an arcface_torch IResNet state dict: blocks per stage {layers} "
-                               f"match no known depth {sorted(LAYERS)}")
+                               f"match no known depth {sorted(LAYERS)}; its keys are {some_keys(state)}{hint}")
         last = state["layer4.0.conv2.weight"].shape[0]
         width = state["fc.weight"].shape[1]
         cells = width // last
@@ -133,7 +162,8 @@ def iresnet_config(state: dict[str, torch.Tensor], source: str = "the state dict
         return {"depth": depth, "width": state["conv1.weight"].shape[0] / 64,
                 "input_size": 16 * math.isqrt(cells), "num_features": state["fc.weight"].shape[0]}
     except KeyError as err:
-        raise WeightsError(f"{source} is not an arcface_torch IResNet state dict: no key {err}") from None
+        raise WeightsError(f"{source} is not an arcface_torch IResNet state dict: no key {err}; its keys are "
+                           f"{some_keys(state)}") from None
 
 
 def load_insightface_backbone(path: str | Path) -> IResNet:
@@ -167,7 +197,8 @@ def ecapa_config(state: dict[str, torch.Tensor], dilations: tuple[int, ...] | No
             "embedding_size": state["fc.conv.weight"].shape[0],
         }
     except KeyError as err:
-        raise WeightsError(f"{source} is not a SpeechBrain ECAPA-TDNN state dict: no key {err}") from None
+        raise WeightsError(f"{source} is not a SpeechBrain ECAPA-TDNN state dict: no key {err}; its keys are "
+                           f"{some_keys(state)}") from None
     default = (1, 2, 3, 4, 1) if len(config["channels"]) == 5 else (1,) * len(config["channels"])
     config["dilations"] = tuple(dilations or default)
     return config

@@ -48,10 +48,14 @@ class VoiceFaceScorer:
     calibrated probabilities when a fitted backend folder is given."""
 
     def __init__(self, checkpoint: str | Path, crop_seconds: float | None = None, batch_size: int = 32,
-                 backend: str | Path | None = None, prior: float = 0.5) -> None:
+                 backend: str | Path | None = None, prior: float = 0.5,
+                 without_backend: str = "leave the backend out (backend=None)", crop_option: str | None = "--crop"
+                 ) -> None:
+        """``without_backend``, ``crop_option``: the ways out a backend that does not fit offers (how the caller
+        scores without it, e.g. ``voxface score``'s "pass --no-backend"; the caller's crop option, None for none)."""
         self.backend = GaussianBackend.load(backend) if backend is not None else None
         if self.backend is not None:
-            check_backend_fits(self.backend, checkpoint, crop_seconds)
+            check_backend_fits(self.backend, checkpoint, crop_seconds, without_backend, crop_option)
         probability(np.zeros(1), prior)  # a prior outside (0, 1) fails here, not at the first score
         self.prior = prior
         model, self.config = load_trained_model(checkpoint)
@@ -60,12 +64,18 @@ class VoiceFaceScorer:
     def embed(self, paths: list[str | Path], kind: str) -> np.ndarray:
         """(N, D) embeddings of voice (``kind="voice"``) or face files, in order; a bad file raises MediaError."""
         files = [Path(p) for p in paths]
+        vectors, errors = self.embed_readable(files, kind)
+        if errors:
+            raise MediaError(errors[next(f for f in files if f in errors)])  # the first bad one in the order given
+        return np.stack([vectors[f] for f in files])
+
+    def embed_readable(self, paths: list[str | Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+        """The embeddings of the files that could be read, and for each that could not its one-line error (naming
+        the file), both keyed by path."""
+        files = [Path(p) for p in paths]
         if not files:
             raise MediaError(f"no {kind} files given")
-        vectors, errors = self.embedder.embed(files, kind)
-        if errors:
-            raise MediaError(next(iter(errors.values())))
-        return np.stack([vectors[f] for f in files])
+        return self.embedder.embed(list(dict.fromkeys(files)), kind)
 
     def score(self, voice: str | Path, faces: list[str | Path] | str | Path, prior: float | None = None) -> list[Match]:
         """One voice against each face, in the faces' order: the cosine and, with a backend, the probability of a
@@ -93,9 +103,13 @@ def default_backend(checkpoint: str | Path) -> Path | None:
 def export_embeddings(scorer: VoiceFaceScorer, paths: list[str | Path], kind: str,
                       out: str | Path) -> tuple[Path, Path]:
     """Write ``OUT.npy`` (N, D) and ``OUT.csv`` (row, path) for the given files."""
+    return write_embeddings(scorer.embed(paths, kind), paths, out)
+
+
+def write_embeddings(matrix: np.ndarray, paths: list[str | Path], out: str | Path) -> tuple[Path, Path]:
+    """``OUT.npy`` (the rows of ``matrix``) and ``OUT.csv`` (row, path: the file of each row)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    matrix = scorer.embed(paths, kind)
     np.save(out.with_suffix(".npy"), matrix)
     with out.with_suffix(".csv").open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -120,15 +120,21 @@ def fit_backend(checkpoint: str | Path, data: str | Path, lists: str | Path | Pr
     return backend
 
 
-def check_backend_fits(backend: GaussianBackend, checkpoint: str | Path, crop_seconds: float | None) -> None:
-    """Stop when a backend was fitted for another checkpoint or another voice crop than the one scoring now."""
+def check_backend_fits(backend: GaussianBackend, checkpoint: str | Path, crop_seconds: float | None,
+                       without: str = "leave out --backend", crop_option: str | None = "--crop") -> None:
+    """Stop when a backend was fitted for another checkpoint or another voice crop than the one scoring now.
+    The message offers the ways out: ``without``, how the caller scores without the backend (``voxface score``:
+    "pass --no-backend"), and, where the caller has one, its ``crop_option`` (None: the caller's crop is fixed)."""
     if backend.info.get("checkpoint_sha256") != checkpoint_sha256(checkpoint):
         raise BackendError(f"the backend was fitted for {backend.info.get('checkpoint', 'another checkpoint')}, not "
-                           f"{checkpoint}: refit it with 'voxface backend fit --checkpoint {checkpoint}'")
+                           f"{checkpoint}: refit it with 'voxface backend fit --checkpoint {checkpoint}', or {without}")
     if backend.info.get("crop_seconds") != crop_seconds:
         fitted = backend.info.get("crop_seconds")
-        raise BackendError(f"the backend was fitted on {'whole clips' if fitted is None else f'{fitted} s crops'}; "
-                           f"score with the same --crop ({fitted}) or refit it")
+        clips = {c: "whole clips" if c is None else f"{c:g} s crops" for c in (fitted, crop_seconds)}
+        same = ([f"score without {crop_option}" if fitted is None else f"score with the same {crop_option} {fitted:g}"]
+                if crop_option else [])
+        raise BackendError(f"the backend was fitted on {clips[fitted]}, not {clips[crop_seconds]}: "
+                           + ", ".join([*same, f"refit it on {clips[crop_seconds]}"]) + f", or {without}")
 
 
 def format_backend(info: dict) -> str:

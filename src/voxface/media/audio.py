@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,11 @@ def read_voice(
     the centre without one), and a clip shorter than the crop is loop-padded to exactly
     ``round(crop_seconds * sample_rate)`` samples. With ``crop_seconds=None`` the whole clip is read.
 
-    Raises MediaError (naming the file) for a missing, unreadable or too short clip, and for one with no voice:
-    the frames read (the crop, when cropping) below ``MIN_VOICE_DBFS`` once mixed to mono. A training crop that
-    falls on silence in an otherwise spoken clip is replaced by the dataset's retry like any bad read.
+    Raises MediaError (naming the file) for a missing, unreadable or too short clip (shorter than
+    ``MIN_VOICE_SECONDS`` in the frames that really decode), for a truncated one (its header promises more frames
+    than the file holds), and for one with no voice: the frames read (the crop, when cropping) below
+    ``MIN_VOICE_DBFS`` once mixed to mono. A training crop that falls on silence in an otherwise spoken clip is
+    replaced by the dataset's retry like any bad read.
 
     >>> read_voice("clip.wav", 2.0, np.random.default_rng(0)).shape  # doctest: +SKIP
     (32000,)
@@ -58,14 +61,18 @@ def read_voice(
         raise MediaError(f"{path}: is a folder, not an audio file")
     if not path.is_file():
         raise MediaError(f"{path}: audio file does not exist")
+    opened = False
     try:
         with sf.SoundFile(str(path)) as handle:
-            source_rate, total = handle.samplerate, handle.frames
+            opened = True
+            source_rate, total, container = handle.samplerate, handle.frames, handle.format
+            promised = header_frames(path, container)
+            if promised is not None and promised > total:  # libsndfile counts what a WAV or AIFF holds, silently
+                raise _truncated(path, promised, total)
             if total <= 0:
                 raise MediaError(f"{path}: empty audio file (0 frames)")
             if total < MIN_VOICE_SECONDS * source_rate:  # the encoders' framing and padding need more
-                raise MediaError(f"{path}: the clip lasts {total / source_rate:.2f} s; voxface needs at least "
-                                 f"{MIN_VOICE_SECONDS} s of audio")
+                raise _too_short(path, total / source_rate)
             if crop_seconds is None:
                 wanted, start = total, 0
             else:
@@ -79,11 +86,18 @@ def read_voice(
     except MediaError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+        if opened:  # the header was read, the frames were not: a cut FLAC fails to decode where its data stop
+            decodable = _decodable_frames(path)
+            if decodable < total:
+                raise _truncated(path, total, decodable) from None
         unknown = path.suffix.lower() not in AUDIO_SUFFIXES
         raise MediaError(f"{path}: cannot read audio ({err})" + (f"; {conversion_advice(path.suffix)}" if unknown
                                                                  else "")) from None
-    if data.shape[0] == 0:
-        raise MediaError(f"{path}: no audio frames could be read (truncated file?)")
+    if data.shape[0] < wanted:
+        if container not in ESTIMATED_LENGTH_FORMATS:
+            raise _truncated(path, total, start + data.shape[0])
+        if data.shape[0] < MIN_VOICE_SECONDS * source_rate:  # the length was an estimate: what decoded counts
+            raise _too_short(path, data.shape[0] / source_rate, decoded=True)
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(wave).all():
         raise MediaError(f"{path}: audio contains NaN or infinite samples")
@@ -104,6 +118,72 @@ def read_voice(
     if crop_seconds is not None:
         wave = loop_to_length(wave, round(crop_seconds * sample_rate))
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+# libsndfile's containers whose frame count is an estimate rather than a header's promise: an MP3 without a Xing/Info
+# header is measured from its size and first frames' bit rate, so decoding fewer frames need not mean a cut file.
+ESTIMATED_LENGTH_FORMATS = ("MP3", "MPEG")
+
+
+def _too_short(path: Path, seconds: float, decoded: bool = False) -> MediaError:
+    what = "only {:.2f} s of the clip could be decoded" if decoded else "the clip lasts {:.2f} s"
+    return MediaError(f"{path}: {what.format(seconds)}; voxface needs at least {MIN_VOICE_SECONDS} s of audio")
+
+
+def _truncated(path: Path, promised: int, read: int) -> MediaError:
+    return MediaError(f"{path}: header says {promised} frames, only {read} could be read (truncated?); copy or "
+                      "export the file again")
+
+
+def _decodable_frames(path: Path) -> int:
+    """How many frames of a file decode from its start before the decoder stops or fails (to a block: a block
+    that fails yields nothing)."""
+    count = 0
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            for block in handle.blocks(blocksize=4096, dtype="float32", always_2d=True):
+                count += block.shape[0]
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+        pass
+    return count
+
+
+def header_frames(path: str | Path, container: str) -> int | None:
+    """The frame count a WAV (``data`` chunk size / block align) or AIFF (``COMM`` chunk) header states, or None
+    for other containers, for a header that states none (0, or a streaming writer's placeholder) or one that cannot
+    be parsed. libsndfile reports the frames such a file really holds instead, so a cut file reads without a word."""
+    if container not in ("WAV", "WAVEX", "AIFF"):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+                endian = "<"
+            elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                endian = ">"
+            else:
+                return None
+            block_align = 0
+            for _ in range(64):  # the data or COMM chunk comes within the first few of a sane file
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None
+                name, size = chunk[:4], struct.unpack(f"{endian}I", chunk[4:])[0]
+                body = handle.tell()
+                if endian == "<" and name == b"fmt " and size >= 14:
+                    block_align = struct.unpack("<H", handle.read(14)[12:14])[0]
+                elif endian == "<" and name == b"data":
+                    # 0 and sizes near 4 GiB are what writers leave when they cannot seek back to fill the size in
+                    if not block_align or size == 0 or size >= 0x7FFFF000:
+                        return None
+                    return size // block_align
+                elif endian == ">" and name == b"COMM" and size >= 6:
+                    frames = struct.unpack(">hI", handle.read(6))[1]
+                    return frames or None
+                handle.seek(body + size + (size & 1))  # chunks are padded to an even length
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def loop_to_length(wave: np.ndarray, length: int) -> np.ndarray:

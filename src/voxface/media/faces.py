@@ -10,7 +10,8 @@
 - transparent pixels are composed on black, the colour insightface's ``norm_crop`` (``cv2.warpAffine`` with
   ``borderValue=0``) fills a face crop with where it leaves the photo, so an ArcFace teacher sees the same
   thing either way; an opaque image is unchanged;
-- an image above Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is a bad file like any other.
+- an image above Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is a bad file like any other,
+  and so is one under ``MIN_FACE_PIXELS`` on its short side (an icon or a thumbnail, not a face crop).
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ from voxface.errors import MediaError
 
 FACE_SIZE = 112  # ArcFace-style ResNet-34 teachers take 112x112 (DESIGN.md §1); the paper says 122.
 
+# The smallest face voxface reads, on its short side. 16 px is the smallest anchor of RetinaFace, the detector
+# insightface crops faces with: a smaller face is not found, let alone aligned, and a crop of under 16 px holds too
+# little to draw a 112-px input from (7x upsampling and more). Such a file is an icon, a thumbnail or a slip.
+MIN_FACE_PIXELS = 16
+
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # I: Pillow's 32-bit mode, as 16-bit PGM/TIFF open
 
 
 def read_face(path: str | Path, size: int = FACE_SIZE) -> np.ndarray:
     """Return the picture of an image file as an upright RGB ``(size, size, 3)`` uint8 array.
 
-    Raises MediaError (naming the file) for a missing, corrupt or unreadable image, and for one larger than
-    Pillow's safety limit.
+    Raises MediaError (naming the file) for a missing, corrupt or unreadable image, for one larger than
+    Pillow's safety limit, and for one under ``MIN_FACE_PIXELS`` on its short side.
     """
     path = Path(path)
     if path.is_dir():
@@ -50,6 +56,11 @@ def read_face(path: str | Path, size: int = FACE_SIZE) -> np.ndarray:
                                                        f"Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}")
                 image.load()
                 image = to_rgb(ImageOps.exif_transpose(image))
+        if min(image.size) < MIN_FACE_PIXELS:
+            if min(image.size) == 0:
+                raise MediaError(f"{path}: empty image ({image.width}x{image.height} pixels)")
+            raise MediaError(f"{path}: image of {image.width}x{image.height} pixels, too small to be a face: voxface "
+                             f"needs at least {MIN_FACE_PIXELS} pixels a side (face crops are usually 112 or more)")
         if image.size != (size, size):
             image = image.resize((size, size), Image.Resampling.BILINEAR)
         array = np.array(image, dtype=np.uint8)  # a writable copy
@@ -60,8 +71,6 @@ def read_face(path: str | Path, size: int = FACE_SIZE) -> np.ndarray:
                          "a side: downscale it") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise MediaError(f"{path}: cannot read image ({err})") from None
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise MediaError(f"{path}: empty image")
     return array
 
 

@@ -95,11 +95,14 @@ class SynthConfig:
     def validate(self) -> None:
         if self.identities < 20:
             raise ConfigError(f"--identities must be at least 20 (got {self.identities}): the lists need val and test")
+        if self.teacher_identities < 0 or (self.teacher_identities and self.teacher_images < 1):
+            raise ConfigError(f"--teacher-identities must be 0 or more (got {self.teacher_identities}), each with at "
+                              "least 1 image (teacher_images)")
         if self.videos < 3 or self.clips_per_video < 1 or self.frames_per_video < 1:
             raise ConfigError("each identity needs at least 3 videos, 1 clip and 1 frame per video")
         if self.teacher_voices < 0 or (self.teacher_voices and self.teacher_voice_clips < 2):
-            raise ConfigError("teacher voices need at least 2 clips each (teacher_voice_clips), and their count "
-                              "must not be negative")
+            raise ConfigError(f"--teacher-voices must be 0 or more (got {self.teacher_voices}), each with at least 2 "
+                              "clips (teacher_voice_clips)")
         if not 0 < self.min_seconds <= self.max_seconds:
             raise ConfigError(f"clip lengths {self.min_seconds}-{self.max_seconds} s are not a valid range")
 
@@ -461,14 +464,22 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
             except ConfigError as err:  # the data are fine; the reports say the ceilings have no intervals
                 log.warning("%s", err)
         return summary
+    # Everything that can refuse these settings runs before anything is written: a refused run leaves no folder
+    # behind, and the retry with valid settings starts afresh.
+    population, teachers, teacher_names, people, voice_knobs, face_knobs = plan(config)  # plan validates config
+    verification, matching = build_lists(people, config.seed)  # the lists need the plan only, not the media
+    empty = [f"{a}_{b}" for (a, b), rows in {**verification, **matching}.items() if not rows]
+    if empty:
+        raise ConfigError(f"with {config.identities} identities the lists {empty} have no trials; use more identities")
+    voices, voice_names = plan_teacher_voices(config, {p.identity.name for p in people} | set(teacher_names))
     progress_dir = out / PROGRESS_DIR
-    progress_dir.mkdir(parents=True, exist_ok=True)
     settings_file = progress_dir / "settings.json"
-    if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+    if (settings_file.is_file() and json.loads(settings_file.read_text()) != settings
+            and not _nothing_made(out)):
         raise ConfigError(f"{out} holds an unfinished VoxSynth with other settings; choose another --out or delete it")
+    progress_dir.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(json.dumps(settings))
 
-    population, teachers, teacher_names, people, voice_knobs, face_knobs = plan(config)
     roots = DataRoots.from_root(out)
     tasks, teacher_tasks = [], []
     for person in people:
@@ -488,7 +499,6 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
             teacher_tasks.append({"folder": str(out / TEACHER_DIR), "seed": config.seed, "people": members,
                                   "images": config.teacher_images, "sample_sd": config.model.sample_sd,
                                   "done": str(done)})
-    voices, voice_names = plan_teacher_voices(config, {p.identity.name for p in people} | set(teacher_names))
     for start in range(0, config.teacher_voices, chunk):
         done = progress_dir / f"teacher_voices_{start:06d}.done"
         if not done.exists():
@@ -516,10 +526,6 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
                     future.result()
                     bar.update()
 
-    verification, matching = build_lists(people, config.seed)
-    empty = [f"{a}_{b}" for (a, b), rows in {**verification, **matching}.items() if not rows]
-    if empty:
-        raise ConfigError(f"with {config.identities} identities the lists {empty} have no trials; use more identities")
     protocol = out / PROTOCOL_DIR
     write_meta(protocol, [p.identity for p in people])
     write_splits(protocol, {p.identity.name: p.split for p in people})
@@ -558,6 +564,14 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
     done_file.write_text(json.dumps(summary, indent=1))
     shutil.rmtree(progress_dir, ignore_errors=True)
     return summary
+
+
+def _nothing_made(out: Path) -> bool:
+    """Whether ``out`` holds only the settings an earlier voxface wrote before refusing them (no media, nothing
+    done): such a folder starts afresh with other settings instead of being refused as unfinished."""
+    entries = list(out.iterdir())
+    return (entries == [out / PROGRESS_DIR]
+            and [p.name for p in (out / PROGRESS_DIR).iterdir()] == ["settings.json"])
 
 
 def _add_ceiling_intervals(out: Path, config: SynthConfig, summary: dict) -> dict:

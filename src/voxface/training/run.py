@@ -21,7 +21,15 @@ from voxface.encoders.loading import read_weights
 from voxface.errors import ConfigError
 from voxface.features import StoreView, feature_stores
 from voxface.media.dataset import PairConfig
-from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
+from voxface.protocol import (
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+    DataRoots,
+    Manifest,
+    Protocol,
+    build_manifest,
+    load_protocol,
+)
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
 from voxface.training.data import PairDataModule, label_space
 from voxface.training.module import TrainingModule
@@ -42,16 +50,40 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _check_resume(saved: dict[str, Any], config: TrainConfig, out: Path) -> None:
+def resume_conflict(saved: dict[str, Any], config: TrainConfig) -> tuple[str, Any, Any] | None:
+    """The first setting a continued run may not change (all but ``RESUMABLE_CHANGES`` and where files are) that
+    ``config`` sets otherwise than the run's saved ``config.yaml`` (``saved``): (name, saved value, value now)."""
     before = _flat(saved)
     for name, value in _flat(config.to_dict()).items():
-        if name in LOCATIONS:  # where the files are may change (a moved run folder or data)
-            if before.get(name) != value:
-                log.info("%s: %s (was %s)", name, value, before.get(name))
-            continue
-        if name not in RESUMABLE_CHANGES and before.get(name) != value:
-            raise ConfigError(f"--resume with a different {name} ({before.get(name)!r} in {out / 'config.yaml'}, "
-                              f"{value!r} now); only the training length and where files are may change")
+        if name not in LOCATIONS and name not in RESUMABLE_CHANGES and before.get(name) != value:
+            return name, before.get(name), value
+    return None
+
+
+def _check_resume(saved: dict[str, Any], config: TrainConfig, out: Path, resume_option: str | None) -> None:
+    before = _flat(saved)
+    for name, value in _flat(config.to_dict()).items():
+        if name in LOCATIONS and before.get(name) != value:  # where the files are may change (moved run or data)
+            log.info("%s: %s (was %s)", name, value, before.get(name))
+    conflict = resume_conflict(saved, config)
+    if conflict is None:
+        return
+    name, was, now = conflict
+    if resume_option:  # the user asked to continue: their option is the one to name
+        raise ConfigError(f"{resume_option} with a different {name} ({was!r} in {out / 'config.yaml'}, {now!r} now); "
+                          "only the training length and where files are may change")
+    raise ConfigError(f"{out} holds a run made with {name}={was!r}, not {now!r}: a run continues only with its own "
+                      "settings (the training length and where files are may change); train into another folder, or "
+                      f"delete {out} to start it afresh")
+
+
+def training_manifests(config: TrainConfig, protocol: Protocol | None = None) -> dict[str, Manifest]:
+    """The ``train`` and ``val`` manifests a run trains and validates on: its protocol's (``data.lists``, unless
+    given) splits found under its data root. What a bad data root or protocol folder fails first, in one line."""
+    protocol = protocol or load_protocol(config.data.lists)
+    roots = DataRoots.from_root(config.data.root, config.data.audio_dir, config.data.faces_dir)
+    return {name: build_manifest(protocol, roots, split)
+            for split, name in ((SPLIT_TRAIN, "train"), (SPLIT_VAL, "val"))}
 
 
 class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
@@ -77,7 +109,10 @@ class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
         super().load_state_dict(state_dict)
 
 
-def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
+def train(config: TrainConfig, resume: bool = False, resume_option: str | None = None) -> dict[str, Any]:
+    """Train one run into ``trainer.out`` (module docstring); ``resume``: continue it from its ``last.ckpt``.
+    ``resume_option``: how the user asked to continue (``voxface train``: "--resume"), named in the messages; None
+    for a caller that continues runs by itself (the benchmark, the demo)."""
     config = absolute_locations(config)  # the run folder records absolute paths: it works from any folder
     out = Path(config.trainer.out)
     checkpoints = out / "checkpoints"
@@ -85,9 +120,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     saved_config = out / "config.yaml"
     if resume:
         if not last.is_file():
-            raise ConfigError(f"--resume: {last} does not exist; start the run without --resume")
+            raise ConfigError(f"{resume_option or 'resume'}: {last} does not exist; start the run without "
+                              f"{resume_option or 'resuming'}")
         read_weights(last)  # safe loading first: a file carrying code is refused before Lightning opens it
-        _check_resume(yaml.safe_load(saved_config.read_text()), config, out)
+        _check_resume(yaml.safe_load(saved_config.read_text()), config, out, resume_option)
         done = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
         if "steps_per_epoch" in done and run_finished(done["steps"], done["steps_per_epoch"], config.trainer):
             raise ConfigError(f"the run in {out} already finished at "
@@ -106,11 +142,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     protocol = load_protocol(config.data.lists)
     roots = DataRoots.from_root(config.data.root, config.data.audio_dir, config.data.faces_dir)
-    manifests = {}
-    for split, name in ((SPLIT_TRAIN, "train"), (SPLIT_VAL, "val")):
-        manifests[name] = build_manifest(protocol, roots, split)
-        manifests[name].save(out / "manifests" / f"{name}.json")
-        log.info("%s", manifests[name].summary())
+    manifests = training_manifests(config, protocol)
+    for name, manifest in manifests.items():
+        manifest.save(out / "manifests" / f"{name}.json")
+        log.info("%s", manifest.summary())
 
     labels, covariates = label_space(manifests["train"], protocol)
     module = TrainingModule(config.to_dict(), labels.to_dict())
