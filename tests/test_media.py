@@ -635,9 +635,11 @@ def test_speechbrain_fbank_matches_speechbrain():
     wave = torch.from_numpy(reference["wave"])[None]
     raw, frames = SpeechBrainFbank(mean_norm=False)(wave)
     assert frames.tolist() == [reference["fbank"].shape[0]]
-    assert np.abs(raw[0].numpy() - reference["fbank"]).max() < 1e-4
+    # float32 dB values up to ~40: the FFT's rounding differs with the CPU's kernels (1.2e-4 seen on one machine),
+    # so the tolerance is relative to the values (1e-5) on top of 1e-4
+    np.testing.assert_allclose(raw[0].numpy(), reference["fbank"], rtol=1e-5, atol=1e-4)
     normalised, _ = SpeechBrainFbank()(wave)
-    assert np.abs(normalised[0].numpy() - reference["features"]).max() < 1e-4
+    np.testing.assert_allclose(normalised[0].numpy(), reference["features"], rtol=1e-5, atol=1e-4)
     # a padded batch: the valid frames of the shorter utterance are its own features
     batch = torch.zeros(2, wave.shape[1] + 3200)
     batch[0], batch[1, : wave.shape[1]] = torch.randn(batch.shape[1]) * 0.1, wave[0]
