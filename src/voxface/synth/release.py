@@ -198,7 +198,7 @@ def make_release(work: str | Path, draw: ReleaseDraw | None = None, install: boo
     again after an interruption. Returns each modality's provenance record."""
     draw = draw or ReleaseDraw()
     work = Path(work)
-    started = time.time()
+    started, version = time.time(), code_version()  # the code that renders and trains, read before it runs
     folders = render_release_sets(work, draw, workers, progress)
     render_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     render_seconds = render_cpu.ru_utime + render_cpu.ru_stime
@@ -216,7 +216,7 @@ def make_release(work: str | Path, draw: ReleaseDraw | None = None, install: boo
             "heard_voxceleb": False,
             "front_end": json.loads((Path(summary["weights"]).parent / "voxface_provenance.json").read_text()).get(
                 "front_end"),
-            "draw": asdict(draw), "config": summary["config"], "code_version": code_version(),
+            "draw": asdict(draw), "config": summary["config"], "code_version": version,
             "encoder": summary.get("encoder_description", summary["encoder"]),
             "cpu_seconds": None if cpu is None else round(cpu), "render_cpu_seconds": round(render_seconds),
             "train_identities": summary["train_identities"], "train_files": summary["train_files"],
