@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from voxface.demo import (
-    PRIOR_RUN,
     RUNS,
+    SCRATCH_RUN,
     SIZES,
     _checkpoint,
     _evaluate_step,
@@ -65,7 +65,7 @@ def measure(demo: Path, out: Path, seed: int) -> dict:
     folder = demo_folder(demo, out, seed)
     run_demo(folder, "default", progress=False, seed=seed if seed else None)
     reports = {name: json.loads((folder / "eval" / name / "report.json").read_text())["verification"]
-               for name in (*RUNS, PRIOR_RUN)}
+               for name in (*RUNS, SCRATCH_RUN)}
     reports[NO_RKD] = no_rkd_run(folder, seed)["verification"]
     priors = json.loads((folder / "report" / "priors_reference.json").read_text())["lists"]
     full = reports["full"]
@@ -77,8 +77,8 @@ def measure(demo: Path, out: Path, seed: int) -> dict:
            **{f"full {g} low": full[f"{g}_unseenunheard"]["auc_ci95"][0] for g in GROUPS},
            "contrastive": reports["contrastive"][KEY]["auc"], "ot_only": reports["ot_only"][KEY]["auc"],
            "ot_only ci95": reports["ot_only"][KEY]["auc_ci95"],
-           "from prior": reports[PRIOR_RUN][KEY]["auc"], "from prior G": reports[PRIOR_RUN]["G_unseenunheard"]["auc"],
-           "full G": full["G_unseenunheard"]["auc"], "no_rkd": reports[NO_RKD][KEY]["auc"],
+           "from scratch": reports[SCRATCH_RUN][KEY]["auc"],
+           "from scratch G": reports[SCRATCH_RUN]["G_unseenunheard"]["auc"], "no_rkd": reports[NO_RKD][KEY]["auc"],
            "no_rkd G": reports[NO_RKD]["G_unseenunheard"]["auc"],
            "bars": json.loads((folder / "report" / "bars.json").read_text()),
            "checkpoint": str(_checkpoint(folder / "train" / "full"))}
@@ -100,7 +100,7 @@ def main() -> None:
     rows = [measure(args.demo, args.out, seed) for seed in args.seeds]
     (args.out / "priors_seeds.json").write_text(json.dumps(rows, indent=1))
     columns = ["priors", "full", "full backend", "full G", "full N", "full A", "full GNA", "contrastive", "ot_only",
-               "from prior", "from prior G", "no_rkd", "no_rkd G"]
+               "from scratch", "from scratch G", "no_rkd", "no_rkd G"]
     print("| seed | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for row in rows:

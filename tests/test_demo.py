@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from voxface.cli import main
-from voxface.demo import PRIOR_RUN, RUNS, check_bars
+from voxface.demo import RUNS, SCRATCH_RUN, check_bars
 from voxface.methods import METHODS
 from voxface.synth.release import release_prior
 
@@ -75,15 +75,16 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     for name in ("summary.md", "table2_full.md", "table3_ablations.md", "comparison.csv", "bars.json",
                  "fig5_similarity.png"):
         assert (report / name).is_file(), name
-    for name in (*RUNS, PRIOR_RUN):
+    for name in (*RUNS, SCRATCH_RUN):
         assert (out / "eval" / name / "report.json").is_file()
         assert (out / "eval" / name / "plots" / "roc_unseenunheard.png").is_file()
     summary = (report / "summary.md").read_text()
     assert "## Table 2" in summary and "## Table 3" in summary and "oracle ceiling" in summary
     # Table 4's pair: the full method from scratch and from the voice prior, which is not a Table 3 row
     assert "## Table 4" in summary and "| ECAPA-TDNN from scratch |" in summary and "from the voice prior" in summary
-    assert PRIOR_RUN not in (report / "table3_ablations.md").read_text()
-    trained = yaml.safe_load((out / "train" / PRIOR_RUN / "config.yaml").read_text())
+    assert SCRATCH_RUN not in (report / "table3_ablations.md").read_text()
+    assert yaml.safe_load((out / "train" / SCRATCH_RUN / "config.yaml").read_text())["audio"]["weights"] == ""
+    trained = yaml.safe_load((out / "train" / "full" / "config.yaml").read_text())
     assert trained["audio"]["weights"] == str((out / "voice_prior" / "embedding_model.ckpt").absolute())
     assert summary in printed and f"reports: {report.resolve()}" in printed
     full = json.loads((out / "eval" / "full" / "report.json").read_text())
@@ -124,7 +125,7 @@ def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
     assert len(check_bars(_reports(0.85, 0.84, 0.51), None)) == 4
     # The frozen priors' reference and Table 4's pair add a bar each.
     reports = _reports(0.81, 0.80, 0.51)
-    reports[PRIOR_RUN] = _reports(0.83, 0.8, 0.5)["full"]
+    reports[SCRATCH_RUN] = _reports(0.79, 0.8, 0.5)["full"]
     priors = {"lists": {f"{g}_unseenunheard": {"auc": 0.85 if g == "random" else 0.6, "auc_ci95": [0.52, 0.9]}
                         for g in ("random", "G", "N", "A", "GNA")}}
     bars = check_bars(reports, oracle, priors)
@@ -189,7 +190,7 @@ def test_demo_on_the_users_own_data_with_their_teacher_and_config(tiny_run, tmp_
     assert code == 0
     printed = capsys.readouterr().out
     assert "(given)" in printed and not (out / "voxsynth").exists() and not (out / "teacher").exists()
-    assert not (out / "voice_prior").exists() and not (out / "train" / PRIOR_RUN).exists()  # VoxSynth's voices only
+    assert not (out / "voice_prior").exists() and not (out / "train" / SCRATCH_RUN).exists()  # VoxSynth's voices only
     for name in RUNS:
         config = (out / "train" / name / "config.yaml").read_text()
         assert f"out: {out / 'train' / name}" in config and "epochs: 1" in config
@@ -214,7 +215,7 @@ def test_demo_options_that_need_data_say_so(capsys):
 def _numbers(out) -> dict:
     """Every figure the demo reports: ceilings, teacher, validation and every list's AUC, per run."""
     numbers = {"oracle": json.loads((out / "voxsynth" / "oracle.json").read_text())}
-    for name in (*RUNS, PRIOR_RUN):
+    for name in (*RUNS, SCRATCH_RUN):
         numbers[f"{name} best val"] = json.loads((out / "train" / name / "run.json").read_text())["best_val_auc"]
         report = json.loads((out / "eval" / name / "report.json").read_text())
         numbers[name] = {key: (v["auc"], v["auc_ci95"], v.get("backend", {}).get("auc"))
@@ -232,6 +233,6 @@ def test_seeded_demo_reruns_give_identical_numbers(tmp_path):
     assert runs[0] == runs[1]
     # by default the demo stands on the shipped release priors: nothing pretrained, the prior run starts from them
     assert not (out / "teacher").exists() and not (out / "voice_prior").exists()
-    trained = yaml.safe_load((out / "train" / PRIOR_RUN / "config.yaml").read_text())
+    trained = yaml.safe_load((out / "train" / "full" / "config.yaml").read_text())
     assert trained["audio"]["weights"] == str(release_prior("voice"))
     assert trained["face"]["weights"] == str(release_prior("face")) and trained["data"]["face_size"] == 64

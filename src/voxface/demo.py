@@ -7,8 +7,8 @@
    ECAPA-TDNN pretrained here on voices-only identities (``voxface pretrain --config voxsynth/pretrain_voice``);
 4. embed every face with the face teacher once (VoxSynth: the runs' teacher cache and the peers' face store), then
    train the paper's method and the ablations of its Table 3 with the same settings otherwise:
-   contrastive + OT + RKD ("full"), contrastive only, OT only; and Table 4's pair: the full method with the
-   voice encoder from the voice prior instead of from scratch ("full_voice_prior");
+   contrastive + OT + RKD ("full"), contrastive only, OT only, each with the voice encoder from the voice prior; and
+   Table 4's pair: the full method with the voice encoder from scratch ("full_from_scratch");
 5. fit the Gaussian backend for the full run (training identities, calibrated on validation ones), then
    evaluate every run on every list (verification, 1:2 matching, retrieval, plots), the full run under both
    scorings (cosine and backend);
@@ -41,14 +41,15 @@ from voxface.synth.release import ReleaseDraw
 if TYPE_CHECKING:
     from voxface.protocol.lists import Protocol
 
-# Table 3's rows: the alignment terms each run keeps (RKD stays on in all three).
+# Table 3's rows: the alignment terms each run keeps (RKD stays on in all three); on VoxSynth each run's voice encoder
+# starts from the voice prior, as the paper's runs start from a pretrained speech model.
 RUNS: dict[str, tuple[str, ...]] = {
     "full": (),
     "contrastive": ("method.args.terms=[contrastive,rkd]",),
     "ot_only": ("method.args.terms=[ot,rkd]",),
 }
-# Table 4's pair: the full run (voice encoder from scratch) and this one, the same but from the voice prior.
-PRIOR_RUN = "full_voice_prior"
+# Table 4's pair: the full run (voice encoder from the voice prior) and this one, the same but from scratch.
+SCRATCH_RUN = "full_from_scratch"
 CONSTRAINED = ("G", "N", "A", "GNA")
 # The demo's bars on VoxSynth with the release priors (each printed with its rule): AUC on random unseen-unheard.
 PRIORS_BAR = 0.84  # the frozen priors + the Gaussian backend, no shared space trained
@@ -215,7 +216,8 @@ def face_size(prior: dict) -> int | None:
 def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size: DemoSize,
                user: UserData | None, epochs: int | None = None, seed: int | None = None,
                voice_prior: Path | None = None, faces_at: int | None = 64, extra: tuple[str, ...] = ()):
-    """The training configuration of one of the demo's runs (``PRIOR_RUN``: the full one from ``voice_prior``);
+    """The training configuration of one of the demo's runs: the voice encoder from ``voice_prior`` where there is
+    one, but for ``SCRATCH_RUN`` (the full one at random initialisation, Table 4);
     on VoxSynth, faces are read at ``faces_at`` pixels, the face teacher's input size. ``extra``: further overrides
     (a run the demo does not make, such as section 6.2.2's RKD-off one)."""
     from voxface.training.config import load_config
@@ -225,8 +227,8 @@ def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size
                 f"face.cache_dir={out / 'teacher_cache'}"]
     settings += list(user.overrides) if user else [*size.train, f"data.face_size={faces_at}"]
     settings += [*RUNS.get(name, ()), *extra, f"trainer.out={out / 'train' / name}"]
-    if name == PRIOR_RUN:
-        settings.append(f"audio.weights={voice_prior}")
+    if voice_prior is not None:
+        settings.append(f"audio.weights={'' if name == SCRATCH_RUN else voice_prior}")
     if epochs is not None:
         settings.append(f"trainer.epochs={epochs}")
     if seed is not None:
@@ -351,8 +353,8 @@ def check_bars(reports: dict[str, dict], oracle: dict | None, priors: dict | Non
                         "cannot tell the two apart"))
     bars.append(("contrastive + OT is not below contrastive alone (Table 3; rule: point AUCs, the contrastive run's "
                  "95% CI printed)", with_ot >= contrastive, measured))
-    if PRIOR_RUN in reports:
-        prior, scratch = reports[PRIOR_RUN]["verification"][key], full[key]
+    if SCRATCH_RUN in reports:
+        prior, scratch = full[key], reports[SCRATCH_RUN]["verification"][key]
         bars.append(("the full method from the voice prior is not below it from scratch (Table 4; rule: point AUCs, "
                      "one seed: the seed spread is in BENCHMARKS.md)", prior["auc"] >= scratch["auc"],
                      f"from the prior {_auc_text(prior)}, from scratch {_auc_text(scratch)}"))
@@ -372,13 +374,13 @@ TABLE4_LISTS = ("random_unseenunheard", "G_unseenunheard")  # the paper's Table 
 
 def table4_rows(reports: dict[str, dict], voice_prior: dict | None) -> str:
     """Table 4's pair as markdown: the full method with the voice encoder from scratch and from the voice prior
-    (AUC % with 95% CI on the unseen-unheard random and G lists); empty without a prior run."""
-    if PRIOR_RUN not in reports or voice_prior is None:
+    (AUC % with 95% CI on the unseen-unheard random and G lists); empty without a from-scratch run."""
+    if SCRATCH_RUN not in reports or voice_prior is None:
         return ""
     prior = (f"from the voice prior ({voice_prior['train_identities']} voices-only identities, held-out speaker "
              f"EER {voice_prior['heldout_eer']:.1%})")
     lines = ["| voice encoder | " + " | ".join(TABLE4_LISTS) + " |", "|---|" + "---|" * len(TABLE4_LISTS)]
-    for name, label in (("full", "ECAPA-TDNN from scratch"), (PRIOR_RUN, f"ECAPA-TDNN {prior}")):
+    for name, label in ((SCRATCH_RUN, "ECAPA-TDNN from scratch"), ("full", f"ECAPA-TDNN {prior}")):
         cells = []
         for key in TABLE4_LISTS:
             row = reports[name]["verification"][key]
@@ -456,7 +458,7 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
     folder = out / "report"
     # further runs the user evaluated into <out>/eval (e.g. voxsynth/ot_all_pairs) join Table 3 as rows
     extra = sorted(d for d in (out / "eval").iterdir()
-                   if d.name not in RUNS and d.name != PRIOR_RUN and (d / "report.json").is_file())
+                   if d.name not in RUNS and d.name != SCRATCH_RUN and (d / "report.json").is_file())
     compare_runs([eval_dirs[name] for name in RUNS] + extra, folder)
     shutil.copyfile(eval_dirs["full"] / "report.md", folder / "table2_full.md")
     shutil.copyfile(folder / "comparison.md", folder / "table3_ablations.md")
@@ -544,7 +546,7 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     priors = _priors_step(out, size, user, train_priors, workers, progress)
     lap("priors", reused=all(p.get("reused", False) for p in priors.values()))
     teacher, voice_prior = Path(priors["face"]["weights"]), priors.get("voice")
-    names = list(RUNS) + ([PRIOR_RUN] if voice_prior else [])
+    names = list(RUNS) + ([SCRATCH_RUN] if voice_prior else [])
     weights = Path(voice_prior["weights"]) if voice_prior else None
     faces, faces_at = None, face_size(priors["face"])
     if user is None:
@@ -556,7 +558,9 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     runs = {}
     for i, name in enumerate(names, start=1):
         terms = {"full": "contrastive + OT + RKD", "contrastive": "contrastive + RKD", "ot_only": "OT + RKD",
-                 PRIOR_RUN: "contrastive + OT + RKD, voice encoder from the voice prior"}[name]
+                 SCRATCH_RUN: "contrastive + OT + RKD, voice encoder from scratch"}[name]
+        if voice_prior is not None and name != SCRATCH_RUN:
+            terms += ", voice encoder from the voice prior"
         _say(f"\n[4/7] training run {i}/{len(names)}: {name} ({terms}) -> {configs[name].trainer.out}")
         runs[name] = _train_step(configs[name], progress)
         _say(f"best validation AUC {runs[name]['best_val_auc']:.3f} after {runs[name]['epochs']} epochs "
