@@ -469,6 +469,10 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
             if name in priors["lists"]:
                 row["priors_backend"] = priors["lists"][name]["auc"]
     points = format_decomposition(decomposition) if decomposition else ""
+    if decomposition and "lists" in decomposition:  # the figure again, now with the frozen priors' column
+        from voxface.evaluation.plots import decomposition_figure, save_figure
+
+        save_figure(decomposition_figure({"full": decomposition}), folder / "decomposition.png")
     table3 = (folder / "comparison.md").read_text().strip()
     bars = check_bars(reports, oracle, priors) + ([peers_bar(peers)] if peers else [])
     table4 = table4_rows(reports, voice_prior)
@@ -496,8 +500,8 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
                    *(f"- {eval_dirs[n] / 'plots'}: {n}'s ROC, score distributions, PCA and similarity plots"
                      for n in RUNS),
                    f"- {folder / 'fig5_similarity.png'}: Fig. 5-style similarity structure of the three runs",
-                   f"- {eval_dirs['full'] / 'plots' / 'decomposition.png'}: the full run's ceiling, references and "
-                   "achieved AUC per list",
+                   f"- {folder / 'decomposition.png'}: the full run's ceiling, references (the frozen priors' "
+                   "included) and achieved AUC per list",
                    f"- {out / 'train' / 'full' / 'backend'}: the full run's Gaussian backend; the probability that a "
                    f"voice and faces match: `voxface score --checkpoint {_checkpoint(out / 'train' / 'full')} "
                    f"--backend {out / 'train' / 'full' / 'backend'} VOICE FACE...`",
