@@ -1,8 +1,8 @@
 """The demo on the shipped release priors, over training seeds: mean +- sd of every figure its bars read, plus the
 RKD ablation (section 6.2.2, ``method.args.terms=[contrastive,ot]``) that the demo does not run.
 
-Seed 0 is the demo itself (``make demo`` writes ``runs/demo``); every other seed reuses its VoxSynth data, its face
-store (the teacher cache) and its peers' benchmark, and trains and evaluates the four runs again with
+Seed 0 is the demo itself (``make demo`` writes ``runs/demo``); every other seed reuses its VoxSynth data and its face
+store (the teacher cache), and trains and evaluates the four runs (and the peers' benchmark, the same) again with
 ``trainer.seed`` = that seed; each seed's RKD-off run is trained and evaluated beside them. Writes
 ``<out>/priors_seeds.json`` and prints a Markdown table for BENCHMARKS.md.
 
@@ -37,13 +37,13 @@ NO_RKD = "no_rkd"
 
 
 def demo_folder(demo: Path, out: Path, seed: int) -> Path:
-    """The demo's own folder for seed 0; for another seed a folder that links the seed-0 demo's data, face store and
-    peers' benchmark (training seeds do not touch them)."""
+    """The demo's own folder for seed 0; for another seed a folder that links the seed-0 demo's data and face store
+    (training seeds do not touch them)."""
     if seed == 0:
         return demo
     folder = out / f"seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
-    for shared in ("voxsynth", "teacher_cache", "benchmark"):
+    for shared in ("voxsynth", "teacher_cache"):  # the peers' benchmark runs again: its runs record their paths
         if not (folder / shared).exists():
             (folder / shared).symlink_to((demo / shared).resolve())
     return folder
