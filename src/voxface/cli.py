@@ -377,9 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", type=Path, required=True, help="output folder (an interrupted run resumes there)")
     synth.add_argument("--identities", type=int, default=None, help="voice-face identities (default: the demo's, 400)")
     synth.add_argument("--teacher-identities", type=int, default=None,
-                       help="faces-only identities for pretraining a face teacher (default: the demo's, 400)")
+                       help="faces-only identities for pretraining a face teacher (default: 400; 0: none)")
     synth.add_argument("--teacher-voices", type=int, default=None,
-                       help="voices-only identities for pretraining a voice prior (default: the demo's, 200; 0: none)")
+                       help="voices-only identities for pretraining a voice prior (default: 200; 0: none)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the output is deterministic for it")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPU cores)")
     synth.add_argument("--preview", action="store_true", help="also write PNGs of faces and voice spectrograms")

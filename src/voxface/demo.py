@@ -229,6 +229,12 @@ def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size
     settings += [*RUNS.get(name, ()), *extra, f"trainer.out={out / 'train' / name}"]
     if voice_prior is not None:
         settings.append(f"audio.weights={'' if name == SCRATCH_RUN else voice_prior}")
+    if voice_prior is not None and name == SCRATCH_RUN:  # Table 4 compares one architecture, initialised two ways
+        from voxface.encoders.loading import ecapa_config, read_state_dict
+
+        shape = ecapa_config(read_state_dict(voice_prior), source=str(voice_prior))
+        settings += [f"audio.channels=[{','.join(str(c) for c in shape['channels'])}]",
+                     f"audio.embedding_size={shape['embedding_size']}"]
     if epochs is not None:
         settings.append(f"trainer.epochs={epochs}")
     if seed is not None:

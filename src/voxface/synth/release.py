@@ -28,6 +28,7 @@ identities, speaker models on thousands of speakers). VoxSynth's counterparts ar
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import shutil
@@ -42,6 +43,7 @@ import numpy as np
 from voxface.errors import ConfigError
 from voxface.synth.model import FACE_KNOBS, FACE_LOADINGS, VOICE_KNOBS, VOICE_LOADINGS, IdentityModel, draw_population
 
+log = logging.getLogger("voxface")
 RELEASE_STREAM = 9001  # the first word of the release draw's spawn keys (module docstring)
 PRIORS_DIR = Path(__file__).parent / "priors"
 WEIGHT_FILES = {"face": "backbone.pth", "voice": "embedding_model.ckpt"}
@@ -67,8 +69,11 @@ class ReleaseDraw:
     seed: int = 0
 
     def validate(self) -> None:
-        if min(self.face_identities, self.voice_identities) < 8:
-            raise ConfigError("a prior's set needs at least 8 identities (a tenth or more are held out)")
+        for flag, count in (("--face-identities", self.face_identities), ("--voice-identities", self.voice_identities)):
+            if count < 8:
+                raise ConfigError(f"{flag} must be at least 8 (got {count}): a tenth or more are held out")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be 0 or more (got {self.seed})")
         if min(self.face_images, self.voice_clips) < 2:
             raise ConfigError("a release identity needs at least 2 images or clips")
         if not 0 < self.min_seconds <= self.max_seconds:
@@ -198,6 +203,13 @@ def make_release(work: str | Path, draw: ReleaseDraw | None = None, install: boo
     again after an interruption. Returns each modality's provenance record."""
     draw = draw or ReleaseDraw()
     work = Path(work)
+    draw.validate()
+    if work.exists() and not work.is_dir():
+        raise ConfigError(f"--work {work} is a file; give a folder (it is created when missing)")
+    from voxface.training.pretrain import load_pretrain_config
+
+    for modality, config in CONFIGS.items():  # every override checked before anything is rendered or trained
+        load_pretrain_config(config, [f"data.root={work}", *(overrides or {}).get(modality, [])], check_paths=False)
     started, version = time.time(), code_version()  # the code that renders and trains, read before it runs
     folders = render_release_sets(work, draw, workers, progress)
     render_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -230,12 +242,18 @@ def make_release(work: str | Path, draw: ReleaseDraw | None = None, install: boo
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(summary["weights"], target / WEIGHT_FILES[modality])
         (target / "voxface_provenance.json").write_text(json.dumps(record, indent=1) + "\n")
-        if install:
+        records[modality] = record
+    # the package's priors are replaced only by a release that meets every bar (a small trial run leaves them be)
+    missed = [m for m, r in records.items() if not r["all_bars_met"]]
+    if install and missed:
+        log.warning("not installed: the %s prior%s missed %s bars; the release stays in %s", " and ".join(missed),
+                    "s" if len(missed) > 1 else "", "their" if len(missed) > 1 else "its", work / "release")
+    if install and not missed:
+        for modality in records:
             shipped = PRIORS_DIR / modality
             shipped.mkdir(parents=True, exist_ok=True)
             for name in (WEIGHT_FILES[modality], "voxface_provenance.json"):
-                shutil.copyfile(target / name, shipped / name)
-        records[modality] = record
+                shutil.copyfile(work / "release" / modality / name, shipped / name)
     return records
 
 
