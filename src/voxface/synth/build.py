@@ -536,7 +536,8 @@ def generate(out: str | Path, config: SynthConfig | None = None, workers: int | 
             for a, clip, b, face in rows])
     for (direction, group), rows in matching.items():
         write_matching(protocol, direction, group, rows)
-    write_identity_knobs(out / TEACHER_DIR / IDENTITY_KNOBS_FILE, teacher_names, teachers)
+    if config.teacher_identities:  # no teacher set, no folder (the demo's priors have their own draw)
+        write_identity_knobs(out / TEACHER_DIR / IDENTITY_KNOBS_FILE, teacher_names, teachers)
     if config.teacher_voices:
         write_identity_knobs(out / VOICE_TEACHER_DIR / IDENTITY_KNOBS_FILE, voice_names, voices, "voice")
     voice_paths, face_paths = sorted(voice_knobs), sorted(face_knobs)
