@@ -264,7 +264,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-NO_BACKEND = "pass --no-backend (cosine scores only)"  # the way out score and the app offer when a backend misfits
+NO_BACKEND = "pass --no-backend (cosine scores only)"  # as evaluation.backend.NO_BACKEND (cli stays import-light)
 
 
 def cmd_embed(args: argparse.Namespace) -> int:

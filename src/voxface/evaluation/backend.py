@@ -144,3 +144,6 @@ def format_backend(info: dict) -> str:
             f"canonical pairs (correlations {', '.join(f'{r:.2f}' for r in info['canonical_correlations'])}); "
             f"validation AUC {val['backend']:.3f} (cosine {val['cosine']:.3f}) on {info['val_identities']} "
             f"identities; embedding {info['embed_seconds']:.1f} s, fitting {info['fit_seconds']:.2f} s")
+
+
+NO_BACKEND = "pass --no-backend (cosine scores only)"  # the way out score and the app offer when a backend misfits
