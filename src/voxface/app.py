@@ -81,8 +81,8 @@ def create_app(checkpoint: str | Path, gallery: str | Path | None = None, eval_d
                backend: str | Path | None = None, prior: float = 0.5, use_backend: bool = True):
     """The FastAPI application; loads the model once. ``backend`` defaults to ``RUN/backend`` when that exists;
     ``use_backend=False`` (``--no-backend``) ranks by the cosine alone."""
-    from voxface.evaluation.backend import NO_BACKEND
     from voxface.evaluation.api import VoiceFaceScorer, default_backend
+    from voxface.evaluation.backend import NO_BACKEND
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():

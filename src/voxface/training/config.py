@@ -370,10 +370,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     priors (``synth/release.py``)."""
     config = read_config(TrainConfig, path, overrides)
     for section, modality in ((config.face, "face"), (config.audio, "voice")):
-        if section.weights == RELEASE_PRIOR:
-            from voxface.synth.release import release_prior
-
-            section.weights = str(release_prior(modality))
+        if section.weights == RELEASE_PRIOR:  # synth/release.py release_prior's files, named here without importing it
+            name = "backbone.pth" if modality == "face" else "embedding_model.ckpt"
+            section.weights = str(Path(__file__).resolve().parents[1] / "synth" / "priors" / modality / name)
     return config.validate(check_paths)
 
 
