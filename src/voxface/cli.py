@@ -243,6 +243,7 @@ def cmd_backend_fit(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from voxface.evaluation.api import VoiceFaceScorer, default_backend
+    from voxface.evaluation.backend import NO_BACKEND
 
     backend = None if args.no_backend else args.backend if args.backend is not None else default_backend(
         args.checkpoint)
@@ -263,8 +264,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         print("(no probability: pass --backend RUN/backend, fitted with 'voxface backend fit')", file=sys.stderr)
     return 0
 
-
-NO_BACKEND = "pass --no-backend (cosine scores only)"  # as evaluation.backend.NO_BACKEND (cli stays import-light)
 
 
 def cmd_embed(args: argparse.Namespace) -> int:

@@ -50,10 +50,7 @@ from torch import nn
 
 from voxface.losses.orthogonal_projection import OrthogonalProjectionLoss
 from voxface.methods.base import Method, Towers, check_args, register_method
-
-
-def _block(size_in: int, size_out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(size_in, size_out), nn.BatchNorm1d(size_out), nn.ReLU(), nn.Dropout(dropout))
+from voxface.methods.heads import branch_block
 
 
 @dataclass
@@ -87,9 +84,9 @@ class Fop(Method):
         super().__init__(args, towers)
         labels = towers.label_space(self.name)
         size = args.embedding_size
-        self.face_branch = _block(towers.face_dim, size, args.dropout)
-        self.voice_branch = _block(towers.voice_dim, size, args.dropout)
-        self.gate = nn.Sequential(_block(2 * size, args.gate_hidden, 0.0), nn.Linear(args.gate_hidden, size))
+        self.face_branch = branch_block(towers.face_dim, size, args.dropout)
+        self.voice_branch = branch_block(towers.voice_dim, size, args.dropout)
+        self.gate = nn.Sequential(branch_block(2 * size, args.gate_hidden, 0.0), nn.Linear(args.gate_hidden, size))
         self.classifier = nn.Linear(size, labels.identities)
         for part in (self.face_branch, self.voice_branch, self.gate, self.classifier):  # not the encoders
             for module in part.modules():

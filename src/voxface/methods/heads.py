@@ -52,3 +52,12 @@ def modality_heads(face_dim: int, voice_dim: int, size: int, hidden: tuple[int, 
     the pair methods (PINs, FV-CME, LAFV) on their encoders' outputs."""
     return (FeatureMapping(face_dim, size, hidden, "none", dropout),
             FeatureMapping(voice_dim, size, hidden, "none", dropout))
+
+
+def branch_block(size_in: int, size_out: int, dropout: float) -> nn.Sequential:
+    """One FOP-style branch layer (FOP and MSM): Linear -> BatchNorm -> ReLU -> Dropout, (B, size_in) -> (B, size_out).
+
+    >>> branch_block(8, 4, 0.5)(torch.randn(3, 8)).shape
+    torch.Size([3, 4])
+    """
+    return nn.Sequential(nn.Linear(size_in, size_out), nn.BatchNorm1d(size_out), nn.ReLU(), nn.Dropout(dropout))

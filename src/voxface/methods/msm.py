@@ -65,6 +65,7 @@ from torch import nn
 from voxface.errors import ConfigError
 from voxface.losses.orthogonal_projection import OrthogonalProjectionLoss
 from voxface.methods.base import Method, Towers, check_args, register_method
+from voxface.methods.heads import branch_block
 
 
 def max_separation_vectors(classes: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -89,10 +90,6 @@ def max_separation_vectors(classes: int, dtype: torch.dtype = torch.float64) -> 
     top_row = (j == i).double() + (j > i).double() * (-1.0 / (n - i))
     scale = torch.sqrt((n + 1) * (n - i) / (n * (n - i + 1)))
     return (scale * top_row).T.contiguous().to(dtype)  # V_n's columns, one class a row
-
-
-def _block(size_in: int, size_out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(size_in, size_out), nn.BatchNorm1d(size_out), nn.ReLU(), nn.Dropout(dropout))
 
 
 @dataclass
@@ -127,8 +124,8 @@ class Msm(Method):
             raise ConfigError(f"the {self.name} method needs at least 2 training identities (its class vectors span "
                               f"C - 1 dimensions), got {classes}")
         size = classes - 1  # the class vectors' space is the embedding space
-        self.face_branch = _block(towers.face_dim, size, args.dropout)
-        self.voice_branch = _block(towers.voice_dim, size, args.dropout)
+        self.face_branch = branch_block(towers.face_dim, size, args.dropout)
+        self.voice_branch = branch_block(towers.voice_dim, size, args.dropout)
         for part in (self.face_branch, self.voice_branch):  # the reference's init_weights; not the encoders
             for module in part.modules():
                 if isinstance(module, nn.Linear):
