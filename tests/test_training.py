@@ -16,6 +16,7 @@ from voxface.errors import ConfigError
 from voxface.methods.sun_su_2025 import SunSu2025
 from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config, packaged_configs
 from voxface.training.module import TrainingDiverged, TrainingModule
+from voxface.training.pretrain import load_pretrain_config
 from voxface.training.run import train
 from voxface.training.schedules import step_schedule, tristage_schedule
 
@@ -30,8 +31,12 @@ def config_for(base, out, *overrides):
 def test_every_shipped_config_parses():
     names = packaged_configs()
     assert len(names) >= 15 and "voxsynth/full" in names
-    for name in names:  # pretraining configurations are voxface pretrain's (tests/test_pretrain.py)
-        if not name.startswith("voxsynth/pretrain_"):
+    pretraining = ("voxsynth/pretrain_", "voxsynth/release_")  # voxface pretrain's and voxface priors' own
+    assert sum(name.startswith(pretraining) for name in names) == 4
+    for name in names:
+        if name.startswith(pretraining):
+            load_pretrain_config(name, check_paths=False)
+        else:
             load_config(name, check_paths=False)
     # A shipped name and its path read the same; a wrong name lists what ships.
     assert load_config("voxsynth/full", check_paths=False) == load_config(
