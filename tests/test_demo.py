@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -210,6 +211,20 @@ def test_demo_options_that_need_data_say_so(capsys):
     assert "--data needs --face-weights" in capsys.readouterr().err
     assert main(["demo", "--size", "huge", "--out", "/tmp/never"]) == 2
     assert "--size must be one of default, tiny" in capsys.readouterr().err
+    assert main(["demo", "--seed", "-1", "--out", "/tmp/never"]) == 2
+    assert capsys.readouterr().err.strip() == "voxface: error: --seed must be between 0 and 4294967295 (got -1)"
+    assert main(["demo", "--epochs", "0", "--out", "/tmp/never"]) == 2
+    assert capsys.readouterr().err.strip() == "voxface: error: --epochs must be at least 1 (got 0)"
+    assert not Path("/tmp/never").exists()
+
+
+def test_demo_and_synth_refuse_a_file_for_a_folder_and_a_negative_seed(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    assert main(["demo", "--out", str(tmp_path / "a_file")]) == 2
+    assert "--out" in capsys.readouterr().err and (tmp_path / "a_file").read_text() == ""
+    assert main(["synth", "--out", str(tmp_path / "s"), "--seed", "-1", "--identities", "40"]) == 2
+    assert capsys.readouterr().err.strip() == "voxface: error: --seed must be between 0 and 4294967295 (got -1)"
+    assert not (tmp_path / "s").exists()
 
 
 def _numbers(out) -> dict:

@@ -89,6 +89,14 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
         load_config(base, ["face.weights=/nowhere/backbone.pth"])
     with pytest.raises(ConfigError, match="not of the form"):
         load_config(base, ["batch_size"])
+    with pytest.raises(ConfigError, match=r"trainer.seed must be between 0 and 4294967295"):
+        load_config(base, ["trainer.seed=-1"])
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ConfigError, match=r"trainer.out must be a folder for the run, not the file .*a_file"):
+        load_config(base, [f"trainer.out={tmp_path / 'a_file'}"])
+    with pytest.raises(ConfigError, match=r"^config value audio.weights: voxsynth-priors is neither a file nor the "
+                                          r"shipped prior's name; did you mean audio.weights=voxsynth-prior\?$"):
+        load_config(base, ["audio.weights=voxsynth-priors"])
     child = tmp_path / "child.yaml"
     child.write_text(f"extends: {base}\nmethod:\n  args:\n    ot_weight: 0.25\n")
     config = load_config(child)

@@ -529,6 +529,12 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
     the spread. ``train_priors`` pretrains the face teacher and the voice prior here, on a small draw of their own,
     instead of loading the shipped release priors."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; the demo needs a folder")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be between 0 and 4294967295 (got {seed})")
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1 (got {epochs})")
     if isinstance(size, str):
         if size not in SIZES:
             raise ConfigError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")

@@ -93,6 +93,8 @@ class SynthConfig:
             raise ConfigError(f"voxsynth.json settings this version does not know: {err}") from None
 
     def validate(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"--seed must be between 0 and 4294967295 (got {self.seed})")
         if self.identities < 20:
             raise ConfigError(f"--identities must be at least 20 (got {self.identities}): the lists need val and test")
         if self.teacher_identities < 0 or (self.teacher_identities and self.teacher_images < 1):

@@ -8,6 +8,7 @@ key or a value of the wrong kind fails at once, naming the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import typing
@@ -162,6 +163,9 @@ class TrainConfig:
             (self.data.face_size % 16 == 0, "data.face_size", "a multiple of 16"),
             (self.trainer.epochs >= 1 or self.trainer.max_steps > 0, "trainer.epochs", "at least 1"),
             (self.trainer.checkpoint_every >= 1, "trainer.checkpoint_every", "at least 1"),
+            (0 <= self.trainer.seed < 2**32, "trainer.seed", "between 0 and 4294967295 (NumPy's seed range)"),
+            (not Path(self.trainer.out).is_file(), "trainer.out",
+             f"a folder for the run, not the file {self.trainer.out}"),
             (len(self.optim.tristage_ratios) == 3 and sum(self.optim.tristage_ratios) <= 1,
              "optim.tristage_ratios", "three phase shares adding up to at most 1"),
             (bool(self.data.root), "data.root", "the data set root (set it in the file or as data.root=PATH)"),
@@ -177,6 +181,10 @@ class TrainConfig:
                 raise ConfigError(f"config value {key} must be {expected}")
         missing = {key: value for key, value in _locations(self).items()
                    if key in INPUTS and value and not Path(value).exists()}
+        for key, value in missing.items():  # a misspelt shipped-prior name is no path: say which name was meant
+            if key.endswith(".weights") and difflib.get_close_matches(value, [RELEASE_PRIOR], n=1, cutoff=0.8):
+                raise ConfigError(f"config value {key}: {value} is neither a file nor the shipped prior's name; "
+                                  f"did you mean {key}={RELEASE_PRIOR}?")
         if check_paths and missing:  # all at once, and how to give each its place (e.g. for a moved run folder)
             named, keys = ", ".join(f"{k}: {v}" for k, v in missing.items()), " ".join(f"{k}=PATH" for k in missing)
             raise ConfigError(f"config value {named} does not exist; give its place with {keys}" if len(missing) == 1
