@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.stats import norm, rankdata
-from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import roc_curve
 
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +33,8 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
     """The rate where false acceptance equals false rejection, interpolated on the ROC curve."""
+    from sklearn.metrics import roc_curve  # sklearn takes a second to import: only where a metric needs it
+
     labels, scores = _check(labels, scores)
     fpr, tpr, _ = roc_curve(labels, scores)
     fnr = 1 - tpr
@@ -61,6 +61,8 @@ def _cllr_bits(labels: np.ndarray, llr: np.ndarray) -> float:
 
 def min_cllr(labels: np.ndarray, scores: np.ndarray) -> float:
     """Cllr after the optimal monotone map from scores to log-likelihood ratios (pool-adjacent-violators)."""
+    from sklearn.isotonic import IsotonicRegression
+
     labels, scores = _check(labels, scores)
     posterior = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(scores, labels)
     prior_odds = labels.mean() / (1 - labels.mean())

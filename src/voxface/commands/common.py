@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from voxface.errors import ConfigError
+
 
 def add_lists_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lists", default="voxceleb1",
@@ -24,6 +26,20 @@ def lists_hint(root: Path, lists: str) -> None:
     if lists == "voxceleb1" and (Path(root) / "protocol").is_dir():
         print(f"note: this root has its own protocol/ folder: pass --lists {Path(root) / 'protocol'} to use it "
               "(scoring it against the VoxCeleb1 lists now)", file=sys.stderr)
+
+
+def require(path: Path | None, what: str, kind: str = "file") -> None:
+    """``ConfigError`` in one line unless ``path`` (given as ``what``) is an existing file (``kind="file"``) or
+    folder (``"folder"``); None passes (an option not given)."""
+    if path is None:
+        return
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{what} {path} does not exist")
+    if kind == "file" and path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder, not a file")
+    if kind == "folder" and not path.is_dir():
+        raise ConfigError(f"{what} {path} is a file, not a folder")
 
 
 def count(number: int, thing: str) -> str:

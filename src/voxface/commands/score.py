@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from voxface.commands.common import require
+from voxface.errors import ConfigError
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     score = commands.add_parser("score", help="score one voice against faces with a trained checkpoint")
@@ -25,7 +28,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     score.set_defaults(func=run)
 
 
+def check(args: argparse.Namespace) -> None:
+    """Every input of ``voxface score`` exists and every value is in range, checked before torch is imported: the
+    first fault in the order the arguments are declared (checkpoint, backend, voice, faces) in one line."""
+    require(args.checkpoint, "--checkpoint")
+    require(args.backend, "--backend", kind="folder")
+    require(args.voice, "voice")
+    for face in args.faces:
+        require(face, "face")
+    if args.crop is not None and not args.crop > 0:
+        raise ConfigError(f"--crop must be a positive number of seconds, got {args.crop}")
+    if not 0 < args.prior < 1:
+        raise ConfigError(f"--prior must lie strictly between 0 and 1, got {args.prior}")
+
+
 def run(args: argparse.Namespace) -> int:
+    check(args)
     from voxface.evaluation.api import VoiceFaceScorer, default_backend
     from voxface.evaluation.backend import NO_BACKEND
 
