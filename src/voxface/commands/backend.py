@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from voxface.commands.common import add_lists_arg
+from voxface.commands.common import add_lists_arg, lists_for, require
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "fit", help="fit it on the training identities' embeddings, calibrate it on the validation identities")
     fit.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")
     fit.add_argument("--data", type=Path, required=True, help="data set root (wav/, unzippedFaces/)")
-    add_lists_arg(fit)
+    add_lists_arg(fit, "--data")
     fit.add_argument("--out", type=Path, required=True, help="backend folder, e.g. RUN/backend")
     fit.add_argument("--reduce", choices=["lda", "pca", "none"], default="lda",
                      help="per-modality reduction before the joint Gaussian (default: %(default)s)")
@@ -30,9 +30,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    require(args.checkpoint, "--checkpoint")
+    require(args.data, "--data", kind="folder")
+    lists = lists_for(args.data, args.lists)
     from voxface.evaluation.backend import fit_backend, format_backend
 
-    backend = fit_backend(args.checkpoint, args.data, args.lists, out=args.out, reduce=args.reduce,
+    backend = fit_backend(args.checkpoint, args.data, lists, out=args.out, reduce=args.reduce,
                           crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
                           from_features=False if args.media else None)
     print(format_backend(backend.info))

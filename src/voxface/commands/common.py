@@ -8,11 +8,19 @@ from pathlib import Path
 
 from voxface.errors import ConfigError
 
+SHIPPED_LISTS = "voxceleb1"  # the shipped VoxCeleb1 lists (protocol.lists.BUILTIN)
 
-def add_lists_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lists", default="voxceleb1",
-                        help="protocol files: 'voxceleb1' (shipped) or a folder in the same layout "
-                        "(default: %(default)s)")
+
+def add_lists_arg(parser: argparse.ArgumentParser, data: str | None) -> None:
+    """``--lists``. ``data``: the data root's flag ("--data", or "ROOT" for a positional one): where the root holds a
+    ``protocol/`` folder, that folder is the default (``lists_for``); None: no data root, the shipped lists."""
+    if data is None:
+        parser.add_argument("--lists", default=SHIPPED_LISTS, help="protocol files: 'voxceleb1' (shipped) or a folder "
+                            "in the same layout (default: %(default)s)")
+        return
+    parser.add_argument("--lists", default=None,
+                        help=f"protocol files: 'voxceleb1' (shipped) or a folder in the same layout (default: "
+                             f"{data}'s own protocol/ folder where it has one, else voxceleb1)")
 
 
 def add_root_args(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +29,17 @@ def add_root_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces-dir", default="unzippedFaces", help="face folder under ROOT (default: %(default)s)")
 
 
-def lists_hint(root: Path, lists: str) -> None:
-    """A root with its own protocol/ folder scored against the shipped VoxCeleb1 lists is almost always a slip."""
-    if lists == "voxceleb1" and (Path(root) / "protocol").is_dir():
-        print(f"note: this root has its own protocol/ folder: pass --lists {Path(root) / 'protocol'} to use it "
-              "(scoring it against the VoxCeleb1 lists now)", file=sys.stderr)
+def lists_for(root: str | Path | None, lists: str | None) -> str:
+    """The lists a command reads: ``lists`` when given; else the data root's own ``protocol/`` folder where it has
+    one (said on stderr in one line); else the shipped VoxCeleb1 lists."""
+    if lists is not None:
+        return lists
+    own = Path(root) / "protocol" if root is not None else None
+    if own is not None and own.is_dir():
+        print(f"lists: {own}, the data root's own (--lists voxceleb1 for the shipped VoxCeleb1 lists)",
+              file=sys.stderr)
+        return str(own)
+    return SHIPPED_LISTS
 
 
 def require(path: Path | None, what: str, kind: str = "file") -> None:
@@ -40,6 +54,18 @@ def require(path: Path | None, what: str, kind: str = "file") -> None:
         raise ConfigError(f"{what} {path} is a folder, not a file")
     if kind == "folder" and not path.is_dir():
         raise ConfigError(f"{what} {path} is a file, not a folder")
+
+
+def add_demo_arg(parser: argparse.ArgumentParser, takes: str) -> None:
+    """``--demo RUN``: a ``voxface demo`` folder whose record (``RUN/demo.json``) gives ``takes``."""
+    parser.add_argument("--demo", type=Path, default=None, metavar="RUN",
+                        help=f"a 'voxface demo' folder: take {takes} from it (its demo.json); flags and KEY=VALUE "
+                             "given here win")
+
+
+def say_from_demo(demo: Path, settings: list[str]) -> None:
+    """One line on stderr: what a command took from a demo folder."""
+    print(f"from the demo {demo}: {' '.join(settings)}", file=sys.stderr)
 
 
 def count(number: int, thing: str) -> str:

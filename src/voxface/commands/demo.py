@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from voxface.commands.common import lists_for
 from voxface.errors import VoxfaceError
 
 
@@ -24,7 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--train-priors", action="store_true", help="pretrain the face teacher and the voice prior "
                       "here, on a small draw of their own, instead of loading the shipped release priors")
     demo.add_argument("--data", type=Path, default=None, help="your VoxCeleb1-layout root instead of VoxSynth")
-    demo.add_argument("--lists", default="voxceleb1", help="with --data: 'voxceleb1' or a protocol folder")
+    demo.add_argument("--lists", default=None, help="with --data: 'voxceleb1' or a protocol folder (default: "
+                      "ROOT/protocol where --data ROOT has that folder, else voxceleb1)")
     demo.add_argument("--face-weights", type=Path, default=None, help="with --data: the face teacher backbone.pth")
     demo.add_argument("--config", default=None,
                       help="with --data: a training YAML or shipped name (audio encoder, sizes); the demo sets data, "
@@ -45,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from voxface.demo import UserData, run_demo
 
     if args.data is not None:
-        user = UserData(root=args.data, face_weights=args.face_weights, lists=args.lists, config=args.config,
-                        overrides=args.overrides)
+        user = UserData(root=args.data, face_weights=args.face_weights, lists=lists_for(args.data, args.lists),
+                        config=args.config, overrides=args.overrides)
     result = run_demo(args.out, size=args.size, user=user, epochs=args.epochs, workers=args.workers, seed=args.seed,
                       progress=not args.quiet, train_priors=args.train_priors)
     return 0 if all(bar["met"] for bar in result["bars"]) or not args.strict else 1

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from voxface.commands.common import add_lists_arg, lists_hint
+from voxface.commands.common import add_demo_arg, add_lists_arg, lists_for, require, say_from_demo
+from voxface.demo_record import read_demo
+from voxface.errors import ConfigError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     ev = commands.add_parser("evaluate", help="score every trial list with a trained checkpoint; write reports")
     ev.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")
-    ev.add_argument("--data", type=Path, required=True, help="data set root (wav/, unzippedFaces/)")
-    add_lists_arg(ev)
+    ev.add_argument("--data", type=Path, default=None, help="data set root (wav/, unzippedFaces/)")
+    add_lists_arg(ev, "--data")
+    add_demo_arg(ev, "--data and --lists")
     ev.add_argument("--out", type=Path, required=True, help="folder for reports and the embedding cache")
     ev.add_argument("--skip-missing", action="store_true", help="score what exists; report the trials lost")
     ev.add_argument("--crop", type=float, default=None, help="centre-crop voices to this many seconds")
@@ -37,21 +40,38 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    data, lists = data_and_lists(args)
+    require(args.checkpoint, "--checkpoint")
+    require(data, "--data", kind="folder")
+    require(args.backend, "--backend", kind="folder")
     from voxface.evaluation.checkpoint import run_name
     from voxface.evaluation.evaluate import evaluate
     from voxface.evaluation.report import write_reports
     from voxface.synth.build import oracle_beside
 
-    lists_hint(args.data, args.lists)
     name = args.name or run_name(args.checkpoint)
-    result = evaluate(args.checkpoint, args.data, args.lists, out=args.out, skip_missing=args.skip_missing,
+    result = evaluate(args.checkpoint, data, lists, out=args.out, skip_missing=args.skip_missing,
                       crop_seconds=args.crop, batch_size=args.batch_size, workers=args.workers,
                       bootstrap=args.bootstrap, backend=args.backend, ci=args.ci,
                       decomposition=not args.no_decomposition, name=name,
                       from_features=False if args.media else None)
-    oracle = oracle_beside(args.lists) if args.lists != "voxceleb1" else None
+    oracle = oracle_beside(lists) if lists != "voxceleb1" else None
     paths = write_reports(result, args.out, name=name,
-                          oracle=oracle, literature=args.lists == "voxceleb1")  # published rows: VoxCeleb1's lists only
+                          oracle=oracle, literature=lists == "voxceleb1")  # published rows: VoxCeleb1's lists only
     print((Path(args.out) / "report.md").read_text())
     print("reports: " + ", ".join(map(str, paths)))
     return 0
+
+
+def data_and_lists(args: argparse.Namespace) -> tuple[Path, str]:
+    """The data root and lists to evaluate on: ``--data`` and ``--lists`` where given, else the demo's (``--demo``);
+    without either, the data root's own ``protocol/`` or the shipped lists (``lists_for``)."""
+    if args.demo is not None:
+        record = read_demo(args.demo)
+        if args.data is None:  # the demo's data with its lists; --data given here brings its own
+            data, lists = Path(record.data), args.lists if args.lists is not None else record.lists
+            say_from_demo(args.demo, [f"--data {data}", f"--lists {lists}"])
+            return data, lists
+    if args.data is None:
+        raise ConfigError("voxface evaluate needs --data ROOT (the data set root), or --demo RUN (a demo folder)")
+    return args.data, lists_for(args.data, args.lists)
