@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.linalg import eigh
 
 from voxface.errors import VoxfaceError
 from voxface.metrics import roc_auc
@@ -123,6 +122,8 @@ def _reduction(x: np.ndarray, ids: np.ndarray, method: str, dims: int) -> np.nda
     s_within = within.T @ within / len(x)
     s_between = (means * counts[:, None]).T @ means / len(x)
     ridge = 1e-6 * np.trace(s_within) / len(s_within)  # more dimensions than identities leaves S_w singular
+    from scipy.linalg import eigh  # the generalised problem; scipy.linalg imported where a backend is fitted
+
     _, vectors = eigh(s_between, s_within + ridge * np.eye(len(s_within)))
     return vectors[:, ::-1][:, :dims]
 
