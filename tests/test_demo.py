@@ -106,7 +106,7 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
 
 
 def demo_commands_take_its_settings(out, capsys):
-    from voxface.benchmark import plan
+    from voxface.benchmark import plan, store_overrides
     from voxface.cli import build_parser
     from voxface.commands import benchmark, evaluate, train
     from voxface.training.config import load_config
@@ -116,7 +116,7 @@ def demo_commands_take_its_settings(out, capsys):
     folder, config_set, overrides = benchmark.settings(args)
     assert folder == out / "benchmark" and config_set == "voxsynth"
     assert capsys.readouterr().err.startswith(f"from the demo {out}: data.root=")
-    (planned,) = plan(folder, config_set, ["pins"], overrides=overrides)
+    (planned,) = plan(folder, config_set, ["pins"], overrides=store_overrides(folder, overrides))  # as run_benchmark
     demo_run = yaml.safe_load((out / "benchmark" / "runs" / "pins" / "seed0" / "config.yaml").read_text())
     config = planned.config
     assert (config.data.root, config.face.weights, config.audio.weights) == (
@@ -124,7 +124,8 @@ def demo_commands_take_its_settings(out, capsys):
     assert config.data.lists == str((out / "voxsynth" / "protocol").absolute())
     assert (config.data.face_size, config.optim.batch_size, config.trainer.epochs) == (32, 8, 2)  # the tiny size's
     for section, key in (("data", "root"), ("data", "lists"), ("face", "weights"), ("audio", "weights"),
-                         ("features", "face"), ("data", "face_size"), ("optim", "batch_size"), ("trainer", "epochs")):
+                         ("features", "face"), ("features", "voice"), ("data", "face_size"), ("optim", "batch_size"),
+                         ("trainer", "epochs")):
         assert getattr(getattr(config, section), key) == demo_run[section][key], (section, key)
     trained = (out / "benchmark" / "runs" / "pins" / "seed0" / "run.json").stat().st_mtime_ns
     assert main(["benchmark", "--demo", str(out), "--methods", "pins", "--quiet"]) == 0  # the demo's run, reused
