@@ -102,6 +102,48 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     assert "backend" in full["verification"]["random_unseenunheard"]
     assert (out / "train" / "full" / "backend" / "backend.json").is_file() and "full + backend" in summary
 
+    # --demo RUN: what the demo recorded (demo.json) is what a benchmark, a training run or an evaluation plans with
+    demo_commands_take_its_settings(out, capsys)
+
+
+def demo_commands_take_its_settings(out, capsys):
+    from voxface.benchmark import plan, store_overrides
+    from voxface.cli import build_parser
+    from voxface.commands import benchmark, evaluate, train
+    from voxface.training.config import load_config
+
+    teacher, voice = out / "teacher" / "backbone.pth", out / "voice_prior" / "embedding_model.ckpt"
+    args = build_parser().parse_args(["benchmark", "--demo", str(out), "--methods", "pins"])
+    folder, config_set, overrides = benchmark.settings(args)
+    assert folder == out / "benchmark" and config_set == "voxsynth"
+    assert capsys.readouterr().err.startswith(f"from the demo {out}: data.root=")
+    (planned,) = plan(folder, config_set, ["pins"], overrides=store_overrides(folder, overrides))  # as run_benchmark
+    demo_run = yaml.safe_load((out / "benchmark" / "runs" / "pins" / "seed0" / "config.yaml").read_text())
+    config = planned.config
+    assert (config.data.root, config.face.weights, config.audio.weights) == (
+        str((out / "voxsynth").absolute()), str(teacher.absolute()), str(voice.absolute()))
+    assert config.data.lists == str((out / "voxsynth" / "protocol").absolute())
+    assert (config.data.face_size, config.optim.batch_size, config.trainer.epochs) == (32, 8, 2)  # the tiny size's
+    for section, key in (("data", "root"), ("data", "lists"), ("face", "weights"), ("audio", "weights"),
+                         ("features", "face"), ("features", "voice"), ("data", "face_size"), ("optim", "batch_size"),
+                         ("trainer", "epochs")):
+        assert getattr(getattr(config, section), key) == demo_run[section][key], (section, key)
+    trained = (out / "benchmark" / "runs" / "pins" / "seed0" / "run.json").stat().st_mtime_ns
+    assert main(["benchmark", "--demo", str(out), "--methods", "pins", "--quiet"]) == 0  # the demo's run, reused
+    assert (out / "benchmark" / "runs" / "pins" / "seed0" / "run.json").stat().st_mtime_ns == trained
+
+    args = build_parser().parse_args(["train", "--demo", str(out), "--config", "voxsynth/ot_all_pairs"])
+    config = load_config(*train.demo_settings(args))
+    full = yaml.safe_load((out / "train" / "full" / "config.yaml").read_text())
+    assert config.trainer.out == str(out / "train" / "ot_all_pairs") and config.method.args["ot_pairs"] == "all"
+    for section, key in (("data", "root"), ("data", "lists"), ("face", "weights"), ("audio", "weights"),
+                         ("data", "face_size"), ("optim", "batch_size"), ("trainer", "epochs"), ("face", "cache_dir")):
+        assert str(getattr(getattr(config, section), key)) == str(full[section][key]), (section, key)
+
+    args = build_parser().parse_args(["evaluate", "--demo", str(out), "--checkpoint", "x", "--out", "y"])
+    data = (out / "voxsynth").absolute()
+    assert evaluate.data_and_lists(args) == (data, str(data / "protocol"))
+
 
 def _reports(full: float, contrastive: float, ot: float, low: float = 0.55) -> dict:
     def report(auc):

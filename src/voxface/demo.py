@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from voxface.demo_record import DemoRecord
 from voxface.errors import ConfigError
 from voxface.synth.build import SynthConfig
 from voxface.synth.oracle import list_ceiling
@@ -213,32 +214,42 @@ def face_size(prior: dict) -> int | None:
     return (prior.get("config") or {}).get("encoder", {}).get("input_size")
 
 
-def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size: DemoSize,
-               user: UserData | None, epochs: int | None = None, seed: int | None = None,
-               voice_prior: Path | None = None, faces_at: int | None = 64, extra: tuple[str, ...] = ()):
-    """The training configuration of one of the demo's runs: the voice encoder from ``voice_prior`` where there is
-    one, but for ``SCRATCH_RUN`` (the full one at random initialisation, Table 4);
-    on VoxSynth, faces are read at ``faces_at`` pixels, the face teacher's input size. ``extra``: further overrides
-    (a run the demo does not make, such as section 6.2.2's RKD-off one)."""
-    from voxface.training.config import load_config
-
-    # One teacher-embedding cache for the three runs: they share the teacher and the faces.
+def run_settings(out: Path, root: Path, lists: str, teacher: Path | str, size: DemoSize, user: UserData | None,
+                 epochs: int | None = None, seed: int | None = None, voice_prior: Path | str | None = None,
+                 faces_at: int | None = 64) -> list[str]:
+    """The overrides every one of the demo's runs is made with, on top of its configuration: the data and lists,
+    the face teacher and its embedding cache, the size's training settings (on VoxSynth, faces read at ``faces_at``
+    pixels, the face teacher's input size), the voice prior where there is one, epochs and seed. What
+    ``voxface train --demo`` starts from (``demo.json``)."""
+    # One teacher-embedding cache for the runs: they share the teacher and the faces.
     settings = [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}",
                 f"face.cache_dir={out / 'teacher_cache'}"]
     settings += list(user.overrides) if user else [*size.train, f"data.face_size={faces_at}"]
-    settings += [*RUNS.get(name, ()), *extra, f"trainer.out={out / 'train' / name}"]
     if voice_prior is not None:
-        settings.append(f"audio.weights={'' if name == SCRATCH_RUN else voice_prior}")
-    if voice_prior is not None and name == SCRATCH_RUN:  # Table 4 compares one architecture, initialised two ways
-        from voxface.encoders.loading import ecapa_config, read_state_dict
-
-        shape = ecapa_config(read_state_dict(voice_prior), source=str(voice_prior))
-        settings += [f"audio.channels=[{','.join(str(c) for c in shape['channels'])}]",
-                     f"audio.embedding_size={shape['embedding_size']}"]
+        settings.append(f"audio.weights={voice_prior}")
     if epochs is not None:
         settings.append(f"trainer.epochs={epochs}")
     if seed is not None:
         settings.append(f"trainer.seed={seed}")
+    return settings
+
+
+def run_config(out: Path, name: str, root: Path, lists: str, teacher: Path, size: DemoSize,
+               user: UserData | None, epochs: int | None = None, seed: int | None = None,
+               voice_prior: Path | None = None, faces_at: int | None = 64, extra: tuple[str, ...] = ()):
+    """The training configuration of one of the demo's runs (``run_settings``): the voice encoder from
+    ``voice_prior`` where there is one, but for ``SCRATCH_RUN`` (the full one at random initialisation, Table 4).
+    ``extra``: further overrides (a run the demo does not make, such as section 6.2.2's RKD-off one)."""
+    from voxface.training.config import load_config
+
+    settings = run_settings(out, root, lists, teacher, size, user, epochs, seed, voice_prior, faces_at)
+    settings += [*RUNS.get(name, ()), *extra, f"trainer.out={out / 'train' / name}"]
+    if voice_prior is not None and name == SCRATCH_RUN:  # Table 4 compares one architecture, initialised two ways
+        from voxface.encoders.loading import ecapa_config, read_state_dict
+
+        shape = ecapa_config(read_state_dict(voice_prior), source=str(voice_prior))
+        settings += ["audio.weights=", f"audio.channels=[{','.join(str(c) for c in shape['channels'])}]",
+                     f"audio.embedding_size={shape['embedding_size']}"]
     return load_config(user.config if user else size.config, settings)
 
 
@@ -410,14 +421,21 @@ def _face_store(out: Path, root: Path, teacher: Path, progress: bool) -> Path:
     return folder
 
 
+def peers_overrides(root: Path, lists: str, teacher: Path | str, voice_prior: Path | str, faces: Path, size: DemoSize,
+                    faces_at: int | None) -> list[str]:
+    """The overrides of the demo's ``voxface benchmark`` (every ``voxsynth/peers/<method>`` configuration): the data,
+    lists, both priors, the face store the runs' teacher cache holds, the face size and the size's peers settings."""
+    return [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}", f"audio.weights={voice_prior}",
+            f"features.face={faces}", f"data.face_size={faces_at}", *size.peers]
+
+
 def _peers_step(out: Path, root: Path, lists: str, teacher: Path, voice_prior: Path, faces: Path, size: DemoSize,
                 faces_at: int, progress: bool) -> dict:
     """``voxface benchmark`` on VoxSynth's features (or its finished runs, reused): every method's Table 2 row."""
     from voxface.benchmark import run_benchmark
 
     folder = out / BENCHMARK_FOLDER
-    overrides = [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}", f"audio.weights={voice_prior}",
-                 f"features.face={faces}", f"data.face_size={faces_at}", *size.peers]
+    overrides = peers_overrides(root, lists, teacher, voice_prior, faces, size, faces_at)
     # two runs at once where there are two cores: a run's small heads keep about one busy (BENCHMARKS.md)
     return run_benchmark(folder, "voxsynth", overrides=overrides, progress=progress, say=_say,
                          jobs=min(2, os.cpu_count() or 1))
@@ -520,6 +538,34 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
     return folder
 
 
+def _record(out: Path, size_name: str, size: DemoSize, user: UserData | None, root: Path, lists: str, teacher: Path,
+            voice_prior: Path | None, faces: Path | None, faces_at: int | None, epochs: int | None,
+            seed: int | None) -> Path:
+    """``RUN/demo.json``: what ``voxface train|evaluate|benchmark --demo RUN`` take from this demo (paths absolute)."""
+    from voxface.synth.release import release_prior
+    from voxface.training.config import RELEASE_PRIOR
+
+    def named(weights: Path, modality: str) -> Path | str:  # the shipped priors by their name, wherever installed
+        return RELEASE_PRIOR if weights.resolve() == release_prior(modality).resolve() else weights.absolute()
+
+    here = out.absolute()
+    root, teacher = root.absolute(), named(teacher, "face")
+    lists = str(Path(lists).absolute()) if Path(lists).is_dir() else lists
+    voice = named(voice_prior, "voice") if voice_prior is not None else None
+    train = run_settings(here, root, lists, teacher, size, user, epochs, seed, voice, faces_at)
+    if voice is not None and faces is not None:  # VoxSynth: the benchmark the demo runs in its step 6
+        benchmark_set, benchmark = "voxsynth", peers_overrides(root, lists, teacher, voice, faces.absolute(), size,
+                                                               faces_at)
+    else:  # the user's data: no voice prior, so no benchmark here (audio.weights is the user's to give)
+        benchmark_set, benchmark = "voxceleb1", [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}"]
+    config = size.config if user is None else user.config
+    if user is not None and config is not None and Path(config).is_file():
+        config = str(Path(config).absolute())
+    return DemoRecord(size=size_name, data=str(root), lists=lists, face_weights=str(teacher),
+                      voice_weights=str(voice) if voice else None, face_size=faces_at if user is None else None,
+                      config=config, train=train, benchmark_set=benchmark_set, benchmark=benchmark).save(out)
+
+
 def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData | None = None,
              epochs: int | None = None, workers: int | None = None, progress: bool = True,
              seed: int | None = None, train_priors: bool = False) -> dict:
@@ -535,6 +581,7 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
         raise ConfigError(f"--seed must be between 0 and 4294967295 (got {seed})")
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs must be at least 1 (got {epochs})")
+    size_name = size if isinstance(size, str) else "custom"
     if isinstance(size, str):
         if size not in SIZES:
             raise ConfigError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
@@ -571,6 +618,7 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
         lap("face features")
     configs = {name: run_config(out, name, Path(root), lists, teacher, size, user, epochs, seed, weights, faces_at)
                for name in names}
+    _record(out, size_name, size, user, Path(root), lists, teacher, weights, faces, faces_at, epochs, seed)
     runs = {}
     for i, name in enumerate(names, start=1):
         terms = {"full": "contrastive + OT + RKD", "contrastive": "contrastive + RKD", "ot_only": "OT + RKD",

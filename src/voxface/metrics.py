@@ -8,9 +8,20 @@ of the loss that discrimination alone leaves; Cllr - minCllr is what the calibra
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm, rankdata
-from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import roc_curve
+
+
+def _rankdata(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their mean rank (scipy.stats.rankdata, imported here: scipy.stats takes seconds to
+    import, and a command that loads a model needs no metric)."""
+    from scipy.stats import rankdata as ranks
+
+    return ranks(values)
+
+
+def _normal_quantile(p: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(p))
 
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +38,7 @@ def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties counted half."""
     labels, scores = _check(labels, scores)
-    ranks = rankdata(scores)
+    ranks = _rankdata(scores)
     positives = labels.sum()
     negatives = len(labels) - positives
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
@@ -35,6 +46,8 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
     """The rate where false acceptance equals false rejection, interpolated on the ROC curve."""
+    from sklearn.metrics import roc_curve  # sklearn takes a second to import: only where a metric needs it
+
     labels, scores = _check(labels, scores)
     fpr, tpr, _ = roc_curve(labels, scores)
     fnr = 1 - tpr
@@ -61,6 +74,8 @@ def _cllr_bits(labels: np.ndarray, llr: np.ndarray) -> float:
 
 def min_cllr(labels: np.ndarray, scores: np.ndarray) -> float:
     """Cllr after the optimal monotone map from scores to log-likelihood ratios (pool-adjacent-violators)."""
+    from sklearn.isotonic import IsotonicRegression
+
     labels, scores = _check(labels, scores)
     posterior = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(scores, labels)
     prior_odds = labels.mean() / (1 - labels.mean())
@@ -76,8 +91,8 @@ def _placements(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     below it, per non-target the share of targets scored above it (ties half); each averages to the AUC."""
     positives, negatives = scores[labels], scores[~labels]
     m, n = len(positives), len(negatives)
-    ranks = rankdata(scores)
-    return (ranks[labels] - rankdata(positives)) / n, 1 - (ranks[~labels] - rankdata(negatives)) / m
+    ranks = _rankdata(scores)
+    return (ranks[labels] - _rankdata(positives)) / n, 1 - (ranks[~labels] - _rankdata(negatives)) / m
 
 
 def _placement_variance(placement_pos: np.ndarray, placement_neg: np.ndarray) -> float:
@@ -91,7 +106,7 @@ def delong_interval(labels: np.ndarray, scores: np.ndarray, confidence: float = 
     labels, scores = _check(labels, scores)
     placement_pos, placement_neg = _placements(labels, scores)
     auc = placement_pos.mean()
-    half = norm.ppf(0.5 + confidence / 2) * np.sqrt(_placement_variance(placement_pos, placement_neg))
+    half = _normal_quantile(0.5 + confidence / 2) * np.sqrt(_placement_variance(placement_pos, placement_neg))
     return float(max(0.0, auc - half)), float(min(1.0, auc + half))
 
 
@@ -105,7 +120,7 @@ def delong_difference(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.nda
     pos_a, neg_a = _placements(labels, scores_a)
     pos_b, neg_b = _placements(labels, scores_b)
     difference = float(pos_a.mean() - pos_b.mean())
-    half = norm.ppf(0.5 + confidence / 2) * np.sqrt(_placement_variance(pos_a - pos_b, neg_a - neg_b))
+    half = _normal_quantile(0.5 + confidence / 2) * np.sqrt(_placement_variance(pos_a - pos_b, neg_a - neg_b))
     return difference, float(difference - half), float(difference + half)
 
 

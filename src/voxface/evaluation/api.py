@@ -83,8 +83,9 @@ class VoiceFaceScorer:
         prior = self.prior if prior is None else prior
         if isinstance(faces, (str, Path)):  # one face given as a path, not a list of them
             faces = [faces]
+        voice_vector = self.embed([voice], "voice")  # the voice first: a bad input is named in the order given
         f = self.embed(faces, "face")
-        v = np.repeat(self.embed([voice], "voice"), len(f), axis=0)
+        v = np.repeat(voice_vector, len(f), axis=0)
         cosines = cosine(v, f)
         if self.backend is None:
             return [Match(str(face), float(c)) for face, c in zip(faces, cosines, strict=True)]

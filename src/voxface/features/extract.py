@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
@@ -250,34 +249,39 @@ class _Job:
         return DataLoader(dataset, batch_size=None, num_workers=self.workers)
 
 
-class _Extractor(L.LightningModule):
-    """One rank of a multi-GPU extraction: ``Trainer.predict`` hands it its share of the batches."""
+def _extractor(encoder: nn.Module, job: _Job) -> Any:
+    """One rank of a multi-GPU extraction: ``Trainer.predict`` hands it its share of the batches (Lightning
+    imported here, where several GPUs extract, not by every command that reads a store)."""
+    import lightning as L
 
-    def __init__(self, encoder: nn.Module, job: _Job) -> None:
-        super().__init__()
-        self.encoder, self.job = encoder, job
-        # Rows go to the store, not back to Lightning: its warning about a step returning None is expected.
-        warnings.filterwarnings("ignore", message=r".*predict returned None.*")
-        self._batches: list[Batch] = []
-        self._writer: _Writer | None = None
+    class Extractor(L.LightningModule):
+        def __init__(self, encoder: nn.Module, job: _Job) -> None:
+            super().__init__()
+            self.encoder, self.job = encoder, job
+            # Rows go to the store, not back to Lightning: its warning about a step returning None is expected.
+            warnings.filterwarnings("ignore", message=r".*predict returned None.*")
+            self._batches: list[Batch] = []
+            self._writer: _Writer | None = None
 
-    def setup(self, stage: str) -> None:
-        self._batches = self.job.batches(self.global_rank, self.trainer.world_size)
-        self.trainer.strategy.barrier()  # every rank has read the progress before any writes
+        def setup(self, stage: str) -> None:
+            self._batches = self.job.batches(self.global_rank, self.trainer.world_size)
+            self.trainer.strategy.barrier()  # every rank has read the progress before any writes
 
-    def predict_dataloader(self) -> DataLoader:
-        return self.job.loader(self._batches)
+        def predict_dataloader(self) -> DataLoader:
+            return self.job.loader(self._batches)
 
-    def predict_step(self, item: dict[str, Any], index: int) -> None:
-        if self._writer is None:
-            self._writer = _Writer(self.job.folder, self.global_rank)
-        self._writer.write(item, encode(self.encoder, item, self.device))
+        def predict_step(self, item: dict[str, Any], index: int) -> None:
+            if self._writer is None:
+                self._writer = _Writer(self.job.folder, self.global_rank)
+            self._writer.write(item, encode(self.encoder, item, self.device))
 
-    def on_predict_end(self) -> None:
-        self.trainer.strategy.barrier()
-        if self.trainer.is_global_zero:
-            _finish_if_done(self.job)
-        self.trainer.strategy.barrier()
+        def on_predict_end(self) -> None:
+            self.trainer.strategy.barrier()
+            if self.trainer.is_global_zero:
+                _finish_if_done(self.job)
+            self.trainer.strategy.barrier()
+
+    return Extractor(encoder, job)
 
 
 def _finish_if_done(job: _Job) -> bool:
@@ -389,9 +393,11 @@ def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str
                chunk_rows, workers if workers is not None else (2 if cuda else 0))
     if devices > 1:
         # Each rank takes its own chunks (_Job.batches): Lightning must not shard the loader again.
+        import lightning as L
+
         trainer = L.Trainer(accelerator="gpu", devices=devices, strategy="ddp", logger=False,
                             use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False)
-        trainer.predict(_Extractor(encoder, job), return_predictions=False)
+        trainer.predict(_extractor(encoder, job), return_predictions=False)
     else:
         _extract_here(encoder, job, torch.device("cuda" if cuda else "cpu"), progress)
     return FeatureStore.open(folder, expect)

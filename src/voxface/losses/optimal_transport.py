@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import warnings
 
-import ot
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,6 +62,8 @@ class OptimalTransportLoss(nn.Module):
         self.last_kept_fraction = 0.0
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
+        import ot  # POT brings scipy and more: imported where a plan is solved, not by everything that loads a method
+
         n = cost.shape[0]
         uniform = torch.full((n,), 1.0 / n, dtype=torch.float64, device=cost.device)
         cost64 = cost.detach().double()

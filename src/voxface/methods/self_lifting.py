@@ -53,7 +53,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pytorch_metric_learning.losses import MultiSimilarityLoss
 
 from voxface.errors import ConfigError
 from voxface.methods.base import Method, Towers, check_args, register_method
@@ -104,6 +103,9 @@ class SelfLifting(Method):
             raise ConfigError("the self_lifting method needs the training split's video count (LabelSpace.videos)")
         self.heads = SharedTailHeads(towers.face_dim, towers.voice_dim, args.hidden, args.embedding_size,
                                      args.dropout)
+        # imported here: pytorch-metric-learning brings scipy.stats, seconds at every command's start otherwise
+        from pytorch_metric_learning.losses import MultiSimilarityLoss
+
         self.multi_similarity = MultiSimilarityLoss(alpha=args.alpha, beta=args.beta, base=args.base)
         # Each video's latest [voice; face] embedding, whether it has one yet, and its cluster (-1: none);
         # not saved with checkpoints (a resumed run refills them).

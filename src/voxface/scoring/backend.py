@@ -44,8 +44,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.linalg import eigh
-from sklearn.linear_model import LogisticRegression
 
 from voxface.errors import VoxfaceError
 from voxface.metrics import roc_auc
@@ -124,6 +122,8 @@ def _reduction(x: np.ndarray, ids: np.ndarray, method: str, dims: int) -> np.nda
     s_within = within.T @ within / len(x)
     s_between = (means * counts[:, None]).T @ means / len(x)
     ridge = 1e-6 * np.trace(s_within) / len(s_within)  # more dimensions than identities leaves S_w singular
+    from scipy.linalg import eigh  # the generalised problem; scipy.linalg imported where a backend is fitted
+
     _, vectors = eigh(s_between, s_within + ridge * np.eye(len(s_within)))
     return vectors[:, ::-1][:, :dims]
 
@@ -256,6 +256,8 @@ def trial_pairs(data: EmbeddingSet, seed: int = 0, limit: int = VAL_TRIALS_MAX) 
 def _logistic(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Scale and offset of prior-weighted logistic regression (targets and non-targets weigh half each), so
     that ``scale * score + offset`` is a log-likelihood ratio."""
+    from sklearn.linear_model import LogisticRegression  # only where a backend is fitted (scoring loads one)
+
     model = LogisticRegression(C=1e6, class_weight="balanced", max_iter=1000)
     model.fit(np.asarray(scores, dtype=np.float64)[:, None], labels)
     return float(model.coef_[0, 0]), float(model.intercept_[0])

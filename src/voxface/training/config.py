@@ -18,7 +18,6 @@ from typing import Any
 
 import yaml
 
-from voxface.encoders.registry import encoder_names
 from voxface.errors import ConfigError
 from voxface.typed import build_dataclass, unknown_key
 
@@ -152,6 +151,8 @@ class TrainConfig:
 
     def validate(self, check_paths: bool = True) -> TrainConfig:
         """Check every value; with ``check_paths``, also that the data and weights exist."""
+        from voxface.encoders.registry import encoder_names  # torch: imported once a configuration is checked
+
         checks = [
             (self.audio.encoder in encoder_names("voice"), "audio.encoder", f"one of {encoder_names('voice')}"),
             (self.face.encoder in encoder_names("face"), "face.encoder", f"one of {encoder_names('face')}"),
