@@ -304,9 +304,10 @@ def extract_features(encoder_name: str, weights: str | Path, data_root: str | Pa
 
     ``crop_seconds``: a centre crop of each voice (None: whole clips). ``devices``: GPUs to use, a process each
     (None: all there are); on a machine without a GPU, processes sharing the CPU cores (None: one). ``workers``:
-    loader processes per device (None: 2 beside a GPU, else 0: on a CPU they take the cores the encoder needs). Raises ``ConfigError`` (unknown encoder, bad settings),
-    ``WeightsError`` (weights that do not load), ``MediaError`` (no data), ``FeaturesError`` (``out`` holds
-    something else, unless ``replace``: then it is made again).
+    loader processes per device (None: 2 beside a GPU, else 0: on a CPU they take the cores the encoder needs).
+    Raises ``ConfigError`` (unknown encoder, bad settings), ``WeightsError`` (weights that do not load),
+    ``MediaError`` (no data), ``FeaturesError`` (``out`` holds something else, unless ``replace``: then it is made
+    again).
 
     Example:
         >>> store = extract_features("iresnet", "backbone.pth", "voxsynth", "features/faces")  # doctest: +SKIP
