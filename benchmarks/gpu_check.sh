@@ -14,10 +14,10 @@
 #   2. .venv/bin/python, the environment `make` makes;
 #   3. where a package registry answers: the Makefile's own rule, `make .venv/.installed` (torch==2.13.0, a CUDA
 #      build from the registry on a Linux GPU machine, then voxface[dev]);
-#   4. offline: .venv-gpu, a venv over the machine's own python3 (--system-site-packages: its CUDA torch, Lightning,
-#      transformers), with the wheels in .whl/ installed into it. `--fetch-wheels` fetches into .whl/ the wheels of
-#      voxface's requirements that a PyTorch image usually lacks (for CPython 3.12 on x86-64 Linux; PYTHON_VERSION
-#      sets another); copy .whl/ along with the repository.
+#   4. offline: the machine's own python3 (its CUDA torch, Lightning, transformers), with the wheels in .whl/
+#      installed into .gpu-site (on the path). `--fetch-wheels` fetches into .whl/ the wheels of voxface's
+#      requirements that a PyTorch image usually lacks (for CPython 3.12 on x86-64 Linux; PYTHON_VERSION sets
+#      another); copy .whl/ along with the repository.
 # voxface itself is always this checkout's src/ (PYTHONPATH), as an editable install would give.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,18 +70,19 @@ else
         make -s .venv/.installed && usable .venv/bin/python 2>/dev/null && PY=.venv/bin/python
     fi
     rm -rf "$probe"
-    if [[ -z "$PY" ]]; then
-        echo "gpu_check: setting up .venv-gpu over $(command -v python3) (offline: its own torch, and .whl/ if any)"
-        [[ -x .venv-gpu/bin/python ]] || python3 -m venv --system-site-packages .venv-gpu
+    if [[ -z "$PY" ]]; then  # the machine's own python3, with the wheels of .whl/ in .gpu-site beside it
+        echo "gpu_check: using $(command -v python3) (offline: its own torch; .whl/ installed into .gpu-site)"
         if compgen -G ".whl/*.whl" >/dev/null; then
-            .venv-gpu/bin/python -m pip install --quiet --no-index --no-deps --no-compile .whl/*.whl
+            PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --no-index --no-deps --no-compile --upgrade \
+                --target .gpu-site .whl/*.whl
+            export PYTHONPATH="$PYTHONPATH:$REPO/.gpu-site"
         fi
-        if why=$(usable .venv-gpu/bin/python 2>&1); then
-            PY=.venv-gpu/bin/python
+        if why=$(usable python3 2>&1); then
+            PY=python3
         else
             echo "gpu_check: no Python with what voxface needs: ${why##*$'\n'}; on a machine without a" \
-                 "package registry, run 'bash benchmarks/gpu_check.sh --fetch-wheels' where there is one and copy" \
-                 ".whl/ here" >&2
+                 "package registry, run 'bash benchmarks/gpu_check.sh --fetch-wheels' where there is one and" \
+                 "copy .whl/ here" >&2
             exit 2
         fi
     fi
