@@ -264,9 +264,15 @@ def save_weights(folder: Path, toy: bool) -> tuple[Path, Path]:
 
 def extract_throughput(tree: dict[str, Any], face_weights: Path, voice_weights: Path, cache: Path, devices: int,
                        workers: int, device: Any, toy: bool) -> list[dict[str, Any]]:
-    """Faces into the teacher-cache folder training reads (so the run reuses them), voices beside it."""
+    """Faces into the teacher-cache folder training reads (so the run reuses them), voices beside it; stores of an
+    earlier check are removed first (the tree was made again)."""
+    import shutil
+
     from voxface.features import extract_features, weights_sha256
 
+    for folder in (cache, cache.parent / "voice_store"):
+        if folder.exists():
+            shutil.rmtree(folder)
     rows = []
     jobs = (("face", "iresnet", face_weights, cache / f"teacher_{weights_sha256(face_weights)[:16]}", 64),
             ("voice", "ecapa", voice_weights, cache.parent / "voice_store", 32))

@@ -47,3 +47,5 @@ def test_the_dry_run_measures_every_section_at_toy_size(tmp_path):
     assert ddp["run"] == "DDP" and ddp["world_size"] == 2 and ddp["ranks"] == [0, 1] and ddp["global_batch"] == 4
     assert ddp["steps"] == ddp["steps_per_epoch"] == one["steps_per_epoch"] // 2  # each step: the global batch
     assert one["steps_per_s"] > 0 and ddp["steps_per_s"] > 0
+    (teacher_store,) = (tmp_path / "cache").glob("teacher_*")  # training reused the extracted faces as its cache
+    assert len((teacher_store / "keys.txt").read_text().splitlines()) == tree["faces"]
