@@ -306,3 +306,18 @@ def test_the_lightning_path_makes_the_same_store(data, tmp_path):
     lit = FeatureStore.open(job.folder)
     np.testing.assert_array_equal(lit.embeddings, single.embeddings)
     assert lit.unreadable == single.unreadable
+
+
+def test_two_cpu_processes_make_the_one_process_store_row_for_row(data, tmp_path):
+    """``devices=2`` without a GPU: Lightning starts two processes (gloo), each writing its own chunks."""
+    tree, face_weights, _ = data
+    single = extract_features("iresnet", face_weights, tree.root, tmp_path / "one", batch_size=2, chunk_rows=3,
+                              progress=False)
+    two = extract_features("iresnet", face_weights, tree.root, tmp_path / "two", batch_size=2, chunk_rows=3,
+                           devices=2, progress=False)
+    assert two.meta["complete"] and two.keys == single.keys and len(single.keys) > 2 * 3  # both ranks had chunks
+    np.testing.assert_array_equal(two.valid, single.valid)
+    np.testing.assert_allclose(two.embeddings, single.embeddings, rtol=1e-5, atol=1e-6)  # 1 thread each, not 2
+    assert two.unreadable == single.unreadable and not list((tmp_path / "two").glob("progress-*"))
+    with pytest.raises(ConfigError, match="at least 1"):
+        extract_features("iresnet", face_weights, tree.root, tmp_path / "none", devices=0, progress=False)

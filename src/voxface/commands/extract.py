@@ -19,7 +19,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     extract.add_argument("--crop", type=float, default=None, help="centre crop of each voice, seconds (default: "
                                                                     "whole clips)")
     extract.add_argument("--batch-size", type=int, default=32)
-    extract.add_argument("--devices", type=int, default=None, help="GPUs (default: all; none: one CPU process)")
+    extract.add_argument("--devices", type=int, default=None,
+                         help="processes: one per GPU (default: every GPU); on a machine without a GPU, processes "
+                              "sharing the CPU cores (default: 1)")
     extract.add_argument("--quiet", action="store_true", help="no progress bar")
     extract.set_defaults(func=run)
 

@@ -3,9 +3,10 @@
 Rows follow the sorted keys and are done in chunks of ``chunk_rows``; inside a chunk, voices of similar length share
 a batch (little padding to encode: whole clips of VoxCeleb1 last 4 to 145 s). After each chunk its rows are flushed
 and the chunk recorded (``Progress``), so a stopped run continues at the first unfinished chunk; a finished store
-made the same way is reused, one made otherwise is refused. On several GPUs Lightning's ``Trainer.predict`` runs a
-process per GPU, each taking every ``devices``-th unfinished chunk and writing its rows into the same memory-mapped
-file; on a CPU (or one GPU) one process does all.
+made the same way is reused, one made otherwise is refused. With ``devices`` > 1 Lightning's ``Trainer.predict``
+starts a process per GPU (on a machine without one, per share of the CPU cores, talking through gloo), each taking
+every ``devices``-th unfinished chunk and writing its rows into the same memory-mapped file; with one device, the
+calling process does all.
 
 A face is stored as two views, the picture and its mirror image, so that training's random flip works on stored
 features (``training/teacher_cache.py``, the frozen face teacher, is this with the faces training uses).
@@ -250,36 +251,9 @@ class _Job:
 
 
 def _extractor(encoder: nn.Module, job: _Job) -> Any:
-    """One rank of a multi-GPU extraction: ``Trainer.predict`` hands it its share of the batches (Lightning
-    imported here, where several GPUs extract, not by every command that reads a store)."""
-    import lightning as L
-
-    class Extractor(L.LightningModule):
-        def __init__(self, encoder: nn.Module, job: _Job) -> None:
-            super().__init__()
-            self.encoder, self.job = encoder, job
-            # Rows go to the store, not back to Lightning: its warning about a step returning None is expected.
-            warnings.filterwarnings("ignore", message=r".*predict returned None.*")
-            self._batches: list[Batch] = []
-            self._writer: _Writer | None = None
-
-        def setup(self, stage: str) -> None:
-            self._batches = self.job.batches(self.global_rank, self.trainer.world_size)
-            self.trainer.strategy.barrier()  # every rank has read the progress before any writes
-
-        def predict_dataloader(self) -> DataLoader:
-            return self.job.loader(self._batches)
-
-        def predict_step(self, item: dict[str, Any], index: int) -> None:
-            if self._writer is None:
-                self._writer = _Writer(self.job.folder, self.global_rank)
-            self._writer.write(item, encode(self.encoder, item, self.device))
-
-        def on_predict_end(self) -> None:
-            self.trainer.strategy.barrier()
-            if self.trainer.is_global_zero:
-                _finish_if_done(self.job)
-            self.trainer.strategy.barrier()
+    """One rank of a multi-process extraction (``features/ranks.py``: Lightning imported there, where several
+    processes extract, not by every command that reads a store)."""
+    from voxface.features.ranks import Extractor
 
     return Extractor(encoder, job)
 
@@ -302,11 +276,12 @@ def extract_features(encoder_name: str, weights: str | Path, data_root: str | Pa
                      replace: bool = False) -> FeatureStore:
     """Embed every file of ``data_root`` of the encoder's modality (``data_files``) into the store ``out``.
 
-    ``crop_seconds``: a centre crop of each voice (None: whole clips). ``devices``: GPUs to use (None: all there
-    are; on a machine without one, one CPU process). ``workers``: loader processes (None: 2 beside a GPU, else 0:
-    on a CPU they take the cores the encoder needs). Raises ``ConfigError`` (unknown encoder, bad settings),
-    ``WeightsError`` (weights that do not load), ``MediaError`` (no data), ``FeaturesError`` (``out`` holds
-    something else, unless ``replace``: then it is made again).
+    ``crop_seconds``: a centre crop of each voice (None: whole clips). ``devices``: GPUs to use, a process each
+    (None: all there are); on a machine without a GPU, processes sharing the CPU cores (None: one). ``workers``:
+    loader processes per device (None: 2 beside a GPU, else 0: on a CPU they take the cores the encoder needs).
+    Raises ``ConfigError`` (unknown encoder, bad settings), ``WeightsError`` (weights that do not load),
+    ``MediaError`` (no data), ``FeaturesError`` (``out`` holds something else, unless ``replace``: then it is made
+    again).
 
     Example:
         >>> store = extract_features("iresnet", "backbone.pth", "voxsynth", "features/faces")  # doctest: +SKIP
@@ -322,9 +297,10 @@ def extract_features(encoder_name: str, weights: str | Path, data_root: str | Pa
     modality = ENCODERS[encoder_name].modality
     gpus = torch.cuda.device_count()
     devices = devices if devices is not None else max(1, gpus)
-    if devices > max(1, gpus):
-        raise ConfigError(f"{devices} devices asked for, this machine has {gpus} GPU(s); on a CPU extraction is one "
-                          "process")
+    if devices < 1:
+        raise ConfigError(f"devices must be at least 1, got {devices}")
+    if gpus and devices > gpus:
+        raise ConfigError(f"{devices} devices asked for, this machine has {gpus} GPU(s); ask for at most {gpus}")
     keys = data_files(modality, data_root, lists, audio_dir, faces_dir)
     digest = weights_sha256(weights)
     encoder = (build_voice_encoder(encoder_name, weights) if modality == "voice"
@@ -392,10 +368,16 @@ def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str
     job = _Job(folder, root, keys, modality, getattr(encoder, "input_size", 0), meta["crop_seconds"], batch_size,
                chunk_rows, workers if workers is not None else (2 if cuda else 0))
     if devices > 1:
+<<<<<<< HEAD
         # Each rank takes its own chunks (_Job.batches): Lightning must not shard the loader again.
         import lightning as L
 
         trainer = L.Trainer(accelerator="gpu", devices=devices, strategy="ddp", logger=False,
+=======
+        # Each rank takes its own chunks (_Job.batches): Lightning must not shard the loader again. Started processes
+        # (spawn) run only the prediction, so any program may call this, not only a script Lightning can run again.
+        trainer = L.Trainer(accelerator="gpu" if cuda else "cpu", devices=devices, strategy="ddp_spawn", logger=False,
+>>>>>>> gpu
                             use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False)
         trainer.predict(_extractor(encoder, job), return_predictions=False)
     else:

@@ -109,10 +109,12 @@ class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
         super().load_state_dict(state_dict)
 
 
-def train(config: TrainConfig, resume: bool = False, resume_option: str | None = None) -> dict[str, Any]:
+def train(config: TrainConfig, resume: bool = False, resume_option: str | None = None,
+          callbacks: list[L.Callback] | None = None) -> dict[str, Any]:
     """Train one run into ``trainer.out`` (module docstring); ``resume``: continue it from its ``last.ckpt``.
     ``resume_option``: how the user asked to continue (``voxface train``: "--resume"), named in the messages; None
-    for a caller that continues runs by itself (the benchmark, the demo)."""
+    for a caller that continues runs by itself (the benchmark, the demo). ``callbacks``: Lightning callbacks to run
+    beside the run's own (a timer, a profiler)."""
     config = absolute_locations(config)  # the run folder records absolute paths: it works from any folder
     out = Path(config.trainer.out)
     checkpoints = out / "checkpoints"
@@ -185,7 +187,8 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
         max_epochs=config.trainer.epochs, max_steps=config.trainer.max_steps, accelerator=config.trainer.accelerator,
         devices=config.trainer.devices, num_nodes=config.trainer.num_nodes,
         strategy="ddp" if distributed else "auto", precision=config.trainer.precision,
-        callbacks=[points, best], logger=logger, use_distributed_sampler=False,  # our sampler shards by rank
+        callbacks=[points, best, *(callbacks or [])], logger=logger,
+        use_distributed_sampler=False,  # our sampler shards by rank
         check_val_every_n_epoch=config.trainer.val_every, enable_progress_bar=config.trainer.progress,
         enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=out)
     try:
