@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import shutil
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,16 +367,11 @@ def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str
     job = _Job(folder, root, keys, modality, getattr(encoder, "input_size", 0), meta["crop_seconds"], batch_size,
                chunk_rows, workers if workers is not None else (2 if cuda else 0))
     if devices > 1:
-<<<<<<< HEAD
-        # Each rank takes its own chunks (_Job.batches): Lightning must not shard the loader again.
-        import lightning as L
-
-        trainer = L.Trainer(accelerator="gpu", devices=devices, strategy="ddp", logger=False,
-=======
         # Each rank takes its own chunks (_Job.batches): Lightning must not shard the loader again. Started processes
         # (spawn) run only the prediction, so any program may call this, not only a script Lightning can run again.
+        import lightning as L
+
         trainer = L.Trainer(accelerator="gpu" if cuda else "cpu", devices=devices, strategy="ddp_spawn", logger=False,
->>>>>>> gpu
                             use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False)
         trainer.predict(_extractor(encoder, job), return_predictions=False)
     else:
