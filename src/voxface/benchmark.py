@@ -785,7 +785,7 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
         where = ("the same lists" if table["published_same_data"]
                  else "VoxCeleb1, not these data: for the shape of the comparison only")
         lines += ["", f"Published (each with its split and source; {where}):", "",
-                  "| " + " | ".join(header[:-1]) + " |", "|---" * (len(header) - 1) + "|"]
+                  "| " + " | ".join(header[:1 + len(LIST_KEYS)]) + " |", "|---" * (1 + len(LIST_KEYS)) + "|"]
         lines += [f"| {name} | " + " | ".join(_fmt(values.get(k)) for k in LIST_KEYS) + " |"
                   for name, values in table["published"].items()]
     if any(row.get("configuration") for row in methods.values()):

@@ -100,7 +100,8 @@ def search_space(config: str | Path, check: bool = True) -> dict[str, Spec]:
     """The search space a training configuration (a path or a shipped name) declares in its ``search:`` section,
     key -> ``Spec``; empty when it declares none. With ``check``, every key is set to each of its choices and both
     of its bounds through the configuration loader (all keys at once, turn by turn), so an unknown key fails with
-    the nearest known name and a value the method refuses fails naming it. ``ConfigError`` (one line, naming the file and the key) for a bad entry."""
+    the nearest known name and a value the method refuses fails naming it. ``ConfigError`` (one line, naming the
+    file and the key) for a bad entry."""
     from voxface.training.config import load_config, read_search, resolve_config
 
     where = str(resolve_config(config))
