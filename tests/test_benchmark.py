@@ -4,6 +4,7 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from voxface.benchmark import peer_configs, plan, run_benchmark, store_overrides
@@ -120,7 +121,31 @@ def test_the_benchmark_writes_table2_for_every_method_and_resumes(tiny_run, tiny
         assert METHODS[name].citation and METHODS[name].citation in printed
     assert "oracle ceiling" in table["references"] and any("data reference" in k for k in table["references"])
     assert any(k.startswith("PINs (published: PINs 901/100/250") for k in table["published"])
-    assert "±" in (out / "benchmark.md").read_text()
+    markdown = (out / "benchmark.md").read_text()
+    assert "±" in markdown and "Each method ran its shipped configuration" in markdown
+    assert table["budget"]["batch_size"] == 8 and table["budget"]["epochs"] == 2 and isinstance(
+        table["budget"]["steps"], int)
+    assert table["methods"]["sun_su_2025"]["configuration"]["method.args.voice_hidden"] == [256]  # shipped values
+    # beside each row, DeLong's paired test against the best row, on the seed-averaged scores stored at evaluation
+    from voxface.benchmark import SIGNIFICANCE_LISTS, read_scores
+    from voxface.metrics import delong_test
+
+    for key in SIGNIFICANCE_LISTS:
+        best = max(methods, key=lambda m: table["methods"][m]["verification"][key]["mean"])
+        other = next(m for m in methods if m != best)
+        tested = table["methods"][other]["significance"][key]
+        assert table["methods"][best]["significance"][key]["p"] == 1.0 and tested["best"] == best
+
+        def averaged(name, key=key):
+            stored = [read_scores(out / "runs" / name / f"seed{s}", key) for s in (0, 1)]
+            assert all(np.array_equal(stored[0][0], rows) for rows, _, _ in stored)
+            return stored[0][1], np.mean([scores for _, _, scores in stored], axis=0)
+
+        labels, mine = averaged(other)
+        difference, p = delong_test(labels, mine, averaged(best)[1])
+        assert tested["p"] == pytest.approx(p) and tested["difference"] == pytest.approx(100 * difference)
+        assert tested["tied"] == (p >= 0.05 or difference >= 0)
+        assert ("≈ best (p " if tested["tied"] else "below (p ") in markdown
     # Run again: every run and evaluation is reused (nothing retrained); a lost evaluation is redone alone.
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/checkpoints/best.ckpt")}
     (out / "runs" / methods[1] / "seed1" / "benchmark_eval.json").unlink()
@@ -196,3 +221,266 @@ def test_train_names_resume_only_where_it_was_asked_for(tmp_path):
     assert str(caught.value) == (f"{tmp_path / 'run'} holds a run made with optim.batch_size=8, not 16: a run "
                                  "continues only with its own settings (the training length and where files are may "
                                  f"change); train into another folder, or delete {tmp_path / 'run'} to start it afresh")
+
+
+# ---------------------------------------------------------------- equal terms, tuning, significance
+
+
+@pytest.mark.parametrize("config_set", ["voxsynth", "voxceleb1"])
+def test_every_method_trains_heads_on_both_modalities_with_one_budget(config_set):
+    """Equal terms on features: every shipped configuration has the base's batch and training length (plan refuses
+    others), and every method's face and voice paths both reach parameters that train."""
+    import torch
+
+    from voxface.methods.base import LabelSpace, Towers
+
+    runs = plan("unused", config_set=config_set)  # refuses configurations that differ in budget
+    assert len({(r.config.optim.batch_size, r.config.trainer.epochs, r.config.trainer.max_steps) for r in runs}) == 1
+    labels = LabelSpace(identities=12, videos=24, clips=48)
+    for run in runs:
+        method = METHODS[run.method](run.config.method_args(), Towers(None, None, 24, 16, labels=labels)).eval()
+        for side, head, width in (("face", method.face_head, 24), ("voice", method.voice_head, 16)):
+            embedded = head(torch.randn(6, width))
+            out = (embedded * torch.randn_like(embedded)).sum()  # not .sum(): a normalised output's can be constant
+            params = [p for p in method.parameters() if p.requires_grad]
+            grads = torch.autograd.grad(out, params, allow_unused=True)
+            assert any(g is not None and g.abs().sum() > 0 for g in grads), (run.method, side)
+    assert runs[[r.method for r in runs].index("sun_su_2025")].config.method.args["voice_hidden"]
+
+
+def test_a_benchmark_refuses_methods_with_another_budget(tmp_path):
+    from voxface.benchmark import PlannedRun, check_shared
+
+    runs = [PlannedRun(m, 0, load_config(f"voxsynth/peers/{m}", extra, check_paths=False))
+            for m, extra in (("pins", []), ("dimnet", ["optim.batch_size=64"]))]
+    with pytest.raises(ConfigError, match=r"^dimnet's configuration sets optim.batch_size to 64 where pins's has 32: "
+                                          r"a benchmark trains every method on one budget"):
+        check_shared(runs)
+
+
+def _space_file(tmp_path, search, extends="voxsynth/peers/base"):
+    import yaml
+
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"extends": extends, "search": search}, sort_keys=False))
+    return path
+
+
+def test_a_search_space_is_parsed_and_drawn_reproducibly_within_its_bounds(tmp_path):
+    from voxface.tuning import draw, search_space
+
+    search = {"optim.lr_mapping": {"log_uniform": [1.0e-4, 1.0e-2]},
+              "method.args.temperature": {"uniform": [0.05, 0.5]},
+              "method.args.mapping_hidden": [[32], [64], [128]],
+              "method.args.voice_hidden": {"same_as": "method.args.mapping_hidden"},
+              "method.args.sinkhorn_reg": {"uniform": [1, 9]}}  # integer bounds: integers (a float field takes them)
+    space = search_space(_space_file(tmp_path, search))
+    assert [s.kind for s in space.values()] == ["log_uniform", "uniform", "choice", "same_as", "uniform"]
+    draws = [draw(space, "sun_su_2025", k) for k in range(40)]
+    assert draws == [draw(space, "sun_su_2025", k) for k in range(40)]  # seeded: the same every time
+    assert draws[:3] != [draw(space, "pins", k) for k in range(3)]  # each method its own stream
+    for values in draws:
+        assert list(values) == list(search)
+        assert 1e-4 <= values["optim.lr_mapping"] <= 1e-2 and 0.05 <= values["method.args.temperature"] <= 0.5
+        assert values["method.args.mapping_hidden"] in search["method.args.mapping_hidden"]
+        assert values["method.args.voice_hidden"] == values["method.args.mapping_hidden"]
+        assert isinstance(values["method.args.sinkhorn_reg"], int) and 1 <= values["method.args.sinkhorn_reg"] <= 9
+        assert float(f"{values['optim.lr_mapping']:.3g}") == values["optim.lr_mapping"]  # three digits, for tables
+    lrs = np.log10([v["optim.lr_mapping"] for v in draws])  # log-uniform: both decades visited
+    assert (lrs < -3).any() and (lrs > -3).any()
+    assert len({tuple(v["method.args.mapping_hidden"]) for v in draws}) == 3
+    # a trial's draw depends neither on how many trials nor on the other keys
+    fewer = search_space(_space_file(tmp_path, {"optim.lr_mapping": search["optim.lr_mapping"]}))
+    assert [draw(fewer, "sun_su_2025", k)["optim.lr_mapping"] for k in range(5)] == [
+        v["optim.lr_mapping"] for v in draws[:5]]
+    # a file extending another keeps its space, each key it names replaced whole
+    child = search_space(_space_file(tmp_path, {"method.args.temperature": [0.1, 0.2]},
+                                     extends="voxsynth/peers/sun_su_2025"))
+    assert child["method.args.temperature"].kind == "choice" and child["optim.lr_mapping"].kind == "log_uniform"
+
+
+@pytest.mark.parametrize("config_set", ["voxsynth", "voxceleb1"])
+def test_every_shipped_configuration_declares_a_valid_search_space(config_set):
+    from voxface.tuning import search_space
+
+    for name, config in peer_configs(config_set).items():
+        space = search_space(config)  # every key set to its choices and bounds through the loader
+        assert "optim.lr_mapping" in space and len(space) >= 3, name
+
+
+@pytest.mark.parametrize("search, message", [
+    ({"method.args.tmperature": [0.1]},
+     "search: method.args.tmperature: unknown config key 'method.args.tmperature' (did you mean "
+     "'method.args.temperature'?"),
+    ({"optim.lr_mapin": {"log_uniform": [1e-4, 1e-2]}},
+     "search: optim.lr_mapin: unknown config key 'optim.lr_mapin' (did you mean 'optim.lr_mapping'?"),
+    ({"method.args.temperature": [0.1, -1.0]}, "search: method.args.temperature: config value "
+                                                "method.args.temperature must be positive"),
+    ({"method.args.temperature": {"log_uniform": [0, 1]}},
+     "search: method.args.temperature: log_uniform needs [low, high], two positive numbers with low < high, got "
+     "[0, 1]"),
+    ({"method.args.temperature": {"uniform": [0.5, 0.1]}}, "uniform needs [low, high], two numbers with low < high"),
+    ({"method.args.temperature": {"normal": [0, 1]}},
+     "search: method.args.temperature must be a list of choices, {uniform: [low, high]}, {log_uniform: [low, "
+     "high]} or {same_as: another.key}; got {'normal': [0, 1]}"),
+    ({"method.args.temperature": 0.1}, "must be a list of choices"),
+    ({"method.args.temperature": []}, "search: method.args.temperature lists no choice"),
+    ({"method.args.voice_hidden": {"same_as": "method.args.mapping_hidden"}},
+     "same_as names 'method.args.mapping_hidden', which the space does not draw itself"),
+    ({"optim.batch_size": [16, 32]}, "search: optim.batch_size cannot be tuned: every method shares"),
+    ({"trainer.epochs": [2, 4]}, "search: trainer.epochs cannot be tuned"),
+])
+def test_a_bad_search_space_is_refused_in_one_line_naming_its_file_and_key(tmp_path, search, message):
+    from voxface.tuning import search_space
+
+    path = _space_file(tmp_path, search)
+    with pytest.raises(ConfigError) as caught:
+        search_space(path)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    path.write_text("extends: voxsynth/peers/pins\nsearch: [optim.lr_mapping]\n")
+    with pytest.raises(ConfigError, match="search: must map config keys to their choices or ranges"):
+        search_space(path)
+    # training itself ignores the section
+    assert load_config(_space_file(tmp_path, search), check_paths=False).method.name == "sun_su_2025"
+
+
+def test_tuning_refuses_a_negative_budget_and_an_override_of_a_drawn_key(tmp_path, capsys):
+    from voxface.benchmark import plan_trials
+
+    assert main(["benchmark", "--out", str(tmp_path), "--methods", "pins", "--tune", "-1", "--quiet"]) == 2
+    assert capsys.readouterr().err == ("voxface: error: --tune must be 0 (each method's shipped configuration) or "
+                                       "the number of configurations to draw for every method, got -1\n")
+    with pytest.raises(ConfigError, match=r"^optim.lr_mapping is given as an override and is in pins's search space"):
+        plan_trials(tmp_path, "voxsynth", ["pins"], 2, ["optim.lr_mapping=0.01"])
+    trials = plan_trials(tmp_path, "voxsynth", ["pins", "dimnet"], 3)
+    assert [(t.method, t.trial, t.seed) for t in trials] == [("pins", k, 0) for k in range(3)] + [
+        ("dimnet", k, 0) for k in range(3)]
+    assert trials[1].folder == tmp_path / "tune" / "pins" / "trial1"
+    assert trials[1].config.method.args["margin"] == trials[1].values["method.args.margin"]
+
+
+def test_the_trial_kept_is_the_best_on_validation_whatever_the_test_lists_say(tmp_path):
+    from voxface.tuning import SELECTION_FILE, select, select_trial
+
+    assert select([0.61, None, 0.64, 0.64, 0.5]) == 2  # the first of equals; a trial that never validated: never
+    with pytest.raises(ConfigError, match="no trial validated"):
+        select([None, float("nan")])
+    folders = []
+    for k, (val, test) in enumerate([(0.70, 0.90), (0.75, 0.60), (0.72, 0.95)]):
+        folder = tmp_path / f"trial{k}"
+        folder.mkdir()
+        (folder / "run.json").write_text(json.dumps({"finished": True, "best_val_auc": val}))
+        (folder / "benchmark_eval.json").write_text(json.dumps(  # what a test list would say: never read
+            {"verification": {"random_unseenunheard": {"auc": test}}}))
+        folders.append(folder)
+    chosen = select_trial("pins", folders, [{"x": k} for k in range(3)], tmp_path / SELECTION_FILE)
+    assert chosen["chosen"] == 1 and chosen["values"] == {"x": 1}
+    assert json.loads((tmp_path / SELECTION_FILE).read_text())["tried"][2]["best_val_auc"] == 0.72
+    shutil.rmtree(folders[0])
+    with pytest.raises(ConfigError, match=r"^pins: .*trial0/run.json does not exist: that trial never finished"):
+        select_trial("pins", folders, [{}] * 3)
+
+
+def test_delong_test_p_value_by_hand_and_from_the_interval():
+    import math
+
+    from scipy.stats import norm
+
+    from voxface.metrics import delong_difference, delong_test
+
+    # by hand: placements of a (AUC 1) are all 1; of b, positives [1, 0.5] and negatives [0.5, 1]; the differences'
+    # variances are 0.125 / 2 each, so sd = sqrt(0.125), z = 0.25 / sd = 1 / sqrt(2), p = erfc(z / sqrt(2))
+    labels = np.array([1, 1, 0, 0])
+    difference, p = delong_test(labels, np.array([0.9, 0.8, 0.3, 0.1]), np.array([0.9, 0.2, 0.3, 0.1]))
+    assert difference == pytest.approx(0.25) and p == pytest.approx(math.erfc(0.5))
+    rng = np.random.default_rng(3)
+    labels = rng.random(400) < 0.5
+    a, b = labels + rng.normal(0, 1.2, 400), labels + rng.normal(0, 1.5, 400)
+    difference, p = delong_test(labels, a, b)
+    same, low, high = delong_difference(labels, a, b)
+    sd = (high - low) / (2 * norm.ppf(0.975))
+    assert difference == pytest.approx(same) and p == pytest.approx(2 * norm.sf(abs(same) / sd))
+    assert delong_test(labels, a, a) == (0.0, 1.0)
+
+
+def test_rows_not_significantly_below_the_best_are_marked_tied():
+    from voxface.benchmark import paired_significance
+    from voxface.metrics import delong_test
+
+    rng = np.random.default_rng(0)
+    n = 600
+    labels = rng.random(n) < 0.5
+    rows = np.arange(n)
+    signal = labels.astype(float)
+
+    def seeds(strength, noise, count=2):
+        return [(rows, labels, strength * signal + rng.normal(0, noise, n)) for _ in range(count)]
+
+    scores = {"strong": seeds(1.0, 0.8), "close": seeds(0.97, 0.8), "weak": seeds(0.3, 1.0)}
+    # a run that lost trial 5 (a missing file): every row is tested on the trials all scored
+    scores["close"][1] = (np.delete(rows, 5), np.delete(labels, 5), np.delete(scores["close"][1][2], 5))
+    tested = paired_significance(scores, "strong")
+    assert tested["strong"] == {"best": "strong", "difference": 0.0, "p": 1.0, "tied": True, "trials": n - 1}
+    assert tested["close"]["tied"] and tested["close"]["p"] >= 0.05
+    assert not tested["weak"]["tied"] and tested["weak"]["p"] < 1e-6 and tested["weak"]["difference"] < 0
+    # the p-value is DeLong's on the seed-averaged scores of the common trials, computed here a second way
+    keep = np.delete(rows, 5)
+    average = {m: np.mean([s[np.searchsorted(r, keep)] for r, _, s in runs], axis=0) for m, runs in scores.items()}
+    difference, p = delong_test(labels[keep], average["weak"], average["strong"])
+    assert tested["weak"]["p"] == pytest.approx(p) and tested["weak"]["difference"] == pytest.approx(100 * difference)
+    with pytest.raises(ValueError, match="different labels"):
+        paired_significance({"a": [(rows, labels, signal)], "b": [(rows, ~labels, signal)]}, "a")
+
+
+def test_tuning_reads_no_test_list_before_the_final_evaluation(tiny_run, tiny_stores, tmp_path):
+    """--tune with every unseen-unheard and matching list planted with unreadable bytes: every trial trains, each
+    method's trial is chosen (on the trials' validation AUC) and its final run trains; only the final evaluation
+    reads a planted list, and fails there."""
+    root, _ = tiny_run
+    methods = ["pins", "sun_su_2025"]
+    restore = _plant_test_lists(root / "voxsynth" / "protocol")
+    try:
+        with pytest.raises(VoxfaceError):
+            run_benchmark(tmp_path, methods=methods, tune=2, overrides=_tiny_overrides(tiny_run, tiny_stores),
+                          say=lambda _: None)
+    finally:
+        restore()
+    for name in methods:
+        selection = json.loads((tmp_path / "tune" / name / "selection.json").read_text())
+        aucs = [json.loads((tmp_path / "tune" / name / f"trial{k}" / "run.json").read_text())["best_val_auc"]
+                for k in range(2)]
+        assert selection["chosen"] == int(np.argmax(aucs)) and [t["best_val_auc"] for t in selection["tried"]] == aucs
+        assert not list((tmp_path / "tune" / name).glob("trial*/benchmark_*"))  # trials are never evaluated
+    assert (tmp_path / "tune" / methods[0] / "seed0" / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_benchmark_tune_trains_the_choice_with_the_seeds_says_it_and_resumes(tiny_run, tiny_stores, tmp_path):
+    import yaml
+
+    out = tmp_path / "bench"
+    overrides = _tiny_overrides(tiny_run, tiny_stores)
+    command = ["benchmark", "--out", str(out), "--methods", "pins", "--tune", "2", "--seeds", "2", "--quiet"]
+    assert main([*command, *overrides]) == 0
+    table = json.loads((out / "benchmark.json").read_text())
+    row, selection = table["methods"]["pins"], json.loads((out / "tune" / "pins" / "selection.json").read_text())
+    assert table["tune"] == 2 and row["tuning"]["chosen"] == selection["chosen"]
+    assert row["configuration"] == selection["values"] == selection["tried"][selection["chosen"]]["values"]
+    for seed in (0, 1):
+        saved = yaml.safe_load((out / "tune" / "pins" / f"seed{seed}" / "config.yaml").read_text())
+        assert saved["trainer"]["seed"] == seed
+        assert saved["method"]["args"]["margin"] == row["configuration"]["method.args.margin"]
+        assert saved["optim"]["lr_mapping"] == row["configuration"]["optim.lr_mapping"]
+    markdown = (out / "benchmark.md").read_text()
+    assert "chosen among 2 drawn from the search space" in markdown
+    assert f"margin={row['configuration']['method.args.margin']}" in markdown and "| best | best |" in markdown
+    with (out / "benchmark.csv").open() as handle:
+        (written,) = [r for r in csv.DictReader(handle) if r["row"] == "pins"]
+    assert written["tuning_chosen_trial"] == str(selection["chosen"]) and "margin=" in written["configuration"]
+    assert written["random_unseenunheard_p_vs_best"] == "1" and written["G_unseenunheard_tied_with_best"] == "true"
+    # again: every trial and run is reused
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("tune/pins/*/checkpoints/best.ckpt")}
+    assert len(stamps) == 4
+    again = run_benchmark(out, methods="pins", seeds=2, tune=2, overrides=overrides, say=lambda _: None)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert again["methods"]["pins"]["verification"] == row["verification"]

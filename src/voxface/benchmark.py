@@ -3,19 +3,26 @@
 For each registered method (or those named) and each seed, the method's shipped configuration
 ``<set>/peers/<method>`` (``src/voxface/configs``; ``--set voxsynth`` or ``voxceleb1``) is trained in feature mode
 on one pair of feature stores, so every method sees the same frozen face and voice encoders, the same identities,
-batch size, epochs and seed, and differs only in its heads and loss. The checkpoint kept is the one with the best
-validation-identity AUC (``best.ckpt``): no test list is read before the evaluation that follows. Each is then
-scored on every official list: verification AUC with DeLong's 95% interval, EER, 1:2 matching and retrieval.
+batch size, epochs (so optimisation steps) and seed, and differs only in its heads and loss; ``plan`` refuses
+configurations that differ in any of these. The checkpoint kept is the one with the best validation-identity AUC
+(``best.ckpt``): no test list is read before the evaluation that follows. Each is then scored on every official list:
+verification AUC with DeLong's 95% interval, EER, 1:2 matching and retrieval; beside each row, DeLong's paired test
+against the best row on random and G unseen-unheard (``paired_significance``). With ``tune`` (``--tune N``), each
+method first trains N configurations drawn from its search space and keeps the one of best validation AUC
+(``tuning``), which is then trained with the seeds.
 
 Into ``--out``:
 
 - ``features/faces``, ``features/voices``: the stores, extracted once with the encoders the configurations name
   (unless the configurations point elsewhere); reused when finished;
-- ``runs/<method>/seed<k>/``: each training run (``voxface train``'s folder) and its ``benchmark_eval.json``;
+- ``runs/<method>/seed<k>/``: each training run (``voxface train``'s folder), its ``benchmark_eval.json`` and its
+  per-trial scores ``benchmark_scores.npz``;
+- with tuning, ``tune/<method>/trial<k>/`` (trained, never evaluated), ``tune/<method>/selection.json`` and
+  ``tune/<method>/seed<k>/`` (the chosen configuration with each seed, in place of ``runs/<method>``);
 - ``benchmark.md``, ``benchmark.json``, ``benchmark.csv``: Table 2 with a row per method (mean ± sd over seeds
   where there are several), on VoxSynth the oracle ceiling and the data reference (scorers fitted on the true
-  generative knobs: what the data allow), the published VoxCeleb1 rows (marked with split and source), then
-  1:2 matching and retrieval.
+  generative knobs: what the data allow), the published VoxCeleb1 rows (marked with split and source), each row's
+  configuration (and tuning), then 1:2 matching and retrieval.
 
 Resumable: a finished run and its evaluation are reused, an interrupted run continues from its ``last.ckpt``.
 """
@@ -25,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +42,7 @@ from voxface.errors import ConfigError, VoxfaceError
 from voxface.methods import METHODS
 from voxface.protocol.lists import TEST_SETS, VERIFICATION_GROUPS
 from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config
+from voxface.tuning import SELECTION_FILE, configuration, describe, draw, override, search_space, select_trial
 
 log = logging.getLogger("voxface")
 
@@ -43,9 +51,16 @@ COLUMNS = ("U", "G", "N", "A", "GNA")
 LIST_KEYS = [f"{g}_{t}" for t in TEST_SETS for g in VERIFICATION_GROUPS]
 BAR_LIST = "random_unseenunheard"  # the issue's bar: every method's 95% CI low above chance here
 EVAL_FILE = "benchmark_eval.json"
+SCORES_FILE = "benchmark_scores.npz"  # each list's per-trial cosines, for the paired tests between rows
+# the lists each row is tested against the best row on (paired DeLong), and the level below which it is not tied
+SIGNIFICANCE_LISTS = ("random_unseenunheard", "G_unseenunheard")
+ALPHA = 0.05
 # what every method must share for the comparison to be one: the data, the lists and the stored features
 SHARED = ("data.root", "data.lists", "data.audio_dir", "data.faces_dir", "face.encoder", "face.weights",
           "audio.encoder", "audio.weights", "features.face", "features.voice")
+# the budget every method trains with: the same batch and the same number of optimisation steps (every sampler
+# makes an epoch of total clips // batch batches, media/dataset.py IdentityBatchSampler)
+BUDGET = ("optim.batch_size", "trainer.epochs", "trainer.max_steps")
 
 
 def peer_configs(config_set: str) -> dict[str, str]:
@@ -65,9 +80,15 @@ def _value(config: TrainConfig, dotted: str) -> Any:
 
 @dataclass
 class PlannedRun:
+    """One training run of a benchmark: a method's seed, or (``trial`` set) one of its tuning trials, which is
+    trained and never evaluated. ``values``: the configuration it runs with, for the table (the keys of the
+    method's search space)."""
+
     method: str
     seed: int
     config: TrainConfig
+    trial: int | None = None
+    values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
@@ -75,11 +96,13 @@ class PlannedRun:
 
 
 def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
-         overrides: list[str] | tuple[str, ...] = ()) -> list[PlannedRun]:
+         overrides: list[str] | tuple[str, ...] = (), tuned: dict[str, dict[str, Any]] | None = None
+         ) -> list[PlannedRun]:
     """The runs of a benchmark: each method's configuration with ``overrides`` on top, one per seed (0..seeds-1),
-    each into ``out/runs/<method>/seed<k>``. ``ConfigError`` for an unknown method, a method without a shipped
-    configuration in the set, fewer than one seed, or methods that would not share one data root and one feature
-    store."""
+    each into ``out/runs/<method>/seed<k>``; with ``tuned`` (method -> the values its tuning chose), those values
+    on top too, each into ``out/tune/<method>/seed<k>``. ``ConfigError`` for an unknown method, a method without a
+    shipped configuration in the set, fewer than one seed, or methods that would not share one data root, one
+    feature store and one budget (batch size and training length)."""
     shipped = peer_configs(config_set)
     if isinstance(methods, str):  # "pins,dimnet", as the command line takes it
         methods = [m.strip() for m in methods.split(",")]
@@ -108,25 +131,74 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     runs = []
     for name in names:
+        chosen = (tuned or {}).get(name)
         for seed in range(seeds):
-            folder = Path(out) / "runs" / name / f"seed{seed}"
+            folder = Path(out) / ("runs" if tuned is None else "tune") / name / f"seed{seed}"
+            extra = [override(key, value) for key, value in (chosen or {}).items()]
             try:
-                config = load_config(shipped[name], [*overrides, f"trainer.out={folder}", f"trainer.seed={seed}"],
-                                     check_paths=False)
+                config = load_config(shipped[name], [*overrides, *extra, f"trainer.out={folder}",
+                                                     f"trainer.seed={seed}"], check_paths=False)
             except ConfigError as err:  # an override one method takes and another does not: say whose
                 raise ConfigError(f"method {name}: {err}") from None
-            runs.append(PlannedRun(name, seed, config))
+            values = chosen if chosen is not None else configuration(
+                config, list(search_space(shipped[name], check=False)), shipped[name])
+            runs.append(PlannedRun(name, seed, config, values=dict(values)))
+    check_shared(runs)
     first = runs[0].config
-    for run in runs[1:]:
-        for key in SHARED:
-            if _value(run.config, key) != _value(first, key):
-                raise ConfigError(f"{run.method}'s configuration sets {key} to {_value(run.config, key)!r} where "
-                                  f"{runs[0].method}'s has {_value(first, key)!r}: a benchmark trains every method on "
-                                  "one data root and one feature store")
     if not first.feature_mode:
         raise ConfigError(f"{config_set}/peers/{runs[0].method}: the benchmark trains on feature stores; set "
                           "features.face and features.voice")
     return runs
+
+
+def check_shared(runs: list[PlannedRun]) -> None:
+    """``ConfigError`` unless every run shares the data, the stores and the budget (``SHARED``, ``BUDGET``) with the
+    first."""
+    first = runs[0].config
+    for run in runs[1:]:
+        for key in (*SHARED, *BUDGET):
+            if _value(run.config, key) != _value(first, key):
+                what = ("one budget: the same batch size and training length for every method" if key in BUDGET
+                        else "one data root and one feature store")
+                raise ConfigError(f"{run.method}'s configuration sets {key} to {_value(run.config, key)!r} where "
+                                  f"{runs[0].method}'s has {_value(first, key)!r}: a benchmark trains every method on "
+                                  f"{what}")
+
+
+def plan_trials(out: str | Path, config_set: str, methods: list[str], tune: int,
+                overrides: list[str] | tuple[str, ...] = ()) -> list[PlannedRun]:
+    """The tuning trials of ``voxface benchmark --tune``: for each method, ``tune`` configurations drawn from the
+    search space its configuration declares (``tuning.search_space``, ``tuning.draw``), each with ``overrides``
+    and seed 0, into ``out/tune/<method>/trial<k>``. ``ConfigError`` for a negative ``tune``, a method without a
+    search space, a bad space, an override naming a key the space draws, or a draw its method refuses."""
+    if tune < 0:
+        raise ConfigError(f"--tune must be 0 (each method's shipped configuration) or the number of configurations "
+                          f"to draw for every method, got {tune}")
+    if tune == 0:
+        return []
+    shipped = peer_configs(config_set)
+    named = {item.split("=", 1)[0].strip() for item in overrides}
+    trials = []
+    for name in methods:
+        space = search_space(shipped[name])
+        if not space:
+            raise ConfigError(f"--tune: {shipped[name]} declares no search space; every method is tuned alike, so "
+                              "each needs a search: section")
+        if clash := sorted(named & set(space)):
+            raise ConfigError(f"{clash[0]} is given as an override and is in {name}'s search space "
+                              f"({shipped[name]}); leave it out, or benchmark without --tune")
+        for k in range(tune):
+            values = draw(space, name, k)
+            folder = Path(out) / "tune" / name / f"trial{k}"
+            try:
+                config = load_config(shipped[name], [*overrides, *(override(key, v) for key, v in values.items()),
+                                                     f"trainer.out={folder}", "trainer.seed=0"], check_paths=False)
+            except ConfigError as err:
+                raise ConfigError(f"{name} trial {k} ({describe(values)}): {err}") from None
+            trials.append(PlannedRun(name, 0, config, trial=k, values=values))
+    if trials:
+        check_shared(trials)
+    return trials
 
 
 def store_overrides(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -199,8 +271,9 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any]:
-    """Score a trained run's best checkpoint (chosen on validation AUC) on every list, from the stores; reuse the
-    stored result while the checkpoint is the same file."""
+    """Score a trained run's best checkpoint (chosen on validation AUC) on every list, from the stores, into
+    ``benchmark_eval.json`` and each list's per-trial cosines into ``benchmark_scores.npz`` (``read_scores``); reuse
+    both while the checkpoint is the same file."""
     from voxface.evaluation.checkpoint import checkpoint_sha256
     from voxface.evaluation.evaluate import evaluate
 
@@ -213,7 +286,7 @@ def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any
     if stored.is_file():
         saved = json.loads(stored.read_text())
         if saved.get("checkpoint_sha256") == digest and saved.get("lists") == lists and (
-                not decomposition or "decomposition" in saved):
+                not decomposition or "decomposition" in saved) and _scores_stamp(run.folder) == digest:
             return saved
     try:
         result = evaluate(checkpoint, config.data.root, config.data.lists, audio_dir=config.data.audio_dir,
@@ -222,16 +295,50 @@ def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any
         raise type(err)(f"{run.method}: {str(err).split('; pass --skip-missing')[0]}") from None
     record = {"method": run.method, "seed": run.seed, "checkpoint_sha256": digest, "lists": lists,
               **result.to_json()}
+    write_scores(run.folder / SCORES_FILE, result.scores, result.trial_rows, digest)
     stored.write_text(json.dumps(record, indent=1))
     return record
 
 
+def write_scores(path: Path, scores: dict[str, tuple[np.ndarray, np.ndarray]], rows: dict[str, np.ndarray],
+                 digest: str) -> None:
+    """Each list's scored trials into one ``.npz``: ``<list>.rows`` (the trials' indices in the list, int32),
+    ``<list>.labels`` (bool) and ``<list>.scores`` (cosines, float32: about 5 bytes a trial), with the checkpoint's
+    digest they came from."""
+    arrays: dict[str, np.ndarray] = {"checkpoint_sha256": np.array(digest)}
+    for name, (labels, values) in scores.items():
+        arrays[f"{name}.rows"] = np.asarray(rows[name], dtype=np.int32)
+        arrays[f"{name}.labels"] = np.asarray(labels, dtype=bool)
+        arrays[f"{name}.scores"] = np.asarray(values, dtype=np.float32)
+    partial = path.with_suffix(".partial.npz")
+    np.savez_compressed(partial, **arrays)
+    partial.replace(path)
+
+
+def _scores_stamp(folder: Path) -> str | None:
+    """The checkpoint digest a run folder's stored scores came from; None without readable scores."""
+    try:
+        with np.load(folder / SCORES_FILE) as stored:
+            return str(stored["checkpoint_sha256"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def read_scores(folder: str | Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A run's stored scores of list ``name``: (trial indices, labels, cosines); None when it scored none."""
+    with np.load(Path(folder) / SCORES_FILE) as stored:
+        if f"{name}.rows" not in stored:
+            return None
+        return stored[f"{name}.rows"], stored[f"{name}.labels"], stored[f"{name}.scores"].astype(np.float64)
+
+
 def _run_one(run: PlannedRun, decomposition: bool) -> tuple[dict[str, Any], float, float]:
-    """Train (or reuse) and evaluate one run: (its evaluation record, seconds training, seconds in all)."""
+    """Train (or reuse) and evaluate one run: (its evaluation record, seconds training, seconds in all). A tuning
+    trial is trained only (its record holds what validation said)."""
     start = time.perf_counter()
     summary = train_once(run)
     trained = time.perf_counter() - start
-    record = evaluate_once(run, decomposition=decomposition)
+    record = evaluate_once(run, decomposition=decomposition) if run.trial is None else {}
     record["best_val_auc"], record["steps"] = summary.get("best_val_auc"), summary.get("steps")
     return record, trained, time.perf_counter() - start
 
@@ -313,7 +420,7 @@ def _run_in_processes(runs: list[PlannedRun], jobs: int, done: Any) -> None:
                 raise VoxfaceError(failure)
             run, left = runs[index], left - 1
             summary = json.loads((run.folder / "run.json").read_text())
-            record = json.loads((run.folder / EVAL_FILE).read_text())
+            record = json.loads((run.folder / EVAL_FILE).read_text()) if run.trial is None else {}
             record["best_val_auc"], record["steps"] = summary.get("best_val_auc"), summary.get("steps")
             done(run, record, summary.get("seconds", 0.0), time.perf_counter() - start)
         for worker in workers:
@@ -344,7 +451,7 @@ def _lists_stamp(lists: str | Path) -> str:
 
 def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
                   overrides: list[str] | tuple[str, ...] = (), progress: bool = False, jobs: int = 1,
-                  say: Any = print) -> dict[str, Any]:
+                  say: Any = print, tune: int = 0) -> dict[str, Any]:
     """Extract the stores, train and evaluate every planned run (module docstring), write the tables; returns
     ``benchmark.json``'s content.
 
@@ -355,8 +462,11 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
     with its share of the cores (the heads on stored features are small: one run keeps about one core busy); the
     processes are spawned, so a script calling this with ``jobs > 1`` needs an ``if __name__ == "__main__":`` guard.
     Numbers depend on the threads a run gets: compare benchmarks made with the same ``jobs`` on the same machine.
-    Raises ``ConfigError`` (module docstring's refusals, a missing path), ``KeyboardInterrupt`` on Ctrl-C (each run
-    keeps its last checkpoint; run again to continue).
+    ``tune``: 0 trains each method's shipped configuration; N > 0 first trains N configurations per method drawn
+    from its search space (``tuning``) into ``out/tune/<method>/trial<k>``, keeps the one of best validation AUC,
+    and trains that one with the seeds into ``out/tune/<method>/seed<k>``.
+    Raises ``ConfigError`` (module docstring's refusals, a missing path, a bad search space), ``KeyboardInterrupt``
+    on Ctrl-C (each run keeps its last checkpoint; run again to continue).
 
     Example:
         >>> table = run_benchmark("runs/bench", methods="pins,dimnet", overrides=[  # doctest: +SKIP
@@ -370,7 +480,10 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
     out = Path(out)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    runs = plan(out, config_set, methods, seeds, store_overrides(out, overrides))
+    overrides = store_overrides(out, overrides)
+    runs = plan(out, config_set, methods, seeds, overrides)
+    names = list(dict.fromkeys(run.method for run in runs))
+    trials = plan_trials(out, config_set, names, tune, overrides)
     first = runs[0].config
     for what, path in (("data.root", first.data.root), ("face.weights", first.face.weights),
                        ("audio.weights", first.audio.weights)):
@@ -380,12 +493,32 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
     # settings, and the data (every run trains on the same root, lists and stores: plan() checks that).
     from voxface.training.run import training_manifests
 
-    for run in runs:
+    for run in trials or runs:
         check_continues(run)
     training_manifests(first)
     started = time.perf_counter()
     extract_stores(first, progress)  # refuses stores made otherwise than the configurations say, here too
     timings = {"features": round(time.perf_counter() - started, 1)}
+    selections: dict[str, dict[str, Any]] = {}
+    if trials:
+        say(f"  tuning: {tune} configurations per method, kept by validation AUC")
+
+        def tried(run: PlannedRun, record: dict[str, Any], trained: float, seconds: float) -> None:
+            timings[f"{run.method}/trial{run.trial}"] = round(seconds, 1)
+            say(f"  {run.method} (trial {run.trial}: {describe(run.values)}): trained {trained:.1f} s, best val AUC "
+                f"{_fmt(record['best_val_auc'], 3)}")
+
+        _execute(trials, jobs, tried)
+        # Each method's choice reads its trials' run.json (validation AUC) and nothing else: no list is scored yet.
+        for name in names:
+            mine = [t for t in trials if t.method == name]
+            selections[name] = select_trial(name, [t.folder for t in mine], [t.values for t in mine],
+                                            out / "tune" / name / SELECTION_FILE)
+            say(f"  {name}: trial {selections[name]['chosen']} chosen ({describe(selections[name]['values'])})")
+        runs = plan(out, config_set, names, seeds, overrides, tuned={n: sel["values"] for n, sel in
+                                                                     selections.items()})
+        for run in runs:
+            check_continues(run)
     results: dict[tuple[str, int], dict[str, Any]] = {}
 
     def done(run: PlannedRun, record: dict[str, Any], trained: float, seconds: float) -> None:
@@ -396,21 +529,97 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
             f"{_fmt(record['best_val_auc'], 3)}, random unseen-unheard AUC {_fmt(auc.get('auc'), 3)} "
             f"(95% CI {_interval(auc.get('auc_ci95'))})")
 
-    # the data reference (true knobs, VoxSynth) does not depend on the method: fitted once, with the first run
-    if jobs == 1:
-        for index, run in enumerate(runs):
-            done(run, *_run_one(run, index == 0))
-    else:
-        _run_in_processes(runs, jobs, done)
+    _execute(runs, jobs, done)
     timings["total"] = round(time.perf_counter() - started, 1)
     grouped: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         grouped.setdefault(run.method, []).append(results[(run.method, run.seed)])
     table = benchmark_table(grouped, first, config_set, seeds)
+    tests = significance(table["methods"], runs)
+    for name, row in table["methods"].items():
+        row["configuration"] = next(run.values for run in runs if run.method == name)
+        row["significance"] = {key: tested[name] for key, tested in tests.items() if name in tested}
+        if name in selections:
+            row["tuning"] = {k: selections[name][k] for k in ("trials", "chosen", "by", "seed")} | {
+                "val_auc": [t["best_val_auc"] for t in selections[name]["tried"]]}
+    steps = sorted({r.get("steps") for records in grouped.values() for r in records} - {None})
+    table["budget"] = {"batch_size": first.optim.batch_size, "epochs": first.trainer.epochs,
+                       "max_steps": first.trainer.max_steps, "steps": steps[0] if len(steps) == 1 else steps}
+    table["tune"] = tune
     table["seconds"] = timings
     table["jobs"] = jobs
     write_benchmark(table, out)
     return table
+
+
+def _execute(runs: list[PlannedRun], jobs: int, done: Any) -> None:
+    """Train (and, but for tuning trials, evaluate) ``runs``, one after another or in ``jobs`` processes;
+    ``done(run, record, trained, seconds)`` as each ends. The data reference (true knobs, VoxSynth) does not depend
+    on the method: it is fitted once, with the first run's evaluation."""
+    if jobs == 1:
+        for index, run in enumerate(runs):
+            done(run, *_run_one(run, index == 0))
+    else:
+        _run_in_processes(runs, jobs, done)
+
+
+# ---------------------------------------------------------------- paired tests between rows
+
+
+def paired_significance(scores: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]], best: str,
+                        alpha: float = ALPHA) -> dict[str, dict[str, Any]]:
+    """Each method against ``best`` on one list: DeLong's paired test of two AUCs on the same trials
+    (``metrics.delong_test``), two-sided. ``scores``: method -> its seeds' (trial indices, labels, cosines).
+
+    The test compares seed-averaged scores: each trial's cosine averaged over a method's seeds, then one AUC per
+    method on the trials every run scored. Pooling the seeds' scores instead would count each trial once per seed
+    as if the seeds had drawn new trials; the trials are what the test samples, so pooled copies would shrink the
+    variance about K-fold and call differences significant that another draw of trials would not repeat. Averaging
+    keeps one observation per trial (with one seed it is that seed's own scores).
+
+    Returns method -> ``{"best", "difference"`` (AUC(method) - AUC(best), percent points, on the averaged scores)
+    ``, "p"`` (two-sided) ``, "tied"`` (not significantly below the best: p >= ``alpha`` or not below it; the best
+    row is tied with itself) ``, "trials"}``. ``ValueError`` when two runs' labels of the same trial disagree (not
+    one list)."""
+    from functools import reduce
+
+    from voxface.metrics import delong_test
+
+    common = reduce(np.intersect1d, [rows for seeds in scores.values() for rows, _, _ in seeds])
+
+    def averaged(seeds: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        labels, total = None, np.zeros(len(common))
+        for rows, truth, values in seeds:
+            index = np.searchsorted(rows, common)  # rows ascend (evaluate keeps trials in list order)
+            if labels is not None and not np.array_equal(labels, truth[index]):
+                raise ValueError("two runs give the same trial different labels: their scores are not of one list")
+            labels, total = truth[index], total + values[index]
+        return labels, total / len(seeds)
+
+    truth, reference = averaged(scores[best])
+    tested = {}
+    for method, seeds in scores.items():
+        labels, mine = averaged(seeds)
+        if not np.array_equal(labels, truth):
+            raise ValueError(f"{method} and {best} give the same trial different labels: their scores are not of one "
+                             "list")
+        difference, p = (0.0, 1.0) if method == best else delong_test(labels, mine, reference)
+        tested[method] = {"best": best, "difference": 100 * difference, "p": p,
+                          "tied": method == best or not (difference < 0 and p < alpha), "trials": int(len(common))}
+    return tested
+
+
+def significance(rows: dict[str, dict[str, Any]], runs: list[PlannedRun]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``paired_significance`` on each of ``SIGNIFICANCE_LISTS`` against the row of best mean AUC there, from the
+    evaluated runs' stored scores: list -> method -> its test."""
+    tests = {}
+    for name in SIGNIFICANCE_LISTS:
+        means = {m: row["verification"][name]["mean"] for m, row in rows.items() if name in row["verification"]}
+        scores = {m: [read_scores(run.folder, name) for run in runs if run.method == m] for m in means}
+        scores = {m: seeds for m, seeds in scores.items() if seeds and all(s is not None for s in seeds)}
+        if scores:
+            tests[name] = paired_significance(scores, max(scores, key=lambda m: means[m]))
+    return tests
 
 
 # ---------------------------------------------------------------- the tables
@@ -418,6 +627,11 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
 
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _p(p: float) -> str:
+    """A p-value for a table: two significant digits, or an upper bound when tiny."""
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
 
 
 def _interval(ci: list | None) -> str:
@@ -503,15 +717,25 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
         def cells(values: dict[str, dict[str, float]], keys: list[str]) -> list[str]:
             return [_fmt(values.get(k, {}).get(stat), 2) for k in keys for stat in stats]
 
+        def tests(row: dict[str, Any]) -> list[str]:
+            tested = [row.get("significance", {}).get(k) for k in SIGNIFICANCE_LISTS]
+            return [c for t in tested for c in (["", "", "", ""] if t is None else [
+                t["best"], _fmt(t["difference"], 2), f"{t['p']:.3g}", str(t["tied"]).lower()])]
+
         writer.writerow(["row", "kind", *(c for k in LIST_KEYS for c in named(k)),
                          "random_unseenunheard_ci95_low_min_over_seeds",
+                         *(f"{k}_{c}" for k in SIGNIFICANCE_LISTS
+                           for c in ("best", "difference_to_best", "p_vs_best", "tied_with_best")),
+                         "configuration", "tuning_chosen_trial", "tuning_val_auc",
                          *(c for k in matching_keys for c in named(f"matching_{k}")),
                          *(c for k in retrieval_keys for c in named(k))])
         for name, row in methods.items():
-            low = row["bar_ci95_low"]
+            low, tuning = row["bar_ci95_low"], row.get("tuning", {})
             writer.writerow([name, "method", *cells(row["verification"], LIST_KEYS),
-                             _fmt(None if low is None else 100 * low, 2), *cells(row["matching"], matching_keys),
-                             *cells(row["retrieval"], retrieval_keys)])
+                             _fmt(None if low is None else 100 * low, 2), *tests(row),
+                             describe(row.get("configuration", {})), tuning.get("chosen", ""),
+                             " ".join(_fmt(a, 4) for a in tuning.get("val_auc", [])),
+                             *cells(row["matching"], matching_keys), *cells(row["retrieval"], retrieval_keys)])
         for kind, group in (("reference", table["references"]), ("published", table["published"])):
             for name, values in group.items():
                 writer.writerow([name, kind, *(c for k in LIST_KEYS for c in [_fmt(values.get(k), 2)] + [""] * (
@@ -522,27 +746,58 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
             return "lost"
         return f"{stat['mean']:.1f} ± {stat['sd']:.1f}" if several else f"{stat['mean']:.1f}"
 
+    def versus(name: str, row: dict[str, Any], key: str) -> str:
+        tested = row.get("significance", {}).get(key)
+        if tested is None:
+            return "-"
+        if tested["best"] == name:
+            return "best"
+        return f"{'≈ best' if tested['tied'] else 'below'} (p {_p(tested['p'])})"
+
+    budget, tune = table.get("budget", {}), table.get("tune", 0)
+    steps = budget.get("steps")
     header = ["method", *(f"U-U {c}" for c in COLUMNS), *(f"S-H {c}" for c in COLUMNS),
-              "U-U random 95% CI low" + (" (lowest seed)" if several else "")]
+              "U-U random 95% CI low" + (" (lowest seed)" if several else ""),
+              "vs best, U-U random", "vs best, U-U G"]
     lines = [f"# Every method under the official lists ({table['set']})", "",
-             f"Verification AUC (%), the layout of Sun & Su 2025 Table 2. Every method trained its heads on the same "
-             f"stored features (faces: {table['encoders']['face']}; voices: {table['encoders']['voice']}), the same "
-             f"identities and budget, and kept the checkpoint of best validation AUC; "
-             + (f"mean ± sd over {table['seeds']} seeds." if several else "one seed."), "",
+             f"Verification AUC (%), the layout of Sun & Su 2025 Table 2. Every method trained heads on both "
+             f"modalities on the same stored features (faces: {table['encoders']['face']}; voices: "
+             f"{table['encoders']['voice']}) and the same identities, with one budget"
+             + (f" (batch {budget['batch_size']}, {budget['epochs']} epochs"
+                + (f": {steps} optimisation steps" if isinstance(steps, int) else "")
+                + "; the benchmark refuses configurations that differ)" if budget else "")
+             + ", and kept the checkpoint of best validation AUC; "
+             + (f"mean ± sd over {table['seeds']} seeds." if several else "one seed.")
+             + (f" Each method's configuration was chosen among {tune} drawn from the search space its "
+                "configuration file declares, by validation AUC alone (seed 0), then trained with the seeds."
+                if tune else " Each method ran its shipped configuration."), "",
+             "vs best: DeLong's paired test (two-sided; each trial's score averaged over the seeds) against the row of "
+             f"best mean AUC on that list; ≈ best: not significantly below it (p ≥ {ALPHA}).", "",
              "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for row in methods.values():
+    for name, row in methods.items():
         low = row["bar_ci95_low"]
         lines.append(f"| {row['citation']} | " + " | ".join(cell(row["verification"].get(k)) for k in LIST_KEYS)
-                     + f" | {_fmt(None if low is None else 100 * low)} |")
+                     + f" | {_fmt(None if low is None else 100 * low)} | "
+                     + " | ".join(versus(name, row, k) for k in SIGNIFICANCE_LISTS) + " |")
     for name, values in table["references"].items():
-        lines.append(f"| *{name}* | " + " | ".join(_fmt(values.get(k)) for k in LIST_KEYS) + " | |")
+        lines.append(f"| *{name}* | " + " | ".join(_fmt(values.get(k)) for k in LIST_KEYS) + " | | | |")
     if table["published"]:
         where = ("the same lists" if table["published_same_data"]
                  else "VoxCeleb1, not these data: for the shape of the comparison only")
         lines += ["", f"Published (each with its split and source; {where}):", "",
-                  "| " + " | ".join(header[:-1]) + " |", "|---" * (len(header) - 1) + "|"]
+                  "| " + " | ".join(header[:1 + len(LIST_KEYS)]) + " |", "|---" * (1 + len(LIST_KEYS)) + "|"]
         lines += [f"| {name} | " + " | ".join(_fmt(values.get(k)) for k in LIST_KEYS) + " |"
                   for name, values in table["published"].items()]
+    if any(row.get("configuration") for row in methods.values()):
+        chosen = "the configuration tuning chose (trial of best validation AUC)" if tune else "its shipped values"
+        lines += ["", f"Configuration of each row: the keys of its search space, {chosen}:", "",
+                  "| method | configuration |" + (" trial chosen | validation AUC of each trial |" if tune else ""),
+                  "|---|---|" + ("---|---|" if tune else "")]
+        for row in methods.values():
+            tuning = row.get("tuning")
+            lines.append(f"| {row['citation']} | {describe(row.get('configuration', {})) or '-'} |" + (
+                f" {tuning['chosen']} of {tuning['trials']} | {' '.join(_fmt(a, 3) for a in tuning['val_auc'])} |"
+                if tuning else (" | |" if tune else "")))
     if matching_keys:
         lines += ["", "1:2 matching accuracy (%):", "", "| method | " + " | ".join(matching_keys) + " |",
                   "|---" * (1 + len(matching_keys)) + "|"]

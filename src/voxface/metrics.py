@@ -7,6 +7,8 @@ of the loss that discrimination alone leaves; Cllr - minCllr is what the calibra
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -115,13 +117,28 @@ def delong_difference(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.nda
     """AUC(a) - AUC(b) of two scorings of the same trials and its interval, (difference, low, high): DeLong et
     al. 1988's test of correlated AUCs, the variance of the difference from the trials' paired placements, so
     what the two scorings share of the trials' luck cancels. Normal approximation."""
+    difference, sd = _paired_difference(labels, scores_a, scores_b)
+    half = _normal_quantile(0.5 + confidence / 2) * sd
+    return difference, float(difference - half), float(difference + half)
+
+
+def delong_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> tuple[float, float]:
+    """(AUC(a) - AUC(b), two-sided p-value) of two scorings of the same trials: DeLong et al. 1988's test of
+    correlated AUCs, z = difference / its standard deviation (``delong_difference``'s), normal approximation. Two
+    identical scorings (a zero variance and difference) give p = 1."""
+    difference, sd = _paired_difference(labels, scores_a, scores_b)
+    if sd == 0.0:
+        return difference, 1.0 if difference == 0.0 else 0.0
+    return difference, float(math.erfc(abs(difference) / sd / math.sqrt(2)))  # two-sided normal tail
+
+
+def _paired_difference(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> tuple[float, float]:
+    """AUC(a) - AUC(b) and its standard deviation from the trials' paired placements (DeLong et al. 1988)."""
     labels, scores_a = _check(labels, scores_a)
     _, scores_b = _check(labels, scores_b)
     pos_a, neg_a = _placements(labels, scores_a)
     pos_b, neg_b = _placements(labels, scores_b)
-    difference = float(pos_a.mean() - pos_b.mean())
-    half = _normal_quantile(0.5 + confidence / 2) * np.sqrt(_placement_variance(pos_a - pos_b, neg_a - neg_b))
-    return difference, float(difference - half), float(difference + half)
+    return float(pos_a.mean() - pos_b.mean()), float(np.sqrt(_placement_variance(pos_a - pos_b, neg_a - neg_b)))
 
 
 def bootstrap_interval(labels: np.ndarray, scores: np.ndarray, metric=roc_auc, resamples: int = 1000,

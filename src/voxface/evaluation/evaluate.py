@@ -186,6 +186,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
             log.warning("%s: all %d trials lost to missing or unreadable files", trials.name, len(trials))
             continue
         result.scores[trials.name] = (labels, scores)
+        result.trial_rows[trials.name] = keep
         result.verification[trials.name] = verification_metrics(
             labels, scores, ci, bootstrap, scorer.calibrate_cosine(scores) if scorer is not None else None)
         if llr is not None:

@@ -19,6 +19,9 @@ class Evaluation:
     lost_trials: dict[str, int] = field(default_factory=dict)
     encoded: dict[str, int] = field(default_factory=dict)
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # (labels, cosines)
+    # per list, the indices of the trials that ``scores`` holds (those whose voice and face were embedded), so that
+    # two runs' scores of the same list pair up trial by trial
+    trial_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     backend_scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)  # llrs
     backend: dict = field(default_factory=dict)  # the backend's folder and fit, when one scored
     decomposition: dict = field(default_factory=dict)  # decomposition.py: references, probes, demographics

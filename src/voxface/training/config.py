@@ -2,7 +2,9 @@
 
 A YAML file has the sections below (any may be omitted to keep the defaults); ``extends: other.yaml``
 (relative to the file) starts from another file, and ``key.sub=value`` overrides come last. An unknown
-key or a value of the wrong kind fails at once, naming the key and the file.
+key or a value of the wrong kind fails at once, naming the key and the file. A training file may also declare a
+``search:`` section, the space ``voxface benchmark --tune`` draws configurations from (``voxface/tuning.py``);
+training itself ignores it.
 """
 
 from __future__ import annotations
@@ -282,7 +284,10 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
                 raise ConfigError(f"{path}: extends: {parent} is neither a file beside it nor a shipped "
                                   f"configuration (shipped: {', '.join(packaged_configs())})") from None
         base = _read_yaml(near, seen + (path.resolve(),))
+        searched = [section.get(SEARCH_SECTION) for section in (base, data)]
         data = _merge(base, data)
+        if all(isinstance(s, dict) for s in searched):  # a search key's spec is replaced whole, not merged into
+            data[SEARCH_SECTION] = {**searched[0], **searched[1]}
     return data
 
 
@@ -350,11 +355,15 @@ def resolve_config(name: str | Path) -> Path:
                       f"(shipped: {', '.join(packaged_configs())})")
 
 
-def read_config(root: type, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+def read_config(root: type, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                ignore: tuple[str, ...] = ()) -> Any:
     """The dataclass ``root`` built strictly from a YAML file (a path or a shipped name, ``resolve_config``;
     ``extends:`` followed) and ``key.sub=value`` overrides: an unknown key fails with the nearest known name, a
-    value of the wrong kind names its key and file. What any voxface YAML (training, pretraining) is read with."""
+    value of the wrong kind names its key and file. ``ignore``: top-level sections read by others (``search``).
+    What any voxface YAML (training, pretraining) is read with."""
     data = _read_yaml(resolve_config(path)) if path else {}
+    for section in ignore:
+        data.pop(section, None)
     for override in overrides:
         data = _merge(data, parse_override(override, root))
     source = str(path or "overrides")
@@ -369,6 +378,20 @@ def read_config(root: type, path: str | Path | None = None, overrides: list[str]
         raise
 
 
+SEARCH_SECTION = "search"  # a training file's search space for voxface benchmark --tune (tuning.py)
+
+
+def read_search(path: str | Path) -> dict[str, Any]:
+    """A training file's ``search:`` section (``extends:`` followed; empty when it has none), as written: what
+    ``tuning.search_space`` parses. ``ConfigError`` when the file cannot be read or the section is no mapping."""
+    source = resolve_config(path)
+    section = _read_yaml(source).get(SEARCH_SECTION) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: {SEARCH_SECTION}: must map config keys to their choices or ranges, got "
+                          f"{section!r}")
+    return section
+
+
 RELEASE_PRIOR = "voxsynth-prior"  # face.weights / audio.weights: VoxSynth's shipped release prior of that modality
 
 
@@ -377,7 +400,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Read (a path or a shipped name, ``resolve_config``), merge overrides into, and validate a training
     configuration. ``face.weights`` / ``audio.weights`` set to ``voxsynth-prior`` name VoxSynth's shipped release
     priors (``synth/release.py``)."""
-    config = read_config(TrainConfig, path, overrides)
+    config = read_config(TrainConfig, path, overrides, ignore=(SEARCH_SECTION,))
     for section, modality in ((config.face, "face"), (config.audio, "voice")):
         if section.weights == RELEASE_PRIOR:  # synth/release.py release_prior's files, named here without importing it
             name = "backbone.pth" if modality == "face" else "embedding_model.ckpt"
