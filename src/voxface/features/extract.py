@@ -248,6 +248,16 @@ class _Job:
         dataset = _Batches(self.root, self.keys, batches, self.modality, self.face_size, self.crop)
         return DataLoader(dataset, batch_size=None, num_workers=self.workers)
 
+    def writer(self, rank: int) -> _Writer:
+        """The writer of this process's rows."""
+        return _Writer(self.folder, rank)
+
+    def encode(self, encoder: nn.Module, item: dict[str, Any], device: torch.device) -> Any:
+        return encode(encoder, item, device)
+
+    def finish_if_done(self) -> bool:
+        return _finish_if_done(self)
+
 
 def _extractor(encoder: nn.Module, job: _Job) -> Any:
     """One rank of a multi-process extraction (``features/ranks.py``: Lightning imported there, where several

@@ -13,17 +13,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from voxface.features.extract import Batch, _finish_if_done, _Job, _Writer, encode
-
 
 class Extractor(L.LightningModule):
     """``Trainer.predict`` hands each rank its share of the batches; each rank writes its own rows of the store."""
 
-    def __init__(self, encoder: nn.Module, job: _Job) -> None:
+    def __init__(self, encoder: nn.Module, job: Any) -> None:  # features.extract._Job: what and where to write
         super().__init__()
         self.encoder, self.job = encoder, job
-        self._batches: list[Batch] = []
-        self._writer: _Writer | None = None
+        self._batches: list[Any] = []
+        self._writer: Any = None
 
     def setup(self, stage: str) -> None:  # in each started process
         # Rows go to the store, not back to Lightning: its warning about a step returning None is expected.
@@ -39,11 +37,11 @@ class Extractor(L.LightningModule):
 
     def predict_step(self, item: dict[str, Any], index: int) -> None:
         if self._writer is None:
-            self._writer = _Writer(self.job.folder, self.global_rank)
-        self._writer.write(item, encode(self.encoder, item, self.device))
+            self._writer = self.job.writer(self.global_rank)
+        self._writer.write(item, self.job.encode(self.encoder, item, self.device))
 
     def on_predict_end(self) -> None:
         self.trainer.strategy.barrier()
         if self.trainer.is_global_zero:
-            _finish_if_done(self.job)
+            self.job.finish_if_done()
         self.trainer.strategy.barrier()
