@@ -18,10 +18,17 @@ Into ``--out``:
   1:2 matching and retrieval.
 
 Resumable: a finished run and its evaluation are reused, an interrupted run continues from its ``last.ckpt``.
+
+The end-to-end track (``--media``, ``run_benchmark(..., media=True)``): the same runs trained on the media instead
+of the stores, into ``out/media`` (``runs/<method>/seed<k>``, the tables, and ``teacher_cache``: the frozen face
+teacher's embeddings, made once for every run). Each method's configuration (``<set>/peers/media/<method>`` where a
+method's end-to-end form differs, else ``<set>/peers/<method>``) gets ``<set>/peers/media.yaml``'s settings laid
+over it: no stores, the face teacher frozen, the voice encoder from the voice prior and trainable, one budget.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -46,6 +53,10 @@ EVAL_FILE = "benchmark_eval.json"
 # what every method must share for the comparison to be one: the data, the lists and the stored features
 SHARED = ("data.root", "data.lists", "data.audio_dir", "data.faces_dir", "face.encoder", "face.weights",
           "audio.encoder", "audio.weights", "features.face", "features.voice")
+MEDIA = "media"  # the end-to-end track: its folder under --out, its shared settings <set>/peers/media.yaml
+# ... and what every method of that track must also share: one budget, one teacher cache
+MEDIA_SHARED = ("face.frozen", "face.cache_dir", "optim.batch_size", "optim.lr_audio", "optim.schedule",
+                "optim.step_gamma", "optim.step_every_epochs", "trainer.epochs", "trainer.max_steps")
 
 
 def peer_configs(config_set: str) -> dict[str, str]:
@@ -53,7 +64,33 @@ def peer_configs(config_set: str) -> dict[str, str]:
     if config_set not in CONFIG_SETS:
         raise ConfigError(f"--set must be one of {', '.join(CONFIG_SETS)}, got {config_set!r}")
     folder = PACKAGED_CONFIGS / config_set / "peers"
-    return {p.stem: f"{config_set}/peers/{p.stem}" for p in sorted(folder.glob("*.yaml")) if p.stem != "base"}
+    return {p.stem: f"{config_set}/peers/{p.stem}" for p in sorted(folder.glob("*.yaml"))
+            if p.stem not in ("base", MEDIA)}
+
+
+def track_folder(out: str | Path, media: bool = False) -> Path:
+    """Where a track's runs and tables go: ``out`` for the features track, ``out/media`` for the end-to-end one."""
+    return Path(out) / MEDIA if media else Path(out)
+
+
+def media_config(config_set: str, method: str) -> str:
+    """The shipped configuration a method trains from in the end-to-end track: ``<set>/peers/media/<method>`` where
+    its end-to-end form differs from its features form, else ``<set>/peers/<method>``."""
+    own = PACKAGED_CONFIGS / config_set / "peers" / MEDIA / f"{method}.yaml"
+    return f"{config_set}/peers/{MEDIA}/{method}" if own.is_file() else peer_configs(config_set)[method]
+
+
+def media_overrides(config_set: str) -> list[str]:
+    """``<set>/peers/media.yaml``'s own settings (all but ``extends``) as ``key=value`` overrides, laid over every
+    method's configuration in the end-to-end track, so that what the file sets is the same for every method."""
+    import yaml
+
+    from voxface.training.run import _flat
+
+    path = PACKAGED_CONFIGS / config_set / "peers" / f"{MEDIA}.yaml"
+    settings = yaml.safe_load(path.read_text()) or {}
+    settings.pop("extends", None)
+    return [f"{key}={json.dumps(value)}" for key, value in _flat(settings).items()]  # JSON is YAML
 
 
 def _value(config: TrainConfig, dotted: str) -> Any:
@@ -75,11 +112,12 @@ class PlannedRun:
 
 
 def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
-         overrides: list[str] | tuple[str, ...] = ()) -> list[PlannedRun]:
+         overrides: list[str] | tuple[str, ...] = (), media: bool = False) -> list[PlannedRun]:
     """The runs of a benchmark: each method's configuration with ``overrides`` on top, one per seed (0..seeds-1),
-    each into ``out/runs/<method>/seed<k>``. ``ConfigError`` for an unknown method, a method without a shipped
-    configuration in the set, fewer than one seed, or methods that would not share one data root and one feature
-    store."""
+    each into ``out/runs/<method>/seed<k>``. ``media``: the end-to-end track's runs (``media_config`` with
+    ``media_overrides`` under ``overrides``; ``out`` is then the track's folder, ``track_folder``). ``ConfigError``
+    for an unknown method, a method without a shipped configuration in the set, fewer than one seed, or methods that
+    would not share one data root and one feature store (with ``media``: one teacher and one budget)."""
     shipped = peer_configs(config_set)
     if isinstance(methods, str):  # "pins,dimnet", as the command line takes it
         methods = [m.strip() for m in methods.split(",")]
@@ -107,23 +145,28 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     runs = []
+    layer = media_overrides(config_set) if media else []
     for name in names:
+        source = media_config(config_set, name) if media else shipped[name]
         for seed in range(seeds):
             folder = Path(out) / "runs" / name / f"seed{seed}"
             try:
-                config = load_config(shipped[name], [*overrides, f"trainer.out={folder}", f"trainer.seed={seed}"],
+                config = load_config(source, [*layer, *overrides, f"trainer.out={folder}", f"trainer.seed={seed}"],
                                      check_paths=False)
             except ConfigError as err:  # an override one method takes and another does not: say whose
                 raise ConfigError(f"method {name}: {err}") from None
             runs.append(PlannedRun(name, seed, config))
     first = runs[0].config
     for run in runs[1:]:
-        for key in SHARED:
+        for key in (*SHARED, *MEDIA_SHARED) if media else SHARED:
             if _value(run.config, key) != _value(first, key):
                 raise ConfigError(f"{run.method}'s configuration sets {key} to {_value(run.config, key)!r} where "
                                   f"{runs[0].method}'s has {_value(first, key)!r}: a benchmark trains every method on "
                                   "one data root and one feature store")
-    if not first.feature_mode:
+    if media and first.feature_mode:
+        raise ConfigError("the end-to-end track (--media) trains on the media: leave features.face and "
+                          "features.voice out of the overrides")
+    if not media and not first.feature_mode:
         raise ConfigError(f"{config_set}/peers/{runs[0].method}: the benchmark trains on feature stores; set "
                           "features.face and features.voice")
     return runs
@@ -136,6 +179,27 @@ def store_overrides(out: str | Path, overrides: list[str] | tuple[str, ...] = ()
     extra = [f"features.{side}={Path(out) / 'features' / folder}"
              for side, folder in (("face", "faces"), ("voice", "voices")) if f"features.{side}" not in named]
     return [*overrides, *extra]
+
+
+def cache_overrides(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """``overrides`` with the end-to-end track's one teacher cache (``out/teacher_cache``, ``out`` the track's
+    folder) unless they name one: every run reads the frozen teacher's embeddings from it."""
+    named = {item.split("=", 1)[0].strip() for item in overrides}
+    return [*overrides] if "face.cache_dir" in named else [*overrides, f"face.cache_dir={Path(out) / 'teacher_cache'}"]
+
+
+def prepare_teacher_cache(config: TrainConfig, progress: bool = False) -> None:
+    """The end-to-end track's teacher cache, made once before any run (a finished one is reused), so that runs in
+    parallel processes only read it (``training.run.frozen_teacher_cache``)."""
+    from voxface.encoders.registry import build_face_encoder
+    from voxface.training.run import frozen_teacher_cache, training_manifests
+
+    if not (config.face.frozen and config.face.cache):
+        return  # each run embeds its faces itself
+    config = copy.deepcopy(config)
+    config.trainer.progress = progress
+    frozen_teacher_cache(config, build_face_encoder(config.face.encoder, config.face.weights),
+                         training_manifests(config))
 
 
 def extract_stores(config: TrainConfig, progress: bool = False) -> None:
@@ -344,9 +408,10 @@ def _lists_stamp(lists: str | Path) -> str:
 
 def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
                   overrides: list[str] | tuple[str, ...] = (), progress: bool = False, jobs: int = 1,
-                  say: Any = print) -> dict[str, Any]:
+                  say: Any = print, media: bool = False) -> dict[str, Any]:
     """Extract the stores, train and evaluate every planned run (module docstring), write the tables; returns
-    ``benchmark.json``'s content.
+    ``benchmark.json``'s content. ``media``: the end-to-end track instead, into ``out/media`` (``track_folder``):
+    no stores; the teacher cache is made first; beside its tables, the features track's of ``out`` where there.
 
     ``overrides``: ``key=value`` settings applied to every method's configuration, as on the command line. Outside the
     demo's folders ``data.root``, ``data.lists``, ``face.weights`` and ``audio.weights`` are needed; the stores go to
@@ -370,7 +435,9 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
     out = Path(out)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    runs = plan(out, config_set, methods, seeds, store_overrides(out, overrides))
+    folder = track_folder(out, media)
+    runs = plan(folder, config_set, methods, seeds,
+                cache_overrides(folder, overrides) if media else store_overrides(out, overrides), media=media)
     first = runs[0].config
     for what, path in (("data.root", first.data.root), ("face.weights", first.face.weights),
                        ("audio.weights", first.audio.weights)):
@@ -384,8 +451,11 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
         check_continues(run)
     training_manifests(first)
     started = time.perf_counter()
-    extract_stores(first, progress)  # refuses stores made otherwise than the configurations say, here too
-    timings = {"features": round(time.perf_counter() - started, 1)}
+    if media:
+        prepare_teacher_cache(first, progress)
+    else:
+        extract_stores(first, progress)  # refuses stores made otherwise than the configurations say, here too
+    timings = {"teacher_cache" if media else "features": round(time.perf_counter() - started, 1)}
     results: dict[tuple[str, int], dict[str, Any]] = {}
 
     def done(run: PlannedRun, record: dict[str, Any], trained: float, seconds: float) -> None:
@@ -409,7 +479,10 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
     table = benchmark_table(grouped, first, config_set, seeds)
     table["seconds"] = timings
     table["jobs"] = jobs
-    write_benchmark(table, out)
+    table["track"] = MEDIA if media else "features"
+    write_benchmark(table, folder)
+    if media:
+        write_tracks_beside(table, out / "benchmark.json", folder / "benchmark.md")
     return table
 
 
@@ -524,9 +597,8 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
 
     header = ["method", *(f"U-U {c}" for c in COLUMNS), *(f"S-H {c}" for c in COLUMNS),
               "U-U random 95% CI low" + (" (lowest seed)" if several else "")]
-    lines = [f"# Every method under the official lists ({table['set']})", "",
-             f"Verification AUC (%), the layout of Sun & Su 2025 Table 2. Every method trained its heads on the same "
-             f"stored features (faces: {table['encoders']['face']}; voices: {table['encoders']['voice']}), the same "
+    lines = [f"# Every method under the official lists ({table['set']}; {_track_title(table)})", "",
+             f"Verification AUC (%), the layout of Sun & Su 2025 Table 2. {_track_sentence(table)}, the same "
              f"identities and budget, and kept the checkpoint of best validation AUC; "
              + (f"mean ± sd over {table['seeds']} seeds." if several else "one seed."), "",
              "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
@@ -555,3 +627,44 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
                   + " |" for row in methods.values()]
     (out / "benchmark.md").write_text("\n".join(lines) + "\n")
     return [out / "benchmark.json", out / "benchmark.csv", out / "benchmark.md"]
+
+
+def _track_title(table: dict[str, Any]) -> str:
+    return "end-to-end track" if table.get("track") == MEDIA else "features track"
+
+
+def _track_sentence(table: dict[str, Any]) -> str:
+    """How the rows of a table were trained, in one sentence's start."""
+    faces, voices = table["encoders"]["face"], table["encoders"]["voice"]
+    if table.get("track") == MEDIA:
+        return (f"Every method trained end to end on the media: the face teacher frozen ({faces}), the voice encoder "
+                f"fine-tuned from {voices}, the method's own heads and loss")
+    return f"Every method trained its heads on the same stored features (faces: {faces}; voices: {voices})"
+
+
+def write_tracks_beside(media: dict[str, Any], features_json: str | Path, markdown: str | Path) -> bool:
+    """Append to the end-to-end track's ``markdown`` a table of both tracks' verification AUC per method (random and
+    G unseen-unheard, each with its change end to end), read from the features track's ``features_json`` when there
+    is one of the same set. Returns whether it did."""
+    features_json = Path(features_json)
+    if not features_json.is_file():
+        return False
+    features = json.loads(features_json.read_text())
+    if features.get("set") != media["set"] or features.get("track", "features") != "features":
+        return False
+    keys = ("random_unseenunheard", "G_unseenunheard")
+    header = ["method", *(f"{track} {k.split('_')[0]} U-U" for k in keys for track in ("features", "end to end")),
+              *(f"change {k.split('_')[0]} U-U" for k in keys)]
+    lines = ["", f"Both tracks, verification AUC (%) on unseen-unheard (the features track: {features_json}, "
+             f"{features['seeds']} seed{'s' if features['seeds'] > 1 else ''}):", "",
+             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for method, row in media["methods"].items():
+        before = features["methods"].get(method, {}).get("verification", {})
+        now = row["verification"]
+        pairs = [(before.get(k, {}).get("mean"), now.get(k, {}).get("mean")) for k in keys]
+        changes = [None if a is None or b is None else b - a for a, b in pairs]
+        lines.append(f"| {row['citation']} | " + " | ".join(_fmt(v) for pair in pairs for v in pair) + " | "
+                     + " | ".join("-" if c is None else f"{c:+.1f}" for c in changes) + " |")
+    with Path(markdown).open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return True

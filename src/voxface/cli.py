@@ -204,15 +204,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from voxface.benchmark import run_benchmark
+    from voxface.benchmark import run_benchmark, track_folder
 
     if args.out is None:
         args.out = Path("runs/demo/benchmark" if args.config_set == "voxsynth" else "runs/voxceleb1/benchmark")
-    print(f"benchmark ({args.config_set}) -> {args.out}", flush=True)
+    folder = track_folder(args.out, args.media)
+    print(f"benchmark ({args.config_set}{', end to end' if args.media else ''}) -> {folder}", flush=True)
     table = run_benchmark(args.out, args.config_set, args.methods, args.seeds, args.overrides,
-                          progress=not args.quiet, jobs=args.jobs)
-    print((Path(args.out) / "benchmark.md").read_text())
-    print(f"{len(table['methods'])} methods in {table['seconds']['total']:.0f} s; tables: {args.out}/benchmark.md, "
+                          progress=not args.quiet, jobs=args.jobs, media=args.media)
+    print((folder / "benchmark.md").read_text())
+    print(f"{len(table['methods'])} methods in {table['seconds']['total']:.0f} s; tables: {folder}/benchmark.md, "
           f".csv, .json")
     return 0
 
@@ -563,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--jobs", type=int, default=1,
                        help="runs at once, each in its own process (default 1; the heads keep about one core busy "
                             "each)")
+    bench.add_argument("--media", action="store_true",
+                       help="the end-to-end track: every method trains on the media (face teacher frozen, voice "
+                            "encoder fine-tuned from its prior, one budget: <set>/peers/media.yaml), into OUT/media")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                        help="applied to every method's configuration, e.g. data.root=... features.face=...; the "
