@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from voxface.benchmark import EVAL_FILE as EVAL
 from voxface.benchmark import peer_configs, plan, run_benchmark, store_overrides
 from voxface.cli import main
 from voxface.errors import ConfigError, VoxfaceError
@@ -484,3 +485,84 @@ def test_benchmark_tune_trains_the_choice_with_the_seeds_says_it_and_resumes(tin
     again = run_benchmark(out, methods="pins", seeds=2, tune=2, overrides=overrides, say=lambda _: None)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert again["methods"]["pins"]["verification"] == row["verification"]
+
+
+# ---------------------------------------------------------------- the end-to-end track (--media)
+
+
+@pytest.mark.parametrize("config_set", ["voxsynth", "voxceleb1"])
+def test_planning_the_media_track_strips_the_stores_and_gives_every_method_one_budget(config_set, tmp_path):
+    from voxface.benchmark import media_config
+
+    features = {r.method: r.config for r in plan(tmp_path, config_set)}
+    runs = plan(tmp_path / "media", config_set, media=True)
+    assert [r.method for r in runs] == sorted(METHODS) and "media" not in peer_configs(config_set)
+    budget = {(c.optim.batch_size, c.trainer.epochs, c.trainer.max_steps, c.optim.lr_audio, c.optim.schedule,
+               c.optim.step_gamma, c.optim.step_every_epochs) for c in (r.config for r in runs)}
+    assert len(budget) == 1  # one budget for every method ...
+    (batch, epochs, *_), = budget  # ... the features track's batch and epochs: step-scaled settings keep their meaning
+    assert {(c.optim.batch_size, c.trainer.epochs) for c in features.values()} == {(batch, epochs)}
+    for run in runs:
+        config, shipped = run.config, features[run.method]
+        assert not config.feature_mode and config.features.face == config.features.voice == ""
+        assert config.face.frozen and config.face.weights == shipped.face.weights  # the frozen face teacher
+        assert config.audio.weights == shipped.audio.weights  # the voice prior, trained: nothing freezes it
+        assert str(run.folder) == str(tmp_path / "media" / "runs" / run.method / "seed0")
+        own = {k: v for k, v in shipped.method.args.items() if k != "voice_hidden"}  # the method's heads and loss
+        assert config.method.name == run.method and {k: config.method.args[k] for k in own} == own
+        assert config.optim.lr_mapping == shipped.optim.lr_mapping
+    # the paper's method has no voice MLP once its voice encoder trains (the features track's stand-in for it)
+    paper = next(r.config for r in runs if r.method == "sun_su_2025")
+    assert paper.method.args["voice_hidden"] == [] and features["sun_su_2025"].method.args["voice_hidden"]
+    assert media_config(config_set, "sun_su_2025").endswith("peers/media/sun_su_2025")
+    assert media_config(config_set, "pins") == f"{config_set}/peers/pins"
+    with pytest.raises(ConfigError, match=r"end-to-end track \(--media\) trains on the media: leave features"):
+        plan(tmp_path / "media", config_set, methods="pins", media=True, overrides=["features.face=/x",
+                                                                                  "features.voice=/y"])
+
+
+def test_a_tiny_media_benchmark_trains_end_to_end_resumes_and_writes_its_table_beside_the_features_track(
+        tiny_run, tiny_stores, tmp_path, capsys):
+    import yaml
+
+    methods, out = ["dimnet", "sun_su_2025"], tmp_path / "bench"
+    overrides = _tiny_overrides(tiny_run, tiny_stores)
+    assert main(["benchmark", "--out", str(out), "--methods", ",".join(methods), "--quiet", *overrides]) == 0
+    media = [o for o in overrides if not o.startswith("features.")] + [
+        "trainer.epochs=1", "data.crop_seconds=1.0", "data.val_crop_seconds=2.0"]
+    capsys.readouterr()
+    assert main(["benchmark", "--media", "--out", str(out), "--methods", ",".join(methods), "--jobs", "2", "--quiet",
+                 *media]) == 0
+    printed = capsys.readouterr().out
+    assert f"-> {out / 'media'}" in printed and "end-to-end track" in printed
+    table = json.loads((out / "media" / "benchmark.json").read_text())
+    assert table["track"] == "media" and set(table["methods"]) == set(methods)
+    caches = list((out / "media" / "teacher_cache").iterdir())
+    assert len(caches) == 1 and caches[0].name.startswith("teacher_")  # made once, for every run
+    for name in methods:
+        run = out / "media" / "runs" / name / "seed0"
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["features"] == {"voice": "", "face": ""} and config["face"]["frozen"]
+        assert config["face"]["cache_dir"] == str((out / "media" / "teacher_cache").resolve())
+        assert json.loads((run / "run.json").read_text())["finished"]
+        assert not (run / "teacher_cache").exists()
+        state = __import__("torch").load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+        assert any(key.startswith("method.voice_encoder.") for key in state)  # the voice encoder trained with it
+    markdown = (out / "media" / "benchmark.md").read_text()
+    assert markdown.startswith("# Every method under the official lists (voxsynth; end-to-end track)")
+    assert "trained end to end on the media" in markdown and "Both tracks" in markdown
+    assert (out / "benchmark.md").read_text().startswith("# Every method under the official lists (voxsynth; "
+                                                         "features track)")
+    both = markdown.split("Both tracks")[1]
+    features = json.loads((out / "benchmark.json").read_text())["methods"]
+    for name in methods:
+        row = next(line for line in both.splitlines() if line.startswith(f"| {METHODS[name].citation} |"))
+        before = features[name]["verification"]["random_unseenunheard"]["mean"]
+        after = table["methods"][name]["verification"]["random_unseenunheard"]["mean"]
+        assert row.split(" | ")[1:3] == [f"{before:.1f}", f"{after:.1f}"]
+    # Run again: nothing retrained; a lost evaluation is redone alone
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("media/runs/*/seed0/checkpoints/*.ckpt")}
+    (out / "media" / "runs" / methods[0] / "seed0" / EVAL).unlink()
+    again = run_benchmark(out, methods=methods, overrides=media, say=lambda _: None, media=True)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert again["methods"] == table["methods"]

@@ -25,10 +25,17 @@ Into ``--out``:
   configuration (and tuning), then 1:2 matching and retrieval.
 
 Resumable: a finished run and its evaluation are reused, an interrupted run continues from its ``last.ckpt``.
+
+The end-to-end track (``--media``, ``run_benchmark(..., media=True)``): the same runs trained on the media instead
+of the stores, into ``out/media`` (``runs/<method>/seed<k>``, the tables, and ``teacher_cache``: the frozen face
+teacher's embeddings, made once for every run). Each method's configuration (``<set>/peers/media/<method>`` where a
+method's end-to-end form differs, else ``<set>/peers/<method>``) gets ``<set>/peers/media.yaml``'s settings laid
+over it: no stores, the face teacher frozen, the voice encoder from the voice prior and trainable, one budget.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -61,6 +68,10 @@ SHARED = ("data.root", "data.lists", "data.audio_dir", "data.faces_dir", "face.e
 # the budget every method trains with: the same batch and the same number of optimisation steps (every sampler
 # makes an epoch of total clips // batch batches, media/dataset.py IdentityBatchSampler)
 BUDGET = ("optim.batch_size", "trainer.epochs", "trainer.max_steps")
+MEDIA = "media"  # the end-to-end track: its folder under --out, its shared settings <set>/peers/media.yaml
+# ... and what every method of that track must also share: one budget, one teacher cache
+MEDIA_SHARED = ("face.frozen", "face.cache_dir", "optim.batch_size", "optim.lr_audio", "optim.schedule",
+                "optim.step_gamma", "optim.step_every_epochs", "trainer.epochs", "trainer.max_steps")
 
 
 def peer_configs(config_set: str) -> dict[str, str]:
@@ -68,7 +79,33 @@ def peer_configs(config_set: str) -> dict[str, str]:
     if config_set not in CONFIG_SETS:
         raise ConfigError(f"--set must be one of {', '.join(CONFIG_SETS)}, got {config_set!r}")
     folder = PACKAGED_CONFIGS / config_set / "peers"
-    return {p.stem: f"{config_set}/peers/{p.stem}" for p in sorted(folder.glob("*.yaml")) if p.stem != "base"}
+    return {p.stem: f"{config_set}/peers/{p.stem}" for p in sorted(folder.glob("*.yaml"))
+            if p.stem not in ("base", MEDIA)}
+
+
+def track_folder(out: str | Path, media: bool = False) -> Path:
+    """Where a track's runs and tables go: ``out`` for the features track, ``out/media`` for the end-to-end one."""
+    return Path(out) / MEDIA if media else Path(out)
+
+
+def media_config(config_set: str, method: str) -> str:
+    """The shipped configuration a method trains from in the end-to-end track: ``<set>/peers/media/<method>`` where
+    its end-to-end form differs from its features form, else ``<set>/peers/<method>``."""
+    own = PACKAGED_CONFIGS / config_set / "peers" / MEDIA / f"{method}.yaml"
+    return f"{config_set}/peers/{MEDIA}/{method}" if own.is_file() else peer_configs(config_set)[method]
+
+
+def media_overrides(config_set: str) -> list[str]:
+    """``<set>/peers/media.yaml``'s own settings (all but ``extends``) as ``key=value`` overrides, laid over every
+    method's configuration in the end-to-end track, so that what the file sets is the same for every method."""
+    import yaml
+
+    from voxface.training.run import _flat
+
+    path = PACKAGED_CONFIGS / config_set / "peers" / f"{MEDIA}.yaml"
+    settings = yaml.safe_load(path.read_text()) or {}
+    settings.pop("extends", None)
+    return [f"{key}={json.dumps(value)}" for key, value in _flat(settings).items()]  # JSON is YAML
 
 
 def _value(config: TrainConfig, dotted: str) -> Any:
@@ -96,13 +133,15 @@ class PlannedRun:
 
 
 def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
-         overrides: list[str] | tuple[str, ...] = (), tuned: dict[str, dict[str, Any]] | None = None
-         ) -> list[PlannedRun]:
+         overrides: list[str] | tuple[str, ...] = (), tuned: dict[str, dict[str, Any]] | None = None,
+         media: bool = False) -> list[PlannedRun]:
     """The runs of a benchmark: each method's configuration with ``overrides`` on top, one per seed (0..seeds-1),
     each into ``out/runs/<method>/seed<k>``; with ``tuned`` (method -> the values its tuning chose), those values
-    on top too, each into ``out/tune/<method>/seed<k>``. ``ConfigError`` for an unknown method, a method without a
-    shipped configuration in the set, fewer than one seed, or methods that would not share one data root, one
-    feature store and one budget (batch size and training length)."""
+    on top too, each into ``out/tune/<method>/seed<k>``. ``media``: the end-to-end track's runs (``media_config``
+    with ``media_overrides`` under ``overrides``; ``out`` is then the track's folder, ``track_folder``).
+    ``ConfigError`` for an unknown method, a method without a shipped configuration in the set, fewer than one seed,
+    or methods that would not share one data root, one feature store and one budget (batch size and training
+    length; with ``media`` also one teacher and one voice schedule)."""
     shipped = peer_configs(config_set)
     if isinstance(methods, str):  # "pins,dimnet", as the command line takes it
         methods = [m.strip() for m in methods.split(",")]
@@ -130,33 +169,38 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     runs = []
+    layer = media_overrides(config_set) if media else []
     for name in names:
         chosen = (tuned or {}).get(name)
+        source = media_config(config_set, name) if media else shipped[name]
         for seed in range(seeds):
             folder = Path(out) / ("runs" if tuned is None else "tune") / name / f"seed{seed}"
             extra = [override(key, value) for key, value in (chosen or {}).items()]
             try:
-                config = load_config(shipped[name], [*overrides, *extra, f"trainer.out={folder}",
-                                                     f"trainer.seed={seed}"], check_paths=False)
+                config = load_config(source, [*layer, *overrides, *extra, f"trainer.out={folder}",
+                                              f"trainer.seed={seed}"], check_paths=False)
             except ConfigError as err:  # an override one method takes and another does not: say whose
                 raise ConfigError(f"method {name}: {err}") from None
             values = chosen if chosen is not None else configuration(
                 config, list(search_space(shipped[name], check=False)), shipped[name])
             runs.append(PlannedRun(name, seed, config, values=dict(values)))
-    check_shared(runs)
+    check_shared(runs, media)
     first = runs[0].config
-    if not first.feature_mode:
+    if media and first.feature_mode:
+        raise ConfigError("the end-to-end track (--media) trains on the media: leave features.face and "
+                          "features.voice out of the overrides")
+    if not media and not first.feature_mode:
         raise ConfigError(f"{config_set}/peers/{runs[0].method}: the benchmark trains on feature stores; set "
                           "features.face and features.voice")
     return runs
 
 
-def check_shared(runs: list[PlannedRun]) -> None:
-    """``ConfigError`` unless every run shares the data, the stores and the budget (``SHARED``, ``BUDGET``) with the
-    first."""
+def check_shared(runs: list[PlannedRun], media: bool = False) -> None:
+    """``ConfigError`` unless every run shares the data, the stores and the budget (``SHARED``, ``BUDGET``; with
+    ``media`` also ``MEDIA_SHARED``: one teacher cache and one voice schedule) with the first."""
     first = runs[0].config
     for run in runs[1:]:
-        for key in (*SHARED, *BUDGET):
+        for key in (*SHARED, *BUDGET, *(MEDIA_SHARED if media else ())):
             if _value(run.config, key) != _value(first, key):
                 what = ("one budget: the same batch size and training length for every method" if key in BUDGET
                         else "one data root and one feature store")
@@ -166,7 +210,7 @@ def check_shared(runs: list[PlannedRun]) -> None:
 
 
 def plan_trials(out: str | Path, config_set: str, methods: list[str], tune: int,
-                overrides: list[str] | tuple[str, ...] = ()) -> list[PlannedRun]:
+                overrides: list[str] | tuple[str, ...] = (), media: bool = False) -> list[PlannedRun]:
     """The tuning trials of ``voxface benchmark --tune``: for each method, ``tune`` configurations drawn from the
     search space its configuration declares (``tuning.search_space``, ``tuning.draw``), each with ``overrides``
     and seed 0, into ``out/tune/<method>/trial<k>``. ``ConfigError`` for a negative ``tune``, a method without a
@@ -191,13 +235,15 @@ def plan_trials(out: str | Path, config_set: str, methods: list[str], tune: int,
             values = draw(space, name, k)
             folder = Path(out) / "tune" / name / f"trial{k}"
             try:
-                config = load_config(shipped[name], [*overrides, *(override(key, v) for key, v in values.items()),
-                                                     f"trainer.out={folder}", "trainer.seed=0"], check_paths=False)
+                source = media_config(config_set, name) if media else shipped[name]
+                config = load_config(source, [*(media_overrides(config_set) if media else []), *overrides,
+                                              *(override(key, v) for key, v in values.items()),
+                                              f"trainer.out={folder}", "trainer.seed=0"], check_paths=False)
             except ConfigError as err:
                 raise ConfigError(f"{name} trial {k} ({describe(values)}): {err}") from None
             trials.append(PlannedRun(name, 0, config, trial=k, values=values))
     if trials:
-        check_shared(trials)
+        check_shared(trials, media)
     return trials
 
 
@@ -208,6 +254,27 @@ def store_overrides(out: str | Path, overrides: list[str] | tuple[str, ...] = ()
     extra = [f"features.{side}={Path(out) / 'features' / folder}"
              for side, folder in (("face", "faces"), ("voice", "voices")) if f"features.{side}" not in named]
     return [*overrides, *extra]
+
+
+def cache_overrides(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """``overrides`` with the end-to-end track's one teacher cache (``out/teacher_cache``, ``out`` the track's
+    folder) unless they name one: every run reads the frozen teacher's embeddings from it."""
+    named = {item.split("=", 1)[0].strip() for item in overrides}
+    return [*overrides] if "face.cache_dir" in named else [*overrides, f"face.cache_dir={Path(out) / 'teacher_cache'}"]
+
+
+def prepare_teacher_cache(config: TrainConfig, progress: bool = False) -> None:
+    """The end-to-end track's teacher cache, made once before any run (a finished one is reused), so that runs in
+    parallel processes only read it (``training.run.frozen_teacher_cache``)."""
+    from voxface.encoders.registry import build_face_encoder
+    from voxface.training.run import frozen_teacher_cache, training_manifests
+
+    if not (config.face.frozen and config.face.cache):
+        return  # each run embeds its faces itself
+    config = copy.deepcopy(config)
+    config.trainer.progress = progress
+    frozen_teacher_cache(config, build_face_encoder(config.face.encoder, config.face.weights),
+                         training_manifests(config))
 
 
 def extract_stores(config: TrainConfig, progress: bool = False) -> None:
@@ -451,9 +518,10 @@ def _lists_stamp(lists: str | Path) -> str:
 
 def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[str] | None = None, seeds: int = 1,
                   overrides: list[str] | tuple[str, ...] = (), progress: bool = False, jobs: int = 1,
-                  say: Any = print, tune: int = 0) -> dict[str, Any]:
+                  say: Any = print, tune: int = 0, media: bool = False) -> dict[str, Any]:
     """Extract the stores, train and evaluate every planned run (module docstring), write the tables; returns
-    ``benchmark.json``'s content.
+    ``benchmark.json``'s content. ``media``: the end-to-end track instead, into ``out/media`` (``track_folder``):
+    no stores; the teacher cache is made first; beside its tables, the features track's of ``out`` where there.
 
     ``overrides``: ``key=value`` settings applied to every method's configuration, as on the command line. Outside the
     demo's folders ``data.root``, ``data.lists``, ``face.weights`` and ``audio.weights`` are needed; the stores go to
@@ -480,10 +548,11 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
     out = Path(out)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    overrides = store_overrides(out, overrides)
-    runs = plan(out, config_set, methods, seeds, overrides)
+    folder = track_folder(out, media)
+    overrides = cache_overrides(folder, overrides) if media else store_overrides(out, overrides)
+    runs = plan(folder, config_set, methods, seeds, overrides, media=media)
     names = list(dict.fromkeys(run.method for run in runs))
-    trials = plan_trials(out, config_set, names, tune, overrides)
+    trials = plan_trials(folder, config_set, names, tune, overrides, media=media)
     first = runs[0].config
     for what, path in (("data.root", first.data.root), ("face.weights", first.face.weights),
                        ("audio.weights", first.audio.weights)):
@@ -497,8 +566,11 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
         check_continues(run)
     training_manifests(first)
     started = time.perf_counter()
-    extract_stores(first, progress)  # refuses stores made otherwise than the configurations say, here too
-    timings = {"features": round(time.perf_counter() - started, 1)}
+    if media:
+        prepare_teacher_cache(first, progress)
+    else:
+        extract_stores(first, progress)  # refuses stores made otherwise than the configurations say, here too
+    timings = {"teacher_cache" if media else "features": round(time.perf_counter() - started, 1)}
     selections: dict[str, dict[str, Any]] = {}
     if trials:
         say(f"  tuning: {tune} configurations per method, kept by validation AUC")
@@ -513,10 +585,10 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
         for name in names:
             mine = [t for t in trials if t.method == name]
             selections[name] = select_trial(name, [t.folder for t in mine], [t.values for t in mine],
-                                            out / "tune" / name / SELECTION_FILE)
+                                            folder / "tune" / name / SELECTION_FILE)
             say(f"  {name}: trial {selections[name]['chosen']} chosen ({describe(selections[name]['values'])})")
-        runs = plan(out, config_set, names, seeds, overrides, tuned={n: sel["values"] for n, sel in
-                                                                     selections.items()})
+        runs = plan(folder, config_set, names, seeds, overrides, tuned={n: sel["values"] for n, sel in
+                                                                        selections.items()}, media=media)
         for run in runs:
             check_continues(run)
     results: dict[tuple[str, int], dict[str, Any]] = {}
@@ -548,7 +620,10 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
     table["tune"] = tune
     table["seconds"] = timings
     table["jobs"] = jobs
-    write_benchmark(table, out)
+    table["track"] = MEDIA if media else "features"
+    write_benchmark(table, folder)
+    if media:
+        write_tracks_beside(table, out / "benchmark.json", folder / "benchmark.md")
     return table
 
 
@@ -759,10 +834,9 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
     header = ["method", *(f"U-U {c}" for c in COLUMNS), *(f"S-H {c}" for c in COLUMNS),
               "U-U random 95% CI low" + (" (lowest seed)" if several else ""),
               "vs best, U-U random", "vs best, U-U G"]
-    lines = [f"# Every method under the official lists ({table['set']})", "",
-             f"Verification AUC (%), the layout of Sun & Su 2025 Table 2. Every method trained heads on both "
-             f"modalities on the same stored features (faces: {table['encoders']['face']}; voices: "
-             f"{table['encoders']['voice']}) and the same identities, with one budget"
+    lines = [f"# Every method under the official lists ({table['set']}; {_track_title(table)})", "",
+             f"Verification AUC (%), the layout of Sun & Su 2025 Table 2. {_track_sentence(table)}, on the same "
+             "identities, with one budget"
              + (f" (batch {budget['batch_size']}, {budget['epochs']} epochs"
                 + (f": {steps} optimisation steps" if isinstance(steps, int) else "")
                 + "; the benchmark refuses configurations that differ)" if budget else "")
@@ -810,3 +884,45 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
                   + " |" for row in methods.values()]
     (out / "benchmark.md").write_text("\n".join(lines) + "\n")
     return [out / "benchmark.json", out / "benchmark.csv", out / "benchmark.md"]
+
+
+def _track_title(table: dict[str, Any]) -> str:
+    return "end-to-end track" if table.get("track") == MEDIA else "features track"
+
+
+def _track_sentence(table: dict[str, Any]) -> str:
+    """How the rows of a table were trained, in one sentence's start."""
+    faces, voices = table["encoders"]["face"], table["encoders"]["voice"]
+    if table.get("track") == MEDIA:
+        return (f"Every method trained end to end on the media: the face teacher frozen ({faces}), the voice encoder "
+                f"fine-tuned from {voices}, the method's own heads and loss")
+    return (f"Every method trained heads on both modalities on the same stored features (faces: {faces}; voices: "
+            f"{voices})")
+
+
+def write_tracks_beside(media: dict[str, Any], features_json: str | Path, markdown: str | Path) -> bool:
+    """Append to the end-to-end track's ``markdown`` a table of both tracks' verification AUC per method (random and
+    G unseen-unheard, each with its change end to end), read from the features track's ``features_json`` when there
+    is one of the same set. Returns whether it did."""
+    features_json = Path(features_json)
+    if not features_json.is_file():
+        return False
+    features = json.loads(features_json.read_text())
+    if features.get("set") != media["set"] or features.get("track", "features") != "features":
+        return False
+    keys = ("random_unseenunheard", "G_unseenunheard")
+    header = ["method", *(f"{track} {k.split('_')[0]} U-U" for k in keys for track in ("features", "end to end")),
+              *(f"change {k.split('_')[0]} U-U" for k in keys)]
+    lines = ["", f"Both tracks, verification AUC (%) on unseen-unheard (the features track: {features_json}, "
+             f"{features['seeds']} seed{'s' if features['seeds'] > 1 else ''}):", "",
+             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for method, row in media["methods"].items():
+        before = features["methods"].get(method, {}).get("verification", {})
+        now = row["verification"]
+        pairs = [(before.get(k, {}).get("mean"), now.get(k, {}).get("mean")) for k in keys]
+        changes = [None if a is None or b is None else b - a for a, b in pairs]
+        lines.append(f"| {row['citation']} | " + " | ".join(_fmt(v) for pair in pairs for v in pair) + " | "
+                     + " | ".join("-" if c is None else f"{c:+.1f}" for c in changes) + " |")
+    with Path(markdown).open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return True

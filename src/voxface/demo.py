@@ -505,7 +505,7 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
         benchmark = out / BENCHMARK_FOLDER
         shutil.copyfile(benchmark / "benchmark.md", folder / "table2_peers.md")
         peers_table = (benchmark / "benchmark.md").read_text().strip().replace(
-            "# Every method under the official lists (voxsynth)",
+            "# Every method under the official lists (voxsynth; features track)",
             "## Peers: every method on VoxSynth's features (voxface benchmark)")
     if table4:
         (folder / "table4_voice_prior.md").write_text("# Table 4. Voice encoder from scratch or pretrained "

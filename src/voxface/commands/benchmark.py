@@ -31,6 +31,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--jobs", type=int, default=1,
                        help="runs at once, each in its own process (default 1; the heads keep about one core busy "
                             "each)")
+    bench.add_argument("--media", action="store_true",
+                       help="the end-to-end track: every method trains on the media (face teacher frozen, voice "
+                            "encoder fine-tuned from its prior, one budget: <set>/peers/media.yaml), into OUT/media")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     add_demo_arg(bench, "the data root, lists, face and voice weights, face store, face size, batch size and "
                  "epochs of its own benchmark")
@@ -58,12 +61,13 @@ def settings(args: argparse.Namespace) -> tuple[Path, str, list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     out, config_set, overrides = settings(args)
-    from voxface.benchmark import run_benchmark
+    from voxface.benchmark import run_benchmark, track_folder
 
-    print(f"benchmark ({config_set}) -> {out}", flush=True)
+    folder = track_folder(out, args.media)
+    print(f"benchmark ({config_set}{', end to end' if args.media else ''}) -> {folder}", flush=True)
     table = run_benchmark(out, config_set, args.methods, args.seeds, overrides, progress=not args.quiet,
-                          jobs=args.jobs, tune=args.tune)
-    print((Path(out) / "benchmark.md").read_text())
-    print(f"{len(table['methods'])} methods in {table['seconds']['total']:.0f} s; tables: {out}/benchmark.md, "
+                          jobs=args.jobs, tune=args.tune, media=args.media)
+    print((folder / "benchmark.md").read_text())
+    print(f"{len(table['methods'])} methods in {table['seconds']['total']:.0f} s; tables: {folder}/benchmark.md, "
           f".csv, .json")
     return 0

@@ -86,6 +86,23 @@ def training_manifests(config: TrainConfig, protocol: Protocol | None = None) ->
             for split, name in ((SPLIT_TRAIN, "train"), (SPLIT_VAL, "val"))}
 
 
+def frozen_teacher_cache(config: TrainConfig, teacher: torch.nn.Module, manifests: dict[str, Manifest]) -> StoreView:
+    """The frozen face teacher's embeddings of every face of the run's ``train`` and ``val`` manifests
+    (``teacher_cache.build_teacher_cache``), in ``face.cache_dir`` (default ``trainer.out/teacher_cache``): made once,
+    reused by every run that names the same folder, teacher and faces. The teacher embeds on the GPU if there is one
+    and is left on the CPU."""
+    roots = DataRoots.from_root(config.data.root, config.data.audio_dir, config.data.faces_dir)
+    faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
+    teacher = teacher.to("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return build_teacher_cache(teacher, config.face.weights, roots, faces,
+                                   config.face.cache_dir or Path(config.trainer.out) / "teacher_cache",
+                                   workers=config.data.workers, progress=config.trainer.progress,
+                                   encoder=config.face.encoder)
+    finally:
+        teacher.cpu()
+
+
 class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
     """Lightning's ModelCheckpoint, following a run folder that moved: Lightning restores which checkpoint is the
     best only when its recorded folder is the current one; else a resumed run forgets the best score and writes
@@ -143,7 +160,6 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
     started = time.time()
 
     protocol = load_protocol(config.data.lists)
-    roots = DataRoots.from_root(config.data.root, config.data.audio_dir, config.data.faces_dir)
     manifests = training_manifests(config, protocol)
     for name, manifest in manifests.items():
         manifest.save(out / "manifests" / f"{name}.json")
@@ -162,13 +178,7 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
         voice_cache = StoreView(stores["voice"], f"{config.data.audio_dir}/")
         log.info("feature mode: faces from %s, voices from %s", config.features.face, config.features.voice)
     elif config.face.frozen and config.face.cache:
-        teacher = module.method.face_encoder.to("cuda" if torch.cuda.is_available() else "cpu")
-        faces = [f for m in manifests.values() for ident in m.identities for f in ident.faces]
-        cache = build_teacher_cache(teacher, config.face.weights, roots, faces,
-                                    config.face.cache_dir or out / "teacher_cache",
-                                    workers=config.data.workers, progress=config.trainer.progress,
-                                    encoder=config.face.encoder)
-        teacher.cpu()
+        cache = frozen_teacher_cache(config, module.method.face_encoder, manifests)
     data = PairDataModule(manifests["train"], manifests["val"],
                           PairConfig(crop_seconds=config.data.crop_seconds, face_size=config.data.face_size,
                                      face_from_same_video=config.data.face_from_same_video),
