@@ -73,3 +73,23 @@ def test_fraction_is_checked(tmp_path):
     with pytest.raises(ValueError, match="fraction"):
         build_rehearsal_tree(0, tmp_path)
     assert not os.listdir(tmp_path)
+
+
+def test_check_counts_each_trial_a_bad_file_touches(tiny_tree, tmp_path):
+    # files are looked up column by column on strings: the counts must equal a per-trial reading of the lists
+    protocol = load_protocol(tiny_tree["lists"])
+    roots = DataRoots.from_root(tiny_tree["root"])
+    matching = protocol.matching("v2f", "U")
+    gone = matching.positives[0]  # a face some trials take as the right candidate and others as the wrong one
+    target = roots.face(gone)
+    target.rename(tmp_path / "moved.jpg")
+    try:
+        results = {r.name: r for r in check_files(protocol, roots, quick=True)}
+    finally:
+        (tmp_path / "moved.jpg").rename(target)
+    assert results["matching_v2f_U"].missing == [str(target)]
+    assert results["matching_v2f_U"].trials_affected == sum(
+        gone in (a, b) for a, b in zip(matching.positives, matching.negatives, strict=True))
+    trials = protocol.verification("random", "unseenunheard")
+    assert results["random_unseenunheard"].trials_affected == trials.face_files.count(gone)
+    assert results["random_unseenunheard"].files == len(set(trials.voice_files) | set(trials.face_files))
