@@ -109,10 +109,15 @@ def loader_throughput(root: Path, clips: int = 200, faces: int = 400) -> dict:
 
 
 def rehearse(fraction: float, out: Path, stages: tuple[str, ...], methods: tuple[str, ...], weights: tuple[Path, Path],
-             keep: bool) -> dict:
-    """Build the tree of ``fraction`` in ``out`` and run ``stages`` on it (module docstring)."""
+             keep: bool, reuse: bool = False) -> dict:
+    """Build the tree of ``fraction`` in ``out`` (``reuse``: take the one kept there) and run ``stages`` on it
+    (module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
-    tree = build_rehearsal_tree(fraction, out)
+    saved = json.loads((out / "tree.json").read_text()) if (out / "tree.json").is_file() else None
+    if reuse and saved and saved["fraction"] == fraction and Path(saved["root"]).is_dir():
+        tree = saved  # a kept tree (--keep) of the same fraction, with its stores
+    else:
+        tree = build_rehearsal_tree(fraction, out)
     print(f"F={fraction}: tree {json.dumps(tree)}", flush=True)
     root, lists = tree["root"], tree["lists"]
     face_w, voice_w = (str(w) for w in weights)
@@ -175,12 +180,15 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--methods", default=",".join(METHODS), help="the benchmark's two methods")
     parser.add_argument("--keep", action="store_true", help="keep the trees and stores")
+    parser.add_argument("--reuse", action="store_true",
+                        help="run the stages on the tree (and stores) a --keep run left in OUT, of the same fraction")
     args = parser.parse_args()
     weights = save_small_encoders(args.out / "encoders")
     all_results = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "fractions": {}}
     for fraction in sorted(args.fraction):
         all_results["fractions"][str(fraction)] = rehearse(fraction, args.out / f"F{fraction}", tuple(args.stages),
-                                                           tuple(args.methods.split(",")), weights, args.keep)
+                                                           tuple(args.methods.split(",")), weights, args.keep,
+                                                           args.reuse)
         all_results["load_avg_at_end"] = os.getloadavg()
         (args.out / "scale.json").write_text(json.dumps(all_results, indent=1))
     fractions = sorted(args.fraction)

@@ -93,3 +93,28 @@ def test_check_counts_each_trial_a_bad_file_touches(tiny_tree, tmp_path):
     trials = protocol.verification("random", "unseenunheard")
     assert results["random_unseenunheard"].trials_affected == trials.face_files.count(gone)
     assert results["random_unseenunheard"].files == len(set(trials.voice_files) | set(trials.face_files))
+
+
+def test_retrieval_in_blocks_equals_the_whole_matrix():
+    # ranked a block of queries at a time (bounded memory); the figures are those of one whole ranking
+    import numpy as np
+
+    from voxface.metrics import retrieval
+
+    rng = np.random.default_rng(0)
+    queries, gallery = rng.standard_normal((37, 8)), rng.standard_normal((53, 8))
+    query_ids, gallery_ids = rng.integers(5, size=37), np.arange(53) % 5
+    whole = retrieval(queries, query_ids, gallery, gallery_ids, block=1000)
+    for block in (1, 7, 36):
+        assert retrieval(queries, query_ids, gallery, gallery_ids, block=block) == pytest.approx(whole)
+    # the same by a direct reading of the definition
+    scores = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ (
+        gallery / np.linalg.norm(gallery, axis=1, keepdims=True)).T
+    aps, first = [], []
+    for row, qid in zip(scores, query_ids, strict=True):
+        ranked = gallery_ids[np.argsort(-row, kind="stable")] == qid
+        ranks = np.flatnonzero(ranked) + 1
+        aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+        first.append(ranks[0])
+    assert whole["mAP"] == pytest.approx(np.mean(aps))
+    assert whole["R@5"] == pytest.approx(np.mean(np.array(first) <= 5))
