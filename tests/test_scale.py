@@ -118,3 +118,14 @@ def test_retrieval_in_blocks_equals_the_whole_matrix():
         first.append(ranks[0])
     assert whole["mAP"] == pytest.approx(np.mean(aps))
     assert whole["R@5"] == pytest.approx(np.mean(np.array(first) <= 5))
+
+
+def test_evaluation_orders_list_files_as_paths_sort():
+    # files are made paths once each, from their list strings, in the order sorting the paths themselves gives
+    from voxface.evaluation.evaluate import _paths
+
+    root = Path("/data/wav")
+    names = {"id10001/a-b/00001.wav", "id10001/a/00002.wav", "id10001/a/00001.wav", "id1000/z/00001.wav"}
+    made = _paths(root, names)
+    assert list(made.values()) == sorted(root / n for n in names)
+    assert all(made[n] == root / n for n in names)
