@@ -62,20 +62,31 @@ def save_small_encoders(folder: Path) -> tuple[Path, Path]:
     return face, voice
 
 
+# A small launcher between this process and each stage: a child's peak RSS starts at its parent's RSS when it is
+# forked (the copied page tables count), so the stage is started from a process of a few MB, which then reports
+# getrusage(RUSAGE_CHILDREN): the stage's and its waited-for children's peak RSS and CPU time.
+LAUNCHER = """import json, resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+json.dump({"rc": code, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss}, open(sys.argv[1], "w"))
+"""
+
+
 def run_stage(argv: list[str], log: Path) -> dict:
-    """Run ``python -m voxface *argv`` as a child; wall seconds, exit code, CPU seconds (user + system) and peak RSS
-    (MB) of the child and of the processes it waited for (``wait4``'s usage: what ``getrusage(RUSAGE_CHILDREN)``
-    adds up, for this child only). On a shared machine the CPU seconds are the steadier measure."""
+    """Run ``python -m voxface *argv`` as a child of a small launcher; wall seconds, exit code, CPU seconds (user +
+    system) and peak RSS (MB) of the stage and of the processes it waited for (``getrusage(RUSAGE_CHILDREN)`` in
+    the launcher; the largest single process, not a sum). On a shared machine the CPU seconds are the steadier
+    measure."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    usage = log.with_suffix(".usage.json")
     start = time.perf_counter()
     with log.open("w") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "voxface", *argv], stdout=handle,
-                                   stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": round(time.perf_counter() - start, 2), "rc": process.returncode,
-            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "log": str(log)}
+        subprocess.run([sys.executable, "-c", LAUNCHER, str(usage), sys.executable, "-m", "voxface", *argv],
+                       stdout=handle, stderr=subprocess.STDOUT, env=env, check=False)
+    seconds = time.perf_counter() - start
+    used = json.loads(usage.read_text())
+    return {"seconds": round(seconds, 2), "rc": used["rc"], "cpu_seconds": round(used["cpu"], 2),
+            "peak_rss_mb": round(used["maxrss_kb"] / 1024, 1), "log": str(log)}
 
 
 def loader_throughput(root: Path, clips: int = 200, faces: int = 400) -> dict:
