@@ -121,7 +121,7 @@ def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
     assert all("rule: " in bar for bar, _, _ in wide)
     assert "0.860 (95% CI 0.460-0.910), oracle ceiling 0.900" in wide[0][2]
     assert "G 0.860 (95% CI 0.460-0.910) not distinguishable from chance" in wide[1][2]
-    assert format_bars(wide).startswith("- [cannot tell] the full method reaches AUC 0.8")
+    assert format_bars(wide).startswith("- [cannot tell] the full method reaches AUC 0.80 on random_unseenunheard")
     missed = check_bars(_reports(0.70, 0.80, 0.62, low=0.56), oracle)
     assert [m for _, m, _ in missed] == [False, True, True, False, True]  # OT's CI 0.56-0.67 lies above chance
     assert "OT only 0.620 (95% CI 0.560-0.670) on random unseen-unheard: above chance" in missed[3][2]

@@ -375,13 +375,13 @@ def check_bars(reports: dict[str, dict], oracle: dict | None, priors: dict | Non
     if priors is not None:
         lists = priors["lists"]
         met = all_of([reaches(lists[key]["auc_ci95"], PRIORS_BAR)] + [above_chance(lists[k]["auc_ci95"]) for k in uu])
-        bars.append((f"the frozen priors with the Gaussian backend reach AUC {PRIORS_BAR} on {key} ({REACH_RULE}) "
+        bars.append((f"the frozen priors with the Gaussian backend reach AUC {PRIORS_BAR:.2f} on {key} ({REACH_RULE}) "
                      f"and every constrained unseen-unheard list lies above chance ({CHANCE_RULE})", met,
                      f"random {_auc_text(lists[key])}; " + ", ".join(
                          f"{k.split('_')[0]} {_auc_text(lists[k])} {chance_words(lists[k]['auc_ci95'])}"
                          for k in uu)))
     if oracle:
-        bars.append((f"the full method reaches AUC {FULL_BAR} on {key}, cosine scoring ({REACH_RULE})",
+        bars.append((f"the full method reaches AUC {FULL_BAR:.2f} on {key}, cosine scoring ({REACH_RULE})",
                      reaches(full[key]["auc_ci95"], FULL_BAR), f"{_auc_text(full[key])}, oracle ceiling "
                      f"{list_ceiling(oracle, key).auc:.3f}"
                      + (f"; with the Gaussian backend {_auc_text(full[key]['backend'])}" if "backend" in full[key]
