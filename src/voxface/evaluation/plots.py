@@ -180,6 +180,7 @@ def decomposition_figure(runs: dict[str, dict]) -> Figure:
     plt = pyplot()
     fig, axes = plt.subplots(len(runs), 1, figsize=(12, 3.6 * len(runs) + 0.8), squeeze=False)
     shown: dict[str, object] = {}
+    noisy: dict[str, object] = {}  # the legend's last entry
     for ax, (run, result) in zip(axes[:, 0], runs.items(), strict=True):
         lists = list(result["lists"])
         present = [c for c in COLUMNS if any(c in result["lists"][n] for n in lists)]
@@ -198,13 +199,14 @@ def decomposition_figure(runs: dict[str, dict]) -> Figure:
                         row_scores(row)):
                     bar.set_hatch("///")
                     bar.set_alpha(0.35)
-                    shown.setdefault("ceiling too noisy to be one (hatched)", bar)
+                    noisy.setdefault("ceiling too noisy to be one (hatched)", bar)
         ax.axhline(0.5, color="black", linewidth=0.8)
         ax.set_xticks(range(len(lists)), [list_label(n).replace(", ", "\n") for n in lists], fontsize=7)
         ax.set_xlabel("verification list", fontsize=8)
         ax.set_ylim(0.4, 1.0)
         ax.set_ylabel("AUC (0.5 = chance)", fontsize=8)
         ax.set_title(f"{run}: where the points go, per verification list", fontsize=9)
+    shown.update(noisy)
     fig.legend(list(shown.values()), list(shown), loc="upper center", ncol=4, fontsize=7)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / (3.6 * len(runs) + 0.8)))  # room for the legend's two rows
     return fig
