@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from voxface.cli import main
-from voxface.demo import RUNS, SCRATCH_RUN, check_bars
+from voxface.demo import RUNS, SCRATCH_RUN, check_bars, format_bars, peers_bar
 from voxface.methods import METHODS
 from voxface.synth.release import release_prior
 
@@ -155,27 +155,61 @@ def _reports(full: float, contrastive: float, ot: float, low: float = 0.55) -> d
 
 
 def test_bars_say_plainly_when_the_data_disagree_with_the_paper():
+    """Every bar is judged by its 95% intervals, its rule printed beside it: met, not met, or cannot tell."""
     oracle = {"verification_auc": {"random_unseenunheard": 0.9},
               "verification_auc_ci95": {"random_unseenunheard": [0.87, 0.93]}}
-    met = check_bars(_reports(0.86, 0.84, 0.51, low=0.46), oracle)
-    assert [m for _, m, _ in met] == [True, False, False, True, True]  # CI lows 0.46: not above chance
-    assert "rule: point AUC" in met[0][0] and "0.860 (95% CI 0.460-0.910), oracle ceiling 0.900" in met[0][2]
+    wide = check_bars(_reports(0.86, 0.84, 0.51, low=0.46), oracle)
+    # CI lows 0.46: neither above chance nor below, nor at 0.80 or below it; OT's CI 0.46-0.56 holds chance
+    assert [m for _, m, _ in wide] == [None, None, None, True, True]
+    assert all("rule: " in bar for bar, _, _ in wide)
+    assert "0.860 (95% CI 0.460-0.910), oracle ceiling 0.900" in wide[0][2]
+    assert "G 0.860 (95% CI 0.460-0.910) not distinguishable from chance" in wide[1][2]
+    assert format_bars(wide).startswith("- [cannot tell] the full method reaches AUC 0.80 on random_unseenunheard")
     missed = check_bars(_reports(0.70, 0.80, 0.62, low=0.56), oracle)
-    assert [m for _, m, _ in missed] == [False, True, True, False, False]  # OT's CI 0.56-0.67 misses 0.45-0.55
-    assert "not met, contrastive + OT scored 0.100 below contrastive alone" in missed[-1][2]
-    assert "within the contrastive run's 95% CI, so these data cannot tell the two apart" in missed[-1][2]
+    assert [m for _, m, _ in missed] == [False, True, True, False, True]  # OT's CI 0.56-0.67 lies above chance
+    assert "OT only 0.620 (95% CI 0.560-0.670) on random unseen-unheard: above chance" in missed[3][2]
+    assert "the intervals overlap, so these trials cannot tell the two apart" in missed[-1][2]
+    # the two runs' intervals apart: contrastive + OT lies below contrastive alone
+    apart = _reports(0.70, 0.80, 0.51)
+    apart["full"]["verification"]["random_unseenunheard"]["auc_ci95"] = [0.68, 0.72]
+    apart["contrastive"]["verification"]["random_unseenunheard"]["auc_ci95"] = [0.78, 0.82]
+    bar, met, measured = check_bars(apart, oracle)[-1]
+    assert met is False and "rule: not met only where the two 95% CIs do not overlap" in bar
+    assert "contrastive + OT lies below contrastive alone" in measured
     # Without a ceiling (the user's own data) the full method's AUC bar is left out.
     assert len(check_bars(_reports(0.85, 0.84, 0.51), None)) == 4
     # The frozen priors' reference and Table 4's pair add a bar each.
     reports = _reports(0.81, 0.80, 0.51)
     reports[SCRATCH_RUN] = _reports(0.79, 0.8, 0.5)["full"]
-    priors = {"lists": {f"{g}_unseenunheard": {"auc": 0.85 if g == "random" else 0.6, "auc_ci95": [0.52, 0.9]}
+    priors = {"lists": {f"{g}_unseenunheard": {"auc": 0.87 if g == "random" else 0.6,
+                                               "auc_ci95": [0.85, 0.89] if g == "random" else [0.52, 0.68]}
                         for g in ("random", "G", "N", "A", "GNA")}}
     bars = check_bars(reports, oracle, priors)
-    assert "frozen priors" in bars[0][0] and bars[0][1] and "G 0.600 (95% CI 0.520-0.900)" in bars[0][2]
-    assert "from the voice prior" in bars[-1][0] and bars[-1][1]
+    assert "frozen priors" in bars[0][0] and bars[0][1] is True
+    assert "G 0.600 (95% CI 0.520-0.680) above chance" in bars[0][2]
+    assert "from the voice prior" in bars[-1][0] and bars[-1][1] is True
     priors["lists"]["GNA_unseenunheard"]["auc_ci95"] = [0.49, 0.7]
-    assert not check_bars(reports, oracle, priors)[0][1]
+    assert check_bars(reports, oracle, priors)[0][1] is None  # GNA's interval holds chance: cannot tell
+    priors["lists"]["random_unseenunheard"]["auc_ci95"] = [0.80, 0.83]
+    assert check_bars(reports, oracle, priors)[0][1] is False  # wholly below 0.84
+
+
+def test_a_peer_whose_interval_holds_chance_is_not_distinguishable_from_chance():
+    """SSNet at 59.3 with its CI low at 49.9 is not "at or below chance": the data cannot tell it from chance."""
+    def row(mean, low, high, g_low, g_high):
+        return {"verification": {"random_unseenunheard": {"mean": mean}, "G_unseenunheard": {"mean": 55.0}},
+                "bar_ci95_low": low, "bar_ci95_high": high, "g_ci95_low": g_low, "g_ci95_high": g_high}
+
+    methods = {"pins": row(80.0, 0.78, 0.82, 0.52, 0.60), "ssnet": row(59.3, 0.499, 0.687, 0.51, 0.60),
+               "dimnet": row(75.0, 0.73, 0.77, 0.53, 0.60)}
+    bar, met, measured = peers_bar({"methods": methods})
+    assert met is None and "not distinguishable from chance on random: ssnet" in measured
+    assert "at or below" not in measured and "rule: above chance where the 95% CI low > 0.5" in bar
+    methods["ssnet"] = row(45.0, 0.40, 0.48, 0.51, 0.60)
+    assert peers_bar({"methods": methods})[1] is False
+    assert "below chance on random: ssnet" in peers_bar({"methods": methods})[2]
+    methods["ssnet"] = row(70.0, 0.68, 0.72, 0.40, 0.48)  # 2 of 3 above chance on G: enough
+    assert peers_bar({"methods": methods})[1] is True
 
 
 def test_the_limits_bar_fails_only_where_a_reference_lies_significantly_below_the_run():
@@ -214,14 +248,87 @@ def test_a_full_report_from_before_the_limits_is_evaluated_again(tmp_path, monke
         raise Evaluated
 
     monkeypatch.setattr(voxface.evaluation.evaluate, "evaluate", evaluate)
-    old = {"oracle_ceiling": {}, "decomposition": {"knob_references": {"face_limited": {}}, "lists": {}}}
+    old = {"oracle_ceiling": {}, "decomposition": {"knob_references": {"face_limited": {}}, "lists": {}},
+           "test_identities": 80}
     (out / "report.json").write_text(json.dumps(old))
     with pytest.raises(Evaluated):  # its face-limited reference was fitted the old way and never compared
         _evaluate_step("full", train, out, tmp_path, None, oracle, backend)
     (out / "report.json").write_text(json.dumps({**old, "decomposition": {**old["decomposition"], "limits": {}}}))
     assert _evaluate_step("full", train, out, tmp_path, None, oracle, backend)["reused"]
-    (out / "report.json").write_text(json.dumps({"oracle_ceiling": {}}))  # an ablation: no decomposition
+    # an ablation evaluated before every run had its decomposition, or before reports counted test identities
+    for stale in ({"oracle_ceiling": {}, "test_identities": 80}, {"oracle_ceiling": {}, "decomposition": {}}):
+        (out / "report.json").write_text(json.dumps(stale))
+        with pytest.raises(Evaluated):
+            _evaluate_step("ot_only", train, out, tmp_path, None, oracle)
+    captured = {}
+
+    def evaluate_with(*args, **kwargs):
+        captured.update(kwargs)
+        raise Evaluated
+
+    monkeypatch.setattr(voxface.evaluation.evaluate, "evaluate", evaluate_with)
+    with pytest.raises(Evaluated):
+        _evaluate_step("ot_only", train, out, tmp_path, None, oracle)
+    assert captured["decomposition"] is True and captured["backend"] is None  # every run gets its decomposition
+    (out / "report.json").write_text(json.dumps({"oracle_ceiling": {}, "decomposition": {"lists": {}},
+                                                 "test_identities": 80}))
     assert _evaluate_step("ot_only", train, out, tmp_path, None, oracle)["reused"]
+
+
+def _evaluated_runs(tmp_path, monkeypatch, test_identities: int = 80) -> tuple:
+    """Four evaluated runs, each with a decomposition, as the demo leaves them in ``eval/``; the figure's runs
+    recorded."""
+    import voxface.evaluation.plots
+    from voxface.evaluation.report import write_reports
+    from voxface.evaluation.result import Evaluation
+
+    keys = [f"{g}_{t}" for t in ("unseenunheard", "seenheard") for g in ("random", "G", "N", "A", "GNA")]
+    out = tmp_path / "demo"
+    eval_dirs, reports = {}, {}
+    for name in (*RUNS, SCRATCH_RUN):
+        decomposition = {"lists": {k: {"ceiling": 0.9, "data_cosine": 0.85, "achieved_cosine": 0.7} for k in keys},
+                         "ceiling_ci95": {k: [0.87, 0.93] for k in keys}, "train_identities": 24, "probes": {}}
+        run = Evaluation(verification={k: {"auc": 0.7, "auc_ci95": [0.6, 0.8], "eer": 0.3, "trials": 40,
+                                           "positives": 20} for k in keys}, decomposition=decomposition,
+                         test_identities=test_identities)
+        eval_dirs[name] = out / "eval" / name
+        write_reports(run, eval_dirs[name], name=name, literature=False)
+        reports[name] = json.loads((eval_dirs[name] / "report.json").read_text())
+    drawn = []
+    figure = voxface.evaluation.plots.decomposition_figure
+
+    def recording(runs):
+        drawn.append(list(runs))
+        return figure(runs)
+
+    monkeypatch.setattr(voxface.evaluation.plots, "decomposition_figure", recording)
+    priors = {"lists": {k: {"auc": 0.8, "auc_ci95": [0.78, 0.82]} for k in keys}}
+    return out, eval_dirs, reports, priors, drawn
+
+
+def test_the_demo_report_draws_every_runs_decomposition(tmp_path, monkeypatch):
+    from voxface.demo import _report_step
+
+    out, eval_dirs, reports, priors, drawn = _evaluated_runs(tmp_path, monkeypatch)
+    folder = _report_step(out, eval_dirs, reports, None, priors=priors, test_identities=80)
+    assert drawn[-1] == [*RUNS, SCRATCH_RUN] and (folder / "decomposition.png").is_file()
+    assert all(reports[name]["decomposition"]["lists"]["G_seenheard"]["priors_backend"] == 0.8 for name in drawn[-1])
+    summary = (folder / "summary.md").read_text()
+    assert "every run's ceiling, references" in summary and "> **Only" not in summary  # 80 test identities
+
+
+def test_a_demo_on_few_test_identities_says_so_atop_its_summary_once(tmp_path, monkeypatch):
+    from voxface.demo import _report_step
+    from voxface.evaluation.report import ENOUGH_TEST_IDENTITIES
+
+    out, eval_dirs, reports, _, _ = _evaluated_runs(tmp_path, monkeypatch, test_identities=12)
+    assert "> **Only 12" in (eval_dirs["full"] / "report.md").read_text()  # each run's own report says it too
+    folder = _report_step(out, eval_dirs, reports, None, test_identities=12)
+    lines = (folder / "summary.md").read_text().splitlines()
+    assert lines[0] == "# voxface demo" and lines[2].startswith(
+        f"> **Only 12 unseen-unheard test identities (fewer than {ENOUGH_TEST_IDENTITIES}): a check that the "
+        "pipeline runs, not a measurement.**")
+    assert sum("test identities (fewer than" in line for line in lines) == 1
 
 
 def test_demo_on_the_users_own_data_with_their_teacher_and_config(tiny_run, tmp_path, capsys):

@@ -12,6 +12,7 @@ from voxface.errors import ProtocolError
 from voxface.evaluation.checkpoint import load_trained_model
 from voxface.evaluation.evaluate import evaluate
 from voxface.evaluation.report import compare_runs, write_reports
+from voxface.evaluation.result import Evaluation
 from voxface.metrics import (
     bootstrap_interval,
     delong_difference,
@@ -345,7 +346,7 @@ def test_skip_missing_reports_lists_that_lost_every_file(tiny_run, trained_check
 
 
 def test_table2_bolds_the_best_method_per_column_only(tmp_path):
-    """Issue 16 item 10: a weaker run is not bold; the ceiling and the shares never are."""
+    """A weaker run is not bold; the ceiling and the shares never are."""
     from voxface.evaluation.report import COLUMNS, TEST_SETS
     from voxface.evaluation.result import Evaluation
 
@@ -360,39 +361,103 @@ def test_table2_bolds_the_best_method_per_column_only(tmp_path):
     assert "**" not in alone.split("| list |")[0]  # one method and the oracle: nothing to bold
 
 
-def test_a_ceiling_whose_interval_includes_chance_gets_no_share(tmp_path):
-    """Issue 16 item 12: each ceiling has its 95% CI; no share of chance-to-ceiling where it includes 0.5."""
+def _scored(cosine: tuple[float, float, float], backend: tuple[float, float, float], keys) -> Evaluation:
+    def metrics(auc, low, high):
+        return {"auc": auc, "auc_ci95": [low, high], "eer": 0.4, "trials": 40, "positives": 20}
+
+    return Evaluation(verification={k: {**metrics(*cosine), "backend": metrics(*backend)} for k in keys},
+                      backend={"folder": "b", "dims": 8, "canonical_pairs": 4, "train_identities": 24,
+                               "val_auc": 0.6})
+
+
+def test_no_winner_is_bolded_whose_interval_overlaps_the_runner_ups(tmp_path):
+    """The tiny demo's Table 2 bolded 55.5 over 48.7 with intervals wide enough to hold both: now neither is bold,
+    and the rule is printed; intervals apart, the better one is bold."""
+    from voxface.evaluation.report import BOLD_RULE, TEST_SETS, clear_winner
+
+    keys = [f"{g}_{t}" for t in TEST_SETS for g in ("random", "G", "N", "A", "GNA")]
+    close = write_reports(_scored((0.555, 0.46, 0.65), (0.487, 0.40, 0.57), keys), tmp_path / "close", name="mine",
+                          literature=False)[2].read_text()
+    table = close.split("| list |")[0]
+    assert "| mine | 55.5 |" in table and "| mine + backend | 48.7 |" in table and "**" not in table
+    assert BOLD_RULE in close
+    apart = write_reports(_scored((0.80, 0.78, 0.82), (0.70, 0.68, 0.72), keys), tmp_path / "apart", name="mine",
+                          literature=False)[2].read_text()
+    assert "| mine | **80.0** |" in apart and "| mine + backend | 70.0 |" in apart
+    # a published figure is a point: bold where it lies above the run's interval, not where inside it
+    assert clear_winner([(88.4, None, None), (80.0, 78.0, 82.0)]) == 0
+    assert clear_winner([(80.5, None, None), (80.0, 78.0, 82.0)]) is None
+    assert clear_winner([(80.0, 78.0, 82.0), None]) is None  # one value: nothing to beat
+
+
+def test_a_report_on_few_test_identities_says_so_in_one_line_atop(tmp_path):
+    from voxface.evaluation.report import ENOUGH_TEST_IDENTITIES, TEST_SETS
+
+    keys = [f"{g}_{t}" for t in TEST_SETS for g in ("random", "G", "N", "A", "GNA")]
+    run = _scored((0.7, 0.6, 0.8), (0.7, 0.6, 0.8), keys)
+    run.test_identities = 12
+    few = write_reports(run, tmp_path / "few", name="mine", literature=False)[2].read_text().splitlines()
+    assert few[2].startswith(f"> **Only 12 unseen-unheard test identities (fewer than {ENOUGH_TEST_IDENTITIES}): "
+                             "a check that the pipeline runs, not a measurement.**")
+    assert sum(line.startswith("> **Only") for line in few) == 1
+    assert json.loads((tmp_path / "few" / "report.json").read_text())["test_identities"] == 12
+    run.test_identities = ENOUGH_TEST_IDENTITIES
+    enough = write_reports(run, tmp_path / "enough", name="mine", literature=False)[2].read_text()
+    assert "> **Only" not in enough and "pipeline" not in enough
+
+
+def test_a_ceiling_too_noisy_to_be_one_gets_no_share_and_is_marked(tmp_path):
+    """Each ceiling has its 95% CI; no share of chance-to-ceiling where it is wider than CEILING_WIDTH, includes
+    0.5, or a score of the list lands above it, and the table marks that ceiling."""
     from voxface.evaluation.decomposition import format_decomposition
     from voxface.evaluation.report import TEST_SETS
     from voxface.evaluation.result import Evaluation
+    from voxface.synth.oracle import CEILING_WIDTH
 
     keys = [f"{g}_{t}" for t in TEST_SETS for g in ("random", "G", "N", "A", "GNA")]
     run = Evaluation(verification={k: {"auc": 0.7, "auc_ci95": [0.6, 0.8], "eer": 0.3, "trials": 40, "positives": 20}
                                    for k in keys})
     oracle = {"verification_auc": {k: 0.9 for k in keys}, "verification_auc_ci95": {k: [0.87, 0.93] for k in keys}}
     oracle["verification_auc"]["GNA_seenheard"], oracle["verification_auc_ci95"]["GNA_seenheard"] = 0.461, [0.31, 0.61]
+    # above chance, but wider than the width a share needs
+    oracle["verification_auc"]["G_seenheard"], oracle["verification_auc_ci95"]["G_seenheard"] = 0.78, [0.66, 0.90]
+    # precise, but this run lands above it: a ceiling the run beats is no ceiling
+    oracle["verification_auc"]["N_seenheard"], oracle["verification_auc_ci95"]["N_seenheard"] = 0.68, [0.65, 0.71]
+    assert 0.90 - 0.66 > CEILING_WIDTH >= 0.93 - 0.87
     table = write_reports(run, tmp_path, name="mine", literature=False, oracle=oracle)[2].read_text()
-    assert "| oracle ceiling | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 46.1 |" in table
+    assert ("| oracle ceiling | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 90.0 | 78.0 (too noisy) | 68.0 (too noisy) | 90.0 | "
+            "46.1 (too noisy) |") in table
     assert "| ceiling 95% CI | 87.0-93.0 |" in table and table.count("31.0-61.0") == 1
-    assert "| share of chance-to-ceiling | 50.0 | 50.0 |" in table and table.count("| n/a |") == 1
-    assert "-59.9" not in table and "n/a: no share of chance-to-ceiling on GNA_seenheard" in table
+    assert "| share of chance-to-ceiling | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | n/a | n/a | 50.0 | n/a |" in table
+    assert "-59.9" not in table and "Too noisy to be a ceiling, so no share of chance-to-ceiling" in table
+    assert f"95% CI wider than {CEILING_WIDTH:.2f}" in table and "G_seenheard (0.660-0.900)" in table
+    assert "a score lands above it on N_seenheard (mine 0.700 > 0.680)" in table
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["table2_auc_percent"]["share of chance-to-ceiling"]["seenheard_GNA"] is None
-    assert report["oracle_ceiling"]["seenheard_GNA"] == {"auc": 0.461, "ci95": [0.31, 0.61], "usable": False}
+    assert report["oracle_ceiling"]["seenheard_GNA"] == {"auc": 0.461, "ci95": [0.31, 0.61], "usable": False,
+                                                         "too_noisy": ["wide", "0.310-0.610"]}
+    assert report["oracle_ceiling"]["unseenunheard_U"]["usable"]
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert rows[0]["oracle_ceiling_ci95_low"] == "0.8700"
     # an oracle.json without intervals (and nothing to recompute them from): no shares at all, and why
     bare = write_reports(run, tmp_path / "bare", name="mine", literature=False,
                          oracle={"verification_auc": oracle["verification_auc"]})[2].read_text()
     assert "| share of chance-to-ceiling | n/a | n/a |" in bare and "| ceiling 95% CI | - | - |" in bare
-    assert "its oracle.json has no ceiling intervals" in bare
-    # the decomposition's table gives the ceiling's interval and no shares on that list
+    assert "no 95% CI recorded" in bare
+    # the decomposition's table: the ceiling's interval, no shares on a noisy list, and a reference above the
+    # ceiling marks it (the tiny demo's N seen-heard: the data reference 0.971 against a ceiling of 0.776)
     text = format_decomposition({"lists": {"random_unseenunheard": {"ceiling": 0.9, "achieved_cosine": 0.7},
-                                           "GNA_seenheard": {"ceiling": 0.461, "achieved_cosine": 0.55}},
-                                 "ceiling_ci95": {"random_unseenunheard": [0.87, 0.93], "GNA_seenheard": [0.31, 0.61]},
+                                           "GNA_seenheard": {"ceiling": 0.461, "achieved_cosine": 0.55},
+                                           "N_seenheard": {"ceiling": 0.776, "data_cosine": 0.971,
+                                                           "achieved_cosine": 0.6}},
+                                 "ceiling_ci95": {"random_unseenunheard": [0.87, 0.93], "GNA_seenheard": [0.31, 0.61],
+                                                  "N_seenheard": [0.74, 0.81]},
                                  "train_identities": 8, "probes": {}})
-    assert "| random_unseenunheard | 0.900 (95% CI 0.870-0.930) | 0.700 (50%) |" in text
-    assert "| GNA_seenheard | 0.461 (95% CI 0.310-0.610) | 0.550 |" in text and "No shares on GNA_seenheard" in text
+    assert "| random_unseenunheard | 0.900 (95% CI 0.870-0.930) | - | 0.700 (50%) |" in text
+    assert "| GNA_seenheard | 0.461 (95% CI 0.310-0.610; too noisy) | - | 0.550 |" in text
+    assert "| N_seenheard | 0.776 (95% CI 0.740-0.810; too noisy) | 0.971 | 0.600 |" in text
+    assert "a score lands above it on N_seenheard (data reference, CCA cosine 0.971 > 0.776)" in text
+    assert "171%" not in text and "(123%)" not in text
     # a report written before intervals existed still puts runs side by side
     old = json.loads((tmp_path / "report.json").read_text())
     del old["oracle_ceiling"]
@@ -400,7 +465,27 @@ def test_a_ceiling_whose_interval_includes_chance_gets_no_share(tmp_path):
     (tmp_path / "old" / "report.json").write_text(json.dumps(old))
     compare_runs([tmp_path / "old", tmp_path], tmp_path / "side")
     side = (tmp_path / "side" / "comparison.md").read_text()
-    assert "46.1 (unreliable)" in side and "| ceiling 95% CI | 87.0-93.0 |" in side
+    assert "46.1 (too noisy)" in side and "68.0 (too noisy)" in side and "| ceiling 95% CI | 87.0-93.0 |" in side
+    assert "| 90.0 | 90.0 |" in side and "Too noisy to be a ceiling" in side
+
+
+def test_the_runs_side_by_side_bold_only_a_clear_winner(tmp_path):
+    from voxface.evaluation.report import TEST_SETS
+
+    keys = [f"{g}_{t}" for t in TEST_SETS for g in ("random", "G", "N", "A", "GNA")]
+    folders = []
+    for name, (auc, half) in {"full": (0.75, 0.02), "contrastive": (0.70, 0.02), "ot_only": (0.73, 0.02)}.items():
+        run = _scored((auc, auc - half, auc + half), (auc, auc - half, auc + half), keys)
+        run.matching = {"v2f_U": {"accuracy": auc, "trials": 30},
+                        "f2v_U": {"accuracy": 0.85 if name == "full" else auc, "trials": 3000}}
+        write_reports(run, tmp_path / name, name=name, literature=False)
+        folders.append(tmp_path / name)
+    compare_runs(folders, tmp_path / "side")
+    side = (tmp_path / "side" / "comparison.md").read_text()
+    # AUC: 75.0 (73-77) overlaps the runner-up's 73.0 (71-75): no bold; 1:2 v2f on 30 trials (Wilson's interval
+    # about +-15 points): no bold; f2v on 3000 trials: 85.0 lies clear of 73.0
+    assert "| full | " + " | ".join(["75.0"] * 11 + ["**85.0**"]) + " |" in side.splitlines()
+    assert "best in its column only where its 95% CI lies wholly above the runner-up's" in side
 
 
 def test_silent_clips_and_oversized_images_are_unreadable_files(tiny_run, trained_checkpoint, tmp_path):

@@ -96,7 +96,8 @@ def test_similarity_and_decomposition_name_the_run_the_test_set_and_their_axes()
 
     lists = {f"{g}_{t}": {"ceiling": 0.9, "data_backend": 0.85, "achieved_cosine": 0.7}
              for t in ("unseenunheard", "seenheard") for g in GROUPS}
-    fig = decomposition_figure({"my-run": {"lists": lists}})
+    intervals = {name: [0.87, 0.93] for name in lists}
+    fig = decomposition_figure({"my-run": {"lists": lists, "ceiling_ci95": intervals}})
     (ax,) = fig.axes
     assert ax.get_title().startswith("my-run: ") and ax.get_ylabel().startswith("AUC")
     assert ax.get_xlabel() == "verification list"
@@ -104,6 +105,17 @@ def test_similarity_and_decomposition_name_the_run_the_test_set_and_their_axes()
     assert ticks[0] == "random (U)\nunseen-unheard" and ticks[-1] == "all three (GNA)\nseen-heard"
     assert ax.get_legend() is None and len(fig.legends) == 1
     assert texts(fig.legends[0]) == ["ceiling (oracle)", "data reference, Gaussian backend", "achieved, cosine"]
+    # a ceiling too noisy to be one (its interval too wide, or a reference above it) is hatched, with a legend entry
+    lists["G_seenheard"]["data_backend"] = 0.95
+    intervals["A_seenheard"] = [0.70, 0.99]
+    fig = decomposition_figure({"one": {"lists": lists, "ceiling_ci95": intervals},
+                                "two": {"lists": lists, "ceiling_ci95": intervals}})
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["one", "two"]  # every run drawn, one panel each
+    ceilings = fig.axes[0].containers[0]
+    hatched = [tick.get_text().split("\n")[0] for tick, bar in zip(fig.axes[0].get_xticklabels(), ceilings,
+                                                                   strict=True) if bar.get_hatch()]
+    assert hatched == ["same gender (G)", "same age band (A)"]  # both seen-heard
+    assert texts(fig.legends[0])[-1] == "ceiling too noisy to be one (hatched)"
 
 
 def test_previews_label_every_row_and_give_spectrograms_time_and_frequency_axes(tiny_run):

@@ -154,8 +154,9 @@ def test_ceilings_carry_intervals_and_an_older_voxsynth_gets_them(synth, tmp_pat
         **oracle["verification_auc_ci95"], "GNA_seenheard": [0.31, 0.61]}}}
     text = format_synth_summary(root, small)
     line = next(x for x in text.splitlines() if x.strip().startswith("GNA_seenheard"))
-    assert "0.310-0.610" in line and line.endswith("(unreliable)")
-    assert "no share of chance-to-ceiling on GNA_seenheard" in text
+    assert "0.310-0.610" in line and line.endswith("(too noisy)")
+    assert "Too noisy to be a ceiling, so no share of chance-to-ceiling: 95% CI wider than 0.10" in text
+    assert "on GNA_seenheard (0.310-0.610)" in text
 
 
 def test_layout_reads_through_the_voxceleb1_code_path(synth):

@@ -736,12 +736,17 @@ def benchmark_table(results: dict[str, list[dict[str, Any]]], config: TrainConfi
                     for k in records[0]["matching"] if all(k in r["matching"] for r in records)}
         retrieval = {f"{d} {m}": _mean_sd([100 * r["retrieval"][d][m] for r in records])
                      for d in records[0]["retrieval"] for m in ("mAP", "R@1")}
-        lows = [r["verification"].get(BAR_LIST, {}).get("auc_ci95", [None])[0] for r in records]
-        g_lows = [r["verification"].get("G_unseenunheard", {}).get("auc_ci95", [None])[0] for r in records]
+        bar_ci = [r["verification"].get(BAR_LIST, {}).get("auc_ci95", [None, None]) for r in records]
+        g_ci = [r["verification"].get("G_unseenunheard", {}).get("auc_ci95", [None, None]) for r in records]
+        lows, highs = [c[0] for c in bar_ci], [c[1] for c in bar_ci]
+        g_lows, g_highs = [c[0] for c in g_ci], [c[1] for c in g_ci]
         rows[method] = {"citation": cls.citation or method, "published_as": cls.published_as,
                         "verification": verification, "matching": matching, "retrieval": retrieval,
                         "bar_ci95_low": min(lows) if None not in lows else None,
                         "g_ci95_low": min(g_lows) if None not in g_lows else None,
+                        # the highest CI high over seeds: a method lies below chance only where every seed does
+                        "bar_ci95_high": max(highs) if None not in highs else None,
+                        "g_ci95_high": max(g_highs) if None not in g_highs else None,
                         "best_val_auc": [r.get("best_val_auc") for r in records], "seeds": len(records)}
     references: dict[str, dict[str, float]] = {}
     oracle = oracle_beside(config.data.lists) if str(config.data.lists) != "voxceleb1" else None

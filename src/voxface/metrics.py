@@ -164,6 +164,20 @@ def matching_accuracy(right_scores: np.ndarray, wrong_scores: np.ndarray) -> flo
     return float(np.mean((right > wrong) + 0.5 * (right == wrong)))
 
 
+def proportion_interval(share: float, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval of a proportion (e.g. a 1:2 matching accuracy) measured on ``trials`` trials.
+
+    >>> [round(x, 3) for x in proportion_interval(0.5, 100)]
+    [0.404, 0.596]
+    """
+    if trials < 1:
+        raise ValueError("a proportion needs at least one trial")
+    z = _normal_quantile(0.5 + confidence / 2)
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return float(centre - half), float(centre + half)
+
+
 def retrieval(queries: np.ndarray, query_ids: np.ndarray, gallery: np.ndarray, gallery_ids: np.ndarray,
               ks: tuple[int, ...] = (1, 5, 10), block: int = 256) -> dict[str, float]:
     """Mean average precision and recall@k of cosine retrieval (a hit: any gallery item of the query's identity).

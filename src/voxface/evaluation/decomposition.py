@@ -51,7 +51,7 @@ from voxface.protocol.lists import Protocol, VerificationList
 from voxface.scoring.backend import EmbeddingSet, GaussianBackend, canonical_pairs, fit_gaussian_backend, trial_pairs
 from voxface.scoring.cosine import unit
 from voxface.scoring.probes import BINARY, CATEGORICAL, CONTINUOUS, LinearProbes
-from voxface.synth.oracle import Ceiling, list_ceiling, why_no_shares
+from voxface.synth.oracle import CEILING_WIDTH, Ceiling, list_ceiling, why_no_shares
 
 ONE_SIDED = {  # the one-sided references' (voice side, face side) kinds (``Sides``)
     "face_limited": ("voice_knobs", "teacher_and_face"),
@@ -321,33 +321,44 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
 
 def shares(row: dict[str, float], ceiling: Ceiling | None) -> dict[str, float]:
     """Each AUC of a table row as its share of the way from chance (0) to the row's ceiling (1); none without a
-    ceiling or where its 95% interval is unknown or includes chance (``oracle.Ceiling``)."""
-    if ceiling is None or not ceiling.usable:
+    ceiling or where it is too noisy to be one (``oracle.Ceiling.noise``: its interval unknown, wider than
+    ``CEILING_WIDTH`` or reaching chance, or a score of the row above it)."""
+    if ceiling is None or ceiling.noise(row_scores(row)) is not None:
         return {}
     return {k: ceiling.share(v) for k, v in row.items() if k != "ceiling"}
 
 
+def row_scores(row: dict[str, float]) -> dict[str, float]:
+    """A decomposition row's references and achieved AUCs by their column names (all but the ceiling)."""
+    return {COLUMNS.get(k, k): v for k, v in row.items() if k != "ceiling"}
+
+
 def format_decomposition(result: dict) -> str:
-    """The Markdown table: AUC and, with a ceiling, the share of the way from chance to it."""
+    """The Markdown table: AUC and, where the list's ceiling is measured precisely, the share of the way from
+    chance to it; a ceiling too noisy to be one is marked in its cell and the reason given below the table."""
     if "skipped" in result:
         return f"Not computed: {result['skipped']}."
     present = [c for c in COLUMNS if any(c in row for row in result["lists"].values())]
     lines = ["| list | " + " | ".join(COLUMNS[c] for c in present) + " |", "|---" * (len(present) + 1) + "|"]
     intervals = result.get("ceiling_ci95", {})
-    unusable: dict[str, Ceiling] = {}
+    noisy: dict[str, tuple[str, str]] = {}
     for name, row in result["lists"].items():
         ceiling = Ceiling(row["ceiling"], *intervals.get(name, (None, None))) if "ceiling" in row else None
-        if ceiling and not ceiling.usable:
-            unusable[name] = ceiling
+        noise = ceiling.noise(row_scores(row)) if ceiling else None
+        if noise:
+            noisy[name] = noise
         share = shares(row, ceiling)
         cells = [(f"{row[c]:.3f}" + (f" ({100 * share[c]:.0f}%)" if c in share else "")
-                  + (f" (95% CI {ceiling.interval()})" if c == "ceiling" and ceiling.low is not None else ""))
+                  + (f" (95% CI {ceiling.interval()}" + ("; too noisy)" if noise else ")")
+                     if c == "ceiling" and ceiling.low is not None else " (too noisy)" if c == "ceiling" and noise
+                     else ""))
                  if c in row else "-" for c in present]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    text = ["AUC per list (share of the way from chance to the ceiling). References are fitted on the "
-            f"{result['train_identities']} training identities only.", "", *lines]
-    if unusable:
-        text += ["", f"No shares on {', '.join(unusable)}: {why_no_shares(list(unusable.values()))}."]
+    text = ["AUC per list (share of the way from chance to the ceiling, where the ceiling is measured precisely: "
+            f"its 95% CI at most {CEILING_WIDTH:.2f} wide, above chance, and no score of the list above it). "
+            f"References are fitted on the {result['train_identities']} training identities only.", "", *lines]
+    if noisy:
+        text += ["", f"{why_no_shares(noisy)}."]
     if isinstance(result.get("knob_references"), str):
         text += ["", f"Data, face-limited and voice-limited references: {result['knob_references']}."]
     elif any("sides" in result.get("knob_references", {}).get(name, {}) for name in ONE_SIDED):

@@ -216,6 +216,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
         result.matching[m.name] = {"accuracy": matching_accuracy(right, wrong), "trials": len(rows)}
     # Retrieval over the unseen-unheard identities: every voice and face its random list names.
     trials = protocol.verification("random", "unseenunheard")
+    result.test_identities = trials.identities
     voice_ids = {voice_of[v]: s for v, s in zip(trials.voice_files, trials.voice_speakers, strict=True)}
     face_ids = {face_of[f]: s for f, s in zip(trials.face_files, trials.face_speakers, strict=True)}
     v_paths = [p for p in sorted(voice_ids) if p in voice_emb]

@@ -20,6 +20,50 @@ from voxface.synth.oracle import Ceiling, list_ceiling, why_no_shares
 COLUMNS = ("U", "G", "N", "A", "GNA")
 CEILING_ROW, SHARE_ROW = "oracle ceiling", "share of chance-to-ceiling"
 TABLE2_SOURCE = "Sun & Su 2025 Table 2"  # the published rows a report sets a run beside (recipes/published.csv)
+# Fewer unseen-unheard test identities than this and a report opens with a caveat (``few_identities_caveat``): every
+# list then draws its trials from a few dozen people, and on VoxSynth the same lists' oracle ceilings scatter by
+# more than the differences the tables compare (benchmarks/bench_ceiling_precision.py, BENCHMARKS.md).
+ENOUGH_TEST_IDENTITIES = 50
+BOLD_RULE = ("bold: the best in its column only where its 95% CI lies wholly above the runner-up's (a figure "
+             "without an interval, such as a published one, counts as a point)")
+
+
+def few_identities_caveat(test_identities: int | None) -> str | None:
+    """The one-line caveat atop a report of a run scored on fewer than ``ENOUGH_TEST_IDENTITIES`` unseen-unheard
+    test identities; None with enough of them (or an unknown count: a report written before it was recorded).
+
+    >>> few_identities_caveat(12)[:40]
+    '> **Only 12 unseen-unheard test identiti'
+    >>> few_identities_caveat(80) is None
+    True
+    """
+    if test_identities is None or test_identities >= ENOUGH_TEST_IDENTITIES:
+        return None
+    return (f"> **Only {test_identities} unseen-unheard test identities (fewer than {ENOUGH_TEST_IDENTITIES}): a check "
+            "that the pipeline runs, not a measurement.** Which few people were drawn moves every figure here by "
+            "more than the runs differ; read the 95% intervals, not the points.")
+
+
+def clear_winner(cells: list[tuple[float, float | None, float | None] | None]) -> int | None:
+    """The index of the highest value among ``cells`` (value, 95% low, 95% high) where its interval lies wholly
+    above the runner-up's; None where they overlap (the data cannot tell the two apart), or with fewer than two
+    values. A value without an interval counts as a point; None cells are skipped.
+
+    >>> clear_winner([(55.5, 46.0, 65.0), (48.7, 40.0, 57.0)]) is None
+    True
+    >>> clear_winner([(88.4, None, None), (75.0, 73.9, 76.1)])
+    0
+    """
+    ranked = sorted(((c[0], i) for i, c in enumerate(cells) if c is not None), reverse=True)
+    if len(ranked) < 2:
+        return None
+    i, j = ranked[0][1], ranked[1][1]
+
+    def bounds(cell: tuple[float, float | None, float | None]) -> tuple[float, float]:
+        value, low, high = cell
+        return (value if low is None else low), (value if high is None else high)
+
+    return i if bounds(cells[i])[0] > bounds(cells[j])[1] else None  # type: ignore[index]
 
 
 def literature_rows(source: str = TABLE2_SOURCE) -> dict[str, list[float | None]]:
@@ -47,21 +91,29 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     ours = {name: [100 * scored[k]["auc"] if k in scored else None for k in keys]}
     if evaluation.backend:
         ours[backend_row(name)] = [100 * scored[k]["backend"]["auc"] if k in scored else None for k in keys]
+    # each of our cells' 95% interval (percent), for the bold rule
+    intervals = {label: [tuple(100 * x if x is not None else None for x in
+                               (scored[k] if label == name else scored[k]["backend"])["auc_ci95"])
+                         if k in scored else (None, None) for k in keys] for label in ours}
     published = literature_rows() if literature else {}
     rows: list[tuple[str, list[float | None]]] = list(published.items())
     rows += list(ours.items())
     ceilings = {k: list_ceiling(oracle, k) for k in keys} if oracle else {}
+    # a ceiling too noisy to be one (oracle.Ceiling.noise; one of this run's scores above it included) gets no share
+    noise = {k: c.noise({label: values[i] / 100 for label, values in ours.items() if values[i] is not None})
+             for i, (k, c) in enumerate(ceilings.items())}
     if oracle:
         rows.append((CEILING_ROW, [100 * ceilings[k].auc for k in keys]))
-        for label, values in ours.items():  # no share where the ceiling's interval includes chance (oracle.Ceiling)
+        for label, values in ours.items():
             rows.append((share_row(label, len(ours)), [
-                100 * ceilings[k].share(a / 100) if a is not None and ceilings[k].usable else None
+                100 * ceilings[k].share(a / 100) if a is not None and noise[k] is None else None
                 for a, k in zip(values, keys, strict=True)]))
     columns = [f"{t}_{c}" for t in TEST_SETS for c in COLUMNS]
     report = {"name": name, "table2_auc_percent": {label: dict(zip(columns, values, strict=True))
                                                    for label, values in rows},
-              **({"oracle_ceiling": {column: {"auc": c.auc, "ci95": [c.low, c.high], "usable": c.usable}
-                                     for column, c in zip(columns, ceilings.values(), strict=True)}}
+              **({"oracle_ceiling": {column: {"auc": c.auc, "ci95": [c.low, c.high], "usable": noise[k] is None,
+                                              **({"too_noisy": list(noise[k])} if noise[k] else {})}
+                                     for column, (k, c) in zip(columns, ceilings.items(), strict=True)}}
                  if oracle else {}),
               **evaluation.to_json()}
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -81,32 +133,35 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
             writer.writerow([f"matching_{key}", "cosine", f"{value['accuracy']:.4f}", "", "", "", "", "",
                              value["trials"], evaluation.lost_trials.get(f"matching_{key}", 0), "", "", ""])
     header = "| method | " + " | ".join(f"U-U {c}" for c in COLUMNS) + " | " + " | ".join(f"S-H {c}" for c in COLUMNS)
-    lines = [f"# Cross-modal verification: {name}", "",
+    caveat = few_identities_caveat(evaluation.test_identities)
+    lines = [f"# Cross-modal verification: {name}", "", *([caveat, ""] if caveat else []),
              *(f"> **Warning (unseen-unheard):** {warning}." for warning in evaluation.warnings),
              *([""] if evaluation.warnings else []),
              "AUC (%) on the unseen-unheard (U-U) and seen-heard (S-H) "
-             "lists, the layout of Sun & Su 2025 Table 2.", "", header + " |",
+             f"lists, the layout of Sun & Su 2025 Table 2; {BOLD_RULE}.", "", header + " |",
              "|---" * (1 + 2 * len(COLUMNS)) + "|"]
-    # bold: the best method per column (published rows and this run's), never the ceiling or the shares
-    methods = [values for label, values in rows if label in ours or label in published]
-    best = [max((v[i] for v in methods if v[i] is not None), default=None) for i in range(len(keys))]
+    # bold: the clear best method per column (published rows and this run's), never the ceiling or the shares
+    methods = {label: [(v, *(intervals[label][i] if label in ours else (None, None))) if v is not None else None
+                       for i, v in enumerate(values)] for label, values in rows if label in ours or label in published}
+    winners = [clear_winner([cells[i] for cells in methods.values()]) for i in range(len(keys))]
+    bold = [list(methods)[w] if w is not None else None for w in winners]
 
     def cell(label: str, i: int, v: float | None) -> str:
-        if label.startswith(SHARE_ROW) and not ceilings[keys[i]].usable:
+        if label.startswith(SHARE_ROW) and noise[keys[i]] is not None:
             return "n/a"
         if v is None:  # a list this run lost every file of, or a figure the publication does not give
             return "lost" if label in ours else "-"
-        method = label in ours or label in published
-        return f"**{v:.1f}**" if method and v == best[i] and len(methods) > 1 else f"{v:.1f}"
+        if label == CEILING_ROW and noise[keys[i]] is not None:
+            return f"{v:.1f} (too noisy)"
+        return f"**{v:.1f}**" if label == bold[i] else f"{v:.1f}"
 
     for label, values in rows:
         lines.append(f"| {label} | " + " | ".join(cell(label, i, v) for i, v in enumerate(values)) + " |")
         if label == CEILING_ROW:
             lines.append("| ceiling 95% CI | " + " | ".join(c.interval(percent=True) for c in ceilings.values()) + " |")
-    unusable = [k for k, c in ceilings.items() if not c.usable]
-    if unusable:
-        lines += ["", f"n/a: no share of chance-to-ceiling on {', '.join(unusable)}: "
-                  + why_no_shares([ceilings[k] for k in unusable]) + "."]
+    noisy = {k: n for k, n in noise.items() if n is not None}
+    if noisy:
+        lines += ["", f"n/a: {why_no_shares(noisy)}."]
     if oracle and "model_ceilings" in oracle:
         model = oracle["model_ceilings"]
         lines += ["", "The oracle ceiling above is that of these test lists. The benchmark's (the generative model's, "
@@ -174,6 +229,24 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _run_intervals(report: dict, row: dict[str, float | None]) -> dict[str, tuple | None]:
+    """A Table 3 row's cells as (value, 95% low, 95% high) in percent, for ``clear_winner``: the AUC's interval
+    from the run's report, a matching accuracy's by Wilson's interval on its trials."""
+    from voxface.metrics import proportion_interval
+
+    cells: dict[str, tuple | None] = {}
+    for test_set in TEST_SETS:
+        for group, column in zip(GROUPS, COLUMNS, strict=True):
+            key, value = f"{test_set}_{column}", row[f"{test_set}_{column}"]
+            low, high = report["verification"].get(f"{group}_{test_set}", {}).get("auc_ci95", [None, None])
+            cells[key] = None if value is None else (value, *(None if x is None else 100 * x for x in (low, high)))
+    for key in ("v2f_U", "f2v_U"):
+        value, matching = row[key], report["matching"].get(key)
+        cells[key] = None if value is None else (value, *(100 * x for x in proportion_interval(
+            matching["accuracy"], matching["trials"])))
+    return cells
+
+
 def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
     """Several evaluated runs side by side (the paper's Table 3 / Table 4 layout): one row per run.
 
@@ -213,19 +286,28 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
             writer.writerow([name, *("" if row[c] is None else f"{row[c]:.2f}" for c in columns)])
     header = ["run"] + [f"U-U {c}" for c in COLUMNS] + [f"S-H {c}" for c in COLUMNS] + ["1:2 v2f U", "1:2 f2v U"]
     lines = ["# Runs side by side", "", "Verification AUC (%) and 1:2 matching accuracy (%); the layout of Sun & Su "
-             "2025 Tables 3 and 4.", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    best = {c: max((row[c] for row in table.values() if row[c] is not None), default=None) for c in columns}
-    for name, row in table.items():
-        cells = ["lost" if row[c] is None else f"**{row[c]:.1f}**" if row[c] == best[c] and len(table) > 1
-                 else f"{row[c]:.1f}" for c in columns]
+             f"2025 Tables 3 and 4; {BOLD_RULE} (matching: Wilson's interval).", "",
+             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    cells_by_run = {name: _run_intervals(report, table[name]) for name, _, report in runs}
+    winners = {c: clear_winner([cells_by_run[name][c] for name in table]) for c in columns}
+    for i, (name, row) in enumerate(table.items()):
+        cells = ["lost" if row[c] is None else f"**{row[c]:.1f}**" if winners[c] == i else f"{row[c]:.1f}"
+                 for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    noisy: dict[str, tuple[str, str]] = {}
     if oracle:
+        ceilings = {k: intervals[k] if intervals else Ceiling(oracle[k] / 100) for k in keys}
+        for k, ceiling in ceilings.items():  # a run above a ceiling marks it too noisy, as its own interval can
+            noise = ceiling.noise({name: row[k] / 100 for name, row in table.items() if row[k] is not None})
+            if noise:
+                noisy[k] = noise
         lines.append(f"| {CEILING_ROW} | " + " | ".join(
-            f"{oracle[k]:.1f}" + (" (unreliable)" if intervals and not intervals[k].usable else "")
-            for k in keys) + " | | |")
+            f"{oracle[k]:.1f}" + (" (too noisy)" if k in noisy else "") for k in keys) + " | | |")
         if intervals:
             lines.append("| ceiling 95% CI | " + " | ".join(intervals[k].interval(percent=True) for k in keys)
                          + " | | |")
+    if noisy:
+        lines += ["", f"{why_no_shares(noisy)}."]
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     paths = [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
     decompositions = {name: report["decomposition"] for name, _, report in runs

@@ -26,6 +26,7 @@ class Evaluation:
     backend: dict = field(default_factory=dict)  # the backend's folder and fit, when one scored
     decomposition: dict = field(default_factory=dict)  # decomposition.py: references, probes, demographics
     warnings: list[str] = field(default_factory=list)  # what the report's header must say (e.g. leakage)
+    test_identities: int | None = None  # the unseen-unheard identities the lists score (report.few_identities_caveat)
     plots: list[str] = field(default_factory=list)
     face_files_by_identity: dict[int, list[Path]] = field(default_factory=dict, repr=False)
 
@@ -34,4 +35,5 @@ class Evaluation:
                 "lost_trials": self.lost_trials, "encoded": self.encoded, "plots": self.plots,
                 **({"backend": self.backend} if self.backend else {}),
                 **({"decomposition": self.decomposition} if self.decomposition else {}),
-                **({"warnings": self.warnings} if self.warnings else {})}
+                **({"warnings": self.warnings} if self.warnings else {}),
+                **({"test_identities": self.test_identities} if self.test_identities is not None else {})}

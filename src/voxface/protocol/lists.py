@@ -73,6 +73,11 @@ class VerificationList:
     def name(self) -> str:
         return f"{self.group}_{self.test_set}"
 
+    @property
+    def identities(self) -> int:
+        """How many distinct identities the list's voices and faces belong to."""
+        return len(set(self.voice_speakers.tolist()) | set(self.face_speakers.tolist()))
+
     def __len__(self) -> int:
         return len(self.labels)
 

@@ -16,6 +16,7 @@ where k runs over the values of the list's constraint key (a single value for th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,9 @@ from scipy.special import logsumexp
 from voxface.protocol.stats import AGE_BANDS
 from voxface.synth.model import AGES, GENDERS, NATIONALITIES, IdentityModel, age_prior
 
+# A list's ceiling is measured precisely enough to share the way from chance to it only where its 95% interval is
+# at most this wide (``Ceiling``; the evidence: benchmarks/bench_ceiling_precision.py).
+CEILING_WIDTH = 0.10
 # Constraint keys of the verification groups and matching groups.
 CONSTRAINTS = {"random": (), "U": (), "G": ("g",), "N": ("n",), "A": ("a",), "GN": ("g", "n"), "GNA": ("g", "n", "a")}
 
@@ -94,51 +98,79 @@ class _Gaussian:
         return self.const - 0.5 * np.maximum(sq, 0.0)
 
 
+NOISE = {  # why a ceiling is too noisy to be one (``Ceiling.noise``), in the words the reports print
+    "unknown": "no 95% CI recorded (an oracle.json from before intervals, with no voxsynth.json beside it to "
+               "recompute them from)",
+    "wide": f"95% CI wider than {CEILING_WIDTH:.2f} (too few test trials to measure it)",
+    "chance": "95% CI includes chance",
+    "above": "a score lands above it",
+}
+
+
 @dataclass(frozen=True)
 class Ceiling:
     """One list's oracle ceiling and its 95% DeLong interval (``oracle.json``; the interval is None in a file
     written before intervals were recorded).
 
     A test list of a few dozen identities gives a ceiling that scatters by several points, even below chance
-    (issue 16: 0.461 on a tiny demo's GNA list). A share of the way from chance to the ceiling only means
-    something when the interval lies above 0.5, so ``share`` is None otherwise.
+    (0.461 on a tiny demo's GNA list), and a score measured on the same trials can land above it. A share of the
+    way from chance to the ceiling only means something where the ceiling is measured precisely: its interval
+    at most ``CEILING_WIDTH`` wide and above 0.5, and no score of the list above it (``noise``).
 
     >>> round(Ceiling(0.90, 0.87, 0.93).share(0.70), 3)
     0.5
-    >>> Ceiling(0.46, 0.31, 0.61).share(0.55) is None
+    >>> Ceiling(0.78, 0.66, 0.90).share(0.60) is None
     True
+    >>> Ceiling(0.78, 0.75, 0.81).noise({"data reference": 0.80})
+    ('above', 'data reference 0.800 > 0.780')
     """
 
     auc: float
     low: float | None = None
     high: float | None = None
 
+    def noise(self, scores: Mapping[str, float] | None = None) -> tuple[str, str] | None:
+        """Why this ceiling is too noisy to be one, as (``NOISE`` key, detail), or None where it is precise.
+        ``scores``: what was measured on the same list (label -> AUC); one above the ceiling marks it noisy."""
+        if self.low is None or self.high is None:
+            return "unknown", ""
+        if self.high - self.low > CEILING_WIDTH:
+            return "wide", f"{self.interval()}"
+        if self.low <= 0.5:
+            return "chance", f"{self.interval()}"
+        over = [f"{name} {value:.3f}" for name, value in (scores or {}).items()
+                if value is not None and value > self.auc]
+        return ("above", ", ".join(over) + f" > {self.auc:.3f}") if over else None
+
     @property
     def usable(self) -> bool:
-        """Whether the whole interval lies above chance, so that shares of it mean something."""
-        return self.low is not None and self.low > 0.5
+        """Whether the interval is narrow enough and above chance for shares of the ceiling to mean something."""
+        return self.noise() is None
 
     def share(self, auc: float) -> float | None:
         """How far from chance (0) to this ceiling (1) ``auc`` lies; None when the ceiling is not usable."""
         return (auc - 0.5) / (self.auc - 0.5) if self.usable else None
 
-    def why_no_share(self) -> str:
-        if self.low is None:
-            return "its oracle.json has no ceiling intervals and no voxsynth.json beside it to recompute them from"
-        return f"the ceiling's 95% CI {self.interval()} includes chance (a small list)"
-
     def interval(self, percent: bool = False) -> str:
         """``0.915-0.947`` (``91.5-94.7`` in percent), or ``-`` where the interval is unknown."""
-        if self.low is None:
+        if self.low is None or self.high is None:
             return "-"
         return f"{100 * self.low:.1f}-{100 * self.high:.1f}" if percent else f"{self.low:.3f}-{self.high:.3f}"
 
 
-def why_no_shares(unusable: list[Ceiling]) -> str:
-    """Why a table gives no shares on these ceilings (one oracle.json: all have their intervals, or none has)."""
-    if unusable[0].low is None:
-        return unusable[0].why_no_share()
-    return "the ceiling's 95% CI includes chance there (too few trials for a ceiling to mean anything)"
+def why_no_shares(noisy: Mapping[str, tuple[str, str]]) -> str:
+    """One sentence: which lists' ceilings are too noisy to be ceilings (list -> ``Ceiling.noise``), and why.
+
+    >>> print(why_no_shares({"G_seenheard": ("wide", "0.60-0.85"), "A_seenheard": ("above", "data 0.97 > 0.78")}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Too noisy to be a ceiling, so no share of chance-to-ceiling: 95% CI wider than 0.10 (too few test trials to
+    measure it) on G_seenheard (0.60-0.85); a score lands above it on A_seenheard (data 0.97 > 0.78)
+    """
+    kinds: dict[str, list[str]] = {}
+    for name, (kind, detail) in noisy.items():
+        kinds.setdefault(kind, []).append(f"{name} ({detail})" if detail else name)
+    return ("Too noisy to be a ceiling, so no share of chance-to-ceiling: "
+            + "; ".join(f"{NOISE[kind]} on {', '.join(names)}" for kind, names in kinds.items()))
 
 
 def list_ceiling(oracle: dict, key: str) -> Ceiling:

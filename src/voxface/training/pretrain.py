@@ -46,6 +46,7 @@ from voxface.metrics import equal_error_rate, roc_auc
 from voxface.protocol.layout import IDENTITY_KNOBS_FILE
 from voxface.protocol.text import read_lines
 from voxface.scoring.probes import BINARY, CONTINUOUS, LinearProbes
+from voxface.training.progress import progress_callbacks
 from voxface.training.quiet import quiet_lightning
 
 log = logging.getLogger("voxface")
@@ -486,7 +487,8 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
     saver = L.pytorch.callbacks.ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
                                                 every_n_train_steps=config.trainer.checkpoint_every)
     trainer = L.Trainer(max_epochs=config.trainer.epochs, accelerator=config.trainer.accelerator, devices=1,
-                        callbacks=[saver], logger=False, enable_progress_bar=config.trainer.progress,
+                        callbacks=[saver, *progress_callbacks(config.trainer.progress)], logger=False,
+                        enable_progress_bar=config.trainer.progress,
                         enable_model_summary=False, default_root_dir=out, deterministic="warn")
     try:
         trainer.fit(module, loader, ckpt_path=str(last) if resume else None)

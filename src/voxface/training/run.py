@@ -33,6 +33,7 @@ from voxface.protocol import (
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
 from voxface.training.data import PairDataModule, label_space
 from voxface.training.module import TrainingModule
+from voxface.training.progress import progress_callbacks
 from voxface.training.quiet import quiet_lightning
 from voxface.training.resume import ResumePoints, StopTraining, ctrl_c_stops, position, run_finished
 from voxface.training.teacher_cache import build_teacher_cache
@@ -197,7 +198,7 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
         max_epochs=config.trainer.epochs, max_steps=config.trainer.max_steps, accelerator=config.trainer.accelerator,
         devices=config.trainer.devices, num_nodes=config.trainer.num_nodes,
         strategy="ddp" if distributed else "auto", precision=config.trainer.precision,
-        callbacks=[points, best, *(callbacks or [])], logger=logger,
+        callbacks=[points, best, *progress_callbacks(config.trainer.progress), *(callbacks or [])], logger=logger,
         use_distributed_sampler=False,  # our sampler shards by rank
         check_val_every_n_epoch=config.trainer.val_every, enable_progress_bar=config.trainer.progress,
         enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=out)
