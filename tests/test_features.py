@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from voxface.features.store import Progress
 from voxface.media.audio import read_voice
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.testing import make_tiny_voxceleb
+from voxface.training.config import load_config
 
 TINY_ECAPA = dict(channels=(32, 32, 32, 32, 96), attention_channels=16, se_channels=16, embedding_size=24)
 
@@ -321,3 +323,73 @@ def test_two_cpu_processes_make_the_one_process_store_row_for_row(data, tmp_path
     assert two.unreadable == single.unreadable and not list((tmp_path / "two").glob("progress-*"))
     with pytest.raises(ConfigError, match="at least 1"):
         extract_features("iresnet", face_weights, tree.root, tmp_path / "none", devices=0, progress=False)
+
+
+def _with_unreadable(store, rows):
+    """The same store with ``rows`` marked unreadable (as if those files had failed at extraction)."""
+    valid = np.array(store.valid)
+    valid[rows] = False
+    return FeatureStore(store.path, store.meta, store.keys, store.embeddings, valid)
+
+
+def test_feature_mode_batches_are_their_items_read_whole(tiny_run, tiny_stores):
+    """A feature-mode batch read at once (``PairDataset.batch``, ``ValidationTrials.batch``) holds what collating
+    its items one by one gives, to the bit: the same draws, bad files replaced the same way, the same rows."""
+    from voxface.features import StoreView, feature_stores
+    from voxface.media.dataset import IdentityBatchSampler, PairDataset, collate_pairs
+    from voxface.training.data import ValidationTrials, collate_trials
+    from voxface.training.run import training_manifests
+
+    _, base = tiny_run
+    config = load_config(base, ["trainer.out=unused", *tiny_stores])
+    stores = feature_stores(config)
+    faces = _with_unreadable(stores["face"], [0, 5, 9])  # some training and validation files unreadable
+    voices = _with_unreadable(stores["voice"], [1, 6, 30])
+    face_view, voice_view = StoreView(faces, "unzippedFaces/"), StoreView(voices, "wav/")
+    manifests = training_manifests(config)
+    dataset = PairDataset(manifests["train"], teacher_cache=face_view, voice_cache=voice_view)
+    assert dataset.stored
+    skipped = 0
+    for keys in IdentityBatchSampler(dataset.clips_per_identity, 8, seed=3):
+        whole, items = dataset.batch(keys), collate_pairs([dataset[key] for key in keys])
+        assert whole.keys() == items.keys()
+        for key, value in items.items():
+            assert torch.equal(whole[key], value) if torch.is_tensor(value) else whole[key] == value, key
+        skipped += whole["skipped"]
+    assert skipped > 0  # the unreadable rows were met and replaced
+    trials = ValidationTrials(manifests["val"], 6, 2.0, 32, face_view, 0, voice_view)
+    for start in range(0, len(trials), 8):
+        indices = list(range(start, min(start + 8, len(trials))))
+        whole, items = trials.batch(indices), collate_trials([trials[i] for i in indices])
+        assert whole.keys() == items.keys()
+        assert all(torch.equal(whole[key], items[key]) for key in items)
+    with pytest.raises(ValueError, match="reads feature stores"):
+        PairDataset(manifests["train"], teacher_cache=face_view).batch([(0, 0, 1)])
+
+
+def test_seeded_feature_mode_runs_are_bit_identical_and_resume_exactly(tiny_run, tiny_stores, tmp_path):
+    """Two feature-mode runs with one seed end with the same weights and validation AUCs to the bit, and so does one
+    stopped inside an epoch and resumed; run.json times the start-up and the steps of each call."""
+    from voxface.training.run import train
+
+    _, base = tiny_run
+    settings = [*tiny_stores, "trainer.epochs=2", "trainer.checkpoint_every=1000", "method.args.mapping_dropout=0.3"]
+    first = train(load_config(base, [f"trainer.out={tmp_path / 'a'}", *settings]))
+    second = train(load_config(base, [f"trainer.out={tmp_path / 'b'}", *settings]))
+    per_epoch = first["steps_per_epoch"]
+    inside = per_epoch + per_epoch // 2
+    train(load_config(base, [f"trainer.out={tmp_path / 'c'}", *settings, f"trainer.max_steps={inside}"]))
+    resumed = train(load_config(tmp_path / "c" / "config.yaml", ["trainer.max_steps=-1"]), resume=True)
+    for run, summary in (("b", second), ("c", resumed)):
+        assert (summary["steps"], summary["val_auc"], summary["best_val_auc"]) == (
+            first["steps"], first["val_auc"], first["best_val_auc"]), run
+        a, b = (torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+                for name in ("a", run))
+        assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a), run
+    timing = first["timing"]
+    assert timing["steps"] == first["steps"] == 2 * per_epoch and resumed["timing"]["steps"] == 2 * per_epoch - inside
+    assert 0 < timing["start_up_seconds"] < timing["call_seconds"] and timing["training_seconds"] > 0
+    logged = list(csv.DictReader(next((tmp_path / "a" / "logs").rglob("metrics.csv")).open()))
+    steps = [int(row["step"]) for row in logged if row.get("train/loss")]
+    assert steps == list(range(2 * per_epoch))  # every step's terms, at its step
+    assert [row["train/skipped_files"] for row in logged if row.get("train/skipped_files")] == ["0.0", "0.0"]

@@ -87,7 +87,8 @@ class FeatureStore(Mapping[str, np.ndarray]):
     def __init__(self, path: Path, meta: dict[str, Any], keys: list[str], embeddings: np.ndarray,
                  valid: np.ndarray) -> None:
         self.path, self.meta, self.keys = path, meta, keys
-        self.embeddings, self.valid = embeddings, valid
+        # valid as a plain array (a memory map's per-element reads are slow: training tests one per item)
+        self.embeddings, self.valid = embeddings, np.asarray(valid)
         self._rows = {key: row for row, key in enumerate(keys)}
 
     @classmethod
@@ -240,6 +241,18 @@ class StoreView(Mapping[str, np.ndarray]):
     def __getitem__(self, relative: str) -> np.ndarray:
         row = np.array(self.store[f"{self.prefix}{relative}"])
         return row if self.precision is None else row.astype(self.precision).astype(np.float32)
+
+    def stack(self, relatives: Iterable[str], views: Iterable[int] | None = None) -> np.ndarray:
+        """float32 ``(len(relatives), D)``: the rows of many files at once (view 0 of each, or ``views[i]`` of the
+        i-th), each as ``self[relative][view]`` gives it. KeyError for a file the store lacks or could not read."""
+        store = self.store
+        rows = np.fromiter((store.index(f"{self.prefix}{r}") for r in relatives), dtype=np.int64)
+        if len(rows) and not store.valid[rows].all():
+            bad = store.keys[int(rows[~store.valid[rows]][0])]
+            raise KeyError(f"{bad!r} could not be read when feature store {store.path} was made")
+        picked = np.zeros(len(rows), dtype=np.int64) if views is None else np.fromiter(views, dtype=np.int64)
+        stacked = np.asarray(store.embeddings[rows, picked], dtype=np.float32)
+        return stacked if self.precision is None else stacked.astype(self.precision).astype(np.float32)
 
     def __iter__(self) -> Iterator[str]:
         return (key[len(self.prefix):] for key in self.store if key.startswith(self.prefix))

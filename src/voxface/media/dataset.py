@@ -77,7 +77,16 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return sum(self.clips_per_identity)
 
-    def __getitem__(self, key: ItemKey) -> dict[str, Any]:
+    @property
+    def stored(self) -> bool:
+        """Both halves from feature stores (feature mode): batches are read whole (``batch``)."""
+        return all(callable(getattr(cache, "stack", None)) for cache in (self.teacher_cache, self.voice_cache))
+
+    def _draw(self, key: ItemKey, read_voice_at: Callable[[str, np.random.Generator], Any],
+              read_face_at: Callable[[str], Any]) -> tuple[Any, Any, bool, int, int, int]:
+        """One item's draws from its seed: (voice, face, flip, skipped, identity, clip), the voice and face as the two
+        readers return them (each reader gets a path relative to its media folder and raises ``MediaError`` for a
+        bad file, which is then replaced by another of the identity)."""
         identity, clip, seed = key
         rng = np.random.default_rng(seed)
         skipped, tried = 0, []
@@ -85,44 +94,58 @@ class PairDataset(Dataset):
         for _ in range(self.config.max_attempts):
             if wave is None:
                 relative = self.voices[identity][clip]
-                path = self.roots.voice(relative)
                 try:
-                    if self.voice_cache is not None:
-                        if relative not in self.voice_cache:
-                            raise MediaError(f"{path}: not in the voice feature store (unreadable when it was made)")
-                        wave = np.asarray(self.voice_cache[relative][0], dtype=np.float32)
-                    else:
-                        wave = read_voice(path, self.config.crop_seconds, rng if self.train else None,
-                                          self.config.sample_rate)
+                    wave = read_voice_at(relative, rng)
                 except MediaError as err:
                     skipped += 1
-                    tried.append(str(path))
-                    _report_once(str(path), err)
+                    tried.append(str(self.roots.voice(relative)))
+                    _report_once(tried[-1], err)
                     clip = int(rng.integers(len(self.voices[identity])))
                     continue
             candidates = self.faces[identity]
             if self.config.face_from_same_video:
                 candidates = self.video_faces[identity][self.voice_video[identity][clip]] or candidates
             relative = candidates[int(rng.integers(len(candidates)))]
-            path = self.roots.face(relative)
             try:
-                if self.teacher_cache is not None:
-                    if relative not in self.teacher_cache:
-                        raise MediaError(f"{path}: not in the teacher embedding cache (unreadable when it was built)")
-                    face = self.teacher_cache[relative]
-                else:
-                    face = read_face(path, self.config.face_size)
+                face = read_face_at(relative)
                 break
             except MediaError as err:
                 skipped += 1
-                tried.append(str(path))
-                _report_once(str(path), err)
+                tried.append(str(self.roots.face(relative)))
+                _report_once(tried[-1], err)
         if wave is None or face is None:
             name = self.manifest.identities[identity].name
             raise MediaError(
                 f"identity {name}: {self.config.max_attempts} attempts hit only bad files, e.g. {tried[:3]}"
             )
         flip = self.train and self.config.flip_faces and bool(rng.integers(2))
+        return wave, face, flip, skipped, identity, clip
+
+    def _stored_voice(self, relative: str, rng: np.random.Generator | None = None) -> str:
+        if relative not in self.voice_cache:
+            raise MediaError(f"{self.roots.voice(relative)}: not in the voice feature store (unreadable when it was "
+                             "made)")
+        return relative
+
+    def _stored_face(self, relative: str) -> str:
+        if relative not in self.teacher_cache:
+            raise MediaError(f"{self.roots.face(relative)}: not in the teacher embedding cache (unreadable when it "
+                             "was built)")
+        return relative
+
+    def _media_voice(self, relative: str, rng: np.random.Generator) -> np.ndarray:
+        if self.voice_cache is not None:
+            return np.asarray(self.voice_cache[self._stored_voice(relative)][0], dtype=np.float32)
+        return read_voice(self.roots.voice(relative), self.config.crop_seconds, rng if self.train else None,
+                          self.config.sample_rate)
+
+    def _media_face(self, relative: str) -> np.ndarray:
+        if self.teacher_cache is not None:
+            return self.teacher_cache[self._stored_face(relative)]
+        return read_face(self.roots.face(relative), self.config.face_size)
+
+    def __getitem__(self, key: ItemKey) -> dict[str, Any]:
+        wave, face, flip, skipped, identity, clip = self._draw(key, self._media_voice, self._media_face)
         item = {"voice_features" if self.voice_cache is not None else "wave": torch.from_numpy(wave),
                 "identity": identity, "skipped": skipped, "clip": int(self.clip_offsets[identity] + clip),
                 "video": self.clip_video_index[identity][clip]}
@@ -131,6 +154,22 @@ class PairDataset(Dataset):
         else:
             item["face"] = face_to_tensor(face, flip=flip)
         return item
+
+    def batch(self, keys: list[ItemKey]) -> dict[str, Any]:
+        """Feature mode (``stored``): the batch of ``keys`` as ``collate_pairs`` makes it from the items, the same
+        draws and values, with the rows of each store read at once instead of one item at a time."""
+        if not self.stored:
+            raise ValueError("PairDataset.batch reads feature stores: give both a teacher_cache and a voice_cache")
+        if not keys:
+            raise MediaError("empty batch: the sampler produced no pairs")
+        drawn = [self._draw(key, self._stored_voice, self._stored_face) for key in keys]
+        voices, faces, flips, skipped, identities, clips = zip(*drawn, strict=True)
+        return {"voice_features": torch.from_numpy(self.voice_cache.stack(voices)),
+                "face_features": torch.from_numpy(self.teacher_cache.stack(faces, [int(f) for f in flips])),
+                "identity": torch.tensor(identities),
+                "clip": torch.tensor([int(self.clip_offsets[i] + c) for i, c in zip(identities, clips, strict=True)]),
+                "video": torch.tensor([self.clip_video_index[i][c] for i, c in zip(identities, clips, strict=True)]),
+                "skipped": sum(skipped)}
 
 
 def _report_once(path: str, err: Exception) -> None:

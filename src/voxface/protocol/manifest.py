@@ -89,7 +89,8 @@ class Manifest:
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"version": MANIFEST_VERSION, **asdict(self)}, indent=1))
+        # one line: json's C encoder (an indented dump runs the pure-Python one, a second on a VoxSynth run's start-up)
+        path.write_text(json.dumps({"version": MANIFEST_VERSION, **asdict(self)}))
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:

@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from voxface.errors import ConfigError, MediaError
 from voxface.media.audio import read_voice
@@ -49,6 +49,23 @@ class ValidationTrials(Dataset):
 
     def __len__(self) -> int:
         return len(self.trials)
+
+    @property
+    def stored(self) -> bool:
+        """Both halves from feature stores (feature mode): batches are read whole (``batch``)."""
+        return all(callable(getattr(cache, "stack", None)) for cache in (self.cache, self.voice_cache))
+
+    def batch(self, indices: list[int]) -> dict[str, Any]:
+        """Feature mode (``stored``): trials ``indices`` as ``collate_trials`` makes them from the items (a trial
+        whose voice the store could not read left out; {} when none is left), each store's rows read at once."""
+        if not self.stored:
+            raise ValueError("ValidationTrials.batch reads feature stores: give both a teacher_cache and a voice_cache")
+        trials = [self.trials[i] for i in indices if self.trials[i][0] in self.voice_cache]
+        if not trials:
+            return {}
+        voices, faces, labels = zip(*trials, strict=True)
+        return {"voice_features": torch.from_numpy(self.voice_cache.stack(voices)),
+                "face_features": torch.from_numpy(self.cache.stack(faces)), "label": torch.tensor(labels)}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         voice, face, label = self.trials[index]
@@ -94,15 +111,34 @@ def label_space(manifest: Manifest, protocol: Protocol) -> tuple[LabelSpace, np.
     return space, covariates
 
 
+class WholeBatches(Dataset):
+    """A dataset read a batch at a time (feature mode): ``self[indices]`` is ``source.batch(indices)``. A loader
+    over it takes a batch sampler as its ``sampler`` with ``batch_size=None``, PyTorch's way to fetch batches whole."""
+
+    def __init__(self, source: PairDataset | ValidationTrials) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, indices: list[Any]) -> dict[str, Any]:
+        return self.source.batch(indices)
+
+
+def as_read(batch: dict[str, Any]) -> dict[str, Any]:
+    """The collate step of a loader over ``WholeBatches``: the batch is already whole."""
+    return batch
+
+
 class CovariateCollate:
-    """``collate_pairs`` plus each pair's ``gender`` and ``nationality`` indices, from its identity (picklable, for
-    loader workers)."""
+    """``collate_pairs`` (or a batch read whole, as it is) plus each pair's ``gender`` and ``nationality`` indices,
+    from its identity (picklable, for loader workers)."""
 
     def __init__(self, covariates: np.ndarray | None) -> None:
         self.covariates = covariates
 
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = collate_pairs(items)
+    def __call__(self, items: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+        batch = items if isinstance(items, dict) else collate_pairs(items)
         if self.covariates is not None:
             rows = torch.from_numpy(self.covariates[batch["identity"].numpy()])
             batch["gender"], batch["nationality"] = rows[:, 0].contiguous(), rows[:, 1].contiguous()
@@ -156,7 +192,9 @@ class PairDataModule(L.LightningDataModule):
             # settled when the loader is first iterated (a run resumed on an epoch's last batch): the sampler
             # reads its position from the optimiser step alone, one step per batch.
             self.sampler.follow(lambda: divmod(trainer.global_step, per_epoch))
-        return DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=CovariateCollate(self.covariates),
+        whole = {"sampler": self.sampler, "batch_size": None} if self.train_set.stored else {}
+        return DataLoader(WholeBatches(self.train_set) if whole else self.train_set, **whole,
+                          batch_sampler=None if whole else self.sampler, collate_fn=CovariateCollate(self.covariates),
                           num_workers=self.workers, persistent_workers=self.workers > 0,
                           worker_init_fn=ignore_sigint)
 
@@ -166,5 +204,10 @@ class PairDataModule(L.LightningDataModule):
         return batch
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=max(2, self.batch_size), collate_fn=collate_trials,
-                          num_workers=self.workers, worker_init_fn=ignore_sigint)
+        size = max(2, self.batch_size)
+        if self.val_set.stored:  # feature mode: each batch's rows read at once
+            batches = BatchSampler(SequentialSampler(range(len(self.val_set))), size, drop_last=False)
+            return DataLoader(WholeBatches(self.val_set), sampler=batches, batch_size=None, collate_fn=as_read,
+                              num_workers=self.workers, worker_init_fn=ignore_sigint)
+        return DataLoader(self.val_set, batch_size=size, collate_fn=collate_trials, num_workers=self.workers,
+                          worker_init_fn=ignore_sigint)

@@ -100,6 +100,7 @@ class TrainingModule(L.LightningModule):
         # where the encoders' weights came from, read once as they are loaded (a file beside each), for every save
         self._provenance = {"face": weights_provenance(self.config.face.encoder, self.config.face.weights),
                             "voice": weights_provenance(self.config.audio.encoder, self.config.audio.weights)}
+        self._skipped = 0  # files replaced by others this epoch (PairDataset)
         self._val_scores: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
 
@@ -117,6 +118,7 @@ class TrainingModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.method.start_epoch(self.current_epoch)
+        self._skipped = 0
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_index: int) -> None:
         # Each step's random draws (dropout, and anything else on the global generators) start from a seed of
@@ -125,7 +127,10 @@ class TrainingModule(L.LightningModule):
         seed = int(np.random.SeedSequence([self.config.trainer.seed, self.global_step]).generate_state(1)[0])
         random.seed(seed)
         np.random.seed(seed)
-        torch.manual_seed(seed)
+        if self.device.type == "cpu":  # torch.manual_seed's effect on a CPU run; the call itself (its compiler
+            torch.default_generator.manual_seed(seed)  # guard) costs a tenth of a feature-mode step
+        else:
+            torch.manual_seed(seed)
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
         # SpecAugment masks from a generator seeded by the step: a resumed run draws the same masks.
@@ -134,19 +139,35 @@ class TrainingModule(L.LightningModule):
         given = {k: v for k, v in batch.items() if k in INPUT_KEYS or k in self.method.batch_keys}
         terms = self.method.losses(given, gather_with_grad, generator)
         terms["loss"] = sum(value for name, value in terms.items() if name.endswith("_loss"))
-        for name in [n for n in terms if n.endswith("loss")]:
-            if not torch.isfinite(terms[name]):
-                raise TrainingDiverged(
-                    f"the {name} loss is {float(terms[name].detach())} at step {self.global_step} (epoch "
-                    f"{self.current_epoch}); the last good checkpoint is in {self.config.trainer.out}/checkpoints")
-        batch_size = len(batch["identity"])
-        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=batch_size)
-        for name, value in terms.items():
-            if name != "loss":
-                self.log(f"train/{name}", value, batch_size=batch_size)
-        self.log("train/skipped_files", float(batch["skipped"]), on_step=False, on_epoch=True, reduce_fx="sum",
-                 batch_size=batch_size)
+        losses = [name for name in terms if name.endswith("loss")]
+        finite = torch.isfinite(torch.stack([terms[name].detach().float().reshape(()) for name in losses]))
+        if not bool(finite.all()):  # one check (one device sync) for every loss term
+            name = losses[int((~finite).nonzero()[0, 0])]
+            raise TrainingDiverged(
+                f"the {name} loss is {float(terms[name].detach())} at step {self.global_step} (epoch "
+                f"{self.current_epoch}); the last good checkpoint is in {self.config.trainer.out}/checkpoints")
+        self._skipped += int(batch["skipped"])
+        self._log_terms(terms, len(batch["identity"]))
         return terms["loss"]
+
+    def _log_terms(self, terms: dict[str, Any], batch_size: int) -> None:
+        """Every term of this step, as ``train/<name>`` at this step, written to the run's logger directly: through
+        ``self.log`` (Lightning's per-call checks and result collection, and a logger save per step) the logging
+        cost several times a feature-mode step. Only the progress bar's running loss goes through ``self.log``."""
+        if self.trainer.progress_bar_callback is not None:
+            self.log("train/loss", terms["loss"], prog_bar=True, logger=False, batch_size=batch_size)
+        if self.logger is None or not self.trainer.is_global_zero:
+            return
+        tensors = [name for name, value in terms.items() if torch.is_tensor(value)]
+        values = torch.stack([terms[name].detach().float().reshape(()) for name in tensors]).tolist() if tensors \
+            else []
+        logged = {f"train/{name}": float(value) for name, value in terms.items() if not torch.is_tensor(value)}
+        logged.update({f"train/{name}": value for name, value in zip(tensors, values, strict=True)})
+        self.logger.log_metrics({"epoch": self.current_epoch, **logged}, step=self.global_step)
+
+    def on_train_epoch_end(self) -> None:
+        # files replaced by others of their identity this epoch (since the run resumed, for a resumed epoch)
+        self.log("train/skipped_files", float(self._skipped), on_step=False, on_epoch=True, reduce_fx="sum")
 
     # ---------------------------------------------------------------- validation
 

@@ -2,7 +2,8 @@
 
 The run folder holds ``config.yaml`` (the effective configuration), ``manifests/``, ``teacher_cache/``,
 ``checkpoints/`` (``last.ckpt`` every ``trainer.checkpoint_every`` steps and at the end, ``best.ckpt``
-by validation AUC), ``logs/`` (CSV or TensorBoard) and ``run.json`` (what happened).
+by validation AUC), ``logs/`` (CSV or TensorBoard) and ``run.json`` (what happened, and how long start-up and
+the steps took).
 """
 
 from __future__ import annotations
@@ -127,12 +128,43 @@ class RunCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
         super().load_state_dict(state_dict)
 
 
+class StepClock(L.Callback):
+    """When this call's first training step starts and when fitting ends (wall and CPU seconds), for ``run.json``'s
+    ``timing``: start-up (from the call to the first step) apart from the steps (validation and checkpoints
+    included)."""
+
+    def __init__(self) -> None:
+        self.first: tuple[float, float] | None = None
+        self.end: tuple[float, float] | None = None
+        self.first_step = 0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if self.first is None:
+            self.first, self.first_step = (time.perf_counter(), time.process_time()), trainer.global_step
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.end = (time.perf_counter(), time.process_time())
+
+    def timing(self, called: tuple[float, float], steps: int) -> dict[str, Any]:
+        """Seconds from ``called`` (perf_counter, process_time at the call) to the first step and over the steps;
+        ``steps``: the run's step count at the end."""
+        now = (time.perf_counter(), time.process_time())
+        first, end = self.first or now, self.end or now
+        return {"call_seconds": round(now[0] - called[0], 3),
+                "start_up_seconds": round(first[0] - called[0], 3),
+                "start_up_cpu_seconds": round(first[1] - called[1], 3),
+                "steps": steps - self.first_step if self.first else 0,
+                "training_seconds": round(end[0] - first[0], 3), "training_cpu_seconds": round(end[1] - first[1], 3)}
+
+
 def train(config: TrainConfig, resume: bool = False, resume_option: str | None = None,
           callbacks: list[L.Callback] | None = None) -> dict[str, Any]:
     """Train one run into ``trainer.out`` (module docstring); ``resume``: continue it from its ``last.ckpt``.
     ``resume_option``: how the user asked to continue (``voxface train``: "--resume"), named in the messages; None
     for a caller that continues runs by itself (the benchmark, the demo). ``callbacks``: Lightning callbacks to run
     beside the run's own (a timer, a profiler)."""
+    called = (time.perf_counter(), time.process_time())
     config = absolute_locations(config)  # the run folder records absolute paths: it works from any folder
     out = Path(config.trainer.out)
     checkpoints = out / "checkpoints"
@@ -189,6 +221,7 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
                           per_identity=module.method.pairs_per_identity, covariates=covariates)
 
     points = ResumePoints(last, config.trainer.checkpoint_every, config.trainer.max_steps, resumed=resume)
+    clock = StepClock()
     best = RunCheckpoint(dirpath=checkpoints, filename="best", monitor="val_auc", mode="max", save_top_k=1,
                          auto_insert_metric_name=False)
     logger = (L.pytorch.loggers.TensorBoardLogger(out, name="logs") if config.trainer.logger == "tensorboard"
@@ -198,8 +231,8 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
         max_epochs=config.trainer.epochs, max_steps=config.trainer.max_steps, accelerator=config.trainer.accelerator,
         devices=config.trainer.devices, num_nodes=config.trainer.num_nodes,
         strategy="ddp" if distributed else "auto", precision=config.trainer.precision,
-        callbacks=[points, best, *progress_callbacks(config.trainer.progress), *(callbacks or [])], logger=logger,
-        use_distributed_sampler=False,  # our sampler shards by rank
+        callbacks=[points, best, clock, *progress_callbacks(config.trainer.progress), *(callbacks or [])],
+        logger=logger, use_distributed_sampler=False,  # our sampler shards by rank
         check_val_every_n_epoch=config.trainer.val_every, enable_progress_bar=config.trainer.progress,
         enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=out)
     try:
@@ -229,6 +262,7 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
         "seconds": round(time.time() - started, 1), "resumed": resume,
         "interrupted": (trainer.interrupted or points.stopped_by_request) and not run_finished(steps, per_epoch,
                                                                                                config.trainer),
+        "timing": clock.timing(called, steps),  # this call's
     }
     if trainer.is_global_zero:
         (out / "run.json").write_text(json.dumps(summary, indent=1))
