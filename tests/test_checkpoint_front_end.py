@@ -103,6 +103,8 @@ def test_a_checkpoint_from_another_version_says_so(trained_checkpoint, tmp_path,
                                            r"'audio.dither' is unknown to this voxface \(0\.2\.0\); it was written by "
                                            r"voxface 9\.9\.0$"):
         load_trained_model(path)
+    for name in ("voice.wav", "face.jpg"):  # present: score checks its inputs exist before it loads the checkpoint
+        (tmp_path / name).write_bytes(b"")
     assert main(["score", "--checkpoint", str(path), str(tmp_path / "voice.wav"), str(tmp_path / "face.jpg")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "comes from another voxface version: its config key 'audio.dither'" in err[0]

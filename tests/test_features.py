@@ -303,7 +303,7 @@ def test_the_lightning_path_makes_the_same_store(data, tmp_path):
     create_store(job.folder, {k: v for k, v in single.meta.items() if k not in ("complete", "readable")}, single.keys)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
-    trainer.predict(extract_module._Extractor(build_face_encoder("iresnet", face_weights), job),
+    trainer.predict(extract_module._extractor(build_face_encoder("iresnet", face_weights), job),
                     return_predictions=False)
     lit = FeatureStore.open(job.folder)
     np.testing.assert_array_equal(lit.embeddings, single.embeddings)
