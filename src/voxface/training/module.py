@@ -154,6 +154,8 @@ class TrainingModule(L.LightningModule):
         """Every term of this step, as ``train/<name>`` at this step, written to the run's logger directly: through
         ``self.log`` (Lightning's per-call checks and result collection, and a logger save per step) the logging
         cost several times a feature-mode step. Only the progress bar's running loss goes through ``self.log``."""
+        if self._trainer is None:  # a step called outside fitting (a test, a script): nothing to log to
+            return
         if self.trainer.progress_bar_callback is not None:
             self.log("train/loss", terms["loss"], prog_bar=True, logger=False, batch_size=batch_size)
         if self.logger is None or not self.trainer.is_global_zero:
