@@ -32,12 +32,9 @@ def add_root_args(parser: argparse.ArgumentParser) -> None:
 def lists_for(root: str | Path | None, lists: str | None) -> str:
     """The lists a command reads: ``lists`` when given; else the data root's own ``protocol/`` folder where it has
     one (said on stderr in one line); else the shipped VoxCeleb1 lists."""
-    own = Path(root) / "protocol" if root is not None else None
     if lists is not None:
-        if lists == SHIPPED_LISTS and own is not None and own.is_dir():  # asked for, but likely not meant
-            print(f"lists: the shipped VoxCeleb1 lists, as asked; the data root has its own: pass --lists {own}",
-                  file=sys.stderr)
         return lists
+    own = Path(root) / "protocol" if root is not None else None
     if own is not None and own.is_dir():
         print(f"lists: {own}, the data root's own (--lists voxceleb1 for the shipped VoxCeleb1 lists)",
               file=sys.stderr)
