@@ -1,4 +1,4 @@
-"""voxface pretrain (training/pretrain.py): the face teacher and the voice prior, the pretrain-face synonym, the
+"""voxface pretrain (training/pretrain.py): the face teacher and the voice prior, the command line, the
 configuration's checks, and where the prior's weights say they come from."""
 
 import json
@@ -15,7 +15,7 @@ from voxface.synth.face import Scene, render_face
 from voxface.synth.model import IdentityModel, draw_population
 from voxface.training.pretrain import PretrainModule, build_pretrain_encoder, load_pretrain_config, pretrain
 
-# ---------------------------------------------------------------- pretrain-face
+# ---------------------------------------------------------------- the face teacher
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,8 @@ def test_an_interrupted_teacher_run_says_so_and_saves_no_release(face_folder, tm
 
     monkeypatch.setattr(PretrainModule, "training_step", interrupted_at_step_3)
     out = tmp_path / "run"
-    args = ["pretrain-face", "--data", str(face_folder), "--out", str(out), "--depth", "18", "--width", "0.125",
-            "--input-size", "32", "--embedding-size", "16", "--epochs", "2", "--batch-size", "16",
-            "--checkpoint-every", "2", "--workers", "0", "--quiet"]
+    args = ["pretrain", "--config", "voxsynth/pretrain_face", f"data.root={face_folder}", f"trainer.out={out}",
+            *TINY_FACE, "trainer.epochs=2"]
     with caplog.at_level("WARNING", logger="voxface"):
         assert main(args) == 130
     assert "voxface: interrupted" in capsys.readouterr().err
@@ -90,17 +89,17 @@ def test_pretrain_face_teacher_checkpoints_resumes_and_saves_a_release(face_fold
 
 
 def test_pretrain_face_cli(face_folder, tmp_path, capsys):
-    """pretrain-face is pretrain with the face config's keys set from its old flags."""
-    args = ["pretrain-face", "--data", str(face_folder), "--out", str(tmp_path / "cli"), "--depth", "18",
-            "--width", "0.125", "--input-size", "32", "--embedding-size", "16", "--epochs", "1", "--batch-size", "16",
-            "--workers", "0", "--heldout", "0.2", "--quiet"]
+    """voxface pretrain of a face teacher: the shipped config, its keys overridden on the command line."""
+    args = ["pretrain", "--config", "voxsynth/pretrain_face", f"data.root={face_folder}",
+            f"trainer.out={tmp_path / 'cli'}", *TINY_FACE]
     assert main(args) == 0
     assert "held-out verification AUC" in capsys.readouterr().out
     summary = json.loads((tmp_path / "cli" / "pretrain.json").read_text())
     assert summary["config"]["encoder"] == {**summary["config"]["encoder"], "name": "iresnet", "depth": 18,
                                             "width": 0.125, "input_size": 32, "num_features": 16}
     assert summary["config"]["data"]["heldout_fraction"] == 0.2 and summary["config"]["optim"]["batch_size"] == 16
-    assert main(["pretrain-face", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["pretrain", "--config", "voxsynth/pretrain_face", f"data.root={tmp_path / 'missing'}",
+                 f"trainer.out={tmp_path / 'x'}"]) == 2
     assert "missing is not a folder; give it with data.root=PATH" in capsys.readouterr().err
 
 

@@ -175,7 +175,7 @@ def test_layout_reads_through_the_voxceleb1_code_path(synth):
     assert read_face(roots.face(train.identities[0].faces[0])).shape == (112, 112, 3)
     teacher = sorted(d for d in (root / "teacher_faces").iterdir() if d.is_dir())
     assert len(teacher) == 4 and all(len(list(d.glob("*.jpg"))) == 3 for d in teacher)
-    knobs = (root / "teacher_faces" / "identities.csv").read_text().splitlines()  # for pretrain-face's probes
+    knobs = (root / "teacher_faces" / "identities.csv").read_text().splitlines()  # for the face teacher's probes
     assert len(knobs) == 5 and knobs[0].startswith("name,gender,nationality,age,aspect")
     assert not {d.name for d in teacher} & set(protocol.identities)  # disjoint from the voice-face set
     voices = sorted(d for d in (root / "teacher_voices").iterdir() if d.is_dir())

@@ -167,7 +167,7 @@ def iresnet_config(state: dict[str, torch.Tensor], source: str = "the state dict
 
 
 def load_insightface_backbone(path: str | Path) -> IResNet:
-    """An insightface ``arcface_torch`` IResNet ``backbone.pth`` (or one ``voxface pretrain-face`` wrote)."""
+    """An insightface ``arcface_torch`` IResNet ``backbone.pth`` (or one ``voxface pretrain`` wrote)."""
     state = read_state_dict(path)
     config = iresnet_config(state, str(path))
     return load_strict(iresnet(**config), state, str(path))

@@ -45,7 +45,7 @@ class DataConfig:
 @dataclass
 class FaceConfig:
     encoder: str = "iresnet"  # a registered face encoder (encoders/registry.py)
-    weights: str = ""  # the teacher: an insightface backbone.pth (or one 'voxface pretrain-face' wrote)
+    weights: str = ""  # the teacher: an insightface backbone.pth (or one 'voxface pretrain' wrote)
     frozen: bool = True
     cache: bool = True  # frozen teacher: embed every face (and its mirror image) once, cache on disk
     cache_dir: str = ""  # default: <out>/teacher_cache
