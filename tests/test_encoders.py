@@ -54,6 +54,19 @@ def test_insightface_backbone_round_trip(tmp_path):
         loaded(torch.randn(1, 3, 112, 112))
 
 
+@pytest.mark.parametrize("width", [0.0625, 0.125, 0.25, 1.0])
+def test_an_iresnet_release_of_any_width_loads_as_saved(tmp_path, width):
+    """The width is read from the last stage: the first stages are floored at 8 channels, so at x0.0625 conv1 has
+    8 channels, as x0.125's does."""
+    torch.manual_seed(0)
+    net = iresnet18(width=width, num_features=16, input_size=32).eval()
+    torch.save(net.state_dict(), tmp_path / "backbone.pth")
+    loaded = load_insightface_backbone(tmp_path / "backbone.pth").eval()
+    faces = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(faces), net(faces))
+
+
 def test_weights_whose_keys_share_a_prefix_load_and_keys_that_still_do_not_fit_are_named(tmp_path):
     torch.manual_seed(0)
     net = iresnet18(width=0.125, num_features=16, input_size=32).eval()

@@ -159,7 +159,9 @@ def iresnet_config(state: dict[str, torch.Tensor], source: str = "the state dict
             # fc sees (last stage's channels) x side x side features, side = input size / 16
             raise WeightsError(f"{source}: the input size cannot be inferred: fc takes {width} features, which is "
                                f"not {last} channels times a square number of cells (input size / 16 squared)")
-        return {"depth": depth, "width": state["conv1.weight"].shape[0] / 64,
+        # The width multiplier from the last stage's channels (512 x width): the first stages are floored at 8
+        # channels (IResNet.__init__), so conv1's count misreads a width under 1/8, e.g. x0.0625's 8 as x0.125.
+        return {"depth": depth, "width": last / 512,
                 "input_size": 16 * math.isqrt(cells), "num_features": state["fc.weight"].shape[0]}
     except KeyError as err:
         raise WeightsError(f"{source} is not an arcface_torch IResNet state dict: no key {err}; its keys are "
