@@ -108,7 +108,8 @@ def test_the_benchmark_writes_table2_for_every_method_and_resumes(tiny_run, tiny
     overrides = _tiny_overrides(tiny_run, tiny_stores)
     command = ["benchmark", "--out", str(out), "--methods", ",".join(methods), "--seeds", "2", "--quiet"]
     assert main([*command, *overrides]) == 0
-    printed = capsys.readouterr().out
+    printed, errors = capsys.readouterr()
+    assert "Epoch" not in errors  # --quiet: no run's progress bar either
     table = json.loads((out / "benchmark.json").read_text())
     assert set(table["methods"]) == set(methods) and table["seeds"] == 2
     for name in methods:

@@ -550,9 +550,14 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     folder = track_folder(out, media)
     overrides = cache_overrides(folder, overrides) if media else store_overrides(out, overrides)
-    runs = plan(folder, config_set, methods, seeds, overrides, media=media)
+    def shown(planned: list[PlannedRun]) -> list[PlannedRun]:  # one progress bar at a time, and none when quiet
+        for run in planned:
+            run.config.trainer.progress = progress and jobs == 1
+        return planned
+
+    runs = shown(plan(folder, config_set, methods, seeds, overrides, media=media))
     names = list(dict.fromkeys(run.method for run in runs))
-    trials = plan_trials(folder, config_set, names, tune, overrides, media=media)
+    trials = shown(plan_trials(folder, config_set, names, tune, overrides, media=media))
     first = runs[0].config
     for what, path in (("data.root", first.data.root), ("face.weights", first.face.weights),
                        ("audio.weights", first.audio.weights)):
@@ -587,8 +592,8 @@ def run_benchmark(out: str | Path, config_set: str = "voxsynth", methods: list[s
             selections[name] = select_trial(name, [t.folder for t in mine], [t.values for t in mine],
                                             folder / "tune" / name / SELECTION_FILE)
             say(f"  {name}: trial {selections[name]['chosen']} chosen ({describe(selections[name]['values'])})")
-        runs = plan(folder, config_set, names, seeds, overrides, tuned={n: sel["values"] for n, sel in
-                                                                        selections.items()}, media=media)
+        runs = shown(plan(folder, config_set, names, seeds, overrides, tuned={n: sel["values"] for n, sel in
+                                                                              selections.items()}, media=media))
         for run in runs:
             check_continues(run)
     results: dict[tuple[str, int], dict[str, Any]] = {}
