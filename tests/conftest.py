@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import yaml
 
@@ -7,6 +9,31 @@ from voxface.training.pretrain import load_pretrain_config, pretrain
 
 # Run by hand in a scratch SpeechBrain environment, never collected (SpeechBrain is not a dependency).
 collect_ignore = ["fixtures/make_speechbrain_reference.py"]
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown where it is not installed
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): one test process per core, at most four (each holds its own copy of the
+    session fixtures and of torch)."""
+    return max(1, min(4, _cores()))
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each test process gets its share of the cores, as do the processes its tests start (the
+    demo in a subprocess, the benchmark's workers): several processes each running as many threads as there are
+    cores spend their time waking each other."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        threads = str(max(1, _cores() // int(workers)))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

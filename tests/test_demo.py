@@ -31,7 +31,7 @@ def _interrupt_when(process: subprocess.Popen, marker, log) -> None:
             pytest.fail(f"hang guard: the demo still runs after {HANG_GUARD_S // 60} min without writing {marker}:\n"
                         f"{log.read_text()}")
         time.sleep(0.02)
-    # Lightning writes checkpoints atomically; the run has 46 of its 48 steps still to go (first checkpoint: step 2).
+    # Lightning writes checkpoints atomically; the run has 22 of its 24 steps still to go (first checkpoint: step 2).
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     try:
         process.wait(timeout=HANG_GUARD_S)
@@ -42,10 +42,11 @@ def _interrupt_when(process: subprocess.Popen, marker, log) -> None:
 
 
 def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
-    """With --train-priors: the priors are pretrained here, on a draw of their own, and reused when run again."""
+    """With --train-priors: the priors are pretrained here, on a draw of their own, and reused when run again.
+    Two epochs a run (the tiny size's four add nothing here): the best of several validations is still chosen."""
     out = tmp_path / "demo"
     command = [sys.executable, "-m", "voxface", "demo", "--size", "tiny", "--out", str(out), "--quiet",
-               "--workers", "2", "--train-priors"]
+               "--workers", "2", "--train-priors", "--epochs", "2"]
     # A shell's background job (and so a CI runner may) starts with SIGINT ignored, which a child would
     # inherit and Python would then keep: restore the default so that Ctrl-C reaches the demo.
     # Its output goes to a file: a pipe nobody reads while waiting could fill and stall the demo.
@@ -61,7 +62,8 @@ def test_tiny_demo_is_interrupted_resumes_and_reports(tmp_path, capsys):
     generated = (out / "voxsynth" / "voxsynth.json").stat().st_mtime_ns
     teacher = (out / "teacher" / "backbone.pth").stat().st_mtime_ns
 
-    assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--workers", "2", "--train-priors"]) == 0
+    assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--workers", "2", "--train-priors",
+                 "--epochs", "2"]) == 0
     printed = capsys.readouterr().out
     # the data set carries no teacher sets: the priors' identities are a draw of their own
     assert not (out / "voxsynth" / "teacher_faces").exists() and (out / "prior_sets" / "faces").is_dir()
@@ -377,8 +379,12 @@ def test_demo_and_synth_refuse_a_file_for_a_folder_and_a_negative_seed(tmp_path,
 
 
 def _numbers(out) -> dict:
-    """Every figure the demo reports: ceilings, teacher, validation and every list's AUC, per run."""
+    """Every figure the demo reports: ceilings, the priors it pretrained, validation and every list's AUC, per
+    run."""
     numbers = {"oracle": json.loads((out / "voxsynth" / "oracle.json").read_text())}
+    for folder in ("teacher", "voice_prior"):
+        summary = json.loads((out / folder / "pretrain.json").read_text())
+        numbers[folder] = (summary["heldout_verification_auc"], summary["heldout_eer"], summary.get("probes"))
     for name in (*RUNS, SCRATCH_RUN):
         numbers[f"{name} best val"] = json.loads((out / "train" / name / "run.json").read_text())["best_val_auc"]
         report = json.loads((out / "eval" / name / "report.json").read_text())
@@ -388,15 +394,35 @@ def _numbers(out) -> dict:
 
 
 def test_seeded_demo_reruns_give_identical_numbers(tmp_path):
-    """Two fresh tiny demos, one generating with 1 process and one with 2: every number is equal, exactly."""
+    """Two fresh tiny demos, one generating with 1 process and one with 2: every number is equal, exactly. With
+    --train-priors, so that every step that draws runs twice: the priors' own sets and their pretraining too (the
+    shipped priors are files); one epoch a run, as a second epoch draws nothing the first did not."""
     runs = []
     for workers in ("1", "2"):
         out = tmp_path / f"demo{workers}"
-        assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--workers", workers]) == 0
+        assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--workers", workers, "--train-priors",
+                     "--epochs", "1"]) == 0
         runs.append(_numbers(out))
     assert runs[0] == runs[1]
-    # by default the demo stands on the shipped release priors: nothing pretrained, the prior run starts from them
-    assert not (out / "teacher").exists() and not (out / "voice_prior").exists()
-    trained = yaml.safe_load((out / "train" / "full" / "config.yaml").read_text())
-    assert trained["audio"]["weights"] == str(release_prior("voice"))
-    assert trained["face"]["weights"] == str(release_prior("face")) and trained["data"]["face_size"] == 64
+
+
+def test_by_default_the_demo_stands_on_the_shipped_release_priors(tiny_run, tmp_path, capsys):
+    """Nothing pretrained: the face teacher and the voice prior are the release files, every run reads faces at the
+    face prior's 64 px, and the full run's voice encoder starts from the voice prior (the configurations the demo
+    trains with, made as run_demo makes them)."""
+    from voxface.demo import SIZES, _priors_step, face_size, run_config
+
+    out, data = tmp_path / "demo", tiny_run[0] / "voxsynth"
+    size = SIZES["tiny"]
+    priors = _priors_step(out, size, None, train_priors=False, workers=1, progress=False)
+    assert priors["face"]["weights"] == str(release_prior("face"))
+    assert priors["voice"]["weights"] == str(release_prior("voice"))
+    assert "the release face prior, shipped" in capsys.readouterr().out
+    assert not out.exists()  # nothing pretrained, no prior sets rendered
+    faces_at = face_size(priors["face"])
+    voice = Path(priors["voice"]["weights"])
+    configs = {name: run_config(out, name, data, str(data / "protocol"), Path(priors["face"]["weights"]), size,
+                                None, voice_prior=voice, faces_at=faces_at).to_dict() for name in (*RUNS, SCRATCH_RUN)}
+    for name, trained in configs.items():
+        assert trained["face"]["weights"] == str(release_prior("face")) and trained["data"]["face_size"] == 64, name
+        assert trained["audio"]["weights"] == ("" if name == SCRATCH_RUN else str(release_prior("voice"))), name
