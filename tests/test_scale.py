@@ -120,6 +120,29 @@ def test_retrieval_in_blocks_equals_the_whole_matrix():
     assert whole["R@5"] == pytest.approx(np.mean(np.array(first) <= 5))
 
 
+def test_retrieval_ranks_tied_scores_in_gallery_order():
+    # ranks are read from the sorted scores, not an argsort: exact ties (one file linked under several names, the
+    # same face twice) must still rank as a stable descending sort puts them, earlier gallery items first
+    import numpy as np
+
+    from voxface.metrics import retrieval
+
+    rng = np.random.default_rng(1)
+    queries, gallery = rng.standard_normal((9, 4)), rng.standard_normal((40, 4))
+    gallery[::3] = gallery[0]  # a third of the gallery one vector, across identities
+    query_ids, gallery_ids = np.arange(9) % 4, np.arange(40) % 4
+    scores = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ (
+        gallery / np.linalg.norm(gallery, axis=1, keepdims=True)).T
+    aps, first = [], []
+    for row, qid in zip(scores, query_ids, strict=True):
+        ranks = np.flatnonzero(gallery_ids[np.argsort(-row, kind="stable")] == qid) + 1
+        aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+        first.append(ranks[0])
+    result = retrieval(queries, query_ids, gallery, gallery_ids, ks=(1, 3), block=4)
+    assert result["mAP"] == pytest.approx(np.mean(aps), abs=1e-12)
+    assert result["R@1"] == np.mean(np.array(first) <= 1) and result["R@3"] == np.mean(np.array(first) <= 3)
+
+
 def test_evaluation_orders_list_files_as_paths_sort():
     # files are made paths once each, from their list strings, in the order sorting the paths themselves gives
     from voxface.evaluation.evaluate import _paths

@@ -182,25 +182,42 @@ def retrieval(queries: np.ndarray, query_ids: np.ndarray, gallery: np.ndarray, g
               ks: tuple[int, ...] = (1, 5, 10), block: int = 256) -> dict[str, float]:
     """Mean average precision and recall@k of cosine retrieval (a hit: any gallery item of the query's identity).
 
-    Queries are ranked ``block`` at a time: every query against the whole gallery is the metric's own cost, but
-    the memory stays that of ``block`` rows (whole matrices of VoxCeleb1's unseen-unheard voices and faces took
-    several GB). ValueError when a query has no gallery item of its identity."""
+    The gallery is ranked by descending cosine, ties in gallery order. Each relevant item's rank comes from the
+    sorted row (how many items score above it), not from an argsort of the whole row: sorting values is several
+    times faster than sorting indices, and only the relevant items' ranks enter the metrics. Queries go ``block``
+    at a time, so the memory stays that of ``block`` rows (whole matrices of VoxCeleb1's unseen-unheard voices
+    and faces took several GB). ValueError when a query has no gallery item of its identity.
+
+    Example:
+        >>> x = np.eye(3)
+        >>> retrieval(x, np.array([0, 1, 2]), x, np.array([0, 1, 2]))
+        {'mAP': 1.0, 'R@1': 1.0, 'R@5': 1.0, 'R@10': 1.0}
+    """
     q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
     query_ids, gallery_ids = np.asarray(query_ids), np.asarray(gallery_ids)
-    positions = np.arange(1, len(g) + 1)
-    precisions, firsts = [], []
+    items = {identity: np.flatnonzero(gallery_ids == identity) for identity in np.unique(query_ids)}
+    if any(not len(rows) for rows in items.values()):
+        raise ValueError("every query needs at least one gallery item of its identity")
+    precisions, firsts = np.empty(len(q)), np.empty(len(q), dtype=np.int64)
     for start in range(0, len(q), block):
-        order = np.argsort(-(q[start:start + block] @ g.T), axis=1, kind="stable")
-        relevant = gallery_ids[order] == query_ids[start:start + block, None]
-        counts = relevant.sum(1)
-        if (counts == 0).any():
-            raise ValueError("every query needs at least one gallery item of its identity")
-        hits = np.cumsum(relevant, axis=1)
-        precisions.append((hits / positions * relevant).sum(1) / counts)
-        firsts.append(relevant.argmax(1) + 1)  # rank of the first item of the query's identity
-    first = np.concatenate(firsts)
-    result = {"mAP": float(np.concatenate(precisions).mean())}
+        scores = q[start:start + block] @ g.T
+        ranked = np.sort(scores, axis=1)  # ascending
+        for row, identity in enumerate(query_ids[start:start + block]):
+            relevant = items[identity]  # gallery indices of the query's identity, ascending
+            mine = scores[row, relevant]
+            above = len(g) - np.searchsorted(ranked[row], mine, side="right")
+            tied = np.searchsorted(ranked[row], mine, side="right") - np.searchsorted(ranked[row], mine, side="left")
+            # an item tied with others ranks after those earlier in the gallery (a stable descending order)
+            before = np.array([np.count_nonzero(scores[row, :j] == s) if t > 1 else 0
+                               for j, s, t in zip(relevant, mine, tied, strict=True)]) if (tied > 1).any() else 0
+            position = above + before + 1
+            # the same order among the relevant items alone: higher score first, then gallery order
+            hits = np.empty(len(relevant), dtype=np.int64)
+            hits[np.lexsort((relevant, -mine))] = np.arange(1, len(relevant) + 1)
+            precisions[start + row] = float(np.mean(hits / position))
+            firsts[start + row] = int(position.min())  # rank of the first item of the query's identity
+    result = {"mAP": float(precisions.mean())}
     for k in ks:
-        result[f"R@{k}"] = float((first <= min(k, len(g))).mean())
+        result[f"R@{k}"] = float((firsts <= min(k, len(g))).mean())
     return result

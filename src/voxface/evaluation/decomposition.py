@@ -159,10 +159,14 @@ class Sides:
         for split in splits:
             for kind, files in split.files.items():
                 self.vectors[kind].update(zip(files, split.vectors[kind], strict=True))
-        for kind in self.vectors:
-            self.vectors[kind] = {f: v / max(np.linalg.norm(v), 1e-12) for f, v in self.vectors[kind].items()}
-        self.vectors["teacher_and_face"] = {f: np.r_[t, self.vectors["face"][f]] / np.sqrt(2)
-                                            for f, t in self.vectors["teacher"].items() if f in self.vectors["face"]}
+        for kind, vectors in self.vectors.items():  # unit length, a matrix at a time (a norm per file took minutes)
+            if vectors:
+                matrix = np.stack(list(vectors.values()))
+                matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+                self.vectors[kind] = dict(zip(vectors, matrix, strict=True))
+        both = [f for f in self.vectors["teacher"] if f in self.vectors["face"]]
+        joined = np.hstack([self.matrix("teacher", both), self.matrix("face", both)]) / np.sqrt(2) if both else []
+        self.vectors["teacher_and_face"] = dict(zip(both, joined, strict=True))
         if knobs is not None:
             self.vectors["voice_knobs"], self.vectors["face_knobs"] = knobs
 
