@@ -86,7 +86,8 @@ def test_a_folder_that_is_no_demo_folder_is_named_in_one_line(tmp_path, capsys):
     (["demo", "--seed", "nan"], "voxface: error: demo --seed: invalid int value: 'nan'\n"),
     (["synth", "--out", "x", "--identities", "abc"], "voxface: error: synth --identities: invalid int value: 'abc'\n"),
     (["synth"], "voxface: error: synth: the following arguments are required: --out\n"),
-    (["protocol", "check", "x", "--workers", "z"], "voxface: error: protocol check --workers: invalid int value: 'z'\n"),
+    (["protocol", "check", "x", "--workers", "z"],
+     "voxface: error: protocol check --workers: invalid int value: 'z'\n"),
 ])
 def test_a_bad_flag_is_one_line_naming_the_command_and_flag(argv, said, capsys):
     with pytest.raises(SystemExit) as caught:
