@@ -130,3 +130,13 @@ def test_only_voxface_logs_at_info(tmp_path):
               "logging.getLogger('voxface').info('train: 24 identities')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stderr == "INFO train: 24 identities\n"
+
+
+def test_a_file_given_as_data_root_is_named_as_a_file(tmp_path, capsys):
+    """protocol check FILE (as every command whose data root is resolved by DataRoots.from_root) says that FILE is
+    a file, not that FILE/wav does not exist."""
+    afile = tmp_path / "afile"
+    afile.write_text("ok\n")
+    assert main(["protocol", "check", str(afile)]) == 2
+    assert capsys.readouterr().err == (f"voxface: error: data root {afile} is a file, not a data folder (one holding "
+                                       "wav/ and unzippedFaces/)\n")
