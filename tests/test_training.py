@@ -45,6 +45,28 @@ def test_every_shipped_config_parses():
         load_config("voxsynth/fulll", check_paths=False)
 
 
+@pytest.mark.parametrize("override, said", [
+    ("optim.lr_audio=nan", "config value optim.lr_audio must be a finite number, got nan"),
+    ("optim.weight_decay=.inf", "config value optim.weight_decay must be a finite number, got inf"),
+    ("optim.tristage_ratios=[0.1, -inf, 0.1]",
+     "config value optim.tristage_ratios[1] must be a finite number, got -inf"),
+    ("method.args.temperature=nan", "config value method.args.temperature must be a finite number, got nan"),
+    ("optim.lr_mapping=-1e-3", "config value optim.lr_mapping must be 0 or more (a negative rate climbs the loss)"),
+    ("optim.step_gamma=0", "config value optim.step_gamma must be positive (the factor applied at each step)"),
+])
+def test_float_settings_must_be_finite_and_rates_not_negative(override, said):
+    """NaN and infinity are refused for every float field where values are parsed (training, method arguments,
+    pretraining alike), in one line naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        load_config("voxsynth/full", [override], check_paths=False)
+    assert str(caught.value).endswith(said) and "\n" not in str(caught.value)
+
+
+def test_pretraining_float_settings_must_be_finite():
+    with pytest.raises(ConfigError, match=r"config value head.margin must be a finite number, got nan$"):
+        load_pretrain_config("voxsynth/pretrain_face", ["head.margin=nan"], check_paths=False)
+
+
 def test_config_errors_name_the_key(tiny_run, tmp_path):
     _, base = tiny_run
     # a typo on the command line is the command line's, with the nearest known name (issue 16 item 8)
