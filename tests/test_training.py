@@ -418,3 +418,19 @@ def test_every_path_that_reads_a_checkpoint_refuses_a_planted_payload(tiny_run, 
         pretrain(load_pretrain_config("voxsynth/pretrain_face", [f"data.root={root / 'voxsynth' / 'teacher_faces'}",
                                                                  f"trainer.out={tmp_path / 'teacher'}"]), resume=True)
     assert not marker.exists()  # no path ran the payload
+
+
+def test_a_batch_larger_than_the_identities_stops_before_any_face_is_embedded(tiny, tmp_path, monkeypatch):
+    """voxsynth/full's batch of 32 on a data set with fewer training identities is refused before the face teacher
+    embeds a single face (it used to be said after that whole pass)."""
+    import voxface.training.run as run
+
+    def embedding_begun(*args, **kwargs):
+        raise AssertionError("the teacher cache was begun before the batch was checked")
+
+    monkeypatch.setattr(run, "frozen_teacher_cache", embedding_begun)
+    config = load_config("voxsynth/full", [f"data.root={tiny.root}", f"data.lists={tiny.root / 'protocol'}",
+                                           f"trainer.out={tmp_path / 'run'}", "trainer.progress=false"])
+    with pytest.raises(ConfigError, match=r"^batch of 32 distinct identities \(32 x 1 ranks / 1 per identity\) is "
+                                          r"larger than the \d+ identities with clips; lower the batch size$"):
+        run.train(config)
