@@ -80,3 +80,63 @@ def test_a_folder_that_is_no_demo_folder_is_named_in_one_line(tmp_path, capsys):
     assert "leave out --demo" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "needs --data ROOT (the data set root), or --demo RUN" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["demo", "--seed", "nan"], "voxface: error: demo --seed: invalid int value: 'nan'\n"),
+    (["synth", "--out", "x", "--identities", "abc"], "voxface: error: synth --identities: invalid int value: 'abc'\n"),
+    (["synth"], "voxface: error: synth: the following arguments are required: --out\n"),
+    (["protocol", "check", "x", "--workers", "z"],
+     "voxface: error: protocol check --workers: invalid int value: 'z'\n"),
+])
+def test_a_bad_flag_is_one_line_naming_the_command_and_flag(argv, said, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == said  # no usage block before it
+
+
+def _parsers(parser, name="voxface"):
+    """Every parser under ``parser`` (sub-commands recursively), with its command line."""
+    import argparse
+
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, child in action.choices.items():
+                yield from _parsers(child, f"{name} {sub}")
+
+
+def test_every_argument_of_every_command_has_help_and_help_still_prints_usage(capsys):
+    from voxface.cli import build_parser
+
+    parser = build_parser()
+    missing = [f"{name} {action.option_strings or action.dest}" for name, command in _parsers(parser)
+               for action in command._actions if not action.help]
+    assert missing == []
+    with pytest.raises(SystemExit) as caught:
+        main(["demo", "--help"])
+    assert caught.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: voxface demo") and "from scratch" in shown and "peers benchmark" in shown
+
+
+def test_only_voxface_logs_at_info(tmp_path):
+    """A library's INFO (torch logs its cache statistics at exit, e.g. after Ctrl-C in the middle of importing it)
+    never reaches the user; voxface's own INFO does."""
+    script = ("import logging\nfrom voxface.cli import configure_logging\nconfigure_logging(False)\n"
+              "logging.getLogger('torch._subclasses.fake_tensor').info('FakeTensor cache stats:')\n"
+              "logging.getLogger('lightning.pytorch').info('GPU available: False')\n"
+              "logging.getLogger('voxface').info('train: 24 identities')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stderr == "INFO train: 24 identities\n"
+
+
+def test_a_file_given_as_data_root_is_named_as_a_file(tmp_path, capsys):
+    """protocol check FILE (as every command whose data root is resolved by DataRoots.from_root) says that FILE is
+    a file, not that FILE/wav does not exist."""
+    afile = tmp_path / "afile"
+    afile.write_text("ok\n")
+    assert main(["protocol", "check", str(afile)]) == 2
+    assert capsys.readouterr().err == (f"voxface: error: data root {afile} is a file, not a data folder (one holding "
+                                       "wav/ and unzippedFaces/)\n")

@@ -366,6 +366,9 @@ def test_demo_options_that_need_data_say_so(capsys):
     assert capsys.readouterr().err.strip() == "voxface: error: --seed must be between 0 and 4294967295 (got -1)"
     assert main(["demo", "--epochs", "0", "--out", "/tmp/never"]) == 2
     assert capsys.readouterr().err.strip() == "voxface: error: --epochs must be at least 1 (got 0)"
+    assert main(["demo", "--workers", "0", "--out", "/tmp/never"]) == 2
+    said = capsys.readouterr()
+    assert said.err == "voxface: error: --workers must be at least 1 (got 0)\n" and said.out == ""  # no step began
     assert not Path("/tmp/never").exists()
 
 

@@ -45,6 +45,28 @@ def test_every_shipped_config_parses():
         load_config("voxsynth/fulll", check_paths=False)
 
 
+@pytest.mark.parametrize("override, said", [
+    ("optim.lr_audio=nan", "config value optim.lr_audio must be a finite number, got nan"),
+    ("optim.weight_decay=.inf", "config value optim.weight_decay must be a finite number, got inf"),
+    ("optim.tristage_ratios=[0.1, -inf, 0.1]",
+     "config value optim.tristage_ratios[1] must be a finite number, got -inf"),
+    ("method.args.temperature=nan", "config value method.args.temperature must be a finite number, got nan"),
+    ("optim.lr_mapping=-1e-3", "config value optim.lr_mapping must be 0 or more (a negative rate climbs the loss)"),
+    ("optim.step_gamma=0", "config value optim.step_gamma must be positive (the factor applied at each step)"),
+])
+def test_float_settings_must_be_finite_and_rates_not_negative(override, said):
+    """NaN and infinity are refused for every float field where values are parsed (training, method arguments,
+    pretraining alike), in one line naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        load_config("voxsynth/full", [override], check_paths=False)
+    assert str(caught.value).endswith(said) and "\n" not in str(caught.value)
+
+
+def test_pretraining_float_settings_must_be_finite():
+    with pytest.raises(ConfigError, match=r"config value head.margin must be a finite number, got nan$"):
+        load_pretrain_config("voxsynth/pretrain_face", ["head.margin=nan"], check_paths=False)
+
+
 def test_config_errors_name_the_key(tiny_run, tmp_path):
     _, base = tiny_run
     # a typo on the command line is the command line's, with the nearest known name (issue 16 item 8)
@@ -396,3 +418,19 @@ def test_every_path_that_reads_a_checkpoint_refuses_a_planted_payload(tiny_run, 
         pretrain(load_pretrain_config("voxsynth/pretrain_face", [f"data.root={root / 'voxsynth' / 'teacher_faces'}",
                                                                  f"trainer.out={tmp_path / 'teacher'}"]), resume=True)
     assert not marker.exists()  # no path ran the payload
+
+
+def test_a_batch_larger_than_the_identities_stops_before_any_face_is_embedded(tiny, tmp_path, monkeypatch):
+    """voxsynth/full's batch of 32 on a data set with fewer training identities is refused before the face teacher
+    embeds a single face (it used to be said after that whole pass)."""
+    import voxface.training.run as run
+
+    def embedding_begun(*args, **kwargs):
+        raise AssertionError("the teacher cache was begun before the batch was checked")
+
+    monkeypatch.setattr(run, "frozen_teacher_cache", embedding_begun)
+    config = load_config("voxsynth/full", [f"data.root={tiny.root}", f"data.lists={tiny.root / 'protocol'}",
+                                           f"trainer.out={tmp_path / 'run'}", "trainer.progress=false"])
+    with pytest.raises(ConfigError, match=r"^batch of 32 distinct identities \(32 x 1 ranks / 1 per identity\) is "
+                                          r"larger than the \d+ identities with clips; lower the batch size$"):
+        run.train(config)

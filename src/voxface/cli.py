@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import NoReturn
 
 from voxface import __version__
 from voxface.commands import (
@@ -35,21 +36,43 @@ COMMANDS = (protocol, synth, pretrain, priors, train, evaluate, backend, report,
             demo)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with voxface's one-line errors: a flag's bad value or a missing argument ends in
+    ``voxface: error: COMMAND --flag: ...`` and status 2, without the usage block (``--help`` prints that); the
+    sub-command parsers ``add_subparsers`` makes are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("voxface").strip()  # "demo", "protocol check"; "" for voxface itself
+        if message.startswith("argument "):  # "argument --seed: invalid int value: 'nan'"
+            where = " ".join(filter(None, (command, message.removeprefix("argument "))))
+        else:  # "the following arguments are required: --out"
+            where = f"{command}: {message}" if command else message
+        self.exit(2, f"voxface: error: {where}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="voxface", description="Voice-face identity embeddings: data, training, evaluation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"voxface {__version__}",
                         help="print voxface's version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="one of these; voxface COMMAND --help lists its flags")
     for command in COMMANDS:
         command.add_parser(commands)
     return parser
 
 
+def configure_logging(verbose: bool) -> None:
+    """voxface's own messages (the ``voxface`` logger) at INFO, every other library's at WARNING: their INFO lines
+    (torch's cache statistics at exit, say) are nothing a user can act on. ``--verbose``: everything at DEBUG."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("voxface").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    configure_logging(args.verbose)
     try:
         return args.func(args)
     except VoxfaceError as err:

@@ -645,6 +645,8 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
         raise ConfigError(f"--seed must be between 0 and 4294967295 (got {seed})")
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs must be at least 1 (got {epochs})")
+    if workers is not None and workers < 1:  # every flag is checked before the first step says anything
+        raise ConfigError(f"--workers must be at least 1 (got {workers})")
     size_name = size if isinstance(size, str) else "custom"
     if isinstance(size, str):
         if size not in SIZES:
@@ -654,6 +656,9 @@ def run_demo(out: str | Path, size: str | DemoSize = "default", user: UserData |
         for what, path in (("--data", user.root), ("--face-weights", user.face_weights)):
             if not Path(path).exists():
                 raise ConfigError(f"{what} {path} does not exist")
+        from voxface.protocol import load_protocol
+
+        load_protocol(user.lists)  # a bad --lists is said now, not after step 1 has begun
     # Wall clock of each step when it last ran (BENCHMARKS.md); a step reused from an earlier invocation
     # keeps the time it took then.
     timings_file = out / "report" / "timings.json"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any
@@ -70,13 +71,21 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         return [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
         try:
-            return float(value)
+            return _finite(float(value), source, key)
         except ValueError:
             pass
     accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str, int, float)}.get(hint, ())
     if isinstance(value, accepted) and (hint is bool or not isinstance(value, bool)):
-        return hint(value)
+        return _finite(float(value), source, key) if hint is float else hint(value)
     raise ConfigError(f"{source}: config value {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _finite(value: float, source: str, key: str) -> float:
+    """Every float setting is a finite number: NaN or infinity (".nan", "inf") is no meaningful setting, and would
+    otherwise surface later as a diverged run; refused here once for every float field of every configuration."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{source}: config value {key} must be a finite number, got {value}")
+    return value
 
 
 def unknown_key(key: str, known: list[str]) -> str:

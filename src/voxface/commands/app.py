@@ -19,8 +19,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              help="a fitted backend folder for probabilities (default: RUN/backend when it exists)")
     app_backend.add_argument("--no-backend", action="store_true",
                              help="rank by cosine only: use no backend, not even the run's own RUN/backend")
-    app.add_argument("--host", default="127.0.0.1")
-    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to serve on (default: %(default)s, this machine only; 0.0.0.0: every interface)")
+    app.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
     app.set_defaults(func=run)
 
 

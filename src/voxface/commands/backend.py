@@ -11,7 +11,8 @@ from voxface.commands.common import add_lists_arg, lists_for, require
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     backend = commands.add_parser("backend", help="a Gaussian (PLDA-style) backend: likelihood ratios, probabilities")
-    backend_commands = backend.add_subparsers(dest="backend_command", required=True, metavar="SUBCOMMAND")
+    backend_commands = backend.add_subparsers(dest="backend_command", required=True, metavar="SUBCOMMAND",
+                                              help="fit")
     fit = backend_commands.add_parser(
         "fit", help="fit it on the training identities' embeddings, calibrate it on the validation identities")
     fit.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")
@@ -23,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     fit.add_argument("--crop", type=float, default=None, help="centre-crop voices (as evaluate --crop will)")
     fit.add_argument("--media", action="store_true",
                      help="a run trained on feature stores: embed media instead of reading the stores")
-    fit.add_argument("--batch-size", type=int, default=32)
+    fit.add_argument("--batch-size", type=int, default=32,
+                     help="voices or faces embedded at once (default: %(default)s)")
     fit.add_argument("--workers", type=int, default=None,
                      help="loader processes (default: 2 with a GPU, 0 on a CPU, where they slow the encoder down)")
     fit.set_defaults(func=run_fit)

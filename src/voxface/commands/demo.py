@@ -11,10 +11,14 @@ from voxface.errors import VoxfaceError
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
-        "demo", help="the main job end to end: data, teacher, method + ablations, evaluation, reports (resumes)",
+        "demo", help="the main job end to end: data, priors, method + ablations, peers benchmark, evaluation, "
+                     "reports (resumes)",
         description="On VoxSynth (default) or your own VoxCeleb1-layout data (--data ROOT --face-weights W): "
-                    "train the full method and the contrastive-only and OT-only ablations, evaluate each on every "
-                    "list and write Table 2 / Table 3 reports and plots into one run folder. Run again to continue.")
+                    "train the paper's full method, its contrastive-only and OT-only ablations and the full method "
+                    "with the voice encoder from scratch; fit the full run's backend; evaluate every run on every "
+                    "list; on VoxSynth, also train and score every registered method on the same features (the "
+                    "peers benchmark); write the Table 2 / 3 / 4 reports and plots into one run folder. Run again "
+                    "to continue.")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")
     demo.add_argument("--size", default="default", help="VoxSynth and model sizes: default or tiny (a quick check)")
     demo.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default: the size's)")

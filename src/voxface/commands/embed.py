@@ -12,13 +12,15 @@ from voxface.errors import MediaError, VoxfaceError
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     embed = commands.add_parser("embed", help="export voice or face embeddings to .npy with an index .csv")
-    embed.add_argument("--checkpoint", type=Path, required=True)
-    embed.add_argument("--kind", choices=["voice", "face"], required=True)
+    embed.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")
+    embed.add_argument("--kind", choices=["voice", "face"], required=True,
+                       help="what --files lists: voice (audio) or face (image) files")
     embed.add_argument("--files", type=Path, required=True,
                        help="a .txt file with one audio or image path per line (relative paths are read against "
                             "the list file's folder)")
     embed.add_argument("--out", type=Path, required=True, help="output stem: OUT.npy and OUT.csv")
-    embed.add_argument("--crop", type=float, default=None)
+    embed.add_argument("--crop", type=float, default=None,
+                       help="centre-crop each voice to this many seconds (default: whole clips)")
     embed.add_argument("--skip-unreadable", action="store_true",
                        help="leave out the lines whose file cannot be read (each named on stderr) and write the "
                             "rest; without it, such a line stops the export, named with its line number")

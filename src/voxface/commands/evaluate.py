@@ -19,7 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", type=Path, required=True, help="folder for reports and the embedding cache")
     ev.add_argument("--skip-missing", action="store_true", help="score what exists; report the trials lost")
     ev.add_argument("--crop", type=float, default=None, help="centre-crop voices to this many seconds")
-    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--batch-size", type=int, default=32,
+                    help="voices or faces embedded at once (default: %(default)s)")
     ev.add_argument("--workers", type=int, default=None,
                     help="loader processes (default: 2 with a GPU, 0 on a CPU, where they slow the encoder down)")
     ev.add_argument("--ci", choices=["delong", "bootstrap", "none"], default="delong",

@@ -18,7 +18,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     extract.add_argument("--out", type=Path, required=True, help="the feature store folder")
     extract.add_argument("--crop", type=float, default=None, help="centre crop of each voice, seconds (default: "
                                                                     "whole clips)")
-    extract.add_argument("--batch-size", type=int, default=32)
+    extract.add_argument("--batch-size", type=int, default=32,
+                         help="files embedded at once, per process (default: %(default)s)")
     extract.add_argument("--devices", type=int, default=None,
                          help="processes: one per GPU (default: every GPU); on a machine without a GPU, processes "
                               "sharing the CPU cores (default: 1)")

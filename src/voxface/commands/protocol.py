@@ -11,7 +11,8 @@ from voxface.commands.common import add_lists_arg, add_root_args, lists_for
 def add_parser(commands: argparse._SubParsersAction) -> None:
     protocol = commands.add_parser(
         "protocol", help="VoxCeleb1 cross-modal protocol: lists, statistics, file checks, manifests")
-    protocol_commands = protocol.add_subparsers(dest="protocol_command", required=True, metavar="SUBCOMMAND")
+    protocol_commands = protocol.add_subparsers(dest="protocol_command", required=True, metavar="SUBCOMMAND",
+                                                help="stats, check or manifest")
     stats = protocol_commands.add_parser("stats", help="identities, trials and positives of every list (paper Table 1)")
     add_lists_arg(stats, None)
     stats.set_defaults(func=run_stats)

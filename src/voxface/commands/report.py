@@ -11,7 +11,8 @@ from voxface.errors import VoxfaceError
 def add_parser(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser("report", help="put several evaluated runs side by side (Table 3 / 4 layout)")
     report.add_argument("runs", type=Path, nargs="+", help="folders written by 'voxface evaluate --out'")
-    report.add_argument("--out", type=Path, required=True)
+    report.add_argument("--out", type=Path, required=True,
+                        help="folder for the side-by-side table: comparison.md, .csv and .json")
     report.set_defaults(func=run)
 
 

@@ -12,7 +12,7 @@ from voxface.errors import ConfigError
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     score = commands.add_parser("score", help="score one voice against faces with a trained checkpoint")
-    score.add_argument("--checkpoint", type=Path, required=True)
+    score.add_argument("--checkpoint", type=Path, required=True, help="a 'voxface train' checkpoint (.ckpt)")
     score.add_argument("--crop", type=float, default=None, help="centre-crop the voice to this many seconds")
     which = score.add_mutually_exclusive_group()
     which.add_argument("--backend", type=Path, default=None,
@@ -23,8 +23,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             "with another --crop than it was fitted on)")
     score.add_argument("--prior", type=float, default=0.5,
                        help="prior probability that a face is the speaker's, for the probability (default: 0.5)")
-    score.add_argument("voice", type=Path)
-    score.add_argument("faces", type=Path, nargs="+")
+    score.add_argument("voice", type=Path, help="the voice: an audio file (.wav, .flac, ...)")
+    score.add_argument("faces", type=Path, nargs="+", help="the faces to rank for it: one or more image files")
     score.set_defaults(func=run)
 
 

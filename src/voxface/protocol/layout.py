@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from voxface.errors import ProtocolError
 from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
 AUDIO_DIR = "wav"
@@ -32,8 +33,13 @@ class DataRoots:
 
     @classmethod
     def from_root(cls, root: str | Path, audio_dir: str = AUDIO_DIR, faces_dir: str = FACES_DIR) -> DataRoots:
-        """Roots of a data set unpacked as ``ROOT/wav`` and ``ROOT/unzippedFaces`` (or other names)."""
+        """Roots of a data set unpacked as ``ROOT/wav`` and ``ROOT/unzippedFaces`` (or other names). ``ROOT`` may
+        not exist yet (a data set about to be generated); ``ProtocolError`` when it is a file, for every command
+        that takes a data root."""
         root = Path(root)
+        if root.is_file():
+            raise ProtocolError(f"data root {root} is a file, not a data folder (one holding {audio_dir}/ and "
+                                f"{faces_dir}/)")
         return cls(audio=root / audio_dir, faces=root / faces_dir)
 
     def voice(self, relative: str) -> Path:

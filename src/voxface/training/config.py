@@ -162,6 +162,10 @@ class TrainConfig:
             (self.optim.schedule in SCHEDULES, "optim.schedule", f"one of {SCHEDULES}"),
             (self.trainer.logger in ("csv", "tensorboard"), "trainer.logger", "'csv' or 'tensorboard'"),
             (self.optim.batch_size >= 2, "optim.batch_size", "at least 2"),
+            *((getattr(self.optim, name) >= 0, f"optim.{name}", "0 or more (a negative rate climbs the loss)")
+              for name in ("lr_audio", "lr_mapping", "lr_face", "min_lr")),
+            (self.optim.weight_decay >= 0, "optim.weight_decay", "0 or more"),
+            (self.optim.step_gamma > 0, "optim.step_gamma", "positive (the factor applied at each step)"),
             (self.data.crop_seconds > 0, "data.crop_seconds", "positive"),
             (self.data.face_size % 16 == 0, "data.face_size", "a multiple of 16"),
             (self.trainer.epochs >= 1 or self.trainer.max_steps > 0, "trainer.epochs", "at least 1"),

@@ -21,7 +21,7 @@ import yaml
 from voxface.encoders.loading import read_weights
 from voxface.errors import ConfigError
 from voxface.features import StoreView, feature_stores
-from voxface.media.dataset import PairConfig
+from voxface.media.dataset import IdentityBatchSampler, PairConfig
 from voxface.protocol import (
     SPLIT_TRAIN,
     SPLIT_VAL,
@@ -204,6 +204,10 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
     said = (f"{front['fbank']} fbank" if front["input"] == "fbank"
             else f"waveform, normalisation {'on' if front['normalize_waveform'] else 'off'}")
     log.info("method %s; audio front end: %s", config.method.name, said)
+    # The batch must fit the training identities: the sampler's own check, made now, before any face is embedded
+    IdentityBatchSampler([len(ident.voices) for ident in manifests["train"].identities], config.optim.batch_size,
+                         num_replicas=max(1, config.trainer.devices) * max(1, config.trainer.num_nodes),
+                         layout=module.method.sampler, per_identity=module.method.pairs_per_identity)
     cache = voice_cache = None
     if config.feature_mode:  # both halves from feature stores, checked against the weights the encoders load
         stores = feature_stores(config)  # keyed by path from the data root; the datasets by path from each folder
