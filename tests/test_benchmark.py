@@ -567,3 +567,29 @@ def test_a_tiny_media_benchmark_trains_end_to_end_resumes_and_writes_its_table_b
     again = run_benchmark(out, methods=methods, overrides=media, say=lambda _: None, media=True)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert again["methods"] == table["methods"]
+
+
+def test_the_peers_tables_oracle_row_marks_each_list_as_every_report_does(tmp_path):
+    """On seen-heard lists the oracle is no ceiling (the test identities are the training identities, which a method
+    can memorise: a peer at 100.0 on a list whose oracle reads 62.9): its cells say so, and the reason is given once;
+    an unseen-unheard ceiling is marked only where too noisy (its interval wider than CEILING_WIDTH)."""
+    from voxface.benchmark import LIST_KEYS, write_benchmark
+
+    ceiling = {k: 90.0 for k in LIST_KEYS}
+    ceiling["GNA_seenheard"] = 62.9
+    intervals = {k: [0.87, 0.93] for k in LIST_KEYS}
+    intervals["G_unseenunheard"] = [0.60, 0.85]
+    table = {"set": "voxsynth", "seeds": 1, "encoders": {"face": "iresnet f", "voice": "ecapa v"}, "methods": {},
+             "references": {"oracle ceiling": ceiling, "data reference (true knobs, Gaussian backend)":
+                            {k: 100.0 for k in LIST_KEYS}},
+             "ceiling_ci95": intervals, "published": {}, "published_same_data": False}
+    text = write_benchmark(table, tmp_path)[2].read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| *oracle ceiling* |"))
+    assert row == ("| *oracle ceiling* | 90.0 | 90.0 (too noisy) | 90.0 | 90.0 | 90.0 | 90.0 (seen: no bound) | "
+                   "90.0 (seen: no bound) | 90.0 (seen: no bound) | 90.0 (seen: no bound) | 62.9 (seen: no bound) "
+                   "| | | |")
+    assert ("Oracle ceiling: no share of chance-to-ceiling: too noisy: 95% CI wider than 0.10 (too few test trials "
+            "to measure it) on G_unseenunheard (0.600-0.850); not a ceiling on seen-heard lists: their test "
+            "identities are the training identities, which a scorer fitted on them can memorise (the oracle bounds "
+            "scorers of unseen identities only) on random_seenheard, G_seenheard, N_seenheard, A_seenheard, "
+            "GNA_seenheard.") in text

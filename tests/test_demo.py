@@ -429,3 +429,33 @@ def test_by_default_the_demo_stands_on_the_shipped_release_priors(tiny_run, tmp_
     for name, trained in configs.items():
         assert trained["face"]["weights"] == str(release_prior("face")) and trained["data"]["face_size"] == 64, name
         assert trained["audio"]["weights"] == ("" if name == SCRATCH_RUN else str(release_prior("voice"))), name
+
+
+def test_the_summary_files_name_every_run_and_the_runs_of_the_similarity_figure(tmp_path, monkeypatch):
+    """The Files section is derived from the runs there are: each evaluated run's plots (Table 4's scratch run
+    included) and the Fig. 5 figure named with the count and names of the runs it draws."""
+    import numpy as np
+
+    from voxface.demo import _report_step
+
+    out, eval_dirs, reports, _, _ = _evaluated_runs(tmp_path, monkeypatch)
+    for folder in eval_dirs.values():
+        (folder / "plots").mkdir()
+        matrices = {k: np.eye(3) for k in ("T", "F", "V")}
+        np.savez(folder / "plots" / "fig5_similarity.npz", **matrices)
+    summary = (_report_step(out, eval_dirs, reports, None, test_identities=80) / "summary.md").read_text()
+    files = summary.split("## Files")[1]
+    for name in (*RUNS, SCRATCH_RUN):
+        assert f"- {eval_dirs[name] / 'plots'}: {name}'s ROC, score distributions, PCA and similarity plots" in files
+    assert ("fig5_similarity.png: Fig. 5-style similarity structure of the 3 runs of Table 3 (full, contrastive and "
+            "ot_only)") in files
+    assert "three runs" not in summary
+
+
+def test_the_demo_sets_no_voice_shape_beside_a_voice_prior():
+    """The voice prior fixes the voice encoder's shape (the weights are loaded whole): the demo's runs set no
+    audio.channels / audio.embedding_size of their own that a run's record would then contradict."""
+    from voxface.demo import SIZES
+
+    for size in SIZES.values():
+        assert not [s for s in size.train if s.startswith(("audio.channels=", "audio.embedding_size="))]

@@ -104,18 +104,25 @@ def test_similarity_and_decomposition_name_the_run_the_test_set_and_their_axes()
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[0] == "random (U)\nunseen-unheard" and ticks[-1] == "all three (GNA)\nseen-heard"
     assert ax.get_legend() is None and len(fig.legends) == 1
-    assert texts(fig.legends[0]) == ["ceiling (oracle)", "data reference, Gaussian backend", "achieved, cosine"]
-    # a ceiling too noisy to be one (its interval too wide, or a reference above it) is hatched, with a legend entry
-    lists["G_seenheard"]["data_backend"] = 0.95
-    intervals["A_seenheard"] = [0.70, 0.99]
+    legend = "not a usable ceiling: seen-heard (memorisable) or too noisy (hatched)"
+    assert texts(fig.legends[0]) == ["ceiling (oracle)", "data reference, Gaussian backend", "achieved, cosine", legend]
+
+    def hatched(fig) -> list[str]:
+        ticks = [tick.get_text().replace("\n", ", ") for tick in fig.axes[0].get_xticklabels()]
+        return [tick for tick, bar in zip(ticks, fig.axes[0].containers[0], strict=True) if bar.get_hatch()]
+
+    # a seen-heard list's oracle is no ceiling (its identities can be memorised): hatched, every one of them
+    labels = ("random (U)", "same gender (G)", "same nationality (N)", "same age band (A)", "all three (GNA)")
+    assert hatched(fig) == [f"{label}, seen-heard" for label in labels]
+    # an unseen-unheard ceiling too noisy to be one (its interval too wide) is hatched too; a reference above a
+    # precise one does not unmake it (the same decision per list as every table's)
+    lists["G_unseenunheard"]["data_backend"] = 0.95
+    intervals["A_unseenunheard"] = [0.70, 0.99]
     fig = decomposition_figure({"one": {"lists": lists, "ceiling_ci95": intervals},
                                 "two": {"lists": lists, "ceiling_ci95": intervals}})
     assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["one", "two"]  # every run drawn, one panel each
-    ceilings = fig.axes[0].containers[0]
-    hatched = [tick.get_text().split("\n")[0] for tick, bar in zip(fig.axes[0].get_xticklabels(), ceilings,
-                                                                   strict=True) if bar.get_hatch()]
-    assert hatched == ["same gender (G)", "same age band (A)"]  # both seen-heard
-    assert texts(fig.legends[0])[-1] == "ceiling too noisy to be one (hatched)"
+    assert hatched(fig)[0] == "same age band (A), unseen-unheard" and len(hatched(fig)) == 6
+    assert texts(fig.legends[0])[-1] == legend
 
 
 def test_previews_label_every_row_and_give_spectrograms_time_and_frequency_axes(tiny_run):

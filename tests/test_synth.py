@@ -154,10 +154,12 @@ def test_ceilings_carry_intervals_and_an_older_voxsynth_gets_them(synth, tmp_pat
         **oracle["verification_auc_ci95"], "GNA_seenheard": [0.31, 0.61]}}}
     text = format_synth_summary(root, small)
     line = next(x for x in text.splitlines() if x.strip().startswith("GNA_seenheard"))
-    assert "0.310-0.610" in line and line.endswith("(too noisy)")
-    assert "Too noisy to be a ceiling, so no share of chance-to-ceiling: 95% CI wider than 0.10" in text
-    why = next(x for x in text.splitlines() if "Too noisy to be a ceiling" in x)  # other tiny lists may be named too
-    assert "GNA_seenheard (0.310-0.610)" in why
+    assert "0.310-0.610" in line and line.endswith("(seen: no bound)")  # seen identities: no bound, noisy or not
+    assert "too noisy" not in line
+    why = next(x for x in text.splitlines() if "No share of chance-to-ceiling" in x)  # other tiny lists may be named
+    assert "not a ceiling on seen-heard lists" in why and "GNA_seenheard" in why and "0.310-0.610" not in why
+    # the "model" column is explained where it is printed
+    assert "  model: the same list's ceiling under the generative model itself, measured on a draw of " in text
 
 
 def test_layout_reads_through_the_voxceleb1_code_path(synth):

@@ -434,3 +434,26 @@ def test_a_batch_larger_than_the_identities_stops_before_any_face_is_embedded(ti
     with pytest.raises(ConfigError, match=r"^batch of 32 distinct identities \(32 x 1 ranks / 1 per identity\) is "
                                           r"larger than the \d+ identities with clips; lower the batch size$"):
         run.train(config)
+
+
+def test_a_runs_config_records_the_voice_shape_its_weights_hold(caplog):
+    """The voice encoder is built whole from audio.weights, so the configuration carries the weights' shape (what
+    a run's config.yaml then records): a stale audio.channels / audio.embedding_size beside them is logged as
+    ignored, in one line; the defaults (a random encoder's) are replaced silently."""
+    from voxface.encoders.loading import ecapa_config, read_state_dict
+
+    plain = load_config("voxsynth/base", ["audio.weights=voxsynth-prior"], check_paths=False)
+    shape = ecapa_config(read_state_dict(plain.audio.weights))
+    assert plain.audio.channels == list(shape["channels"]) and plain.audio.embedding_size == shape["embedding_size"]
+    assert plain.audio.channels != [32, 32, 32, 32, 96]  # the shipped prior is not the tiny demo's stale shape
+    with caplog.at_level("WARNING", logger="voxface"):
+        stale = load_config("voxsynth/base", ["audio.weights=voxsynth-prior", "audio.channels=[32,32,32,32,96]",
+                                              "audio.embedding_size=32"], check_paths=False)
+    assert (stale.audio.channels, stale.audio.embedding_size) == (plain.audio.channels, plain.audio.embedding_size)
+    assert stale.to_dict()["audio"]["channels"] == plain.audio.channels
+    (line,) = [r.getMessage() for r in caplog.records if "are ignored" in r.getMessage()]
+    assert line.startswith("audio.channels=[32, 32, 32, 32, 96] and audio.embedding_size=32 are ignored: "
+                           "audio.weights ") and f"holds an ECAPA-TDNN {plain.audio.channels}" in line
+    # no weights: the fields describe the random encoder, as given
+    scratch = load_config("voxsynth/base", ["audio.weights=", "audio.channels=[32,32,32,32,96]"], check_paths=False)
+    assert scratch.audio.channels == [32, 32, 32, 32, 96]

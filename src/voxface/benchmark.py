@@ -56,6 +56,7 @@ log = logging.getLogger("voxface")
 CONFIG_SETS = ("voxsynth", "voxceleb1")
 COLUMNS = ("U", "G", "N", "A", "GNA")
 LIST_KEYS = [f"{g}_{t}" for t in TEST_SETS for g in VERIFICATION_GROUPS]
+CEILING_REFERENCE = "oracle ceiling"  # the references row of the oracle (VoxSynth only)
 BAR_LIST = "random_unseenunheard"  # the bar: every method's 95% CI low above chance here
 EVAL_FILE = "benchmark_eval.json"
 SCORES_FILE = "benchmark_scores.npz"  # each list's per-trial cosines, for the paired tests between rows
@@ -755,9 +756,11 @@ def benchmark_table(results: dict[str, list[dict[str, Any]]], config: TrainConfi
                         "best_val_auc": [r.get("best_val_auc") for r in records], "seeds": len(records)}
     references: dict[str, dict[str, float]] = {}
     oracle = oracle_beside(config.data.lists) if str(config.data.lists) != "voxceleb1" else None
+    ceiling_ci95: dict[str, list] = {}
     if oracle:
-        references["oracle ceiling"] = {k: 100 * oracle["verification_auc"][k] for k in LIST_KEYS
-                                        if k in oracle["verification_auc"]}
+        references[CEILING_REFERENCE] = {k: 100 * oracle["verification_auc"][k] for k in LIST_KEYS
+                                         if k in oracle["verification_auc"]}
+        ceiling_ci95 = {k: v for k, v in oracle.get("verification_auc_ci95", {}).items() if k in LIST_KEYS}
     decomposition = next((r.get("decomposition", {}) for records in results.values() for r in records
                           if "lists" in r.get("decomposition", {})), {})
     for column, label in (("data_backend", "data reference (true knobs, Gaussian backend)"),
@@ -776,7 +779,7 @@ def benchmark_table(results: dict[str, list[dict[str, Any]]], config: TrainConfi
             "features": {"face": str(config.features.face), "voice": str(config.features.voice)},
             "encoders": {"face": f"{config.face.encoder} {config.face.weights}",
                          "voice": f"{config.audio.encoder} {config.audio.weights}"},
-            "methods": rows, "references": references, "published": published,
+            "methods": rows, "references": references, "ceiling_ci95": ceiling_ci95, "published": published,
             "published_same_data": str(config.data.lists) == "voxceleb1"}
 
 
@@ -863,8 +866,16 @@ def write_benchmark(table: dict[str, Any], out: str | Path) -> list[Path]:
         lines.append(f"| {row['citation']} | " + " | ".join(cell(row["verification"].get(k)) for k in LIST_KEYS)
                      + f" | {_fmt(None if low is None else 100 * low)} | "
                      + " | ".join(versus(name, row, k) for k in SIGNIFICANCE_LISTS) + " |")
+    from voxface.synth.oracle import ceiling_notes, ceiling_of
+
+    ceilings = {k: ceiling_of(k, v / 100, table.get("ceiling_ci95", {}).get(k))
+                for k, v in table["references"].get(CEILING_REFERENCE, {}).items()}
     for name, values in table["references"].items():
-        lines.append(f"| *{name}* | " + " | ".join(_fmt(values.get(k)) for k in LIST_KEYS) + " | | | |")
+        lines.append(f"| *{name}* | " + " | ".join(
+            _fmt(values.get(k)) + (ceilings[k].mark() if name == CEILING_REFERENCE and k in ceilings else "")
+            for k in LIST_KEYS) + " | | | |")
+    if ceilings and (notes := ceiling_notes(ceilings)):  # decided per list as in every other table
+        lines += ["", f"Oracle ceiling: {notes[0].lower()}{notes[1:]}."]
     if table["published"]:
         where = ("the same lists" if table["published_same_data"]
                  else "VoxCeleb1, not these data: for the shape of the comparison only")

@@ -97,8 +97,8 @@ SIZES: dict[str, DemoSize] = {
         voice_prior=("encoder.channels=[32,32,32,32,96]", "encoder.embedding_size=32", "optim.batch_size=16",
                      "data.crop_seconds=1.0", "data.heldout_fraction=0.25", "data.workers=0", "trainer.epochs=2"),
         train=("data.workers=0", "data.crop_seconds=1.0", "data.val_crop_seconds=2.0",
-               "data.val_clips_per_identity=4", "method.args.mapping_hidden=[64]", "audio.channels=[32,32,32,32,96]",
-               "audio.embedding_size=32", "optim.batch_size=8", "optim.lr_audio=2e-3", "optim.lr_mapping=2e-3",
+               "data.val_clips_per_identity=4", "method.args.mapping_hidden=[64]", "optim.batch_size=8",
+               "optim.lr_audio=2e-3", "optim.lr_mapping=2e-3",
                "method.args.temperature=0.2", "trainer.epochs=4", "trainer.checkpoint_every=2",
                "trainer.accelerator=cpu"),
         peers=("data.val_clips_per_identity=4", "optim.batch_size=8", "trainer.epochs=2")),
@@ -540,7 +540,8 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
     # further runs the user evaluated into <out>/eval (e.g. voxsynth/ot_all_pairs) join Table 3 as rows
     extra = sorted(d for d in (out / "eval").iterdir()
                    if d.name not in RUNS and d.name != SCRATCH_RUN and (d / "report.json").is_file())
-    compare_runs([eval_dirs[name] for name in RUNS] + extra, folder)
+    compared = [eval_dirs[name] for name in RUNS] + extra
+    compare_runs(compared, folder)
     shutil.copyfile(eval_dirs["full"] / "report.md", folder / "table2_full.md")
     shutil.copyfile(folder / "comparison.md", folder / "table3_ablations.md")
     caveat = few_identities_caveat(test_identities)
@@ -582,24 +583,41 @@ def _report_step(out: Path, eval_dirs: dict[str, Path], reports: dict[str, dict]
         *(["## Where the points go (full method)", points] if points else []),
         "## Bars", format_bars(bars),
         "## Files",
-        "\n".join([f"- {folder / 'table2_full.md'}: Table 2 with per-list CIs, EER, 1:2 matching and retrieval",
-                   f"- {folder / 'table3_ablations.md'} (+ .csv/.json as comparison.*): Table 3",
-                   *([f"- {folder / 'table4_voice_prior.md'}: Table 4's pair"] if table4 else []),
-                   *(f"- {eval_dirs[n] / 'plots'}: {n}'s ROC, score distributions, PCA and similarity plots"
-                     for n in RUNS),
-                   f"- {folder / 'fig5_similarity.png'}: Fig. 5-style similarity structure of the three runs",
-                   f"- {folder / 'decomposition.png'}: every run's ceiling, references (the frozen priors' "
-                   "included) and achieved AUC per list (each run's table in its report.md)",
-                   f"- {out / 'train' / 'full' / 'backend'}: the full run's Gaussian backend; the probability that a "
-                   f"voice and faces match: `voxface score --checkpoint {_checkpoint(out / 'train' / 'full')} "
-                   f"--backend {out / 'train' / 'full' / 'backend'} VOICE FACE...`",
-                   *([f"- {folder / 'table2_peers.md'}: every method's Table 2 row, 1:2 matching and retrieval "
-                      f"(runs in {out / BENCHMARK_FOLDER})"] if peers else [])]),
+        "\n".join(files_lines(out, folder, {**eval_dirs, **{d.name: d for d in extra}}, compared, bool(table4),
+                              bool(peers))),
         *([peers_table] if peers_table else []),
     ])
     (folder / "summary.md").write_text(summary + "\n")
     (folder / "bars.json").write_text(json.dumps([{"bar": b, "met": m, "measured": s} for b, m, s in bars], indent=1))
     return folder
+
+
+def files_lines(out: Path, folder: Path, eval_dirs: dict[str, Path], compared: list[Path], table4: bool,
+                peers: bool) -> list[str]:
+    """The summary's Files section, one line a file, derived from the runs there are: every evaluated run's plots
+    (``eval_dirs``: run -> its evaluate folder) and the Fig. 5 figure of the runs ``compared`` in Table 3 that saved
+    its matrices."""
+    shown = [d.name for d in compared if (d / "plots" / "fig5_similarity.npz").is_file()]
+    return [f"- {folder / 'table2_full.md'}: Table 2 with per-list CIs, EER, 1:2 matching and retrieval",
+            f"- {folder / 'table3_ablations.md'} (+ .csv/.json as comparison.*): Table 3",
+            *([f"- {folder / 'table4_voice_prior.md'}: Table 4's pair"] if table4 else []),
+            *(f"- {d / 'plots'}: {n}'s ROC, score distributions, PCA and similarity plots"
+              for n, d in eval_dirs.items() if (d / "plots").is_dir()),
+            *([f"- {folder / 'fig5_similarity.png'}: Fig. 5-style similarity structure of "
+               + (f"the {len(shown)} runs of Table 3 ({_names(shown)})" if len(shown) > 1 else f"the run {shown[0]}")]
+              if shown else []),
+            f"- {folder / 'decomposition.png'}: every run's ceiling, references (the frozen priors' "
+            "included) and achieved AUC per list (each run's table in its report.md)",
+            f"- {out / 'train' / 'full' / 'backend'}: the full run's Gaussian backend; the probability that a "
+            f"voice and faces match: `voxface score --checkpoint {_checkpoint(out / 'train' / 'full')} "
+            f"--backend {out / 'train' / 'full' / 'backend'} VOICE FACE...`",
+            *([f"- {folder / 'table2_peers.md'}: every method's Table 2 row, 1:2 matching and retrieval "
+               f"(runs in {out / BENCHMARK_FOLDER})"] if peers else [])]
+
+
+def _names(names: list[str]) -> str:
+    """``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _record(out: Path, size_name: str, size: DemoSize, user: UserData | None, root: Path, lists: str, teacher: Path,

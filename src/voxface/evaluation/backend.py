@@ -15,7 +15,7 @@ from voxface.evaluation.checkpoint import checkpoint_sha256, load_trained_model
 from voxface.evaluation.embedding import Embedder, FeatureEmbedder, cached_embeddings, make_embedder
 from voxface.protocol import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, DataRoots, Manifest, Protocol, build_manifest
 from voxface.protocol.lists import load_protocol
-from voxface.scoring.backend import BackendError, EmbeddingSet, GaussianBackend, fit_gaussian_backend
+from voxface.scoring.backend import BackendError, EmbeddingSet, GaussianBackend, fit_gaussian_backend, pairs_text
 
 
 def refuse_test_data(protocol: Protocol, roots: DataRoots, manifests: list[Manifest]) -> None:
@@ -140,8 +140,9 @@ def check_backend_fits(backend: GaussianBackend, checkpoint: str | Path, crop_se
 def format_backend(info: dict) -> str:
     val = info["val_auc"]
     return (f"Gaussian backend on {info['train_identities']} training identities ({info['train_voices']} voices, "
-            f"{info['train_faces']} faces): {info['reduce']} to {info['dims']} dimensions, {info['canonical_pairs']} "
-            f"canonical pairs (correlations {', '.join(f'{r:.2f}' for r in info['canonical_correlations'])}); "
+            f"{info['train_faces']} faces): {info['reduce']} to {info['dims']} dimensions, "
+            f"{pairs_text(info['canonical_pairs'])} "
+            f"(correlations {', '.join(f'{r:.2f}' for r in info['canonical_correlations'])}); "
             f"validation AUC {val['backend']:.3f} (cosine {val['cosine']:.3f}) on {info['val_identities']} "
             f"identities; embedding {info['embed_seconds']:.1f} s, fitting {info['fit_seconds']:.2f} s")
 

@@ -48,10 +48,17 @@ import numpy as np
 from voxface.evaluation.backend import SplitEmbeddings
 from voxface.metrics import delong_difference, roc_auc
 from voxface.protocol.lists import Protocol, VerificationList
-from voxface.scoring.backend import EmbeddingSet, GaussianBackend, canonical_pairs, fit_gaussian_backend, trial_pairs
+from voxface.scoring.backend import (
+    EmbeddingSet,
+    GaussianBackend,
+    canonical_pairs,
+    fit_gaussian_backend,
+    pairs_text,
+    trial_pairs,
+)
 from voxface.scoring.cosine import unit
 from voxface.scoring.probes import BINARY, CATEGORICAL, CONTINUOUS, LinearProbes
-from voxface.synth.oracle import CEILING_WIDTH, Ceiling, list_ceiling, why_no_shares
+from voxface.synth.oracle import CEILING_WIDTH, Ceiling, ceiling_notes, ceiling_of, list_ceiling
 
 ONE_SIDED = {  # the one-sided references' (voice side, face side) kinds (``Sides``)
     "face_limited": ("voice_knobs", "teacher_and_face"),
@@ -325,44 +332,48 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
 
 def shares(row: dict[str, float], ceiling: Ceiling | None) -> dict[str, float]:
     """Each AUC of a table row as its share of the way from chance (0) to the row's ceiling (1); none without a
-    ceiling or where it is too noisy to be one (``oracle.Ceiling.noise``: its interval unknown, wider than
-    ``CEILING_WIDTH`` or reaching chance, or a score of the row above it)."""
-    if ceiling is None or ceiling.noise(row_scores(row)) is not None:
+    ceiling or where it is no ceiling to share the way to (``oracle.Ceiling.noise``: a seen-heard list, or its
+    interval unknown, wider than ``CEILING_WIDTH`` or reaching chance)."""
+    if ceiling is None or not ceiling.usable:
         return {}
     return {k: ceiling.share(v) for k, v in row.items() if k != "ceiling"}
 
 
-def row_scores(row: dict[str, float]) -> dict[str, float]:
-    """A decomposition row's references and achieved AUCs by their column names (all but the ceiling)."""
-    return {COLUMNS.get(k, k): v for k, v in row.items() if k != "ceiling"}
+def row_ceiling(result: dict, name: str) -> Ceiling | None:
+    """The ceiling of list ``name`` in a decomposition ``result`` (``oracle.ceiling_of``), None without one."""
+    row = result["lists"][name]
+    return ceiling_of(name, row["ceiling"], result.get("ceiling_ci95", {}).get(name)) if "ceiling" in row else None
 
 
 def format_decomposition(result: dict) -> str:
-    """The Markdown table: AUC and, where the list's ceiling is measured precisely, the share of the way from
-    chance to it; a ceiling too noisy to be one is marked in its cell and the reason given below the table."""
+    """The Markdown table: AUC and, where the list's ceiling is usable (``oracle.Ceiling.noise``), the share of the
+    way from chance to it; a ceiling that is not is marked in its cell and the reason given below the table."""
     if "skipped" in result:
         return f"Not computed: {result['skipped']}."
     present = [c for c in COLUMNS if any(c in row for row in result["lists"].values())]
     lines = ["| list | " + " | ".join(COLUMNS[c] for c in present) + " |", "|---" * (len(present) + 1) + "|"]
-    intervals = result.get("ceiling_ci95", {})
-    noisy: dict[str, tuple[str, str]] = {}
+    def ceiling_cell(c: Ceiling) -> str:  # " (95% CI 0.893-0.983; seen: no bound)"
+        details = ([f"95% CI {c.interval()}"] if c.low is not None else []) + ([c.verdict()] if c.verdict() else [])
+        return f" ({'; '.join(details)})" if details else ""
+
+    ceilings: dict[str, Ceiling] = {}
     for name, row in result["lists"].items():
-        ceiling = Ceiling(row["ceiling"], *intervals.get(name, (None, None))) if "ceiling" in row else None
-        noise = ceiling.noise(row_scores(row)) if ceiling else None
-        if noise:
-            noisy[name] = noise
+        ceiling = row_ceiling(result, name)
+        if ceiling:
+            ceilings[name] = ceiling
         share = shares(row, ceiling)
+
         cells = [(f"{row[c]:.3f}" + (f" ({100 * share[c]:.0f}%)" if c in share else "")
-                  + (f" (95% CI {ceiling.interval()}" + ("; too noisy)" if noise else ")")
-                     if c == "ceiling" and ceiling.low is not None else " (too noisy)" if c == "ceiling" and noise
-                     else ""))
-                 if c in row else "-" for c in present]
+                  + (ceiling_cell(ceiling) if c == "ceiling" and ceiling else "")) if c in row else "-"
+                 for c in present]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    text = ["AUC per list (share of the way from chance to the ceiling, where the ceiling is measured precisely: "
-            f"its 95% CI at most {CEILING_WIDTH:.2f} wide, above chance, and no score of the list above it). "
-            f"References are fitted on the {result['train_identities']} training identities only.", "", *lines]
-    if noisy:
-        text += ["", f"{why_no_shares(noisy)}."]
+    text = ["AUC per list (share of the way from chance to the ceiling, where the ceiling is usable: an "
+            f"unseen-unheard list's, its 95% CI at most {CEILING_WIDTH:.2f} wide and above chance; a share above "
+            "100% is a score above the ceiling's point value, as a finite list allows). References are fitted on "
+            f"the {result['train_identities']} training identities only.", "", *lines]
+    notes = ceiling_notes(ceilings)
+    if notes:
+        text += ["", f"{notes}."]
     if isinstance(result.get("knob_references"), str):
         text += ["", f"Data, face-limited and voice-limited references: {result['knob_references']}."]
     elif any("sides" in result.get("knob_references", {}).get(name, {}) for name in ONE_SIDED):
@@ -371,7 +382,7 @@ def format_decomposition(result: dict) -> str:
                  "sizes chosen on validation AUC): " + "; ".join(f"{name.replace('_', '-')} {fits[name]['sides']} "
                                                  f"({fits[name]['side_dims']['voice']} x "
                                                  f"{fits[name]['side_dims']['face']} dimensions, "
-                                                 f"{fits[name]['canonical_pairs']} canonical pairs)"
+                                                 f"{pairs_text(fits[name]['canonical_pairs'])})"
                                                  for name in ONE_SIDED if "sides" in fits.get(name, {})) + "."]
     check = limit_check(result)
     if check is not None:

@@ -174,8 +174,7 @@ def similarity_figure(rows: dict[str, dict[str, np.ndarray]], groups: list[tuple
 def decomposition_figure(runs: dict[str, dict]) -> Figure:
     """Per list, bars for the ceiling, the references and the achieved AUC (``decomposition.COLUMNS``); one
     panel per run (``{run: evaluation's decomposition dict}``), so ``voxface report`` stacks runs; one legend."""
-    from voxface.evaluation.decomposition import COLUMNS, row_scores
-    from voxface.synth.oracle import Ceiling
+    from voxface.evaluation.decomposition import COLUMNS, row_ceiling
 
     plt = pyplot()
     fig, axes = plt.subplots(len(runs), 1, figsize=(12, 3.6 * len(runs) + 0.8), squeeze=False)
@@ -185,7 +184,6 @@ def decomposition_figure(runs: dict[str, dict]) -> Figure:
         lists = list(result["lists"])
         present = [c for c in COLUMNS if any(c in result["lists"][n] for n in lists)]
         width = 0.85 / len(present)
-        intervals = result.get("ceiling_ci95", {})
         for j, column in enumerate(present):
             values = [result["lists"][n].get(column, np.nan) for n in lists]
             bars = ax.bar(np.arange(len(lists)) + (j - (len(present) - 1) / 2) * width, np.array(values) - 0.5,
@@ -193,13 +191,12 @@ def decomposition_figure(runs: dict[str, dict]) -> Figure:
             shown.setdefault(COLUMNS[column], bars)
             if column != "ceiling":
                 continue
-            for bar, name in zip(bars, lists, strict=True):  # too noisy to be a ceiling: hatched, faded
-                row = result["lists"][name]
-                if "ceiling" in row and Ceiling(row["ceiling"], *intervals.get(name, (None, None))).noise(
-                        row_scores(row)):
+            for bar, name in zip(bars, lists, strict=True):  # no usable ceiling (oracle.Ceiling.noise): hatched
+                ceiling = row_ceiling(result, name)
+                if ceiling and not ceiling.usable:
                     bar.set_hatch("///")
                     bar.set_alpha(0.35)
-                    noisy.setdefault("ceiling too noisy to be one (hatched)", bar)
+                    noisy.setdefault("not a usable ceiling: seen-heard (memorisable) or too noisy (hatched)", bar)
         ax.axhline(0.5, color="black", linewidth=0.8)
         ax.set_xticks(range(len(lists)), [list_label(n).replace(", ", "\n") for n in lists], fontsize=7)
         ax.set_xlabel("verification list", fontsize=8)

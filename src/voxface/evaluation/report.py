@@ -15,7 +15,8 @@ from voxface.evaluation.result import Evaluation
 from voxface.protocol.lists import TEST_SETS
 from voxface.protocol.lists import VERIFICATION_GROUPS as GROUPS
 from voxface.recipes import published_rows
-from voxface.synth.oracle import Ceiling, list_ceiling, why_no_shares
+from voxface.scoring.backend import pairs_text
+from voxface.synth.oracle import ceiling_notes, ceiling_of, list_ceiling
 
 COLUMNS = ("U", "G", "N", "A", "GNA")
 CEILING_ROW, SHARE_ROW = "oracle ceiling", "share of chance-to-ceiling"
@@ -99,9 +100,8 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     rows: list[tuple[str, list[float | None]]] = list(published.items())
     rows += list(ours.items())
     ceilings = {k: list_ceiling(oracle, k) for k in keys} if oracle else {}
-    # a ceiling too noisy to be one (oracle.Ceiling.noise; one of this run's scores above it included) gets no share
-    noise = {k: c.noise({label: values[i] / 100 for label, values in ours.items() if values[i] is not None})
-             for i, (k, c) in enumerate(ceilings.items())}
+    # no share where the list's oracle value is no ceiling (oracle.Ceiling.noise: seen identities, or too noisy)
+    noise = {k: c.noise() for k, c in ceilings.items()}
     if oracle:
         rows.append((CEILING_ROW, [100 * ceilings[k].auc for k in keys]))
         for label, values in ours.items():
@@ -112,7 +112,7 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     report = {"name": name, "table2_auc_percent": {label: dict(zip(columns, values, strict=True))
                                                    for label, values in rows},
               **({"oracle_ceiling": {column: {"auc": c.auc, "ci95": [c.low, c.high], "usable": noise[k] is None,
-                                              **({"too_noisy": list(noise[k])} if noise[k] else {})}
+                                              **({"not_a_ceiling": list(noise[k])} if noise[k] else {})}
                                      for column, (k, c) in zip(columns, ceilings.items(), strict=True)}}
                  if oracle else {}),
               **evaluation.to_json()}
@@ -151,17 +151,17 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
             return "n/a"
         if v is None:  # a list this run lost every file of, or a figure the publication does not give
             return "lost" if label in ours else "-"
-        if label == CEILING_ROW and noise[keys[i]] is not None:
-            return f"{v:.1f} (too noisy)"
+        if label == CEILING_ROW:
+            return f"{v:.1f}{ceilings[keys[i]].mark()}"
         return f"**{v:.1f}**" if label == bold[i] else f"{v:.1f}"
 
     for label, values in rows:
         lines.append(f"| {label} | " + " | ".join(cell(label, i, v) for i, v in enumerate(values)) + " |")
         if label == CEILING_ROW:
             lines.append("| ceiling 95% CI | " + " | ".join(c.interval(percent=True) for c in ceilings.values()) + " |")
-    noisy = {k: n for k, n in noise.items() if n is not None}
-    if noisy:
-        lines += ["", f"n/a: {why_no_shares(noisy)}."]
+    notes = ceiling_notes(ceilings)
+    if notes:
+        lines += ["", f"n/a: {notes}."]
     if oracle and "model_ceilings" in oracle:
         model = oracle["model_ceilings"]
         lines += ["", "The oracle ceiling above is that of these test lists. The benchmark's (the generative model's, "
@@ -171,7 +171,7 @@ def write_reports(evaluation: Evaluation, out: str | Path, name: str = "ours", o
     if evaluation.backend:
         fit = evaluation.backend
         lines += ["", f"Backend ({fit['folder']}): a cross-modal Gaussian backend fitted on {fit['train_identities']} "
-                  f"training identities ({fit['dims']} dimensions, {fit['canonical_pairs']} canonical pairs), "
+                  f"training identities ({fit['dims']} dimensions, {pairs_text(fit['canonical_pairs'])}), "
                   "calibrated on the validation identities. Cllr is in bits (0 perfect, 1 uninformative); minCllr "
                   "is what perfect calibration would leave. The cosine's Cllr uses the same validation calibration."]
     else:
@@ -275,7 +275,7 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
                   None)
     # absent from a report written before ceilings had intervals
     ceiling_json = next((r["oracle_ceiling"] for _, _, r in runs if "oracle_ceiling" in r), None)
-    intervals = {k: Ceiling(v["auc"], *v["ci95"]) for k, v in ceiling_json.items()} if ceiling_json else None
+    list_names = {f"{t}_{c}": f"{g}_{t}" for t in TEST_SETS for g, c in zip(GROUPS, COLUMNS, strict=True)}
     (out / "comparison.json").write_text(json.dumps({"runs": table, "oracle_ceiling": oracle,
                                                      "oracle_ceiling_intervals": ceiling_json}, indent=1))
     columns = keys + ["v2f_U", "f2v_U"]
@@ -294,20 +294,17 @@ def compare_runs(report_dirs: list[str | Path], out: str | Path) -> list[Path]:
         cells = ["lost" if row[c] is None else f"**{row[c]:.1f}**" if winners[c] == i else f"{row[c]:.1f}"
                  for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    noisy: dict[str, tuple[str, str]] = {}
-    if oracle:
-        ceilings = {k: intervals[k] if intervals else Ceiling(oracle[k] / 100) for k in keys}
-        for k, ceiling in ceilings.items():  # a run above a ceiling marks it too noisy, as its own interval can
-            noise = ceiling.noise({name: row[k] / 100 for name, row in table.items() if row[k] is not None})
-            if noise:
-                noisy[k] = noise
-        lines.append(f"| {CEILING_ROW} | " + " | ".join(
-            f"{oracle[k]:.1f}" + (" (too noisy)" if k in noisy else "") for k in keys) + " | | |")
-        if intervals:
-            lines.append("| ceiling 95% CI | " + " | ".join(intervals[k].interval(percent=True) for k in keys)
-                         + " | | |")
-    if noisy:
-        lines += ["", f"{why_no_shares(noisy)}."]
+    if oracle:  # each list's ceiling decided as in Table 2 (oracle.ceiling_of), named by its list
+        ceilings = {list_names[k]: ceiling_of(list_names[k], oracle[k] / 100,
+                                              ceiling_json[k]["ci95"] if ceiling_json else None) for k in keys}
+        lines.append(f"| {CEILING_ROW} | " + " | ".join(f"{oracle[k]:.1f}{ceilings[list_names[k]].mark()}"
+                                                        for k in keys) + " | | |")
+        if ceiling_json:
+            lines.append("| ceiling 95% CI | " + " | ".join(ceilings[list_names[k]].interval(percent=True)
+                                                           for k in keys) + " | | |")
+        notes = ceiling_notes(ceilings)
+        if notes:
+            lines += ["", f"{notes}."]
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     paths = [out / "comparison.json", out / "comparison.csv", out / "comparison.md"]
     decompositions = {name: report["decomposition"] for name, _, report in runs

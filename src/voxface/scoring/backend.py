@@ -128,6 +128,15 @@ def _reduction(x: np.ndarray, ids: np.ndarray, method: str, dims: int) -> np.nda
     return vectors[:, ::-1][:, :dims]
 
 
+def pairs_text(count: int) -> str:
+    """``1 canonical pair`` / ``2 canonical pairs``: how reports name a backend's kept pairs.
+
+    >>> pairs_text(1), pairs_text(2)
+    ('1 canonical pair', '2 canonical pairs')
+    """
+    return f"{count} canonical pair" + ("" if count == 1 else "s")
+
+
 def canonical_pairs(voices: np.ndarray, voice_ids: np.ndarray, faces: np.ndarray, face_ids: np.ndarray,
                     labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(voice projection, face projection, correlations) of centred rows to canonical pairs: each side whitened

@@ -51,7 +51,7 @@ from voxface.protocol.stats import age_band
 from voxface.protocol.writer import old_voice_path, write_matching, write_meta, write_splits, write_verification
 from voxface.synth.face import Scene, render_face
 from voxface.synth.model import FACE_KNOBS, NATIONALITIES, VOICE_KNOBS, IdentityModel, draw_population
-from voxface.synth.oracle import CONSTRAINTS, Oracle, list_ceiling, why_no_shares
+from voxface.synth.oracle import CONSTRAINTS, Oracle, ceiling_notes, list_ceiling
 from voxface.synth.voice import SAMPLE_RATE, Channel, VoiceTraits, render_voice
 
 log = logging.getLogger("voxface")
@@ -615,15 +615,16 @@ def format_synth_summary(out: Path, summary: dict) -> str:
         f"  {'list':<22}{'trials':>7}{'ceiling':>9}{'95% CI':>15}{'model':>8}",
     ]
     model = summary["oracle"].get("model_ceilings", {})
-    noisy = {}
-    for name in summary["oracle"]["verification_auc"]:
-        ceiling = list_ceiling(summary["oracle"], name)
-        if (noise := ceiling.noise()) is not None:
-            noisy[name] = noise
+    ceilings = {name: list_ceiling(summary["oracle"], name) for name in summary["oracle"]["verification_auc"]}
+    for name, ceiling in ceilings.items():
         lines.append(f"  {name:<22}{summary['trials'][name]:>7}{ceiling.auc:>9.3f}{ceiling.interval():>15}"
-                     + (f"{model[name]:>8.3f}" if name in model else "") + ("  (too noisy)" if noise else ""))
-    if noisy:
-        lines.append(f"  {why_no_shares(noisy)} (more --identities make lists larger)")
+                     + (f"{model[name]:>8.3f}" if name in model else f"{'':>8}") + ceiling.mark().replace(" (", "  ("))
+    if model:
+        draw = summary["oracle"].get("model_ceilings_draw", {}).get("identities")
+        lines.append("  model: the same list's ceiling under the generative model itself, measured on a draw of "
+                     + (f"{draw} " if draw else "many ") + "test identities (what these lists' ceilings estimate)")
+    if notes := ceiling_notes(ceilings):
+        lines.append(f"  {notes} (more --identities make lists larger)")
     matching = summary["oracle"]["matching_accuracy"]
     lines.append("  1:2 matching ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in matching.items()))
     return "\n".join(lines)

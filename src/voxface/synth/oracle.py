@@ -98,54 +98,72 @@ class _Gaussian:
         return self.const - 0.5 * np.maximum(sq, 0.0)
 
 
-NOISE = {  # why a ceiling is too noisy to be one (``Ceiling.noise``), in the words the reports print
-    "unknown": "no 95% CI recorded (an oracle.json from before intervals, with no voxsynth.json beside it to "
-               "recompute them from)",
-    "wide": f"95% CI wider than {CEILING_WIDTH:.2f} (too few test trials to measure it)",
-    "chance": "95% CI includes chance",
-    "above": "a score lands above it",
+SEEN_TEST_SET = "seenheard"  # the test set whose identities are the training identities (protocol.lists.TEST_SETS)
+NOISE = {  # why a list's oracle value is no ceiling to share the way to (``Ceiling.noise``), as the reports print it
+    "seen": "not a ceiling on seen-heard lists: their test identities are the training identities, which a scorer "
+            "fitted on them can memorise (the oracle bounds scorers of unseen identities only)",
+    "unknown": "too noisy: no 95% CI recorded (an oracle.json from before intervals, with no voxsynth.json beside it "
+               "to recompute them from)",
+    "wide": f"too noisy: 95% CI wider than {CEILING_WIDTH:.2f} (too few test trials to measure it)",
+    "chance": "too noisy: 95% CI includes chance",
 }
+MARKS = {"seen": "seen: no bound"}  # a ceiling cell's mark per ``NOISE`` kind; every other kind reads "too noisy"
 
 
 @dataclass(frozen=True)
 class Ceiling:
     """One list's oracle ceiling and its 95% DeLong interval (``oracle.json``; the interval is None in a file
-    written before intervals were recorded).
+    written before intervals were recorded). Build one with ``ceiling_of`` (or ``list_ceiling``), which knows from
+    the list's name whether its identities were seen in training.
 
-    A test list of a few dozen identities gives a ceiling that scatters by several points, even below chance
-    (0.461 on a tiny demo's GNA list), and a score measured on the same trials can land above it. A share of the
-    way from chance to the ceiling only means something where the ceiling is measured precisely: its interval
-    at most ``CEILING_WIDTH`` wide and above 0.5, and no score of the list above it (``noise``).
+    The oracle is the best scorer of identities it has not seen (Neyman-Pearson over the generative knobs); on a
+    seen-heard list the test identities are the training identities, so a scorer fitted on them can memorise them
+    and exceed it: there it is no ceiling. On an unseen-unheard list of a few dozen identities the ceiling
+    scatters by several points, even below chance (0.461 on a tiny demo's GNA list). A share of the way from
+    chance to the ceiling only means something on an unseen-unheard list whose ceiling is measured precisely: its
+    interval at most ``CEILING_WIDTH`` wide and above 0.5 (``noise``). That decision is the list's alone, the same
+    in every table; a score on a precise ceiling's list may still land above its point value, as a finite list
+    allows (a share above 100%).
 
     >>> round(Ceiling(0.90, 0.87, 0.93).share(0.70), 3)
     0.5
     >>> Ceiling(0.78, 0.66, 0.90).share(0.60) is None
     True
-    >>> Ceiling(0.78, 0.75, 0.81).noise({"data reference": 0.80})
-    ('above', 'data reference 0.800 > 0.780')
+    >>> ceiling_of("random_seenheard", 0.938, (0.893, 0.983)).noise()
+    ('seen', '')
     """
 
     auc: float
     low: float | None = None
     high: float | None = None
+    seen: bool = False
 
-    def noise(self, scores: Mapping[str, float] | None = None) -> tuple[str, str] | None:
-        """Why this ceiling is too noisy to be one, as (``NOISE`` key, detail), or None where it is precise.
-        ``scores``: what was measured on the same list (label -> AUC); one above the ceiling marks it noisy."""
+    def noise(self) -> tuple[str, str] | None:
+        """Why this list's oracle value is no ceiling to share the way to, as (``NOISE`` key, detail), or None
+        where it is one, measured precisely. Depends on the list alone (its test set and its oracle's interval)."""
+        if self.seen:
+            return "seen", ""
         if self.low is None or self.high is None:
             return "unknown", ""
         if self.high - self.low > CEILING_WIDTH:
             return "wide", f"{self.interval()}"
         if self.low <= 0.5:
             return "chance", f"{self.interval()}"
-        over = [f"{name} {value:.3f}" for name, value in (scores or {}).items()
-                if value is not None and value > self.auc]
-        return ("above", ", ".join(over) + f" > {self.auc:.3f}") if over else None
+        return None
 
     @property
     def usable(self) -> bool:
-        """Whether the interval is narrow enough and above chance for shares of the ceiling to mean something."""
+        """Whether shares of this ceiling mean something: an unseen-unheard list's, measured precisely."""
         return self.noise() is None
+
+    def verdict(self) -> str:
+        """``""`` where usable, else ``seen: no bound`` or ``too noisy``: the words every table marks it with."""
+        noise = self.noise()
+        return "" if noise is None else MARKS.get(noise[0], "too noisy")
+
+    def mark(self) -> str:
+        """What a table prints after the ceiling's value: ``""`` where usable, else `` (verdict)``."""
+        return f" ({self.verdict()})" if self.verdict() else ""
 
     def share(self, auc: float) -> float | None:
         """How far from chance (0) to this ceiling (1) ``auc`` lies; None when the ceiling is not usable."""
@@ -158,22 +176,38 @@ class Ceiling:
         return f"{100 * self.low:.1f}-{100 * self.high:.1f}" if percent else f"{self.low:.3f}-{self.high:.3f}"
 
 
-def why_no_shares(noisy: Mapping[str, tuple[str, str]]) -> str:
-    """One sentence: which lists' ceilings are too noisy to be ceilings (list -> ``Ceiling.noise``), and why.
+def ceiling_of(name: str, auc: float, interval: tuple | list | None = None) -> Ceiling:
+    """The ceiling of the verification list ``name`` (``G_seenheard``, ...) with oracle AUC ``auc`` and its 95%
+    interval (low, high; None or (None, None) where unknown): the one place that decides which lists' identities
+    were seen in training, so every table makes the same decision per list."""
+    seen = SEEN_TEST_SET in name.split("_")
+    return Ceiling(auc, *(interval or (None, None)), seen=seen)
 
-    >>> print(why_no_shares({"G_seenheard": ("wide", "0.60-0.85"), "A_seenheard": ("above", "data 0.97 > 0.78")}))
+
+def why_no_shares(noisy: Mapping[str, tuple[str, str]]) -> str:
+    """One sentence: on which lists the oracle value is no ceiling to share the way to (list -> ``Ceiling.noise``),
+    and why.
+
+    >>> print(why_no_shares({"G_seenheard": ("seen", ""), "A_unseenunheard": ("wide", "0.60-0.85")}))
     ... # doctest: +NORMALIZE_WHITESPACE
-    Too noisy to be a ceiling, so no share of chance-to-ceiling: 95% CI wider than 0.10 (too few test trials to
-    measure it) on G_seenheard (0.60-0.85); a score lands above it on A_seenheard (data 0.97 > 0.78)
+    No share of chance-to-ceiling: not a ceiling on seen-heard lists: their test identities are the training
+    identities, which a scorer fitted on them can memorise (the oracle bounds scorers of unseen identities only) on
+    G_seenheard; too noisy: 95% CI wider than 0.10 (too few test trials to measure it) on A_unseenunheard
+    (0.60-0.85)
     """
     kinds: dict[str, list[str]] = {}
     for name, (kind, detail) in noisy.items():
         kinds.setdefault(kind, []).append(f"{name} ({detail})" if detail else name)
-    return ("Too noisy to be a ceiling, so no share of chance-to-ceiling: "
+    return ("No share of chance-to-ceiling: "
             + "; ".join(f"{NOISE[kind]} on {', '.join(names)}" for kind, names in kinds.items()))
+
+
+def ceiling_notes(ceilings: Mapping[str, Ceiling]) -> str | None:
+    """``why_no_shares`` for every list (name -> ceiling) whose ceiling is not usable; None where all are."""
+    noisy = {name: noise for name, c in ceilings.items() if (noise := c.noise()) is not None}
+    return why_no_shares(noisy) if noisy else None
 
 
 def list_ceiling(oracle: dict, key: str) -> Ceiling:
     """The ceiling of list ``key`` (``random_unseenunheard``, ...) in a loaded ``oracle.json``."""
-    interval = oracle.get("verification_auc_ci95", {}).get(key)
-    return Ceiling(oracle["verification_auc"][key], *(interval or (None, None)))
+    return ceiling_of(key, oracle["verification_auc"][key], oracle.get("verification_auc_ci95", {}).get(key))

@@ -409,7 +409,33 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if section.weights == RELEASE_PRIOR:  # synth/release.py release_prior's files, named here without importing it
             name = "backbone.pth" if modality == "face" else "embedding_model.ckpt"
             section.weights = str(Path(__file__).resolve().parents[1] / "synth" / "priors" / modality / name)
+    voice_shape_from_weights(config)
     return config.validate(check_paths)
+
+
+def voice_shape_from_weights(config: TrainConfig) -> None:
+    """Set ``audio.channels`` / ``audio.embedding_size`` to the shape of the ECAPA-TDNN in ``audio.weights``, so that
+    a run's saved configuration records the encoder it trains: the weights fix the architecture
+    (``encoders.registry.build_voice_encoder`` builds it from them), and the two fields describe only a randomly
+    initialised encoder. Values set otherwise than the defaults and the weights are logged as ignored. Nothing is
+    done without ECAPA weights on disk; a file that holds none is left for the encoder's loader to refuse."""
+    audio = config.audio
+    if audio.encoder != "ecapa" or not audio.weights or not Path(audio.weights).is_file():
+        return
+    from voxface.encoders.loading import ecapa_config, read_state_dict
+    from voxface.errors import VoxfaceError
+
+    try:
+        shape = ecapa_config(read_state_dict(audio.weights), source=str(audio.weights))
+    except VoxfaceError:
+        return
+    channels, size = [int(c) for c in shape["channels"]], int(shape["embedding_size"])
+    given = (list(audio.channels), audio.embedding_size)
+    if given != (channels, size) and given != (AudioConfig().channels, AudioConfig().embedding_size):
+        log.warning("audio.channels=%s and audio.embedding_size=%s are ignored: audio.weights %s holds an "
+                    "ECAPA-TDNN %s (%d-d), which the run trains and records", given[0], given[1], audio.weights,
+                    channels, size)
+    audio.channels, audio.embedding_size = channels, size
 
 
 def voxceleb_leakage(config: TrainConfig, provenance: dict[str, Any] | None = None) -> str | None:
