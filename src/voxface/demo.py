@@ -394,7 +394,7 @@ def check_bars(reports: dict[str, dict], oracle: dict | None, priors: dict | Non
     if oracle:
         bars.append((f"the full method reaches AUC {FULL_BAR:.2f} on {key}, cosine scoring ({REACH_RULE})",
                      reaches(full[key]["auc_ci95"], FULL_BAR), f"{_auc_text(full[key])}, oracle ceiling "
-                     f"{list_ceiling(oracle, key).auc:.3f}"
+                     f"{list_ceiling(oracle, key).auc:.3f}{list_ceiling(oracle, key).mark()}"
                      + (f"; with the Gaussian backend {_auc_text(full[key]['backend'])}" if "backend" in full[key]
                         else "")))
     for test_set in ("unseenunheard", "seenheard"):
