@@ -225,6 +225,25 @@ def test_train_names_resume_only_where_it_was_asked_for(tmp_path):
                                  f"change); train into another folder, or delete {tmp_path / 'run'} to start it afresh")
 
 
+def test_a_run_folder_saved_before_configs_took_the_voice_shape_from_the_weights_continues():
+    """With audio.weights set the voice shape is the weights' (load_config reads it): a config.yaml saved before
+    that holds the random encoder's default shape beside the same weights, which is no conflict; without weights
+    the shape is a setting like any other."""
+    from voxface.training.run import resume_conflict
+
+    config = load_config("voxsynth/base", ["audio.weights=voxsynth-prior"], check_paths=False)
+    saved = config.to_dict()
+    saved["audio"]["channels"], saved["audio"]["embedding_size"] = [1024, 1024, 1024, 1024, 3072], 192
+    assert config.audio.channels != saved["audio"]["channels"]
+    assert resume_conflict(saved, config) is None
+    saved["optim"]["batch_size"] = config.optim.batch_size + 1
+    assert resume_conflict(saved, config)[0] == "optim.batch_size"
+    scratch = load_config("voxsynth/base", ["audio.weights=", "audio.channels=[32,32,32,32,96]"], check_paths=False)
+    before = scratch.to_dict()
+    before["audio"]["channels"] = [64, 64, 64, 64, 192]
+    assert resume_conflict(before, scratch)[0] == "audio.channels"
+
+
 # ---------------------------------------------------------------- equal terms, tuning, significance
 
 

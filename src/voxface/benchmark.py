@@ -334,8 +334,15 @@ def train_once(run: PlannedRun) -> dict[str, Any]:
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's settings without how it is shown (a finished run is reused only when the rest is the same)."""
-    return {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items() if k != "progress"}}
+    """A run's settings without how it is shown, nor the voice shape its audio.weights fix (``run.
+    SHAPE_OF_AUDIO_WEIGHTS``): a finished run is reused only when the rest is the same."""
+    from voxface.training.run import SHAPE_OF_AUDIO_WEIGHTS
+
+    audio = config.get("audio", {})
+    if audio.get("weights"):
+        audio = {k: v for k, v in audio.items() if f"audio.{k}" not in SHAPE_OF_AUDIO_WEIGHTS}
+    return {**config, "audio": audio,
+            "trainer": {k: v for k, v in config.get("trainer", {}).items() if k != "progress"}}
 
 
 def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any]:

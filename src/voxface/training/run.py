@@ -42,6 +42,9 @@ from voxface.training.teacher_cache import build_teacher_cache
 log = logging.getLogger("voxface")
 # Settings a resumed run may change: how long to train and how to show it.
 RESUMABLE_CHANGES = {"trainer.epochs", "trainer.max_steps", "trainer.progress"}
+# With audio.weights set, the voice encoder's shape is the weights' (load_config reads it from them): a run folder
+# saved before configurations recorded that shape holds the defaults here, which never described the run.
+SHAPE_OF_AUDIO_WEIGHTS = {"audio.channels", "audio.embedding_size"}
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -55,9 +58,10 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def resume_conflict(saved: dict[str, Any], config: TrainConfig) -> tuple[str, Any, Any] | None:
     """The first setting a continued run may not change (all but ``RESUMABLE_CHANGES`` and where files are) that
     ``config`` sets otherwise than the run's saved ``config.yaml`` (``saved``): (name, saved value, value now)."""
-    before = _flat(saved)
-    for name, value in _flat(config.to_dict()).items():
-        if name not in LOCATIONS and name not in RESUMABLE_CHANGES and before.get(name) != value:
+    before, now = _flat(saved), _flat(config.to_dict())
+    free = {*LOCATIONS, *RESUMABLE_CHANGES} | (SHAPE_OF_AUDIO_WEIGHTS if now.get("audio.weights") else set())
+    for name, value in now.items():
+        if name not in free and before.get(name) != value:
             return name, before.get(name), value
     return None
 
