@@ -316,14 +316,18 @@ def check_continues(run: PlannedRun) -> None:
 def train_once(run: PlannedRun) -> dict[str, Any]:
     """Train one planned run, or continue it from its last checkpoint, or reuse it when finished."""
     from voxface.training.config import absolute_locations
-    from voxface.training.run import train
+    from voxface.training.run import resume_conflict, train
 
     done, saved = run.folder / "run.json", run.folder / "config.yaml"
     if done.is_file() and saved.is_file() and json.loads(done.read_text()).get("finished"):
         import yaml
 
-        planned = absolute_locations(run.config).to_dict()
-        if _comparable(yaml.safe_load(saved.read_text())) == _comparable(planned):
+        # reused when it would continue with the same length: the settings a continued run keeps are the same, and
+        # only where files are may differ (a moved checkout, data root or stores), as for continuing
+        recorded, planned = yaml.safe_load(saved.read_text()) or {}, absolute_locations(run.config)
+        length = {k: recorded.get("trainer", {}).get(k) for k in ("epochs", "max_steps")}
+        if resume_conflict(recorded, planned) is None and length == {"epochs": planned.trainer.epochs,
+                                                                        "max_steps": planned.trainer.max_steps}:
             return json.loads(done.read_text())
     # otherwise train, or continue (only with the run's own settings, but for its length)
     check_continues(run)
@@ -331,18 +335,6 @@ def train_once(run: PlannedRun) -> dict[str, Any]:
     if summary.get("interrupted"):
         raise KeyboardInterrupt  # Ctrl-C: the run keeps its last checkpoint; the benchmark stops there
     return summary
-
-
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's settings without how it is shown, nor the voice shape its audio.weights fix (``run.
-    SHAPE_OF_AUDIO_WEIGHTS``): a finished run is reused only when the rest is the same."""
-    from voxface.training.run import SHAPE_OF_AUDIO_WEIGHTS
-
-    audio = config.get("audio", {})
-    if audio.get("weights"):
-        audio = {k: v for k, v in audio.items() if f"audio.{k}" not in SHAPE_OF_AUDIO_WEIGHTS}
-    return {**config, "audio": audio,
-            "trainer": {k: v for k, v in config.get("trainer", {}).items() if k != "progress"}}
 
 
 def evaluate_once(run: PlannedRun, decomposition: bool = False) -> dict[str, Any]:
