@@ -149,6 +149,16 @@ def test_lists_take_only_the_files_of_the_protocols_identities(data, tmp_path):
     assert listed.keys == [k for k in everything if "/Nobody/" not in k]
 
 
+def test_the_files_of_a_data_root_given_as_dot_or_relative_are_keyed_alike(data, monkeypatch):
+    tree, _, _ = data
+    absolute = extract_module.data_files("voice", tree.root)
+    assert absolute and all(k.startswith("wav/") for k in absolute)
+    monkeypatch.chdir(tree.root)  # "." makes the folder plain "wav": the keys must not be cut by the root's length
+    assert extract_module.data_files("voice", ".") == absolute
+    monkeypatch.chdir(tree.root.parent)
+    assert extract_module.data_files("voice", tree.root.name) == absolute
+
+
 def test_several_processes_share_the_rows_and_make_the_same_store(data, tmp_path):
     """What each rank of a multi-GPU run does (``_Extractor``), done here one rank after the other."""
     tree, face_weights, _ = data

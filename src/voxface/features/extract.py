@@ -103,8 +103,10 @@ def data_files(modality: str, root: str | Path, lists: str | Path | None = None,
         suffixes = AUDIO_SUFFIXES if modality == "voice" else IMAGE_SUFFIXES
         # os.walk, not Path.rglob + is_file: the directory entries say what is a file without a stat or a path
         # object per file (34 s against a few for VoxCeleb1's 630,000 face frames)
-        prefix = len(str(root)) + 1
-        keys = [os.path.join(top, name)[prefix:].replace(os.sep, "/")
+        # keys as the folder's name plus the path below it (root "." makes the folder plain "wav", so no cut by
+        # the root's own length)
+        head, below = Path(folder_name).as_posix(), len(str(folder)) + 1
+        keys = [f"{head}/{os.path.join(top, name)[below:]}".replace(os.sep, "/")
                 for top, _, names in os.walk(folder, followlinks=True) for name in names
                 if os.path.splitext(name)[1].lower() in suffixes]
     else:
