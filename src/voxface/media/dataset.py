@@ -40,6 +40,12 @@ class PairConfig:
 ItemKey = tuple[int, int, int]  # (identity index, voice clip index, item seed)
 
 
+def read_whole(*caches: Any) -> bool:
+    """Whether every one of ``caches`` is a feature store view that reads many rows at once (``StoreView.stack``):
+    then a dataset over them reads its batches whole."""
+    return all(callable(getattr(cache, "stack", None)) for cache in caches)
+
+
 class PairDataset(Dataset):
     """Pairs (voice crop, face) of one identity, indexed by ``ItemKey`` from ``IdentityBatchSampler``.
 
@@ -80,7 +86,7 @@ class PairDataset(Dataset):
     @property
     def stored(self) -> bool:
         """Both halves from feature stores (feature mode): batches are read whole (``batch``)."""
-        return all(callable(getattr(cache, "stack", None)) for cache in (self.teacher_cache, self.voice_cache))
+        return read_whole(self.teacher_cache, self.voice_cache)
 
     def _draw(self, key: ItemKey, read_voice_at: Callable[[str, np.random.Generator], Any],
               read_face_at: Callable[[str], Any]) -> tuple[Any, Any, bool, int, int, int]:

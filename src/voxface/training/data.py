@@ -13,7 +13,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSample
 
 from voxface.errors import ConfigError, MediaError
 from voxface.media.audio import read_voice
-from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
+from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs, read_whole
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.methods.base import BATCH_KEYS, SAMPLERS, LabelSpace
 from voxface.protocol.lists import Protocol
@@ -53,7 +53,7 @@ class ValidationTrials(Dataset):
     @property
     def stored(self) -> bool:
         """Both halves from feature stores (feature mode): batches are read whole (``batch``)."""
-        return all(callable(getattr(cache, "stack", None)) for cache in (self.cache, self.voice_cache))
+        return read_whole(self.cache, self.voice_cache)
 
     def batch(self, indices: list[int]) -> dict[str, Any]:
         """Feature mode (``stored``): trials ``indices`` as ``collate_trials`` makes them from the items (a trial
