@@ -403,3 +403,28 @@ def test_seeded_feature_mode_runs_are_bit_identical_and_resume_exactly(tiny_run,
     steps = [int(row["step"]) for row in logged if row.get("train/loss")]
     assert steps == list(range(2 * per_epoch))  # every step's terms, at its step
     assert [row["train/skipped_files"] for row in logged if row.get("train/skipped_files")] == ["0.0", "0.0"]
+
+
+
+def test_evaluating_from_stores_needs_only_the_stores(tiny_run, tiny_stores, tmp_path):
+    """From feature stores the media need not be present (the stores hold what the lists need: the same figures
+    without a listed file's media), and nothing is cached beside the stores a second time."""
+    import shutil
+
+    from voxface.evaluation.evaluate import evaluate
+    from voxface.protocol import load_protocol
+    from voxface.training.run import train
+
+    root, base = tiny_run
+    out = tmp_path / "run"
+    train(load_config(base, [f"trainer.out={out}", "trainer.max_steps=2", *tiny_stores]))
+    checkpoint, lists = out / "checkpoints" / "last.ckpt", root / "voxsynth" / "protocol"
+    whole = evaluate(checkpoint, root / "voxsynth", lists, bootstrap=0, ci="none", decomposition=False,
+                     out=tmp_path / "eval")
+    assert whole.verification and not list((tmp_path / "eval" / "embeddings").rglob("*.npz"))  # stores: the cache
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "voxsynth", copy)
+    listed = load_protocol(lists).verification("random", "unseenunheard").voice_files[0]
+    (copy / "wav" / listed).unlink()  # a listed voice gone from the media, still in the store
+    without = evaluate(checkpoint, copy, lists, bootstrap=0, ci="none", decomposition=False)
+    assert without.verification == whole.verification and without.retrieval == whole.retrieval

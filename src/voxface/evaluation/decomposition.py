@@ -158,27 +158,36 @@ def limit_check(result: dict, list_name: str = LIMIT_LIST) -> tuple[bool, str] |
 
 class Sides:
     """Per file, the vectors a reference scores with: true knobs, or the run's V, F, T (unit length) and
-    "teacher_and_face", [T, F] / sqrt(2) (unit length too)."""
+    "teacher_and_face", [T, F] / sqrt(2) (unit length too). Each kind is one matrix (``rows``) and a row per file
+    (``index``): at VoxCeleb1's size a vector object per file cost seconds to make and to stack again."""
 
     def __init__(self, test: dict[str, dict[str, np.ndarray]], splits: list[SplitEmbeddings],
                  knobs: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None) -> None:
-        self.vectors = {kind: dict(test.get(kind, {})) for kind in ("voice", "face", "teacher")}
-        for split in splits:
-            for kind, files in split.files.items():
-                self.vectors[kind].update(zip(files, split.vectors[kind], strict=True))
-        for kind, vectors in self.vectors.items():  # unit length, a matrix at a time (a norm per file took minutes)
-            if vectors:
-                matrix = np.stack(list(vectors.values()))
-                matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-                self.vectors[kind] = dict(zip(vectors, matrix, strict=True))
-        both = [f for f in self.vectors["teacher"] if f in self.vectors["face"]]
-        joined = np.hstack([self.matrix("teacher", both), self.matrix("face", both)]) / np.sqrt(2) if both else []
-        self.vectors["teacher_and_face"] = dict(zip(both, joined, strict=True))
+        self.index: dict[str, dict[str, int]] = {}
+        self.rows: dict[str, np.ndarray] = {}
+        for kind in ("voice", "face", "teacher"):
+            parts = [(list(test.get(kind, {})), list(test.get(kind, {}).values()))]
+            parts += [(split.files[kind], split.vectors[kind]) for split in splits if kind in split.files]
+            files = [f for names, _ in parts for f in names]
+            if not files:
+                self.index[kind], self.rows[kind] = {}, np.zeros((0, 0))
+                continue
+            matrix = np.concatenate([np.stack(v) if isinstance(v, list) else v for names, v in parts if names])
+            matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            self.index[kind] = {f: i for i, f in enumerate(files)}  # a later split's file replaces an earlier one
+            self.rows[kind] = matrix
+        both = [f for f in self.index["teacher"] if f in self.index["face"]]
+        self.index["teacher_and_face"] = {f: i for i, f in enumerate(both)}
+        self.rows["teacher_and_face"] = (np.hstack([self.matrix("teacher", both), self.matrix("face", both)])
+                                         / np.sqrt(2)) if both else np.zeros((0, 0))
         if knobs is not None:
-            self.vectors["voice_knobs"], self.vectors["face_knobs"] = knobs
+            for kind, vectors in zip(("voice_knobs", "face_knobs"), knobs, strict=True):
+                self.index[kind] = {f: i for i, f in enumerate(vectors)}
+                self.rows[kind] = np.stack(list(vectors.values())) if vectors else np.zeros((0, 0))
 
     def matrix(self, kind: str, files: list[str]) -> np.ndarray:
-        return np.stack([self.vectors[kind][f] for f in files])
+        index = self.index[kind]
+        return self.rows[kind][np.fromiter((index[f] for f in files), dtype=np.int64, count=len(files))]
 
     def embedding_set(self, split: SplitEmbeddings, voice_kind: str, face_kind: str) -> EmbeddingSet:
         voice_files, face_files = split.files["voice"], split.files["face"]
@@ -237,8 +246,8 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
     result: dict = {"lists": {name.name: {} for name in lists}}
     # demographic probes: fitted on training identities, scored on the held-out test identities
     random_list = next((t for t in lists if t.name == "random_unseenunheard"), lists[0])
-    held_voices = sorted(set(random_list.voice_files) & set(sides.vectors["voice"]))
-    held_faces = sorted(set(random_list.face_files) & set(sides.vectors["face"]))
+    held_voices = sorted(set(random_list.voice_files) & set(sides.index["voice"]))
+    held_faces = sorted(set(random_list.face_files) & set(sides.index["face"]))
     voice_names = {f: protocol.identity_of_number[int(s)].name for f, s in
                    zip(random_list.voice_files, random_list.voice_speakers, strict=True)}
     face_names = {f: protocol.identity_of_number[int(s)].name for f, s in
@@ -261,7 +270,7 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
     demographics = {}
     for trials in lists:
         keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))
-                if v in sides.vectors["voice"] and f in sides.vectors["face"]]
+                if v in sides.index["voice"] and f in sides.index["face"]]
         if not keep:
             continue
         labels = trials.labels[keep]
@@ -296,7 +305,7 @@ def decompose(protocol: Protocol, lists: list[VerificationList], achieved: dict[
         fits = {name: fit for name, (_, fit) in references.items()}
         for trials in lists:
             keep = [i for i, (v, f) in enumerate(zip(trials.voice_files, trials.face_files, strict=True))
-                    if v in sides.vectors["voice"] and f in sides.vectors["face"]]
+                    if v in sides.index["voice"] and f in sides.index["face"]]
             labels = trials.labels[keep]
             for name, (score, _) in references.items():
                 voice_kind, face_kind = kinds[name]

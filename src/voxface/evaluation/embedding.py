@@ -2,7 +2,9 @@
 
 ``Embedder`` turns voice files into V and face files into the mapped F (or the teacher's T);
 ``cached_embeddings`` keeps what it computed in an ``.npz`` beside the run, so a second pass over the same
-files (``evaluate`` after ``backend fit``) costs no encoder call.
+files (``evaluate`` after ``backend fit``) costs no encoder call. ``FeatureEmbedder`` reads feature stores, which
+are that cache already: its embeddings are not written again (at VoxCeleb1's size a second copy cost more, in
+stat calls and hundreds of MB written, than applying the heads to the stored rows).
 """
 
 from __future__ import annotations
@@ -209,7 +211,10 @@ def teacher_store(model: Method, config: TrainConfig) -> tuple[FeatureStore, Pat
 
 
 def cached_embeddings(embedder: Embedder, paths: list[Path], kind: str, cache_file: Path | None):
-    """Embeddings of ``paths`` with an on-disk cache; returns (embeddings, unreadable files with reasons)."""
+    """Embeddings of ``paths`` with an on-disk cache (none for a ``FeatureEmbedder``: its stores are the cache);
+    returns (embeddings, unreadable files with reasons)."""
+    if isinstance(embedder, FeatureEmbedder):
+        return embedder.embed(paths, kind)
     stored: dict[str, tuple[str, np.ndarray]] = {}
     if cache_file is not None and cache_file.is_file():
         data = np.load(cache_file, allow_pickle=False)

@@ -152,13 +152,15 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
     voice_of = _paths(roots.audio, {v for t in verification for v in t.voice_files} | named("v2f"))
     face_of = _paths(roots.faces, {f for t in verification for f in t.face_files} | named("f2v"))
     voices, faces = list(voice_of.values()), list(face_of.values())
-    missing = [p for p in voices + faces if not os.path.isfile(p)]
+    model, config = load_trained_model(checkpoint)
+    embedder = make_embedder(model, config, data, from_features, batch_size, workers, crop_seconds)
+    # From feature stores the media need not be here: the stores say which files they hold (a file missing from
+    # them is an unreadable one below); a stat per listed file cost seconds at VoxCeleb1's size.
+    missing = [] if isinstance(embedder, FeatureEmbedder) else [p for p in voices + faces if not os.path.isfile(p)]
     if missing and not skip_missing:
         raise ProtocolError(f"{len(missing)} files the lists need are missing under {data}, e.g. "
                             f"{', '.join(map(str, missing[:3]))}; pass --skip-missing to score the rest")
     missing_set = set(missing)
-    model, config = load_trained_model(checkpoint)
-    embedder = make_embedder(model, config, data, from_features, batch_size, workers, crop_seconds)
     key = checkpoint_digest(checkpoint) + (f"_crop{crop_seconds}" if crop_seconds else "") + (
         "_features" if isinstance(embedder, FeatureEmbedder) else "")
     cache = Path(out) / "embeddings" if out else None
@@ -284,7 +286,7 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
     decomposition's bars, each naming ``run``."""
     from voxface.encoders.registry import encoder_record, rebuild_encoder
     from voxface.evaluation.plots import decomposition_figure, distributions_figure, pca_figure, roc_figure, save_figure
-    from voxface.training.module import build_towers
+    from voxface.training.towers import build_towers
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
