@@ -21,8 +21,10 @@ largest fraction over the smallest's, against the ratio of files).
     python benchmarks/bench_scale.py --fraction 0.1 0.3 --out /scratch/rehearsal
     python benchmarks/bench_scale.py --fraction 0.1 --out /scratch/rehearsal --stages check_quick manifest
 
-Each fraction's figures go to ``OUT/F<fraction>/scale.json``, all of them to ``OUT/scale.json``; ``--keep`` keeps
-the trees (hard links: little disk, many inodes), else each is deleted after its stages.
+Each fraction's figures go to ``OUT/F<fraction>/scale.json`` (with ``--reuse``, added to what earlier calls recorded
+there; each stage names the commit that ran it and the load average around it), all of them and the growth of the
+largest fraction in OUT over the smallest to ``OUT/scale.json``; ``--keep`` keeps the trees (hard links: little
+disk, many inodes), else each is deleted after its stages.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ STAGES = ("check_quick", "check", "manifest", "extract_faces", "extract_voices",
 METHODS = ("sun_su_2025", "pins")
 BATCH = 64  # distinct identities per batch, at every fraction: fraction 0.1 has 90 training identities
 SRC = Path(__file__).resolve().parents[1] / "src"
+COMMIT = subprocess.run(["git", "-C", str(SRC), "describe", "--always", "--dirty"], capture_output=True,
+                        text=True, check=False).stdout.strip() or "unknown"
 
 
 def save_small_encoders(folder: Path) -> tuple[Path, Path]:
@@ -161,14 +165,22 @@ def rehearse(fraction: float, out: Path, stages: tuple[str, ...], methods: tuple
                       "--out", str(out / "evaluation")], listed),
     }
     results = {"fraction": fraction, "tree": tree, "stages": {}}
+    if reuse and tree is saved and (out / "scale.json").is_file():  # the kept tree's earlier stages stay recorded
+        earlier = json.loads((out / "scale.json").read_text())
+        results["stages"], results["loader"] = earlier.get("stages", {}), earlier.get("loader")
+        results = {key: value for key, value in results.items() if value is not None}
     for stage in stages:
         if stage == "loader":
             results["loader"] = loader_throughput(Path(root))
             print(f"F={fraction} loader: {json.dumps(results['loader'])}", flush=True)
             continue
         argv, files = commands[stage]
+        load = os.getloadavg()[0]
         record = {**run_stage(argv, logs / f"{stage}.log"), "files": files}
         record["files_per_s"] = round(files / record["seconds"], 1)
+        # what ran it and how busy the machine was (1-minute load average at the start and the end)
+        record.update({"commit": COMMIT, "load_avg": [round(load, 1), round(os.getloadavg()[0], 1)],
+                       "finished": time.strftime("%Y-%m-%d %H:%M")})
         results["stages"][stage] = record
         print(f"F={fraction} {stage}: {json.dumps(record)}", flush=True)
         (out / "scale.json").write_text(json.dumps(results, indent=1))
@@ -209,10 +221,13 @@ def main() -> None:
                                                            args.reuse)
         all_results["load_avg_at_end"] = os.getloadavg()
         (args.out / "scale.json").write_text(json.dumps(all_results, indent=1))
-    fractions = sorted(args.fraction)
+    # the growth over every fraction measured in OUT, this call's or a kept earlier one's
+    for kept in sorted(args.out.glob("F*/scale.json")):
+        record = json.loads(kept.read_text())
+        all_results["fractions"].setdefault(str(record["fraction"]), record)
+    fractions = sorted(all_results["fractions"], key=float)
     if len(fractions) > 1:
-        all_results["growth"] = growth(all_results["fractions"][str(fractions[0])],
-                                       all_results["fractions"][str(fractions[-1])])
+        all_results["growth"] = growth(all_results["fractions"][fractions[0]], all_results["fractions"][fractions[-1]])
         print(f"growth {fractions[-1]} / {fractions[0]}: {json.dumps(all_results['growth'])}")
     (args.out / "scale.json").write_text(json.dumps(all_results, indent=1))
 
