@@ -48,24 +48,16 @@ class DataRoots:
     def face(self, relative: str) -> Path:
         return self.faces / relative
 
-    def voice_videos(self, vox_id: str) -> dict[str, list[str]]:
-        """``{ytid: [relative clip paths]}`` of one identity, sorted; empty when it has no audio."""
-        return _scan(self.audio / vox_id, prefix=vox_id, suffixes=AUDIO_SUFFIXES)
+    def voice_videos(self, vox_id: str, unread: Counter[str] | None = None) -> dict[str, list[str]]:
+        """``{ytid: [relative clip paths]}`` of one identity, sorted; empty when it has no audio. ``unread``: add
+        to it how many files of each extension voxface does not read as audio lie in the identity's video folders
+        (``.m4a`` in a VoxCeleb2-style tree, say), counted in the same listing."""
+        return _scan(self.audio / vox_id, prefix=vox_id, suffixes=AUDIO_SUFFIXES, unread=unread)
 
     def face_videos(self, name: str) -> dict[str, list[str]]:
         """``{ytid: [relative frame paths]}`` of one identity, sorted; empty when it has no faces."""
         return _scan(self.faces / name / FACE_VERSION_DIR, prefix=f"{name}/{FACE_VERSION_DIR}",
                      suffixes=IMAGE_SUFFIXES)
-
-    def other_audio(self, vox_id: str) -> Counter[str]:
-        """How many files of each extension voxface does not read as audio lie in one identity's video folders
-        (``.m4a`` in a VoxCeleb2-style tree, say)."""
-        unread: Counter[str] = Counter()
-        for video in _folders(self.audio / vox_id):
-            with os.scandir(video.path) as files:
-                unread.update(os.path.splitext(f.name)[1].lower() or f.name for f in files
-                              if f.is_file() and os.path.splitext(f.name)[1].lower() not in AUDIO_SUFFIXES)
-        return unread
 
 
 def _folders(folder: Path) -> list[os.DirEntry]:
@@ -77,11 +69,20 @@ def _folders(folder: Path) -> list[os.DirEntry]:
         return []
 
 
-def _scan(folder: Path, prefix: str, suffixes: tuple[str, ...]) -> dict[str, list[str]]:
-    # os.scandir and names, not Path objects and a stat per file: a VoxCeleb1 tree has 780,000 files to look at
+def _scan(folder: Path, prefix: str, suffixes: tuple[str, ...],
+          unread: Counter[str] | None = None) -> dict[str, list[str]]:
+    # os.scandir and names, not Path objects and a stat per file: a VoxCeleb1 tree has 780,000 files to look at;
+    # each folder listed once (the files of other types are counted in the same pass)
     videos: dict[str, list[str]] = {}
     for video in _folders(folder):
-        files = sorted(name for name in os.listdir(video.path) if os.path.splitext(name)[1].lower() in suffixes)
+        files = []
+        with os.scandir(video.path) as entries:
+            for entry in entries:
+                suffix = os.path.splitext(entry.name)[1].lower()
+                if suffix in suffixes:
+                    files.append(entry.name)
+                elif unread is not None and entry.is_file():
+                    unread[suffix or entry.name] += 1
         if files:
-            videos[video.name] = [f"{prefix}/{video.name}/{f}" for f in files]
+            videos[video.name] = [f"{prefix}/{video.name}/{f}" for f in sorted(files)]
     return videos

@@ -149,8 +149,7 @@ def build_manifest(
     manifest = Manifest(SPLIT_NAMES[split], str(roots.audio), str(roots.faces), [])
     unread = Counter()  # extensions of files voxface does not read where clips should be (a half-converted tree too)
     for ident in protocol.identities_in_split(split):
-        voices, faces = roots.voice_videos(ident.vox_id), roots.face_videos(ident.name)
-        unread.update(roots.other_audio(ident.vox_id))
+        voices, faces = roots.voice_videos(ident.vox_id, unread), roots.face_videos(ident.name)
         videos: dict[str, Video] = {}
         for ytid in sorted(set(voices) | set(faces)):
             video = Video(voices.get(ytid, []), faces.get(ytid, []))
