@@ -26,7 +26,6 @@ as before (its validations since ``last.ckpt`` are made again).
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +144,22 @@ class FeatureLoop:
         module.on_save_checkpoint(checkpoint)
         return checkpoint
 
+    def _snapshot(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        """``checkpoint`` kept as it is now while training goes on: its tensors copied, but for the frozen encoders'
+        (never changed in feature mode, and most of its bytes)."""
+        frozen = tuple(f"method.{name}." for name in ("face_encoder", "voice_encoder"))
+
+        def kept(value: Any, key: str = "") -> Any:
+            if torch.is_tensor(value):
+                return value if key.startswith(frozen) else value.detach().clone()
+            if isinstance(value, dict):
+                return {k: kept(v, k if isinstance(k, str) else "") for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return type(value)(kept(v) for v in value)
+            return value
+
+        return kept(checkpoint)
+
     def _flush_best(self) -> None:
         if self.pending_best is not None:
             _write(self.pending_best, Path(self.best.best_model_path))
@@ -195,7 +210,7 @@ class FeatureLoop:
             path = str(self.checkpoints / "best.ckpt")
             best.best_model_score, best.best_model_path, best.kth_best_model_path = score, path, path
             best.best_k_models, best.kth_value = {path: score}, score
-            self.pending_best = copy.deepcopy(self._checkpoint(epoch))  # the state now; written later
+            self.pending_best = self._snapshot(self._checkpoint(epoch))  # the state now; written later
         self.bar.shown["val_auc"] = f"{self.val_auc:.3f}"
 
     def _end_epoch(self, epoch: int, skipped: int) -> None:
