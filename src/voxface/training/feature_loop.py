@@ -207,7 +207,7 @@ class FeatureLoop:
         best, score = self.best, torch.tensor(self.val_auc)
         best.current_score = score
         if best.best_model_score is None or bool(score > best.best_model_score):  # ModelCheckpoint's mode="max"
-            path = str(self.checkpoints / "best.ckpt")
+            path = str(Path(best.dirpath or self.checkpoints) / "best.ckpt")  # where Lightning puts it
             best.best_model_score, best.best_model_path, best.kth_best_model_path = score, path, path
             best.best_k_models, best.kth_value = {path: score}, score
             self.pending_best = self._snapshot(self._checkpoint(epoch))  # the state now; written later
