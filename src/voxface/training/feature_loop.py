@@ -218,7 +218,8 @@ class FeatureLoop:
         if self.step % self.per_epoch == 0 and (epoch + 1) % self.config.trainer.val_every == 0:
             self._validate(epoch)
         if self.logger is not None:
-            self.logger.log_metrics({"train/skipped_files": float(skipped), "epoch": epoch}, step=self.step)
+            # at the epoch's last step, where Lightning logs what a module logs at an epoch's end
+            self.logger.log_metrics({"train/skipped_files": float(skipped), "epoch": epoch}, step=self.step - 1)
             self.logger.save()
 
     def _on_device(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -176,7 +176,8 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
     """Train one run into ``trainer.out`` (module docstring); ``resume``: continue it from its ``last.ckpt``.
     ``resume_option``: how the user asked to continue (``voxface train``: "--resume"), named in the messages; None
     for a caller that continues runs by itself (the benchmark, the demo). ``callbacks``: Lightning callbacks to run
-    beside the run's own (a timer, a profiler)."""
+    beside the run's own (a timer, a profiler); given, the run trains in Lightning's loop even in feature mode
+    (otherwise ``feature_loop.loop_device`` picks the plain loop for single-process feature-mode runs)."""
     called = (time.perf_counter(), time.process_time())
     config = absolute_locations(config)  # the run folder records absolute paths: it works from any folder
     out = Path(config.trainer.out)
