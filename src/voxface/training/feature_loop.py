@@ -201,7 +201,7 @@ class FeatureLoop:
             m.training = training
         if not scores:
             return
-        self.val_auc = validation_auc(scores, labels)
+        self.val_auc = float(torch.tensor(validation_auc(scores, labels)))  # float32, as Lightning's log keeps it
         if self.logger is not None:
             self.logger.log_metrics({"val_auc": self.val_auc, "epoch": epoch}, step=self.step - 1)
         best, score = self.best, torch.tensor(self.val_auc)
