@@ -94,7 +94,7 @@ class PairDataset(Dataset):
         readers return them (each reader gets a path relative to its media folder and raises ``MediaError`` for a
         bad file, which is then replaced by another of the identity)."""
         identity, clip, seed = key
-        rng = np.random.default_rng(seed)
+        rng = np.random.Generator(np.random.PCG64(seed))  # default_rng(seed), without its argument checks
         skipped, tried = 0, []
         wave = face = None
         for _ in range(self.config.max_attempts):

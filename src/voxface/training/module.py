@@ -95,31 +95,10 @@ class TrainingModule(L.LightningModule):
         self._skipped = 0
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_index: int) -> None:
-        # Each step's random draws (dropout, and anything else on the global generators) start from a seed of
-        # (run seed, step), as fairseq's Trainer reseeds every update: a run resumed at any step draws what the
-        # uninterrupted run drew there, whatever ran in between (loader set-up, validation, a restart).
-        seed = int(np.random.SeedSequence([self.config.trainer.seed, self.global_step]).generate_state(1)[0])
-        random.seed(seed)
-        np.random.seed(seed)
-        if self.device.type == "cpu":  # torch.manual_seed's effect on a CPU run; the call itself (its compiler
-            torch.default_generator.manual_seed(seed)  # guard) costs a tenth of a feature-mode step
-        else:
-            torch.manual_seed(seed)
+        seed_step(self.config.trainer.seed, self.global_step, self.device)
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
-        # SpecAugment masks from a generator seeded by the step: a resumed run draws the same masks.
-        generator = torch.Generator().manual_seed(self.config.trainer.seed * 1_000_003 + self.global_step)
-        # a method sees its inputs and the keys it declares, no more: a label-free method cannot read a label
-        given = {k: v for k, v in batch.items() if k in INPUT_KEYS or k in self.method.batch_keys}
-        terms = self.method.losses(given, gather_with_grad, generator)
-        terms["loss"] = sum(value for name, value in terms.items() if name.endswith("_loss"))
-        losses = [name for name in terms if name.endswith("loss")]
-        finite = torch.isfinite(torch.stack([terms[name].detach().float().reshape(()) for name in losses]))
-        if not bool(finite.all()):  # one check (one device sync) for every loss term
-            name = losses[int((~finite).nonzero()[0, 0])]
-            raise TrainingDiverged(
-                f"the {name} loss is {float(terms[name].detach())} at step {self.global_step} (epoch "
-                f"{self.current_epoch}); the last good checkpoint is in {self.config.trainer.out}/checkpoints")
+        terms = step_terms(self.method, batch, self.config, self.global_step, self.current_epoch)
         self._skipped += int(batch["skipped"])
         self._log_terms(terms, len(batch["identity"]))
         return terms["loss"]
@@ -134,12 +113,7 @@ class TrainingModule(L.LightningModule):
             self.log("train/loss", terms["loss"], prog_bar=True, logger=False, batch_size=batch_size)
         if self.logger is None or not self.trainer.is_global_zero:
             return
-        tensors = [name for name, value in terms.items() if torch.is_tensor(value)]
-        values = torch.stack([terms[name].detach().float().reshape(()) for name in tensors]).tolist() if tensors \
-            else []
-        logged = {f"train/{name}": float(value) for name, value in terms.items() if not torch.is_tensor(value)}
-        logged.update({f"train/{name}": value for name, value in zip(tensors, values, strict=True)})
-        self.logger.log_metrics({"epoch": self.current_epoch, **logged}, step=self.global_step)
+        self.logger.log_metrics({"epoch": self.current_epoch, **logged_terms(terms)}, step=self.global_step)
 
     def on_train_epoch_end(self) -> None:
         # files replaced by others of their identity this epoch (since the run resumed, for a resumed epoch)
@@ -150,42 +124,102 @@ class TrainingModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_index: int) -> None:
         if not batch:
             return
-        face = self.method.embed_face(batch.get("face"), features=batch.get("face_features"))
-        voice = self.method.embed_voice(batch.get("wave"), features=batch.get("voice_features"))
-        self._val_scores.append(F.cosine_similarity(face, voice, dim=-1).detach().cpu())
+        self._val_scores.append(trial_scores(self.method, batch).detach().cpu())
         self._val_labels.append(batch["label"].cpu())
 
     def on_validation_epoch_end(self) -> None:
         if self._val_scores:
-            labels = torch.cat(self._val_labels).numpy()
-            value = roc_auc(labels, torch.cat(self._val_scores).numpy()) if 0 < labels.sum() < len(labels) \
-                else math.nan
-            self.log("val_auc", value if not math.isnan(value) else 0.5, prog_bar=True, sync_dist=False)
+            self.log("val_auc", validation_auc(self._val_scores, self._val_labels), prog_bar=True, sync_dist=False)
         self._val_scores.clear()
         self._val_labels.clear()
 
     # ---------------------------------------------------------------- optimisation (paper §5.2)
 
     def configure_optimizers(self):
-        optim = self.config.optim
-        params = parameter_groups(self.method, self.config)
-        optimizer = torch.optim.Adam(params, weight_decay=optim.weight_decay)
         # The run's length from the data module, not Trainer.estimated_stepping_batches: that builds and iterates
         # the train loader before a resumed run's state is restored, and loader workers would draw the resumed
         # epoch's batches from its start (the sampler reads its position when iterated).
-        trainer, per_epoch = self.trainer, self.trainer.datamodule.steps_per_epoch
-        total = trainer.max_steps if trainer.max_epochs == -1 else per_epoch * max(1, trainer.max_epochs)
-        total = max(1, min(total, trainer.max_steps) if trainer.max_steps > 0 else total)
-        if optim.schedule == "tristage":
-            ratios = tuple(optim.tristage_ratios)
-            if optim.tristage_fill:  # the phases scaled to fill the run, instead of fairseq's literal reading
-                ratios = tuple(r / sum(ratios) for r in ratios)
-            factors = [tristage_schedule(total, ratios, optim.tristage_init_scale,
-                                         optim.tristage_final_scale)] * len(params)
-        elif optim.schedule == "step":
-            size = max(1, int(round(optim.step_every_epochs * per_epoch)))
-            factors = [step_schedule(group["lr"], optim.step_gamma, size, optim.min_lr) for group in params]
-        else:
-            factors = [lambda step: 1.0] * len(params)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
+        optimizer, scheduler = build_optimizer(self.method, self.config, self.trainer.datamodule.steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def trial_scores(method: Method, batch: dict[str, Any]) -> torch.Tensor:
+    """(B,) cosine scores of a validation batch's trials (faces or ``face_features``, waves or ``voice_features``)."""
+    face = method.embed_face(batch.get("face"), features=batch.get("face_features"))
+    voice = method.embed_voice(batch.get("wave"), features=batch.get("voice_features"))
+    return F.cosine_similarity(face, voice, dim=-1)
+
+
+def validation_auc(scores: list[torch.Tensor], labels: list[torch.Tensor]) -> float:
+    """The cross-modal verification AUC of the validation trials' ``scores`` against their 0/1 ``labels`` (lists of
+    (B,) tensors, one per batch): 0.5 where the trials hold one class only (the AUC is undefined there)."""
+    truth = torch.cat(labels).numpy()
+    value = roc_auc(truth, torch.cat(scores).numpy()) if 0 < truth.sum() < len(truth) else math.nan
+    return value if not math.isnan(value) else 0.5
+
+
+def seed_step(seed: int, step: int, device: torch.device) -> None:
+    """Seed the global generators for training step ``step`` of a run seeded ``seed``: each step's random draws
+    (dropout, and anything else on the global generators) start from a seed of (run seed, step), as fairseq's
+    Trainer reseeds every update, so a run resumed at any step draws what the uninterrupted run drew there, whatever
+    ran in between (loader set-up, validation, a restart)."""
+    value = int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+    random.seed(value)
+    np.random.seed(value)
+    if device.type == "cpu":  # torch.manual_seed's effect on a CPU run; the call itself (its compiler
+        torch.default_generator.manual_seed(value)  # guard) costs a tenth of a feature-mode step
+    else:
+        torch.manual_seed(value)
+
+
+def step_terms(method: Method, batch: dict[str, Any], config: TrainConfig, step: int, epoch: int) -> dict[str, Any]:
+    """The method's named terms on one training batch plus ``loss`` (the sum of its ``*_loss`` terms), what both
+    training loops (Lightning's, and the feature-mode one of ``feature_loop``) differentiate and log. The method sees
+    its inputs and the keys it declares, no more (a label-free method cannot read a label); SpecAugment masks come
+    from a generator seeded by the step, so a resumed run draws the same masks. Raises ``TrainingDiverged`` naming
+    the term, ``step`` and ``epoch`` (counted from 0) when a loss is NaN or infinite."""
+    generator = torch.Generator().manual_seed(config.trainer.seed * 1_000_003 + step)
+    given = {k: v for k, v in batch.items() if k in INPUT_KEYS or k in method.batch_keys}
+    terms = method.losses(given, gather_with_grad, generator)
+    terms["loss"] = sum(value for name, value in terms.items() if name.endswith("_loss"))
+    losses = [name for name in terms if name.endswith("loss")]
+    finite = torch.isfinite(torch.stack([terms[name].detach().float().reshape(()) for name in losses]))
+    if not bool(finite.all()):  # one check (one device sync) for every loss term
+        name = losses[int((~finite).nonzero()[0, 0])]
+        raise TrainingDiverged(
+            f"the {name} loss is {float(terms[name].detach())} at step {step} (epoch {epoch}); the last good "
+            f"checkpoint is in {config.trainer.out}/checkpoints")
+    return terms
+
+
+def logged_terms(terms: dict[str, Any]) -> dict[str, float]:
+    """A step's terms as the run's logger records them: ``{"train/<name>": value}`` (one device sync for all)."""
+    tensors = [name for name, value in terms.items() if torch.is_tensor(value)]
+    values = torch.stack([terms[name].detach().float().reshape(()) for name in tensors]).tolist() if tensors else []
+    logged = {f"train/{name}": float(value) for name, value in terms.items() if not torch.is_tensor(value)}
+    logged.update({f"train/{name}": value for name, value in zip(tensors, values, strict=True)})
+    return logged
+
+
+def build_optimizer(method: Method, config: TrainConfig,
+                    per_epoch: int) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam over the method's ``parameter_groups`` and its per-step learning-rate schedule (paper §5.2:
+    ``optim.schedule`` step, tristage or constant), for a run of ``trainer.epochs`` epochs of ``per_epoch`` steps
+    (or ``trainer.max_steps``, when that comes first)."""
+    optim, trainer = config.optim, config.trainer
+    params = parameter_groups(method, config)
+    optimizer = torch.optim.Adam(params, weight_decay=optim.weight_decay)
+    total = trainer.max_steps if trainer.epochs == -1 else per_epoch * max(1, trainer.epochs)
+    total = max(1, min(total, trainer.max_steps) if trainer.max_steps > 0 else total)
+    if optim.schedule == "tristage":
+        ratios = tuple(optim.tristage_ratios)
+        if optim.tristage_fill:  # the phases scaled to fill the run, instead of fairseq's literal reading
+            ratios = tuple(r / sum(ratios) for r in ratios)
+        factors = [tristage_schedule(total, ratios, optim.tristage_init_scale,
+                                     optim.tristage_final_scale)] * len(params)
+    elif optim.schedule == "step":
+        size = max(1, int(round(optim.step_every_epochs * per_epoch)))
+        factors = [step_schedule(group["lr"], optim.step_gamma, size, optim.min_lr) for group in params]
+    else:
+        factors = [lambda step: 1.0] * len(params)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factors)

@@ -70,6 +70,11 @@ class ResumePoints(L.Callback):
         trainer.strategy.barrier("voxface.last_checkpoint")
         self.saved_step = trainer.global_step
 
+    def due(self, step: int, stop: bool) -> bool:
+        """Whether ``last.ckpt`` is written after training step ``step`` (counted from 1): every ``every`` steps, at
+        ``max_steps``, and where a stop was asked for (``stop``)."""
+        return stop or step % self.every == 0 or step == self.max_steps
+
     def _stop(self, trainer: L.Trainer) -> bool:
         # Every rank stops at the same step, wherever the signal arrived.
         return bool(trainer.strategy.reduce_boolean_decision(self.stop_requested, all=False))
@@ -80,8 +85,8 @@ class ResumePoints(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        step, stop = trainer.global_step, self._stop(trainer)
-        if stop or step % self.every == 0 or step == self.max_steps:
+        stop = self._stop(trainer)
+        if self.due(trainer.global_step, stop):
             self.save(trainer)
         if stop and batch_idx + 1 < trainer.num_training_batches:
             self.stopped_by_request = True

@@ -33,6 +33,7 @@ from voxface.protocol import (
 )
 from voxface.training.config import LOCATIONS, TrainConfig, absolute_locations, voxceleb_leakage
 from voxface.training.data import PairDataModule, label_space
+from voxface.training.feature_loop import FeatureLoop, Fitted, loop_device
 from voxface.training.module import TrainingModule
 from voxface.training.progress import progress_callbacks
 from voxface.training.quiet import quiet_lightning
@@ -142,13 +143,21 @@ class StepClock(L.Callback):
         self.end: tuple[float, float] | None = None
         self.first_step = 0
 
+    def started(self, step: int) -> None:
+        """A training step ``step`` (counted from 0) starts: the first one of this call is the start-up's end."""
+        if self.first is None:
+            self.first, self.first_step = (time.perf_counter(), time.process_time()), step
+
+    def ended(self) -> None:
+        """Fitting ended: the steps, their validation and checkpoints are done."""
+        self.end = (time.perf_counter(), time.process_time())
+
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        if self.first is None:
-            self.first, self.first_step = (time.perf_counter(), time.process_time()), trainer.global_step
+        self.started(trainer.global_step)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.end = (time.perf_counter(), time.process_time())
+        self.ended()
 
     def timing(self, called: tuple[float, float], steps: int) -> dict[str, Any]:
         """Seconds from ``called`` (perf_counter, process_time at the call) to the first step and over the steps;
@@ -167,7 +176,8 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
     """Train one run into ``trainer.out`` (module docstring); ``resume``: continue it from its ``last.ckpt``.
     ``resume_option``: how the user asked to continue (``voxface train``: "--resume"), named in the messages; None
     for a caller that continues runs by itself (the benchmark, the demo). ``callbacks``: Lightning callbacks to run
-    beside the run's own (a timer, a profiler)."""
+    beside the run's own (a timer, a profiler); given, the run trains in Lightning's loop even in feature mode
+    (otherwise ``feature_loop.loop_device`` picks the plain loop for single-process feature-mode runs)."""
     called = (time.perf_counter(), time.process_time())
     config = absolute_locations(config)  # the run folder records absolute paths: it works from any folder
     out = Path(config.trainer.out)
@@ -234,18 +244,49 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
                          auto_insert_metric_name=False)
     logger = (L.pytorch.loggers.TensorBoardLogger(out, name="logs") if config.trainer.logger == "tensorboard"
               else L.pytorch.loggers.CSVLogger(out, name="logs"))
+    device = loop_device(config) if not callbacks else None
+    if device is not None:  # feature mode in one process: the plain loop (feature_loop), Lightning's results
+        logger.log_hyperparams(module.hparams_initial)
+        loop = FeatureLoop(module, data, config, device, checkpoints, points, best, clock, logger)
+        with ctrl_c_stops(points):
+            fitted = loop.fit(last if resume else None)
+    else:
+        fitted = _fit_lightning(config, module, data, points, best, clock, logger, callbacks or [], resume)
+    steps, per_epoch = fitted.steps, data.steps_per_epoch
+    summary = {
+        "out": str(out),
+        "steps": steps, "steps_per_epoch": per_epoch, "epochs": steps // per_epoch,  # epochs completed
+        "finished": run_finished(steps, per_epoch, config.trainer),
+        # None, not NaN, before the first validation: run.json stays valid JSON for strict readers
+        "val_auc": fitted.val_auc, "best_val_auc": fitted.best_score,
+        "best_checkpoint": fitted.best_path, "last_checkpoint": str(last) if last.is_file() else None,
+        "train": manifests["train"].summary(), "val_trials": len(data.val_set),
+        "seconds": round(time.time() - started, 1), "resumed": resume,
+        "interrupted": (fitted.interrupted or points.stopped_by_request) and not run_finished(steps, per_epoch,
+                                                                                              config.trainer),
+        "timing": clock.timing(called, steps),  # this call's
+    }
+    if fitted.global_zero:
+        (out / "run.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _fit_lightning(config: TrainConfig, module: TrainingModule, data: PairDataModule, points: ResumePoints,
+                   best: RunCheckpoint, clock: StepClock, logger: Any, callbacks: list[L.Callback],
+                   resume: bool) -> Fitted:
+    """Fit with Lightning's Trainer (media runs, several processes, other precisions, a caller's callbacks)."""
     distributed = config.trainer.devices > 1 or config.trainer.num_nodes > 1
     trainer = L.Trainer(
         max_epochs=config.trainer.epochs, max_steps=config.trainer.max_steps, accelerator=config.trainer.accelerator,
         devices=config.trainer.devices, num_nodes=config.trainer.num_nodes,
         strategy="ddp" if distributed else "auto", precision=config.trainer.precision,
-        callbacks=[points, best, clock, *progress_callbacks(config.trainer.progress), *(callbacks or [])],
+        callbacks=[points, best, clock, *progress_callbacks(config.trainer.progress), *callbacks],
         logger=logger, use_distributed_sampler=False,  # our sampler shards by rank
         check_val_every_n_epoch=config.trainer.val_every, enable_progress_bar=config.trainer.progress,
-        enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=out)
+        enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=config.trainer.out)
     try:
         with ctrl_c_stops(points):
-            trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+            trainer.fit(module, datamodule=data, ckpt_path=str(points.path) if resume else None)
     except StopTraining:  # Ctrl-C inside an epoch: last.ckpt holds the step it stopped at
         pass
     except SystemExit:  # Lightning's own ending of a second Ctrl-C: the last written checkpoint stands
@@ -257,21 +298,9 @@ def train(config: TrainConfig, resume: bool = False, resume_option: str | None =
     at_boundary = trainer.global_step == trainer.current_epoch * per_epoch
     if at_boundary and not trainer.interrupted:
         points.save(trainer)
-    steps = trainer.global_step if not trainer.interrupted else (points.saved_step or 0)
-    summary = {
-        "out": str(out),
-        "steps": steps, "steps_per_epoch": per_epoch, "epochs": steps // per_epoch,  # epochs completed
-        "finished": run_finished(steps, per_epoch, config.trainer),
-        # None, not NaN, before the first validation: run.json stays valid JSON for strict readers
-        "val_auc": float(trainer.callback_metrics["val_auc"]) if "val_auc" in trainer.callback_metrics else None,
-        "best_val_auc": float(best.best_model_score) if best.best_model_score is not None else None,
-        "best_checkpoint": best.best_model_path or None, "last_checkpoint": str(last) if last.is_file() else None,
-        "train": manifests["train"].summary(), "val_trials": len(data.val_set),
-        "seconds": round(time.time() - started, 1), "resumed": resume,
-        "interrupted": (trainer.interrupted or points.stopped_by_request) and not run_finished(steps, per_epoch,
-                                                                                               config.trainer),
-        "timing": clock.timing(called, steps),  # this call's
-    }
-    if trainer.is_global_zero:
-        (out / "run.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    metrics = trainer.callback_metrics
+    return Fitted(steps=trainer.global_step if not trainer.interrupted else (points.saved_step or 0),
+                  interrupted=trainer.interrupted,
+                  val_auc=float(metrics["val_auc"]) if "val_auc" in metrics else None,
+                  best_score=float(best.best_model_score) if best.best_model_score is not None else None,
+                  best_path=best.best_model_path or None, global_zero=trainer.is_global_zero)
