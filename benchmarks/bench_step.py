@@ -6,9 +6,9 @@ On a finished demo's benchmark stores (``<demo>/benchmark/features/{faces,voices
 - **train**: ``voxface.training.run.train`` in this process (what ``voxface benchmark`` calls for every run): the
   mean time of a step from the first step's start to the end of fitting, validation, checkpoints and logging
   included (``run.json``'s ``timing``), and its start-up: from the call to the first step's start;
-- **bare**: the same method (heads and loss), Adam with the same groups and step schedule, over batches read from
-  the same stores by the same data module beforehand (so no data work is timed), validated on the same trials at the
-  same cadence (cross-modal AUC), nothing else: no logging, no checkpoints;
+- **bare**: the same method (heads and loss), Adam with the same groups and schedule (``build_optimizer``), over
+  batches read from the same stores by the same data module beforehand (so no data work is timed), validated on the
+  same trials at the same cadence (cross-modal AUC), nothing else: no logging, no checkpoints;
 - **cli** (``--cli``): ``python -m voxface train`` as a user runs it, whole wall time (imports included).
 
 Wall-clock and CPU times are both given: on a machine shared with other work the CPU time of this process is the
@@ -36,13 +36,11 @@ import torch
 
 from voxface.losses.distributed import gather_with_grad
 from voxface.media.dataset import PairConfig
-from voxface.metrics import roc_auc
 from voxface.protocol import load_protocol
 from voxface.training.config import TrainConfig, load_config
 from voxface.training.data import PairDataModule, label_space
-from voxface.training.module import INPUT_KEYS, TrainingModule, parameter_groups
+from voxface.training.module import INPUT_KEYS, TrainingModule, build_optimizer, trial_scores, validation_auc
 from voxface.training.run import train, training_manifests
-from voxface.training.schedules import step_schedule
 
 METHODS = ("sun_su_2025", "pins", "fop")
 
@@ -103,11 +101,7 @@ def bare_loop(config: TrainConfig) -> dict[str, Any]:
         data.sampler.set_epoch(epoch)
         epochs.append([{k: v for k, v in batch.items() if k in keys} for batch in loader])
     validation = [batch for batch in data.val_dataloader() if batch]
-    params = parameter_groups(method, config)
-    optimizer = torch.optim.Adam(params, weight_decay=config.optim.weight_decay)
-    every = max(1, int(round(config.optim.step_every_epochs * len(epochs[0]))))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [
-        step_schedule(group["lr"], config.optim.step_gamma, every, config.optim.min_lr) for group in params])
+    optimizer, scheduler = build_optimizer(method, config, len(epochs[0]))  # the run's groups and schedule
     generator = torch.Generator().manual_seed(config.trainer.seed)
     aucs = []
     wall, cpu = time.perf_counter(), time.process_time()
@@ -123,14 +117,9 @@ def bare_loop(config: TrainConfig) -> dict[str, Any]:
             scheduler.step()
         if (epoch + 1) % config.trainer.val_every == 0:
             method.eval()
-            scores, truth = [], []
             with torch.no_grad():
-                for batch in validation:
-                    face = method.embed_face(features=batch["face_features"])
-                    voice = method.embed_voice(features=batch["voice_features"])
-                    scores.append(torch.nn.functional.cosine_similarity(face, voice, dim=-1))
-                    truth.append(batch["label"])
-            aucs.append(roc_auc(torch.cat(truth).numpy(), torch.cat(scores).numpy()))
+                scores = [trial_scores(method, batch) for batch in validation]
+            aucs.append(validation_auc(scores, [batch["label"] for batch in validation]))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     steps = sum(len(b) for b in epochs)
     return {"steps": steps, "step_ms": 1e3 * wall / steps, "step_cpu_ms": 1e3 * cpu / steps,

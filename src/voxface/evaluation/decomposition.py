@@ -359,6 +359,7 @@ def format_decomposition(result: dict) -> str:
         return f"Not computed: {result['skipped']}."
     present = [c for c in COLUMNS if any(c in row for row in result["lists"].values())]
     lines = ["| list | " + " | ".join(COLUMNS[c] for c in present) + " |", "|---" * (len(present) + 1) + "|"]
+
     def ceiling_cell(c: Ceiling) -> str:  # " (95% CI 0.893-0.983; seen: no bound)"
         details = ([f"95% CI {c.interval()}"] if c.low is not None else []) + ([c.verdict()] if c.verdict() else [])
         return f" ({'; '.join(details)})" if details else ""
@@ -369,7 +370,6 @@ def format_decomposition(result: dict) -> str:
         if ceiling:
             ceilings[name] = ceiling
         share = shares(row, ceiling)
-
         cells = [(f"{row[c]:.3f}" + (f" ({100 * share[c]:.0f}%)" if c in share else "")
                   + (ceiling_cell(ceiling) if c == "ceiling" and ceiling else "")) if c in row else "-"
                  for c in present]

@@ -3,7 +3,7 @@ heads train, in a plain PyTorch loop instead of Lightning's.
 
 A feature-mode step is a few milliseconds of small matrix products; Lightning's per-step machinery (its optimiser
 wrapping, hooks, result collection, logger saves) cost as much again. ``run.train`` runs this loop where
-``runs_plainly`` says so (feature mode, one process, 32-bit, no Lightning callbacks of the caller's) and Lightning
+``loop_device`` says so (feature mode, one process, 32-bit, no Lightning callbacks of the caller's) and Lightning
 everywhere else; a run gives the same weights, validation AUCs, logs and checkpoints either way:
 
 - the same ``TrainingModule`` (its method, hyper-parameters and ``on_save_checkpoint`` record), the same batches
