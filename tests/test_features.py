@@ -346,7 +346,7 @@ def test_feature_mode_batches_are_their_items_read_whole(tiny_run, tiny_stores):
     """A feature-mode batch read at once (``PairDataset.batch``, ``ValidationTrials.batch``) holds what collating
     its items one by one gives, to the bit: the same draws, bad files replaced the same way, the same rows."""
     from voxface.features import StoreView, feature_stores
-    from voxface.media.dataset import IdentityBatchSampler, PairDataset, collate_pairs
+    from voxface.media.dataset import IdentityBatchSampler, PairConfig, PairDataset, collate_pairs
     from voxface.training.data import ValidationTrials, collate_trials
     from voxface.training.run import training_manifests
 
@@ -357,16 +357,18 @@ def test_feature_mode_batches_are_their_items_read_whole(tiny_run, tiny_stores):
     voices = _with_unreadable(stores["voice"], [1, 6, 30])
     face_view, voice_view = StoreView(faces, "unzippedFaces/"), StoreView(voices, "wav/")
     manifests = training_manifests(config)
-    dataset = PairDataset(manifests["train"], teacher_cache=face_view, voice_cache=voice_view)
-    assert dataset.stored
-    skipped = 0
-    for keys in IdentityBatchSampler(dataset.clips_per_identity, 8, seed=3):
-        whole, items = dataset.batch(keys), collate_pairs([dataset[key] for key in keys])
-        assert whole.keys() == items.keys()
-        for key, value in items.items():
-            assert torch.equal(whole[key], value) if torch.is_tensor(value) else whole[key] == value, key
-        skipped += whole["skipped"]
-    assert skipped > 0  # the unreadable rows were met and replaced
+    for same_video in (False, True):  # faces from the identity's, or from the voice's own video
+        dataset = PairDataset(manifests["train"], PairConfig(face_from_same_video=same_video),
+                              teacher_cache=face_view, voice_cache=voice_view)
+        assert dataset.stored
+        skipped = 0
+        for keys in IdentityBatchSampler(dataset.clips_per_identity, 8, seed=3):
+            whole, items = dataset.batch(keys), collate_pairs([dataset[key] for key in keys])
+            assert whole.keys() == items.keys()
+            for key, value in items.items():
+                assert torch.equal(whole[key], value) if torch.is_tensor(value) else whole[key] == value, key
+            skipped += whole["skipped"]
+        assert skipped > 0  # the unreadable rows were met and replaced
     trials = ValidationTrials(manifests["val"], 6, 2.0, 32, face_view, 0, voice_view)
     for start in range(0, len(trials), 8):
         indices = list(range(start, min(start + 8, len(trials))))

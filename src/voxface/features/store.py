@@ -154,6 +154,13 @@ class FeatureStore(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return int(self.valid.sum())
 
+    def rows(self, keys: Iterable[str]) -> np.ndarray:
+        """int64 ``(len(keys),)``: the row of each key, -1 for a key the store lacks or could not read (those for which
+        ``key in store`` is False)."""
+        rows = np.fromiter((self._rows.get(key, -1) for key in keys), dtype=np.int64)
+        rows[rows >= 0] = np.where(self.valid[rows[rows >= 0]], rows[rows >= 0], -1)
+        return rows
+
     def vectors(self, keys: Iterable[str], view: int = 0) -> np.ndarray:
         """float32 ``(len(keys), dim)``: view ``view`` (0 plain, 1 mirrored for faces) of each key, in order.
         KeyError for a key the store lacks or could not read."""
@@ -242,6 +249,18 @@ class StoreView(Mapping[str, np.ndarray]):
         row = np.array(self.store[f"{self.prefix}{relative}"])
         return row if self.precision is None else row.astype(self.precision).astype(np.float32)
 
+    def rows(self, relatives: Iterable[str]) -> np.ndarray:
+        """int64 ``(len(relatives),)``: each file's row in the store, -1 for one it lacks or could not read (``in`` is
+        False); ``take`` reads them."""
+        return self.store.rows(f"{self.prefix}{r}" for r in relatives)
+
+    def take(self, rows: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:
+        """float32 ``(len(rows), D)``: the embeddings of store rows ``rows`` (from ``rows``, all of them readable),
+        view 0 of each or ``views[i]`` of the i-th, each as ``self[relative][view]`` gives it."""
+        picked = np.zeros(len(rows), dtype=np.int64) if views is None else views
+        stacked = np.asarray(self.store.embeddings[rows, picked], dtype=np.float32)
+        return stacked if self.precision is None else stacked.astype(self.precision).astype(np.float32)
+
     def stack(self, relatives: Iterable[str], views: Iterable[int] | None = None) -> np.ndarray:
         """float32 ``(len(relatives), D)``: the rows of many files at once (view 0 of each, or ``views[i]`` of the
         i-th), each as ``self[relative][view]`` gives it. KeyError for a file the store lacks or could not read."""
@@ -250,9 +269,7 @@ class StoreView(Mapping[str, np.ndarray]):
         if len(rows) and not store.valid[rows].all():
             bad = store.keys[int(rows[~store.valid[rows]][0])]
             raise KeyError(f"{bad!r} could not be read when feature store {store.path} was made")
-        picked = np.zeros(len(rows), dtype=np.int64) if views is None else np.fromiter(views, dtype=np.int64)
-        stacked = np.asarray(store.embeddings[rows, picked], dtype=np.float32)
-        return stacked if self.precision is None else stacked.astype(self.precision).astype(np.float32)
+        return self.take(rows, None if views is None else np.fromiter(views, dtype=np.int64))
 
     def __iter__(self) -> Iterator[str]:
         return (key[len(self.prefix):] for key in self.store if key.startswith(self.prefix))

@@ -75,6 +75,7 @@ class PairDataset(Dataset):
             (i, ytid) for i, ident in enumerate(manifest.identities) for ytid in ident.videos)}
         self.num_videos = len(video_index)
         self.clip_video_index = [[video_index[(i, ytid)] for ytid in clips] for i, clips in enumerate(self.voice_video)]
+        self._rows: _StoreRows | None = None  # feature mode's look-ups (``batch``), built at its first call
 
     @property
     def clips_per_identity(self) -> list[int]:
@@ -95,7 +96,7 @@ class PairDataset(Dataset):
         bad file, which is then replaced by another of the identity)."""
         identity, clip, seed = key
         rng = np.random.Generator(np.random.PCG64(seed))  # default_rng(seed), without its argument checks
-        skipped, tried = 0, []
+        skipped, tried, first = 0, [], True
         wave = face = None
         for _ in range(self.config.max_attempts):
             if wave is None:
@@ -111,7 +112,10 @@ class PairDataset(Dataset):
             candidates = self.faces[identity]
             if self.config.face_from_same_video:
                 candidates = self.video_faces[identity][self.voice_video[identity][clip]] or candidates
-            relative = candidates[int(rng.integers(len(candidates)))]
+            # The first face and the flip come from the seed's own bits (the sampler draws it uniformly), so a batch
+            # read whole picks them for every item at once (``batch``); a replacement for a bad face, from ``rng``.
+            relative = candidates[(seed >> 1) % len(candidates) if first else int(rng.integers(len(candidates)))]
+            first = False
             try:
                 face = read_face_at(relative)
                 break
@@ -124,7 +128,7 @@ class PairDataset(Dataset):
             raise MediaError(
                 f"identity {name}: {self.config.max_attempts} attempts hit only bad files, e.g. {tried[:3]}"
             )
-        flip = self.train and self.config.flip_faces and bool(rng.integers(2))
+        flip = self.train and self.config.flip_faces and bool(seed & 1)
         return wave, face, flip, skipped, identity, clip
 
     def _stored_voice(self, relative: str, rng: np.random.Generator | None = None) -> str:
@@ -163,19 +167,65 @@ class PairDataset(Dataset):
 
     def batch(self, keys: list[ItemKey]) -> dict[str, Any]:
         """Feature mode (``stored``): the batch of ``keys`` as ``collate_pairs`` makes it from the items, the same
-        draws and values, with the rows of each store read at once instead of one item at a time."""
+        draws and values, every item's draws and store rows taken at once (an item that meets a file the stores lack
+        is drawn again one by one, its bad files replaced as ``_draw`` replaces them)."""
         if not self.stored:
             raise ValueError("PairDataset.batch reads feature stores: give both a teacher_cache and a voice_cache")
         if not keys:
             raise MediaError("empty batch: the sampler produced no pairs")
-        drawn = [self._draw(key, self._stored_voice, self._stored_face) for key in keys]
-        voices, faces, flips, skipped, identities, clips = zip(*drawn, strict=True)
-        return {"voice_features": torch.from_numpy(self.voice_cache.stack(voices)),
-                "face_features": torch.from_numpy(self.teacher_cache.stack(faces, [int(f) for f in flips])),
-                "identity": torch.tensor(identities),
-                "clip": torch.tensor([int(self.clip_offsets[i] + c) for i, c in zip(identities, clips, strict=True)]),
-                "video": torch.tensor([self.clip_video_index[i][c] for i, c in zip(identities, clips, strict=True)]),
-                "skipped": sum(skipped)}
+        index = self._rows or self._row_index()
+        identity, clip, seed = np.asarray(keys, dtype=np.int64).reshape(-1, 3).T  # seeds are below 2**63
+        flat = self.clip_offsets[identity] + clip
+        count = index.face_count[flat]
+        voice_rows = index.voice_row[flat]
+        face_rows = index.face_row[index.face_start[flat] + (seed >> 1) % np.maximum(count, 1)]  # as _draw's first
+        flips = seed & 1 if self.train and self.config.flip_faces else np.zeros_like(seed)
+        skipped = 0
+        for i in np.flatnonzero((voice_rows < 0) | (face_rows < 0) | (count == 0)):
+            voice, face, flip, bad, _, drawn_clip = self._draw((int(identity[i]), int(clip[i]), int(seed[i])),
+                                                               self._stored_voice, self._stored_face)
+            flat[i] = self.clip_offsets[identity[i]] + drawn_clip
+            voice_rows[i], face_rows[i] = self.voice_cache.rows([voice])[0], self.teacher_cache.rows([face])[0]
+            flips[i], skipped = int(flip), skipped + bad
+        return {"voice_features": torch.from_numpy(self.voice_cache.take(voice_rows)),
+                "face_features": torch.from_numpy(self.teacher_cache.take(face_rows, flips)),
+                "identity": torch.from_numpy(np.ascontiguousarray(identity)), "clip": torch.from_numpy(flat),
+                "video": torch.from_numpy(index.clip_video[flat]), "skipped": skipped}
+
+    def _row_index(self) -> _StoreRows:
+        """Built once, at the first batch read whole: each clip's voice row and face candidates (those of its identity,
+        or of its video where faces come from the voice's own video and it has any) as store rows."""
+        faces: list[str] = [face for identity_faces in self.faces for face in identity_faces]
+        identity_start = np.concatenate([[0], np.cumsum([len(f) for f in self.faces])]).astype(np.int64)
+        start, count = [], []
+        for i, videos in enumerate(self.voice_video):
+            for ytid in videos:
+                own = self.video_faces[i][ytid] if self.config.face_from_same_video else []
+                if own:  # the video's faces, appended after every identity's
+                    start.append(len(faces))
+                    faces += own
+                else:
+                    start.append(int(identity_start[i]))
+                count.append(len(own) or len(self.faces[i]))
+        self._rows = _StoreRows(
+            voice_row=self.voice_cache.rows(voice for voices in self.voices for voice in voices),
+            face_start=np.asarray(start, dtype=np.int64), face_count=np.asarray(count, dtype=np.int64),
+            face_row=self.teacher_cache.rows(faces),
+            clip_video=np.asarray([v for videos in self.clip_video_index for v in videos], dtype=np.int64))
+        return self._rows
+
+
+@dataclass
+class _StoreRows:
+    """``PairDataset``'s feature-mode look-ups, per clip of the split (``clip_offsets`` order): ``voice_row`` its row in
+    the voice store (-1: not there), its face candidates ``face_row[face_start:face_start + face_count]`` (face store
+    rows, -1: not there) and ``clip_video`` its video's index."""
+
+    voice_row: np.ndarray
+    face_start: np.ndarray
+    face_count: np.ndarray
+    face_row: np.ndarray
+    clip_video: np.ndarray
 
 
 def _report_once(path: str, err: Exception) -> None:
