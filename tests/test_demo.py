@@ -133,6 +133,13 @@ def demo_commands_take_its_settings(out, capsys):
     trained = (out / "benchmark" / "runs" / "pins" / "seed0" / "run.json").stat().st_mtime_ns
     assert main(["benchmark", "--demo", str(out), "--methods", "pins", "--quiet"]) == 0  # the demo's run, reused
     assert (out / "benchmark" / "runs" / "pins" / "seed0" / "run.json").stat().st_mtime_ns == trained
+    # the end-to-end track trains on the media: the features track's stores are left out, the demo's teacher cache in
+    args = build_parser().parse_args(["benchmark", "--demo", str(out), "--media", "--methods", "pins"])
+    _, _, media = benchmark.settings(args)
+    capsys.readouterr()
+    (planned,) = plan(folder / "media", config_set, ["pins"], overrides=media, media=True)
+    assert not planned.config.feature_mode and planned.config.data.root == config.data.root
+    assert planned.config.face.cache_dir == str((out / "teacher_cache").absolute())
 
     args = build_parser().parse_args(["train", "--demo", str(out), "--config", "voxsynth/ot_all_pairs"])
     config = load_config(*train.demo_settings(args))

@@ -79,6 +79,7 @@ class DemoSize:
     config: str = "voxsynth/base"  # the shipped training configuration the runs start from
     train: tuple[str, ...] = ()  # overrides on top of it
     peers: tuple[str, ...] = ()  # overrides of every voxsynth/peers/<method> configuration (the benchmark)
+    peer_seeds: int = 3  # training seeds per method in the benchmark: mean ± sd and the tie test over seeds
 
 
 SIZES: dict[str, DemoSize] = {
@@ -101,7 +102,7 @@ SIZES: dict[str, DemoSize] = {
                "optim.lr_audio=2e-3", "optim.lr_mapping=2e-3",
                "method.args.temperature=0.2", "trainer.epochs=4", "trainer.checkpoint_every=2",
                "trainer.accelerator=cpu"),
-        peers=("data.val_clips_per_identity=4", "optim.batch_size=8", "trainer.epochs=2")),
+        peers=("data.val_clips_per_identity=4", "optim.batch_size=8", "trainer.epochs=2"), peer_seeds=1),
 }
 
 
@@ -461,6 +462,11 @@ def table4_rows(reports: dict[str, dict], voice_prior: dict | None) -> str:
 BENCHMARK_FOLDER = "benchmark"  # under the demo's folder
 
 
+def voice_store(out: Path) -> Path:
+    """The voice prior's feature store: the demo's benchmark makes it, the priors' reference reads it."""
+    return out / BENCHMARK_FOLDER / "features" / "voices"
+
+
 def _face_store(out: Path, root: Path, teacher: Path, progress: bool) -> Path:
     """Every face of the data through the face teacher, once, where the training runs look for their teacher cache
     (a store holding more faces than a run needs serves it: ``features.extract_with``); the benchmark's face store."""
@@ -472,12 +478,14 @@ def _face_store(out: Path, root: Path, teacher: Path, progress: bool) -> Path:
     return folder
 
 
-def peers_overrides(root: Path, lists: str, teacher: Path | str, voice_prior: Path | str, faces: Path, size: DemoSize,
-                    faces_at: int | None) -> list[str]:
+def peers_overrides(root: Path, lists: str, teacher: Path | str, voice_prior: Path | str, faces: Path, voices: Path,
+                    size: DemoSize, faces_at: int | None) -> list[str]:
     """The overrides of the demo's ``voxface benchmark`` (every ``voxsynth/peers/<method>`` configuration): the data,
-    lists, both priors, the face store the runs' teacher cache holds, the face size and the size's peers settings."""
+    lists, both priors, the face store the runs' teacher cache holds, the benchmark's voice store (so that a
+    benchmark of the demo's data into another folder reuses both stores), the face size and the size's peers
+    settings."""
     return [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}", f"audio.weights={voice_prior}",
-            f"features.face={faces}", f"data.face_size={faces_at}", *size.peers]
+            f"features.face={faces}", f"features.voice={voices}", f"data.face_size={faces_at}", *size.peers]
 
 
 def _peers_step(out: Path, root: Path, lists: str, teacher: Path, voice_prior: Path, faces: Path, size: DemoSize,
@@ -486,10 +494,10 @@ def _peers_step(out: Path, root: Path, lists: str, teacher: Path, voice_prior: P
     from voxface.benchmark import run_benchmark
 
     folder = out / BENCHMARK_FOLDER
-    overrides = peers_overrides(root, lists, teacher, voice_prior, faces, size, faces_at)
+    overrides = peers_overrides(root, lists, teacher, voice_prior, faces, voice_store(out), size, faces_at)
     # two runs at once where there are two cores: a run's small heads keep about one busy (BENCHMARKS.md)
     return run_benchmark(folder, "voxsynth", overrides=overrides, progress=progress, say=_say,
-                         jobs=min(2, os.cpu_count() or 1))
+                         jobs=min(2, os.cpu_count() or 1), seeds=size.peer_seeds)
 
 
 def peers_bar(peers: dict) -> tuple[str, bool | None, str]:
@@ -524,7 +532,7 @@ def _priors_reference_step(out: Path, root: Path, protocol: Protocol, faces: Pat
     from voxface.protocol import DataRoots
 
     reference = priors_reference(protocol, DataRoots.from_root(root), protocol.all_verification(),
-                                 out / BENCHMARK_FOLDER / "features" / "voices", faces)
+                                 voice_store(out), faces)
     (out / "report").mkdir(parents=True, exist_ok=True)
     (out / "report" / "priors_reference.json").write_text(json.dumps(reference, indent=1))
     return reference
@@ -636,8 +644,8 @@ def _record(out: Path, size_name: str, size: DemoSize, user: UserData | None, ro
     voice = named(voice_prior, "voice") if voice_prior is not None else None
     train = run_settings(here, root, lists, teacher, size, user, epochs, seed, voice, faces_at)
     if voice is not None and faces is not None:  # VoxSynth: the benchmark the demo runs in its step 6
-        benchmark_set, benchmark = "voxsynth", peers_overrides(root, lists, teacher, voice, faces.absolute(), size,
-                                                               faces_at)
+        benchmark_set, benchmark = "voxsynth", peers_overrides(root, lists, teacher, voice, faces.absolute(),
+                                                               voice_store(here), size, faces_at)
     else:  # the user's data: no voice prior, so no benchmark here (audio.weights is the user's to give)
         benchmark_set, benchmark = "voxceleb1", [f"data.root={root}", f"data.lists={lists}", f"face.weights={teacher}"]
     config = size.config if user is None else user.config

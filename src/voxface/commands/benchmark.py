@@ -45,14 +45,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def settings(args: argparse.Namespace) -> tuple[Path, str, list[str]]:
     """(folder, configuration set, overrides) of the benchmark the command line asks for: with ``--demo RUN``, the
-    demo's own benchmark settings (``demo.json``) first, the command line's overrides after them."""
+    demo's own benchmark settings (``demo.json``) first, the command line's overrides after them; with ``--media``
+    as well, the demo's teacher cache instead of its features track's stores."""
     overrides, config_set, out = list(args.overrides), args.config_set, args.out
     if args.demo is not None:
         record = read_demo(args.demo)
-        overrides = [*record.benchmark, *overrides]
+        recorded = record.benchmark
+        if args.media:  # trained on the media: not the features track's stores, but the demo's teacher cache
+            recorded = [item for item in recorded if not item.startswith("features.")] + [
+                item for item in record.train if item.startswith("face.cache_dir=")]
+        overrides = [*recorded, *overrides]
         config_set = config_set or record.benchmark_set
         out = out if out is not None else args.demo / "benchmark"
-        say_from_demo(args.demo, record.benchmark)
+        say_from_demo(args.demo, recorded)
     config_set = config_set or "voxsynth"
     if out is None:
         out = Path("runs/demo/benchmark" if config_set == "voxsynth" else "runs/voxceleb1/benchmark")
