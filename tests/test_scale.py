@@ -150,5 +150,5 @@ def test_evaluation_orders_list_files_as_paths_sort():
     root = Path("/data/wav")
     names = {"id10001/a-b/00001.wav", "id10001/a/00002.wav", "id10001/a/00001.wav", "id1000/z/00001.wav"}
     made = _paths(root, names)
-    assert list(made.values()) == sorted(root / n for n in names)
-    assert all(made[n] == root / n for n in names)
+    assert list(made.values()) == [str(p) for p in sorted(root / n for n in names)]
+    assert all(made[n] == str(root / n) for n in names)

@@ -26,17 +26,30 @@ from voxface.methods import Method
 from voxface.training.config import TrainConfig
 
 
-def store_key(path: str | Path, root: Path) -> str | None:
+def store_key(path: str | Path, root: Path, cwd: str | None = None) -> str | None:
     """A file's key in a feature store whose keys are relative to ``root`` (resolved), or None outside it. A path
     under ``root`` as written is taken as it is; only others are resolved (symbolic links, ``..``), since resolving
-    every path of a benchmark's lists cost a second per evaluation."""
-    text, prefix = os.path.abspath(path), f"{root}{os.sep}"
+    every path of a benchmark's lists cost a second per evaluation. ``cwd``: the working folder, for callers that
+    key many relative paths (asking the system for it per path cost seconds at VoxCeleb1's size)."""
+    text = os.fspath(path)
+    if not os.path.isabs(text):
+        text = os.path.join(cwd if cwd is not None else os.getcwd(), text)
+    if f"{os.sep}." in text or f"{os.sep}{os.sep}" in text:  # '.' or '..' parts, doubled separators
+        text = os.path.normpath(text)
+    prefix = f"{root}{os.sep}"
     if text.startswith(prefix) and f"{os.sep}..{os.sep}" not in text:
         return text[len(prefix):].replace(os.sep, "/")  # strings only: it runs for each of 450,000 files
     try:
         return Path(path).resolve().relative_to(root).as_posix()
     except ValueError:
         return None
+
+
+def store_rows(store: FeatureStore, paths: list, root: Path) -> np.ndarray:
+    """int64 ``(len(paths),)``: each file's row in ``store`` (keys relative to ``root``), -1 where the store lacks it
+    or could not read it."""
+    cwd = os.getcwd()
+    return store.rows(key if (key := store_key(path, root, cwd)) is not None else "" for path in paths)
 
 
 class _Files(Dataset):
@@ -79,18 +92,15 @@ class Embedder:
 
     def _from_teacher_store(self, paths: list[Path]) -> dict[Path, np.ndarray]:
         """T of those of ``paths`` the run's teacher store holds (``teacher_store``), kept for later passes."""
-        if self._stored_teacher is None:
+        if self._stored_teacher is None or not paths:
             return {}
         store, root = self._stored_teacher
-        keys = {}
-        for path in paths:
-            key = store_key(path, root)
-            if key is not None and key in store:
-                keys[path] = key
-        if not keys:
+        rows = store_rows(store, paths, root)
+        held = np.flatnonzero(rows >= 0)
+        if not len(held):
             return {}
-        vectors = np.asarray(store.vectors(list(keys.values()), view=0), dtype=np.float32)
-        found = dict(zip(keys, vectors, strict=True))
+        vectors = store.take(rows[held])
+        found = {paths[i]: vector for i, vector in zip(held, vectors, strict=True)}
         self._teacher_of.update(found)
         return found
 
@@ -142,32 +152,30 @@ class FeatureEmbedder:
         self.root = Path(root).resolve()
         self.encoded = {"voice": 0, "face": 0, "teacher": 0}  # rows read from the stores
 
-    def _key(self, path: Path) -> str | None:
-        return store_key(path, self.root)
-
     @torch.no_grad()
     def embed(self, paths: list[Path], kind: str) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
         store = self.stores["voice" if kind == "voice" else "face"]
-        found, errors, unreadable = [], {}, None
-        for path in paths:
-            key = self._key(path)
-            if key is not None and key in store:
-                found.append((path, key))
-            else:
-                if unreadable is None:  # the store's list of unreadable files, read once per call
-                    unreadable = store.unreadable
+        rows = store_rows(store, paths, self.root)
+        errors = {}
+        if (rows < 0).any():
+            unreadable, cwd = store.unreadable, os.getcwd()
+            for i in np.flatnonzero(rows < 0):
+                path = paths[i]
+                key = store_key(path, self.root, cwd)
                 why = unreadable.get(key) if key is not None else None
                 errors[path] = (f"{path}: unreadable when feature store {store.path} was made ({why})" if why
                                 else f"{path}: not in feature store {store.path}")
+        found = np.flatnonzero(rows >= 0)
+        found = found[np.argsort(rows[found], kind="stable")]  # read in the store's order: its file front to back
         embeddings = {}
         for start in range(0, len(found), self.batch_size):
             part = found[start:start + self.batch_size]
-            stored = torch.from_numpy(np.asarray(store.vectors([k for _, k in part], view=0), dtype=np.float32))
+            stored = torch.from_numpy(store.take(rows[part]))
             out = (stored if kind == "teacher" else self.model.embed_voice(features=stored) if kind == "voice"
                    else self.model.embed_face(features=stored))
-            embeddings.update({p: v for (p, _), v in zip(part, out.float().numpy(), strict=True)})
+            embeddings.update(zip((paths[i] for i in part), out.float().numpy(), strict=True))
             self.encoded[kind] += len(part)
-        return embeddings, errors
+        return {path: embeddings[path] for path in paths if path in embeddings}, errors  # in the order asked
 
 
 def make_embedder(model: Method, config: TrainConfig, data: str | Path, from_features: bool | None = None,

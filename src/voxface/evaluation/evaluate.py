@@ -97,9 +97,9 @@ class EmbeddingTable:
         return table
 
     @classmethod
-    def from_dicts(cls, voice_emb: dict[Path, np.ndarray], face_emb: dict[Path, np.ndarray], roots: DataRoots,
+    def from_dicts(cls, voice_emb: dict[str, np.ndarray], face_emb: dict[str, np.ndarray], roots: DataRoots,
                    backend: GaussianBackend | None = None) -> EmbeddingTable:
-        def matrix(embeddings: dict[Path, np.ndarray]) -> np.ndarray:
+        def matrix(embeddings: dict[str, np.ndarray]) -> np.ndarray:
             return np.stack(list(embeddings.values())) if embeddings else np.zeros((0, 1), np.float32)
 
         return cls.from_arrays(list(voice_emb), matrix(voice_emb), list(face_emb), matrix(face_emb), roots, backend)
@@ -145,8 +145,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
     roots = DataRoots.from_root(data, audio_dir, faces_dir)
     verification = protocol.all_verification()
     matching = protocol.all_matching()
-    # Each distinct file made a path once, in path order, and found by its list string from then on: path objects
-    # made and sorted per trial cost tens of seconds on VoxCeleb1's 300,000 trials.
+    # Each distinct file named once, in path order, and found by its list string from then on: path objects made
+    # and sorted per trial cost tens of seconds on VoxCeleb1's 300,000 trials.
     def named(direction: str) -> set[str]:  # what the matching lists take from the probe's side in ``direction``
         return {p for m in matching for p in (m.probes if m.direction == direction else m.positives + m.negatives)}
 
@@ -252,13 +252,15 @@ def evaluate(checkpoint: str | Path, data: str | Path, lists: str | Path = "voxc
     return result
 
 
-def _paths(root: Path, relative: set[str]) -> dict[str, Path]:
-    """``{relative: root / relative}`` in the order of the paths (sorted part by part, as paths sort)."""
-    return {rel: root / rel for rel in sorted(relative, key=lambda rel: rel.split("/"))}
+def _paths(root: Path, relative: set[str]) -> dict[str, str]:
+    """``{relative: str(root / relative)}`` in the order of the paths (sorted part by part, as paths sort): strings,
+    which every reader takes, since making 230,000 path objects cost seconds at VoxCeleb1's size."""
+    prefix = f"{root}{os.sep}"
+    return {rel: f"{prefix}{rel}" for rel in sorted(relative, key=lambda rel: rel.split("/"))}
 
 
 def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[VerificationList], result: Evaluation,
-                   embedder: Embedder, voice_emb: dict[Path, np.ndarray], face_emb: dict[Path, np.ndarray],
+                   embedder: Embedder, voice_emb: dict[str, np.ndarray], face_emb: dict[str, np.ndarray],
                    cache: Path | None, per_identity: int) -> dict:
     """Embed (or read from the caches) the training and validation identities, then ``decomposition.decompose``."""
     from voxface.evaluation.decomposition import decompose
@@ -276,7 +278,7 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
     teacher_emb, _ = cached_embeddings(embedder, list(face_emb), "teacher", cache / "test_teachers.npz" if cache
                                        else None)
 
-    def relative(embeddings: dict[Path, np.ndarray], root: Path) -> dict[str, np.ndarray]:
+    def relative(embeddings: dict[str, np.ndarray], root: Path) -> dict[str, np.ndarray]:
         prefix = f"{root}/"
         return {str(p)[len(prefix):]: v for p, v in embeddings.items() if str(p).startswith(prefix)}
 
@@ -292,7 +294,7 @@ def _decomposition(protocol: Protocol, roots: DataRoots, verification: list[Veri
 
 
 def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder: Embedder,
-                voice_emb: dict[Path, np.ndarray], voice_ids: dict[Path, int], protocol: Protocol,
+                voice_emb: dict[str, np.ndarray], voice_ids: dict[str, int], protocol: Protocol,
                 run: str) -> list[Path]:
     """ROC curves and score distributions per test set, Fig. 4 (PCA before/after training), Fig. 5 and the
     decomposition's bars, each naming ``run``."""
@@ -310,7 +312,7 @@ def write_plots(result: Evaluation, folder: Path, config: TrainConfig, embedder:
         paths.append(save_figure(distributions_figure(group, run, test_set), folder / f"scores_{test_set}.png"))
     # Fig. 4: the three unseen-unheard identities with the most clips; "before" is the audio encoder as
     # training initialised it (same seed, same construction order), "after" the trained one.
-    by_id: dict[int, list[Path]] = {}
+    by_id: dict[int, list[str]] = {}
     for path, identity in voice_ids.items():
         if path in voice_emb:
             by_id.setdefault(int(identity), []).append(path)

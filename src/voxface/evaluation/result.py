@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +27,7 @@ class Evaluation:
     warnings: list[str] = field(default_factory=list)  # what the report's header must say (e.g. leakage)
     test_identities: int | None = None  # the unseen-unheard identities the lists score (report.few_identities_caveat)
     plots: list[str] = field(default_factory=list)
-    face_files_by_identity: dict[int, list[Path]] = field(default_factory=dict, repr=False)
+    face_files_by_identity: dict[int, list[str]] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
         return {"verification": self.verification, "matching": self.matching, "retrieval": self.retrieval,

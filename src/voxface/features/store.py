@@ -168,7 +168,12 @@ class FeatureStore(Mapping[str, np.ndarray]):
         if len(rows) and not self.valid[rows].all():
             bad = [self.keys[r] for r in rows[~self.valid[rows]]]
             raise KeyError(f"{len(bad)} of the keys could not be read when {self.path} was made, e.g. {bad[0]!r}")
-        return np.asarray(self.embeddings[rows, view], dtype=np.float32)
+        return self.take(rows, view)
+
+    def take(self, rows: np.ndarray, views: np.ndarray | int = 0) -> np.ndarray:
+        """float32 ``(len(rows), dim)``: rows ``rows`` (from ``rows``, all readable), view ``views`` of each (or
+        ``views[i]`` of the i-th)."""
+        return np.asarray(self.embeddings[rows, views], dtype=np.float32)
 
 
 def read_keys(folder: Path) -> list[str]:
@@ -257,8 +262,7 @@ class StoreView(Mapping[str, np.ndarray]):
     def take(self, rows: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:
         """float32 ``(len(rows), D)``: the embeddings of store rows ``rows`` (from ``rows``, all of them readable),
         view 0 of each or ``views[i]`` of the i-th, each as ``self[relative][view]`` gives it."""
-        picked = np.zeros(len(rows), dtype=np.int64) if views is None else views
-        stacked = np.asarray(self.store.embeddings[rows, picked], dtype=np.float32)
+        stacked = self.store.take(rows, 0 if views is None else views)
         return stacked if self.precision is None else stacked.astype(self.precision).astype(np.float32)
 
     def stack(self, relatives: Iterable[str], views: Iterable[int] | None = None) -> np.ndarray:

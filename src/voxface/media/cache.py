@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 
 
-def file_stamp(path: Path) -> str:
+def file_stamp(path: str | Path) -> str:
     """``"size:mtime_ns"``, or ``""`` for a file that cannot be stat-ed."""
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError:
         return ""
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def file_size(path: Path) -> int:
+def file_size(path: str | Path) -> int:
     """Bytes in the file, or 0 for one that cannot be stat-ed (it fails later, with its reason)."""
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 

@@ -78,11 +78,11 @@ def _scan(folder: Path, prefix: str, suffixes: tuple[str, ...],
         files = []
         with os.scandir(video.path) as entries:
             for entry in entries:
-                suffix = os.path.splitext(entry.name)[1].lower()
-                if suffix in suffixes:
-                    files.append(entry.name)
+                name = entry.name
+                if name.lower().endswith(suffixes) and "." in name.lstrip("."):  # what splitext takes as suffix
+                    files.append(name)
                 elif unread is not None and entry.is_file():
-                    unread[suffix or entry.name] += 1
+                    unread[os.path.splitext(name)[1].lower() or name] += 1
         if files:
             videos[video.name] = [f"{prefix}/{video.name}/{f}" for f in sorted(files)]
     return videos
