@@ -314,7 +314,8 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
 
         def draw(chosen):
             remaining[chosen] -= 1
-            return [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1))) for i in chosen]
+            seeds = rng.integers(2**63 - 1, size=len(chosen)).tolist()  # the stream of one draw at a time
+            return [(int(i), int(queues[i].pop()), seed) for i, seed in zip(chosen, seeds, strict=True)]
 
         def draw_classes(chosen):  # per_identity clips of each; an identity short of clips takes a fresh pass of them
             batch = []
@@ -324,8 +325,8 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
                     fresh = [int(c) for c in rng.permutation(self.clips[i])]
                     queues[i] = ([c for c in fresh if c not in left] if self.clips[i] > len(left) else fresh) + left
                 remaining[i] = max(0.0, remaining[i] - self.per_identity)
-                batch += [(int(i), int(queues[i].pop()), int(rng.integers(2**63 - 1)))
-                          for _ in range(self.per_identity)]
+                batch += [(int(i), int(queues[i].pop()), seed)
+                          for seed in rng.integers(2**63 - 1, size=self.per_identity).tolist()]
             return batch
 
         queues, remaining = shuffled()
@@ -353,8 +354,9 @@ class IdentityBatchSampler(Sampler[list[ItemKey]]):
         order = rng.permutation(len(keys))
         batches = len(keys) // self.global_batch if self.drop_last else -(-len(keys) // self.global_batch)
         for b in range(max(1, batches)):
-            chosen = keys[order[b * self.global_batch:(b + 1) * self.global_batch]]
-            yield [(int(i), int(c), int(rng.integers(2**63 - 1))) for i, c in chosen]
+            chosen = keys[order[b * self.global_batch:(b + 1) * self.global_batch]].tolist()
+            seeds = rng.integers(2**63 - 1, size=len(chosen)).tolist()
+            yield [(i, c, seed) for (i, c), seed in zip(chosen, seeds, strict=True)]
 
     def follow(self, position: Callable[[], tuple[int, int]]) -> None:
         """Take the epoch and the batches already done in it from ``position()`` at the start of every pass

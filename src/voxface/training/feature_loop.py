@@ -265,7 +265,7 @@ class FeatureLoop:
     def _train(self, max_steps: int) -> None:
         config, points, method, optimizer = self.config, self.points, self.method, self.optimizer
         seed, per_epoch = config.trainer.seed, self.per_epoch
-        loader = self.data.train_dataloader()
+        loader = self.data.train_batches()
         sampler = self.data.sampler
         while not run_finished(self.step, per_epoch, config.trainer):
             epoch, done = divmod(self.step, per_epoch)
