@@ -1,6 +1,6 @@
 """One feature-mode training step through ``voxface train`` against a bare PyTorch loop of the same heads and loss.
 
-On a finished demo's benchmark stores (``<demo>/benchmark/features/{faces,voices}``) and the shipped
+On a finished demo's benchmark stores (its face store and ``<demo>/benchmark/features/voices``) and the shipped
 ``voxsynth/peers/<method>`` configurations, for each method:
 
 - **train**: ``voxface.training.run.train`` in this process (what ``voxface benchmark`` calls for every run): the
@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from voxface.demo_record import read_demo
+from voxface.errors import ConfigError
 from voxface.losses.distributed import gather_with_grad
 from voxface.media.dataset import PairConfig
 from voxface.protocol import load_protocol
@@ -46,10 +48,21 @@ METHODS = ("sun_su_2025", "pins", "fop")
 
 
 def overrides(demo: Path, out: Path) -> list[str]:
-    """The demo's data and benchmark stores, a run folder under ``out``, no progress bar, no loader workers."""
-    data, stores = demo / "voxsynth", demo / "benchmark" / "features"
-    return [f"data.root={data}", f"data.lists={data / 'protocol'}", f"features.face={stores / 'faces'}",
-            f"features.voice={stores / 'voices'}", f"trainer.out={out}", "trainer.progress=false", "data.workers=0"]
+    """What the demo's own benchmark runs with (``demo.json``: its data, priors, face store and sizes) and its voice
+    store, a run folder under ``out``, no progress bar, no loader workers. ``SystemExit`` in one line when a store
+    is missing."""
+    try:
+        recorded = read_demo(demo).benchmark
+    except ConfigError as err:
+        raise SystemExit(f"bench_step.py: {err}") from None
+    stores = dict(item.split("=", 1) for item in recorded if item.startswith("features."))
+    stores.setdefault("features.voice", str(demo / "benchmark" / "features" / "voices"))  # older demos' records
+    for key, folder in stores.items():
+        if not Path(folder).is_dir():
+            raise SystemExit(f"bench_step.py: the demo's store {folder} ({key}) is missing: run 'make demo' "
+                             f"(voxface demo --out {demo}) to its end first")
+    return [*recorded, f"features.voice={stores['features.voice']}", f"trainer.out={out}", "trainer.progress=false",
+            "data.workers=0"]
 
 
 def through_train(config: TrainConfig) -> dict[str, Any]:
@@ -138,10 +151,6 @@ def main() -> None:
     parser.add_argument("--cli", action="store_true", help="also time python -m voxface train, start to end")
     parser.add_argument("extra", nargs="*", help="key=value overrides for every run")
     args = parser.parse_args()
-    stores = args.demo / "benchmark" / "features"
-    if not (stores / "faces").is_dir() or not (stores / "voices").is_dir():
-        raise SystemExit(f"{stores} has no faces/ and voices/ stores: run 'make demo' (voxface demo --out "
-                         f"{args.demo}) first")
     torch.set_num_threads(args.threads)
     import logging
 

@@ -187,9 +187,12 @@ class FeatureLoop:
 
     # ---------------------------------------------------------------- epochs
 
-    def _validate(self, epoch: int) -> None:
+    def _read_validation(self) -> None:
         if self.val_batches is None:
             self.val_batches = [self._on_device(batch) for batch in self.data.val_dataloader() if batch]
+
+    def _validate(self, epoch: int) -> None:
+        self._read_validation()
         modes = [(m, m.training) for m in self.module.modules()]  # restored after, module by module, as Lightning
         self.module.eval()
         scores, labels = [], []
@@ -240,6 +243,8 @@ class FeatureLoop:
             counter = self._restore(resume) if resume is not None else self.step // self.per_epoch
             if counter * self.per_epoch < self.step and self.step % self.per_epoch == 0:
                 self._end_epoch(counter, 0)  # saved on an epoch's last step, before the epoch's end: end it now
+            if trainer.val_every <= trainer.epochs or trainer.epochs == -1:
+                self._read_validation()  # the same trials every epoch: read once, before the first step
             self._train(trainer.max_steps)
         except StopTraining:
             points.stopped_by_request = True
