@@ -143,6 +143,9 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
     ``ConfigError`` for an unknown method, a method without a shipped configuration in the set, fewer than one seed,
     or methods that would not share one data root, one feature store and one budget (batch size and training
     length; with ``media`` also one teacher and one voice schedule)."""
+    if media and any(item.split("=", 1)[0].strip().startswith("features.") for item in overrides):
+        raise ConfigError("the end-to-end track (--media) trains on the media: leave features.face and "
+                          "features.voice out of the overrides")  # before any configuration is read
     shipped = peer_configs(config_set)
     if isinstance(methods, str):  # "pins,dimnet", as the command line takes it
         methods = [m.strip() for m in methods.split(",")]
