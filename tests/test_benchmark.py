@@ -541,6 +541,9 @@ def test_planning_the_media_track_strips_the_stores_and_gives_every_method_one_b
                                                                                   "features.voice=/y"])
     with pytest.raises(ConfigError, match=r"end-to-end track \(--media\) trains on the media: leave features"):
         plan(tmp_path / "media", config_set, methods="pins", media=True, overrides=["features.face=/x"])  # one
+    # a wrong key outside the methods' own arguments is wrong for all of them: no method named
+    with pytest.raises(ConfigError, match=r"^command-line override 'optim.lrr=0.1': unknown config key"):
+        plan(tmp_path / "bad", config_set, methods="pins,dimnet", overrides=["optim.lrr=0.1"])
 
 
 def test_a_tiny_media_benchmark_trains_end_to_end_resumes_and_writes_its_table_beside_the_features_track(

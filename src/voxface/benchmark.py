@@ -184,6 +184,10 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
                 config = load_config(source, [*layer, *overrides, *extra, f"trainer.out={folder}",
                                               f"trainer.seed={seed}"], check_paths=False)
             except ConfigError as err:  # an override one method takes and another does not: say whose
+                said = str(err)
+                key = said.removeprefix("command-line override '").split("=", 1)[0]
+                if said.startswith("command-line override '") and not key.startswith("method."):
+                    raise  # a key outside the methods' own arguments: wrong for every method alike
                 raise ConfigError(f"method {name}: {err}") from None
             values = chosen if chosen is not None else configuration(
                 config, list(search_space(shipped[name], check=False)), shipped[name])
