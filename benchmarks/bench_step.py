@@ -61,8 +61,9 @@ def overrides(demo: Path, out: Path) -> list[str]:
         if not Path(folder).is_dir():
             raise SystemExit(f"bench_step.py: the demo's store {folder} ({key}) is missing: run 'make demo' "
                              f"(voxface demo --out {demo}) to its end first")
-    return [*recorded, f"features.voice={stores['features.voice']}", f"trainer.out={out}", "trainer.progress=false",
-            "data.workers=0"]
+    voice = [] if any(item.startswith("features.voice=") for item in recorded) else [
+        f"features.voice={stores['features.voice']}"]
+    return [*recorded, *voice, f"trainer.out={out}", "trainer.progress=false", "data.workers=0"]
 
 
 def through_train(config: TrainConfig) -> dict[str, Any]:

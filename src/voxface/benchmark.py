@@ -69,6 +69,8 @@ SHARED = ("data.root", "data.lists", "data.audio_dir", "data.faces_dir", "face.e
 # the budget every method trains with: the same batch and the same number of optimisation steps (every sampler
 # makes an epoch of total clips // batch batches, media/dataset.py IdentityBatchSampler)
 BUDGET = ("optim.batch_size", "trainer.epochs", "trainer.max_steps")
+MEDIA_NO_STORES = ("the end-to-end track (--media) trains on the media: leave features.face and features.voice out "
+                   "of the overrides")
 MEDIA = "media"  # the end-to-end track: its folder under --out, its shared settings <set>/peers/media.yaml
 # ... and what every method of that track must also share: one budget, one teacher cache
 MEDIA_SHARED = ("face.frozen", "face.cache_dir", "optim.batch_size", "optim.lr_audio", "optim.schedule",
@@ -144,8 +146,7 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
     or methods that would not share one data root, one feature store and one budget (batch size and training
     length; with ``media`` also one teacher and one voice schedule)."""
     if media and any(item.split("=", 1)[0].strip().startswith("features.") for item in overrides):
-        raise ConfigError("the end-to-end track (--media) trains on the media: leave features.face and "
-                          "features.voice out of the overrides")  # before any configuration is read
+        raise ConfigError(MEDIA_NO_STORES)  # before any configuration is read
     shipped = peer_configs(config_set)
     if isinstance(methods, str):  # "pins,dimnet", as the command line takes it
         methods = [m.strip() for m in methods.split(",")]
@@ -195,8 +196,7 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
     check_shared(runs, media)
     first = runs[0].config
     if media and first.feature_mode:
-        raise ConfigError("the end-to-end track (--media) trains on the media: leave features.face and "
-                          "features.voice out of the overrides")
+        raise ConfigError(MEDIA_NO_STORES)
     if not media and not first.feature_mode:
         raise ConfigError(f"{config_set}/peers/{runs[0].method}: the benchmark trains on feature stores; set "
                           "features.face and features.voice")

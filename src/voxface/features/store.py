@@ -158,7 +158,8 @@ class FeatureStore(Mapping[str, np.ndarray]):
         """int64 ``(len(keys),)``: the row of each key, -1 for a key the store lacks or could not read (those for which
         ``key in store`` is False)."""
         rows = np.fromiter((self._rows.get(key, -1) for key in keys), dtype=np.int64)
-        rows[rows >= 0] = np.where(self.valid[rows[rows >= 0]], rows[rows >= 0], -1)
+        known = rows >= 0
+        rows[known] = np.where(self.valid[rows[known]], rows[known], -1)
         return rows
 
     def vectors(self, keys: Iterable[str], view: int = 0) -> np.ndarray:
