@@ -544,6 +544,11 @@ def test_planning_the_media_track_strips_the_stores_and_gives_every_method_one_b
     # a wrong key outside the methods' own arguments is wrong for all of them: no method named
     with pytest.raises(ConfigError, match=r"^command-line override 'optim.lrr=0.1': unknown config key"):
         plan(tmp_path / "bad", config_set, methods="pins,dimnet", overrides=["optim.lrr=0.1"])
+    with pytest.raises(ConfigError, match=r"^command-line override 'optim': it is not of the form section.key=value"):
+        plan(tmp_path / "bad", config_set, methods="pins,dimnet", overrides=["optim"])
+    # one a method's own arguments refuse is that method's
+    with pytest.raises(ConfigError, match=r"^method pins: command-line override 'method.args.nosuch=1': unknown"):
+        plan(tmp_path / "bad", config_set, methods="pins,dimnet", overrides=["method.args.nosuch=1"])
 
 
 def test_a_tiny_media_benchmark_trains_end_to_end_resumes_and_writes_its_table_beside_the_features_track(

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from voxface.cli import main
-from voxface.errors import ConfigError
+from voxface.errors import ConfigError, OverrideError
 from voxface.methods.sun_su_2025 import SunSu2025
 from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config, packaged_configs
 from voxface.training.module import TrainingDiverged, TrainingModule
@@ -101,7 +101,8 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
         load_config(base, ["method.name=sun_su"])
     assert load_config(base, ["optim.weight_decay=1e-3"]).optim.weight_decay == 0.001
     # a value that is not YAML (an unclosed list) is the override's, in one line, not the parser's traceback
-    with pytest.raises(ConfigError, match=r"^override 'audio.channels=\[1,2': the value '\[1,2' is not valid YAML"):
+    with pytest.raises(OverrideError, match=r"^command-line override 'audio.channels=\[1,2': the value '\[1,2' is not "
+                                            "valid YAML"):
         load_config(base, ["audio.channels=[1,2"])
     with pytest.raises(ConfigError, match="optim.batch_size must be int, got 'many'"):
         load_config(base, ["optim.batch_size=many"])
@@ -109,7 +110,7 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
         load_config(base, ["audio.encoder=lstm"])
     with pytest.raises(ConfigError, match="face.weights: /nowhere/backbone.pth does not exist"):
         load_config(base, ["face.weights=/nowhere/backbone.pth"])
-    with pytest.raises(ConfigError, match="not of the form"):
+    with pytest.raises(OverrideError, match="^command-line override 'batch_size': it is not of the form"):
         load_config(base, ["batch_size"])
     with pytest.raises(ConfigError, match=r"trainer.seed must be between 0 and 4294967295"):
         load_config(base, ["trainer.seed=-1"])

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from voxface.errors import ConfigError, VoxfaceError
+from voxface.errors import ConfigError, OverrideError, VoxfaceError
 from voxface.methods import METHODS
 from voxface.protocol.lists import TEST_SETS, VERIFICATION_GROUPS
 from voxface.training.config import PACKAGED_CONFIGS, TrainConfig, load_config
@@ -184,11 +184,11 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
             try:
                 config = load_config(source, [*layer, *overrides, *extra, f"trainer.out={folder}",
                                               f"trainer.seed={seed}"], check_paths=False)
-            except ConfigError as err:  # an override one method takes and another does not: say whose
-                said = str(err)
-                key = said.removeprefix("command-line override '").split("=", 1)[0]
-                if said.startswith("command-line override '") and not key.startswith("method."):
+            except OverrideError as err:  # an override one method takes and another does not: say whose
+                if not err.key.startswith("method."):
                     raise  # a key outside the methods' own arguments: wrong for every method alike
+                raise ConfigError(f"method {name}: {err}") from None
+            except ConfigError as err:
                 raise ConfigError(f"method {name}: {err}") from None
             values = chosen if chosen is not None else configuration(
                 config, list(search_space(shipped[name], check=False)), shipped[name])

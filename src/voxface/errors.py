@@ -17,6 +17,15 @@ class ConfigError(VoxfaceError):
     """A configuration key or value is unknown or invalid."""
 
 
+class OverrideError(ConfigError):
+    """A command-line override (``section.key=value``) is malformed or names a key or value the configuration
+    refuses: ``override`` is its text, ``key`` its dotted key and ``reason`` what is wrong, without the override."""
+
+    def __init__(self, override: str, reason: str) -> None:
+        super().__init__(f"command-line override {override!r}: {reason}")
+        self.override, self.key, self.reason = override, override.partition("=")[0].strip(), reason
+
+
 class WeightsError(VoxfaceError):
     """A weights file or model folder is missing, unreadable, or does not fit the model."""
 

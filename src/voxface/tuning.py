@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from voxface.errors import ConfigError
+from voxface.errors import ConfigError, OverrideError
 
 TUNE_SEED = 0  # the draws' seed: with a method's name and the trial's number, it fixes each trial's configuration
 SELECTION_FILE = "selection.json"
@@ -123,9 +123,9 @@ def search_space(config: str | Path, check: bool = True) -> dict[str, Spec]:
                 try:
                     load_config(config, [text], check_paths=False)
                 except ConfigError as err:
-                    said = str(err).removeprefix(f"command-line override {text!r}: ")
+                    said = err.reason if isinstance(err, OverrideError) else str(err)
                     raise ConfigError(f"{where}: search: {key}: {said}") from None
-            said = str(together).split("': ", 1)[-1]
+            said = together.reason if isinstance(together, OverrideError) else str(together)
             raise ConfigError(f"{where}: search: the values {describe(values)} together: {said}") from None
     return space
 

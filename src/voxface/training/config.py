@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from voxface.errors import ConfigError
+from voxface.errors import ConfigError, OverrideError
 from voxface.typed import build_dataclass, unknown_key
 
 log = logging.getLogger("voxface")
@@ -311,13 +311,11 @@ def _check_override_key(text: str, key: str, root: type) -> None:
         if typing.get_origin(cls) is dict:
             return
         if not dataclasses.is_dataclass(cls):
-            raise ConfigError(f"command-line override {text!r}: '{'.'.join(key.split('.')[:depth])}' is a value, "
-                              "not a section")
+            raise OverrideError(text, f"'{'.'.join(key.split('.')[:depth])}' is a value, not a section")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if part not in fields:
             prefix = ".".join(key.split(".")[:depth])
-            raise ConfigError(f"command-line override {text!r}: "
-                              f"{unknown_key((prefix + '.' if prefix else '') + part, list(fields))}")
+            raise OverrideError(text, unknown_key((prefix + '.' if prefix else '') + part, list(fields)))
         cls = typing.get_type_hints(cls)[part]
 
 
@@ -326,14 +324,14 @@ def parse_override(text: str, root: type | None = None) -> dict[str, Any]:
     against ``root`` (default ``TrainConfig``)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+        raise OverrideError(text, "it is not of the form section.key=value")
     _check_override_key(text, key, root or TrainConfig)
     try:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError as err:  # e.g. an unclosed list: name the override, not the parser's traceback
         where = getattr(err, "problem", None) or type(err).__name__
-        raise ConfigError(f"override {text!r}: the value {raw!r} is not valid YAML ({where}); quote it or close "
-                          "its brackets, e.g. audio.channels=[32,32,32,32,96]") from None
+        raise OverrideError(text, f"the value {raw!r} is not valid YAML ({where}); quote it or close its brackets, "
+                                  "e.g. audio.channels=[32,32,32,32,96]") from None
     for part in reversed(key.split(".")):
         value = {part: value}
     return value
@@ -377,8 +375,7 @@ def read_config(root: type, path: str | Path | None = None, overrides: list[str]
         for override in overrides:
             key = override.partition("=")[0]
             if getattr(err, "key", None) == key or f"config value {key} " in str(err):
-                raise ConfigError(f"command-line override {override!r}: "
-                                  f"{str(err).removeprefix(f'{source}: ')}") from None
+                raise OverrideError(override, str(err).removeprefix(f"{source}: ")) from None
         raise
 
 
