@@ -10,6 +10,7 @@ import signal
 import pytest
 import torch
 
+from voxface.errors import ConfigError
 from voxface.evaluation.checkpoint import load_trained_model
 from voxface.methods.sun_su_2025 import SunSu2025
 from voxface.training import run as run_module
@@ -145,3 +146,22 @@ def test_a_diverged_feature_run_keeps_its_last_good_checkpoint_and_best(tiny_run
     assert kept["global_step"] == step - step % 5  # the last good checkpoint, from before the failing step
     best = torch.load(tmp_path / "nan" / "checkpoints" / "best.ckpt", weights_only=False)
     assert best["global_step"] == per_epoch  # the first epoch's validation, written as the run failed
+
+
+def test_no_epoch_limit_trains_to_max_steps_in_either_loop(tiny_run, tiny_stores, tmp_path, monkeypatch):
+    _, base = tiny_run
+    settings = [*tiny_stores, *SETTINGS[1:], "trainer.epochs=-1"]
+    per_epoch = train(load_config(base, [f"trainer.out={tmp_path / 'one'}", *tiny_stores, "trainer.epochs=1"]))[
+        "steps_per_epoch"]
+    steps = per_epoch + 2  # past the first validation, inside the second epoch
+    plain = train(load_config(base, [f"trainer.out={tmp_path / 'plain'}", *settings, f"trainer.max_steps={steps}"]))
+    with monkeypatch.context() as patch:
+        _lightning(patch)
+        lightning = train(load_config(base, [f"trainer.out={tmp_path / 'lightning'}", *settings,
+                                             f"trainer.max_steps={steps}"]))
+    assert plain["steps"] == lightning["steps"] == steps
+    assert plain["val_auc"] == lightning["val_auc"] is not None  # the validation at the first epoch's end
+    _same_state(_weights(tmp_path / "plain")["state_dict"], _weights(tmp_path / "lightning")["state_dict"])
+    with pytest.raises(ConfigError, match=r"trainer.epochs must be at least 1, or -1 \(no epoch limit\) with "
+                                          r"trainer.max_steps set"):
+        load_config(base, ["trainer.out=unused", "trainer.epochs=0", "trainer.max_steps=5"])

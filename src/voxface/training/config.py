@@ -104,8 +104,8 @@ class OptimConfig:
 @dataclass
 class TrainerConfig:
     out: str = "runs/train"
-    epochs: int = 10
-    max_steps: int = -1
+    epochs: int = 10  # -1: no epoch limit (then max_steps ends the run), as Lightning's max_epochs=-1
+    max_steps: int = -1  # -1: no step limit
     seed: int = 0
     accelerator: str = "auto"
     devices: int = 1
@@ -168,7 +168,8 @@ class TrainConfig:
             (self.optim.step_gamma > 0, "optim.step_gamma", "positive (the factor applied at each step)"),
             (self.data.crop_seconds > 0, "data.crop_seconds", "positive"),
             (self.data.face_size % 16 == 0, "data.face_size", "a multiple of 16"),
-            (self.trainer.epochs >= 1 or self.trainer.max_steps > 0, "trainer.epochs", "at least 1"),
+            (self.trainer.epochs >= 1 or (self.trainer.epochs == -1 and self.trainer.max_steps > 0), "trainer.epochs",
+             "at least 1, or -1 (no epoch limit) with trainer.max_steps set"),
             (self.trainer.checkpoint_every >= 1, "trainer.checkpoint_every", "at least 1"),
             (0 <= self.trainer.seed < 2**32, "trainer.seed", "between 0 and 4294967295 (NumPy's seed range)"),
             (not Path(self.trainer.out).is_file(), "trainer.out",

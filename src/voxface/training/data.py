@@ -198,7 +198,8 @@ class PairDataModule(L.LightningDataModule):
         """Optimiser steps (batches per rank) in an epoch, the same every epoch; the loader is not built."""
         return len(self._make_sampler())
 
-    def train_dataloader(self) -> DataLoader:
+    def _new_sampler(self) -> IdentityBatchSampler:
+        """A fresh training sampler, kept as ``self.sampler`` (following Lightning's step counter under a trainer)."""
         self.sampler = self._make_sampler()
         if self.trainer is not None:
             trainer, per_epoch = self.trainer, len(self.sampler)
@@ -206,9 +207,13 @@ class PairDataModule(L.LightningDataModule):
             # settled when the loader is first iterated (a run resumed on an epoch's last batch): the sampler
             # reads its position from the optimiser step alone, one step per batch.
             self.sampler.follow(lambda: divmod(trainer.global_step, per_epoch))
-        whole = {"sampler": self.sampler, "batch_size": None} if self.train_set.stored else {}
+        return self.sampler
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = self._new_sampler()
+        whole = {"sampler": sampler, "batch_size": None} if self.train_set.stored else {}
         return DataLoader(WholeBatches(self.train_set) if whole else self.train_set, **whole,
-                          batch_sampler=None if whole else self.sampler, collate_fn=CovariateCollate(self.covariates),
+                          batch_sampler=None if whole else sampler, collate_fn=CovariateCollate(self.covariates),
                           num_workers=self.workers, persistent_workers=self.workers > 0,
                           worker_init_fn=ignore_sigint)
 
@@ -216,10 +221,9 @@ class PairDataModule(L.LightningDataModule):
         """``train_dataloader``'s batches for the feature-mode loop: with no loader workers and stored features, read
         here batch by batch (the same sampler, reads and collate), without the loader's per-batch machinery, which
         cost a fifth of a small head's step."""
-        loader = self.train_dataloader()
         if self.workers > 0 or not self.train_set.stored:
-            return loader
-        return BatchesHere(self.sampler, WholeBatches(self.train_set), loader.collate_fn)
+            return self.train_dataloader()
+        return BatchesHere(self._new_sampler(), WholeBatches(self.train_set), CovariateCollate(self.covariates))
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if self.trainer is not None and self.trainer.training and self.sampler is not None:

@@ -216,6 +216,12 @@ class FeatureLoop:
             self.pending_best = self._snapshot(self._checkpoint(epoch))  # the state now; written later
         self.bar.shown["val_auc"] = f"{self.val_auc:.3f}"
 
+    def _validates(self) -> bool:
+        """Whether the run validates at all: its first validation (the end of epoch ``val_every``, ``_end_epoch``)
+        comes before it ends (``run_finished``)."""
+        first = self.config.trainer.val_every * self.per_epoch
+        return not run_finished(first - 1, self.per_epoch, self.config.trainer)
+
     def _end_epoch(self, epoch: int, skipped: int) -> None:
         """Lightning's epoch end: validation when due, then the epoch's replaced files."""
         if self.step % self.per_epoch == 0 and (epoch + 1) % self.config.trainer.val_every == 0:
@@ -243,7 +249,7 @@ class FeatureLoop:
             counter = self._restore(resume) if resume is not None else self.step // self.per_epoch
             if counter * self.per_epoch < self.step and self.step % self.per_epoch == 0:
                 self._end_epoch(counter, 0)  # saved on an epoch's last step, before the epoch's end: end it now
-            if trainer.val_every <= trainer.epochs or trainer.epochs == -1:
+            if self._validates():
                 self._read_validation()  # the same trials every epoch: read once, before the first step
             self._train(trainer.max_steps)
         except StopTraining:

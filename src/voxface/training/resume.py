@@ -33,8 +33,9 @@ class StopTraining(Exception):
 
 def run_finished(steps: int, steps_per_epoch: int, trainer: TrainerConfig) -> bool:
     """Whether ``steps`` optimiser steps complete a run of ``trainer.epochs`` epochs of ``steps_per_epoch``
-    steps, or reach ``trainer.max_steps`` (when set, > 0): whichever comes first ends a run, as in Lightning."""
-    return steps >= trainer.epochs * steps_per_epoch or 0 < trainer.max_steps <= steps
+    steps (-1: no epoch limit), or reach ``trainer.max_steps`` (when set, > 0): whichever comes first ends a run,
+    as in Lightning."""
+    return (trainer.epochs != -1 and steps >= trainer.epochs * steps_per_epoch) or 0 < trainer.max_steps <= steps
 
 
 def position(steps: int, steps_per_epoch: int) -> str:
