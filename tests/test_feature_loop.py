@@ -165,3 +165,18 @@ def test_no_epoch_limit_trains_to_max_steps_in_either_loop(tiny_run, tiny_stores
     with pytest.raises(ConfigError, match=r"trainer.epochs must be at least 1, or -1 \(no epoch limit\) with "
                                           r"trainer.max_steps set"):
         load_config(base, ["trainer.out=unused", "trainer.epochs=0", "trainer.max_steps=5"])
+
+
+def test_the_feature_loop_leaves_the_garbage_collector_as_it_found_it(tiny_run, tiny_stores, tmp_path):
+    import gc
+
+    _, base = tiny_run
+    settings = [*tiny_stores, "trainer.epochs=1", "trainer.max_steps=2"]
+    train(load_config(base, [f"trainer.out={tmp_path / 'a'}", *settings]))
+    assert gc.get_freeze_count() == 0  # frozen during the run only
+    gc.freeze()  # a caller's own frozen objects stay frozen
+    try:
+        train(load_config(base, [f"trainer.out={tmp_path / 'b'}", *settings]))
+        assert gc.get_freeze_count() > 0  # not unfrozen (those of them freed since are no longer counted)
+    finally:
+        gc.unfreeze()

@@ -26,6 +26,7 @@ as before (its validations since ``last.ckpt`` are made again).
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,19 +245,23 @@ class FeatureLoop:
         propagates, the best checkpoint written first."""
         self.module.to(self.device)
         trainer, points = self.config.trainer, self.points
-        interrupted = False
+        interrupted, freezing = False, gc.get_freeze_count() == 0  # a caller's own frozen objects are left alone
         try:
             counter = self._restore(resume) if resume is not None else self.step // self.per_epoch
             if counter * self.per_epoch < self.step and self.step % self.per_epoch == 0:
                 self._end_epoch(counter, 0)  # saved on an epoch's last step, before the epoch's end: end it now
             if self._validates():
                 self._read_validation()  # the same trials every epoch: read once, before the first step
+            if freezing:  # what exists now lives through the run: collections during it scan the steps' objects only
+                gc.freeze()
             self._train(trainer.max_steps)
         except StopTraining:
             points.stopped_by_request = True
         except KeyboardInterrupt:  # a second Ctrl-C
             interrupted = True
         finally:
+            if freezing:
+                gc.unfreeze()
             self.bar.close()
             self._flush_best()
             if self.logger is not None:
