@@ -177,14 +177,18 @@ def rehearse(fraction: float, out: Path, stages: tuple[str, ...], methods: tuple
         argv, files = commands[stage]
         load = os.getloadavg()[0]
         record = {**run_stage(argv, logs / f"{stage}.log"), "files": files}
-        record["files_per_s"] = round(files / record["seconds"], 1)
+        if record["rc"] == 0:
+            record["files_per_s"] = round(files / record["seconds"], 1)
+        else:  # its time is no measurement: no rate, no growth (``growth``), and the script exits non-zero
+            print(f"bench_scale.py: F={fraction} {stage} failed (exit {record['rc']}); see {record['log']}",
+                  file=sys.stderr, flush=True)
         # what ran it and how busy the machine was (1-minute load average at the start and the end)
         record.update({"commit": COMMIT, "load_avg": [round(load, 1), round(os.getloadavg()[0], 1)],
                        "finished": time.strftime("%Y-%m-%d %H:%M")})
         results["stages"][stage] = record
         print(f"F={fraction} {stage}: {json.dumps(record)}", flush=True)
         (out / "scale.json").write_text(json.dumps(results, indent=1))
-    if not keep:
+    if not keep and tree is not saved:  # a reused tree (--reuse) stays where its --keep run left it
         shutil.rmtree(out / "data")
         shutil.rmtree(stores, ignore_errors=True)
     return results
@@ -195,7 +199,7 @@ def growth(small: dict, large: dict) -> dict:
     ratios = {}
     for stage, record in large["stages"].items():
         base = small["stages"].get(stage)
-        if base and base["seconds"] > 0:
+        if base and base["seconds"] > 0 and base.get("rc") == 0 and record.get("rc") == 0:
             ratios[stage] = {"time": round(record["seconds"] / base["seconds"], 2),
                              "cpu": round(record["cpu_seconds"] / max(base["cpu_seconds"], 1e-3), 2),
                              "memory": round(record["peak_rss_mb"] / base["peak_rss_mb"], 2),
@@ -203,16 +207,37 @@ def growth(small: dict, large: dict) -> dict:
     return ratios
 
 
+def fraction_of_voxceleb1(text: str) -> float:
+    """``--fraction``'s type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction of VoxCeleb1 in (0, 1], e.g. 0.1")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fraction", type=float, nargs="+", default=[0.1], help="fractions of VoxCeleb1 (default 0.1)")
+    parser.add_argument("--fraction", type=fraction_of_voxceleb1, nargs="+", default=[0.1],
+                        help="fractions of VoxCeleb1's identities, each in (0, 1] (default 0.1)")
     parser.add_argument("--out", type=Path, required=True, help="working folder: a tree per fraction (F<fraction>/)")
-    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                        help="stages to run, in this order (default all); evaluate needs a benchmark run, which "
+                             "needs both extractions, in this call or kept by an earlier one (--keep, --reuse)")
     parser.add_argument("--methods", default=",".join(METHODS), help="the benchmark's two methods")
     parser.add_argument("--keep", action="store_true", help="keep the trees and stores")
     parser.add_argument("--reuse", action="store_true",
-                        help="run the stages on the tree (and stores) a --keep run left in OUT, of the same fraction")
+                        help="run the stages on the tree (and stores) a --keep run left in OUT, of the same "
+                             "fraction; that tree is kept")
     args = parser.parse_args()
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file; give a folder")
+    from voxface.methods import METHODS as REGISTERED
+
+    if unknown := [m for m in args.methods.split(",") if m not in REGISTERED]:
+        parser.error(f"--methods: {unknown[0]!r} is no registered method; registered: {', '.join(sorted(REGISTERED))}")
     weights = save_small_encoders(args.out / "encoders")
     all_results = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "fractions": {}}
     for fraction in sorted(args.fraction):
@@ -230,6 +255,10 @@ def main() -> None:
         all_results["growth"] = growth(all_results["fractions"][fractions[0]], all_results["fractions"][fractions[-1]])
         print(f"growth {fractions[-1]} / {fractions[0]}: {json.dumps(all_results['growth'])}")
     (args.out / "scale.json").write_text(json.dumps(all_results, indent=1))
+    failed = [f"F={f} {stage}" for f in fractions for stage, record in all_results["fractions"][f]["stages"].items()
+              if record.get("rc") != 0]
+    if failed:
+        sys.exit(f"bench_scale.py: {len(failed)} stage(s) failed, not timings: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -333,6 +333,14 @@ def test_two_cpu_processes_make_the_one_process_store_row_for_row(data, tmp_path
     assert two.unreadable == single.unreadable and not list((tmp_path / "two").glob("progress-*"))
     with pytest.raises(ConfigError, match="at least 1"):
         extract_features("iresnet", face_weights, tree.root, tmp_path / "none", devices=0, progress=False)
+    # fewer chunks left than processes asked for (a small folder, or a resumed store): as many processes as chunks
+    few = extract_features("iresnet", face_weights, tree.root, tmp_path / "few", batch_size=2,
+                           chunk_rows=len(single.keys), devices=2, progress=False)
+    assert few.meta["complete"] and few.keys == single.keys
+    np.testing.assert_allclose(few.embeddings, single.embeddings, rtol=1e-5, atol=1e-6)
+    for crop in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(ConfigError, match="crop must be a positive, finite number of seconds"):
+            extract_features("ecapa", "unused.ckpt", tree.root, tmp_path / "crop", crop_seconds=crop, progress=False)
 
 
 def _with_unreadable(store, rows):

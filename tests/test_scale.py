@@ -152,3 +152,36 @@ def test_evaluation_orders_list_files_as_paths_sort():
     made = _paths(root, names)
     assert list(made.values()) == [str(p) for p in sorted(root / n for n in names)]
     assert all(made[n] == str(root / n) for n in names)
+
+
+def test_bench_scale_refuses_bad_options_keeps_reused_trees_and_fails_on_a_failed_stage(tmp_path, monkeypatch, capsys):
+    import json
+
+    import bench_scale
+
+    def run(*argv):
+        monkeypatch.setattr(sys, "argv", ["bench_scale.py", *argv])
+        try:
+            bench_scale.main()
+        except SystemExit as stop:
+            return stop.code
+        return 0
+
+    for bad in ("0", "-1", "2", "nan", "inf", "abc"):
+        assert run("--fraction", bad, "--out", str(tmp_path / "x")) == 2
+        assert "--fraction" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert run("--out", str(tmp_path / "file")) == 2 and "is a file" in capsys.readouterr().err
+    assert run("--out", str(tmp_path / "x"), "--methods", "pins,nosuch") == 2
+    assert "'nosuch' is no registered method" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything is made
+    out = tmp_path / "scale"
+    assert run("--fraction", "0.002", "--out", str(out), "--keep", "--stages", "check_quick") == 0
+    # evaluate without a benchmark run fails: no rate, no growth, a line and a non-zero exit; the reused tree stays
+    said = run("--fraction", "0.002", "--out", str(out), "--reuse", "--stages", "evaluate")
+    assert said and "1 stage(s) failed, not timings: F=0.002 evaluate" in said
+    assert "F=0.002 evaluate failed (exit 2)" in capsys.readouterr().err
+    record = json.loads((out / "F0.002" / "scale.json").read_text())["stages"]
+    assert record["check_quick"]["rc"] == 0 and "files_per_s" in record["check_quick"]
+    assert record["evaluate"]["rc"] != 0 and "files_per_s" not in record["evaluate"]
+    assert (out / "F0.002" / "data").is_dir()

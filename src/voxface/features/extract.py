@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -311,8 +312,8 @@ def extract_features(encoder_name: str, weights: str | Path, data_root: str | Pa
     """
     if encoder_name not in ENCODERS:
         raise ConfigError(f"unknown encoder {encoder_name!r}; registered: {', '.join(ENCODERS)}")
-    if crop_seconds is not None and crop_seconds <= 0:
-        raise ConfigError(f"crop must be a positive number of seconds, got {crop_seconds}")
+    if crop_seconds is not None and not (math.isfinite(crop_seconds) and crop_seconds > 0):
+        raise ConfigError(f"crop must be a positive, finite number of seconds, got {crop_seconds}")
     if batch_size < 1 or chunk_rows < 1:
         raise ConfigError(f"batch size and chunk rows must be at least 1, got {batch_size} and {chunk_rows}")
     modality = ENCODERS[encoder_name].modality
@@ -390,6 +391,13 @@ def extract_with(encoder: nn.Module, record: dict[str, Any], weights_digest: str
     cuda = torch.cuda.is_available()
     job = _Job(folder, root, keys, modality, getattr(encoder, "input_size", 0), meta["crop_seconds"], batch_size,
                chunk_rows, workers if workers is not None else (2 if cuda else 0))
+    if devices > 1 and not launched:  # every process needs a chunk of its own: fewer left, fewer processes
+        done, _ = Progress.merged(folder)
+        left = -(-len(keys) // chunk_rows) - len(done)
+        if left < devices:
+            log.info("%d chunk(s) of %d files left in %s: extracting with %d process(es), not %d", left, chunk_rows,
+                     folder, max(1, left), devices)
+            devices = max(1, left)
     if devices > 1:
         # Each rank takes its own chunks (_Job.batches): Lightning must not shard the loader again. Started processes
         # (spawn) run only the prediction, so any program may call this, not only a script Lightning can run again.
