@@ -140,3 +140,14 @@ def test_a_file_given_as_data_root_is_named_as_a_file(tmp_path, capsys):
     assert main(["protocol", "check", str(afile)]) == 2
     assert capsys.readouterr().err == (f"voxface: error: data root {afile} is a file, not a data folder (one holding "
                                        "wav/ and unzippedFaces/)\n")
+
+
+def test_output_piped_into_a_reader_that_stops_ends_quietly():
+    import os
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    # `true` exits without reading: every write meets a closed pipe, as `| head -1` does after its line
+    done = subprocess.run(f"'{sys.executable}' -m voxface protocol stats | true; echo ${{PIPESTATUS[0]}}",
+                          shell=True, executable="/bin/bash", env=env, capture_output=True, text=True, timeout=120)
+    assert done.stderr == "" and done.stdout.strip() == "141"  # no BrokenPipeError traceback

@@ -245,6 +245,12 @@ def test_cli_protocol_commands(tiny, tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     assert (tmp_path / "train.json").is_file() and (tmp_path / "val.json").is_file()
     capsys.readouterr()
+    assert main(["protocol", "manifest", str(tiny.root), "--lists", str(tiny.protocol_dir),
+                 "--out", str(tmp_path / "train.json")]) == 2  # a file where the folder should be
+    assert capsys.readouterr().err == (f"voxface: error: --out {tmp_path / 'train.json'} is a file; give a folder for "
+                                       "train.json and val.json\n")
+    with pytest.raises(ProtocolError, match=r"^cannot write the manifest .*train.json/val.json: File exists$"):
+        Manifest.load(tmp_path / "train.json").save(tmp_path / "train.json" / "val.json")
     assert main(["protocol", "check", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("voxface: error: audio root") and err.count("\n") == 1

@@ -51,8 +51,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_manifest(args: argparse.Namespace) -> int:
+    from voxface.errors import ProtocolError
     from voxface.protocol import SPLIT_TRAIN, SPLIT_VAL, DataRoots, build_manifest, load_protocol
 
+    if args.out.exists() and not args.out.is_dir():  # said now, not after the manifests are built
+        raise ProtocolError(f"--out {args.out} is a file; give a folder for train.json and val.json")
     protocol = load_protocol(lists_for(args.root, args.lists))
     roots = DataRoots.from_root(args.root, args.audio_dir, args.faces_dir)
     for split, file_name in ((SPLIT_TRAIN, "train.json"), (SPLIT_VAL, "val.json")):

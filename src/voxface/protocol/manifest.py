@@ -88,9 +88,12 @@ class Manifest:
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # one line: json's C encoder (an indented dump runs the pure-Python one, a second on a VoxSynth run's start-up)
-        path.write_text(json.dumps({"version": MANIFEST_VERSION, **asdict(self)}))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # one line: json's C encoder (an indented dump runs the pure-Python one, a second on a run's start-up)
+            path.write_text(json.dumps({"version": MANIFEST_VERSION, **asdict(self)}))
+        except OSError as err:  # a file where the folder should be, no permission, a full disk
+            raise ProtocolError(f"cannot write the manifest {path}: {err.strerror or err}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
