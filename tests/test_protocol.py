@@ -1,3 +1,4 @@
+import re
 import shutil
 
 import numpy as np
@@ -98,6 +99,24 @@ def test_malformed_protocol_files_name_the_file_and_line(tiny, tmp_path):
     path.write_text("\n".join(lines[:2] + [lines[2].replace(",0,", ",7,")] + lines[3:]) + "\n")
     with pytest.raises(ProtocolError, match=r"veriflist_test_G_seenheard.txt:3: label '7'"):
         load_protocol(folder).verification("G", "seenheard")
+    # a path the layout refuses is named with its file and line (its first trial)
+    for column, bad, said in ((4, "Nobody_Here/abc_0000001.wav", "names 'Nobody_Here', who is not in the metadata"),
+                              (5, "/etc/passwd", "is not of the form <Name>/<ytid>/<frame>.jpg"),
+                              (5, "", "is not of the form")):
+        edited = lines[2].split(",")
+        edited[column] = bad
+        path.write_text("\n".join(lines[:3] + [",".join(edited)] + lines[4:]) + "\n")
+        with pytest.raises(ProtocolError, match=rf"veriflist_test_G_seenheard.txt:4: .*{re.escape(said)}"):
+            load_protocol(folder).verification("G", "seenheard")
+    # identity_splits.txt: a split that is not 1, 2 or 4, and one identity given two splits
+    splits = folder / "identity_splits.txt"
+    kept = splits.read_text()
+    first = kept.splitlines()[0].split()[0]
+    for text, said in ((f"{first} 5\n", ":1: split 5 of"), (f"{first} 1\n{first} 4\n", ":2: .* is given split 4 here")):
+        splits.write_text(text)
+        with pytest.raises(ProtocolError, match=rf"identity_splits.txt{said}"):
+            load_protocol(folder)
+    splits.write_text(kept)
     path.write_text("voice,face\n")
     with pytest.raises(ProtocolError, match="header"):
         load_protocol(folder).verification("G", "seenheard")

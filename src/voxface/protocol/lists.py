@@ -14,6 +14,7 @@ its own folder in the same formats, so every list, real or synthetic, goes throu
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from voxface.errors import ProtocolError
+from voxface.formats import IMAGE_SUFFIXES
 from voxface.protocol.text import fields, read_lines
 
 TEST_SETS = ("unseenunheard", "seenheard")
@@ -119,15 +121,22 @@ def voice_file_from_list_path(list_path: str, vox_id_of_name: dict[str, str]) ->
 def face_file_from_list_path(list_path: str) -> str:
     """``<Name>/<ytid>/<frame>.jpg`` -> ``<Name>/1.6/<ytid>/<frame>.jpg`` (the 1-fps face crops)."""
     parts = list_path.split("/")
-    if len(parts) != 3:
+    if (len(parts) != 3 or not all(parts) or {".", ".."} & set(parts)
+            or not parts[2].lower().endswith(IMAGE_SUFFIXES)):
         raise ProtocolError(f"face path {list_path!r} is not of the form <Name>/<ytid>/<frame>.jpg")
     return f"{parts[0]}/1.6/{parts[1]}/{parts[2]}"
 
 
-def _mapped(paths: list[str], convert) -> list[str]:
+def _mapped(paths: list[str], convert: Callable[[str], str], where: Callable[[int], str]) -> list[str]:
     """``convert`` of each path, computed once per distinct path: a list names each file in many trials, and the
-    trials then share one string per file (a sixth of the strings, and of the time, on VoxCeleb1's lists)."""
-    distinct = {path: convert(path) for path in dict.fromkeys(paths)}
+    trials then share one string per file (a sixth of the strings, and of the time, on VoxCeleb1's lists). A path
+    ``convert`` refuses is said with ``where`` (its file and line) of its first trial."""
+    distinct = {}
+    for path in dict.fromkeys(paths):
+        try:
+            distinct[path] = convert(path)
+        except ProtocolError as err:
+            raise ProtocolError(f"{where(paths.index(path))}: {err}") from None
     return [distinct[path] for path in paths]
 
 
@@ -198,7 +207,13 @@ class Protocol:
                 raise ProtocolError(f"{path}:{line_no}: expected '<Name> <split>', got {line!r}")
             if parts[0] not in self.identities:
                 raise ProtocolError(f"{path}:{line_no}: {parts[0]!r} is not in vox1_meta.csv")
-            splits[parts[0]] = int(parts[1])
+            split = int(parts[1])
+            if split not in SPLIT_NAMES:
+                raise ProtocolError(f"{path}:{line_no}: split {split} of {parts[0]!r} is none of "
+                                    f"{', '.join(f'{k} ({v})' for k, v in SPLIT_NAMES.items())}")
+            if splits.setdefault(parts[0], split) != split:
+                raise ProtocolError(f"{path}:{line_no}: {parts[0]!r} is given split {split} here and "
+                                    f"{splits[parts[0]]} on an earlier line")
         return splits
 
     @cache  # noqa: B019 - a Protocol lives as long as the program; each list is parsed once
@@ -232,6 +247,10 @@ class Protocol:
         except ValueError as err:
             raise ProtocolError(f"{path}: a trial id or speaker id is not an integer ({err})") from None
         voice_paths, face_paths = columns[4], columns[5]
+
+        def where(trial: int) -> str:
+            return f"{path}:{rows[1 + trial][0]}"
+
         return VerificationList(
             group=group,
             test_set=test_set,
@@ -241,8 +260,8 @@ class Protocol:
             labels=np.asarray(columns[3], dtype=np.int8),
             voice_paths=voice_paths,
             face_paths=face_paths,
-            voice_files=_mapped(voice_paths, lambda p: voice_file_from_list_path(p, self.vox_id_of_name)),
-            face_files=_mapped(face_paths, face_file_from_list_path),
+            voice_files=_mapped(voice_paths, lambda p: voice_file_from_list_path(p, self.vox_id_of_name), where),
+            face_files=_mapped(face_paths, face_file_from_list_path, where),
         )
 
     @cache  # noqa: B019
