@@ -91,7 +91,9 @@ def check_encoder_name(name: str, modality: str, key: str) -> None:
 # ---------------------------------------------------------------- where weights come from
 
 
-def _provenance_file(weights: str | Path) -> Path:
+def provenance_file(weights: str | Path) -> Path:
+    """Where the provenance record of ``weights`` (a file, or a model folder) lies: ``voxface_provenance.json``
+    beside the file, or inside the folder."""
     weights = Path(weights)
     return weights / PROVENANCE_FILE if weights.is_dir() else weights.with_name(PROVENANCE_FILE)
 
@@ -104,7 +106,7 @@ def weights_provenance(name: str, weights: str | Path | None) -> dict[str, Any]:
     """
     if not weights:
         return {"source": "random initialisation", "trained_on": None, "heard_voxceleb": False, "front_end": None}
-    file = _provenance_file(weights)
+    file = provenance_file(weights)
     if file.is_file():
         try:
             record = json.loads(file.read_text())
@@ -123,7 +125,7 @@ def weights_provenance(name: str, weights: str | Path | None) -> dict[str, Any]:
 def write_provenance(weights: str | Path, trained_on: str, heard_voxceleb: bool,
                      front_end: dict[str, Any] | None = None) -> Path:
     """Record beside ``weights`` what they were trained on (read back by ``weights_provenance``)."""
-    file = _provenance_file(weights)
+    file = provenance_file(weights)
     file.write_text(json.dumps({"trained_on": trained_on, "heard_voxceleb": heard_voxceleb,
                                 "front_end": front_end}, indent=1))
     return file

@@ -441,14 +441,22 @@ def voxceleb_leakage(config: TrainConfig, provenance: dict[str, Any] | None = No
     ``spkrec-ecapa-voxceleb`` checkpoint has heard 237 of the 250 unseen-unheard test identities); None for weights
     whose provenance says otherwise (``voxface pretrain``'s voice prior) or no weights. ``provenance``: what a
     checkpoint recorded of the weights (``encoder_record``); default: read beside ``audio.weights`` now."""
-    from voxface.encoders.registry import weights_provenance
+    from voxface.encoders.registry import provenance_file, weights_provenance
 
+    given = provenance
     provenance = provenance or weights_provenance(config.audio.encoder, config.audio.weights)
-    if provenance.get("heard_voxceleb"):
-        return (f"audio.weights {config.audio.weights} was trained on {provenance['trained_on']}: it has heard 237 of "
-                "the 250 VoxCeleb1 unseen-unheard test identities, so unseen-unheard numbers overstate how the method "
-                "generalises to unheard voices")
-    return None
+    if not provenance.get("heard_voxceleb"):
+        return None
+    recorded = given is not None or provenance_file(config.audio.weights).is_file()
+    overstate = "unseen-unheard numbers overstate how the method generalises to unheard voices"
+    if recorded:
+        return (f"audio.weights {config.audio.weights} was trained on {provenance['trained_on']}: it has heard 237 "
+                f"of the 250 VoxCeleb1 unseen-unheard test identities, so {overstate}")
+    record = provenance_file(config.audio.weights)  # an ECAPA-TDNN without one is taken for SpeechBrain's release
+    return (f"audio.weights {config.audio.weights} has no provenance record ({record}), so it is taken to be trained "
+            f"on {provenance['trained_on']}: if so, it has heard 237 of the 250 VoxCeleb1 unseen-unheard test "
+            f"identities and {overstate}; if not, write {record} as "
+            '{"trained_on": "<what it was trained on>", "heard_voxceleb": false}')
 
 
 # Where a training checkpoint records its encoders (encoders/registry.py encoder_record) and method
