@@ -270,6 +270,8 @@ def test_cli_protocol_commands(tiny, tmp_path, capsys):
                                        "train.json and val.json\n")
     with pytest.raises(ProtocolError, match=r"^cannot write the manifest .*train.json/val.json: File exists$"):
         Manifest.load(tmp_path / "train.json").save(tmp_path / "train.json" / "val.json")
+    assert main(["protocol", "check", str(tiny.root), "--lists", str(tiny.protocol_dir), "--workers", "0"]) == 2
+    assert capsys.readouterr().err == "voxface: error: --workers must be at least 1, got 0\n"
     assert main(["protocol", "check", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("voxface: error: audio root") and err.count("\n") == 1

@@ -40,9 +40,12 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from voxface.errors import ConfigError
     from voxface.protocol import DataRoots, load_protocol
     from voxface.protocol.check import check_files, format_check
 
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     lists = lists_for(args.root, args.lists)
     roots = DataRoots.from_root(args.root, args.audio_dir, args.faces_dir)
     results = check_files(load_protocol(lists), roots, workers=args.workers, quick=args.quick)
