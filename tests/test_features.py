@@ -338,6 +338,8 @@ def test_two_cpu_processes_make_the_one_process_store_row_for_row(data, tmp_path
                            chunk_rows=len(single.keys), devices=2, progress=False)
     assert few.meta["complete"] and few.keys == single.keys
     np.testing.assert_allclose(few.embeddings, single.embeddings, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="crop applies to voices; iresnet is a face encoder"):
+        extract_features("iresnet", face_weights, tree.root, tmp_path / "crop", crop_seconds=2.0, progress=False)
     for crop in (float("inf"), float("nan"), 0.0):
         with pytest.raises(ConfigError, match="crop must be a positive, finite number of seconds"):
             extract_features("ecapa", "unused.ckpt", tree.root, tmp_path / "crop", crop_seconds=crop, progress=False)

@@ -317,6 +317,8 @@ def extract_features(encoder_name: str, weights: str | Path, data_root: str | Pa
     if batch_size < 1 or chunk_rows < 1:
         raise ConfigError(f"batch size and chunk rows must be at least 1, got {batch_size} and {chunk_rows}")
     modality = ENCODERS[encoder_name].modality
+    if crop_seconds is not None and modality == "face":
+        raise ConfigError(f"crop applies to voices; {encoder_name} is a face encoder (leave the crop out)")
     gpus = torch.cuda.device_count()
     devices = devices if devices is not None else max(1, gpus)
     if devices < 1:
