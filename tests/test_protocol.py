@@ -272,6 +272,10 @@ def test_cli_protocol_commands(tiny, tmp_path, capsys):
         Manifest.load(tmp_path / "train.json").save(tmp_path / "train.json" / "val.json")
     assert main(["protocol", "check", str(tiny.root), "--lists", str(tiny.protocol_dir), "--workers", "0"]) == 2
     assert capsys.readouterr().err == "voxface: error: --workers must be at least 1, got 0\n"
-    assert main(["protocol", "check", str(tmp_path / "nowhere")]) == 2
+    assert main(["protocol", "check", str(tmp_path / "nowhere")]) == 2  # the root itself is named
+    assert capsys.readouterr().err == (f"voxface: error: data root {tmp_path / 'nowhere'} does not exist: is the data "
+                                       "set unpacked there?\n")
+    (tmp_path / "empty").mkdir()
+    assert main(["protocol", "check", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("voxface: error: audio root") and err.count("\n") == 1

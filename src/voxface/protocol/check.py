@@ -68,6 +68,8 @@ def check_files(protocol: Protocol, roots: DataRoots, workers: int = 8, quick: b
 
     Paths stay strings until a file is read, and a trial's files are looked up column by column: on VoxCeleb1's
     300,000 trials and 230,000 files, building and sorting path objects per trial cost minutes."""
+    if roots.audio.parent == roots.faces.parent and not roots.audio.parent.is_dir():  # ROOT itself is missing
+        raise ProtocolError(f"data root {roots.audio.parent} does not exist: is the data set unpacked there?")
     for label, folder in (("audio", roots.audio), ("face", roots.faces)):
         if not folder.is_dir():
             raise ProtocolError(f"{label} root {folder} does not exist: is the data set unpacked there?")
