@@ -117,6 +117,9 @@ def test_malformed_protocol_files_name_the_file_and_line(tiny, tmp_path):
         with pytest.raises(ProtocolError, match=rf"identity_splits.txt{said}"):
             load_protocol(folder)
     splits.write_text(kept)
+    path.write_text("")
+    with pytest.raises(ProtocolError, match=r"veriflist_test_G_seenheard.txt is empty; expected the header id,"):
+        load_protocol(folder).verification("G", "seenheard")
     path.write_text("voice,face\n")
     with pytest.raises(ProtocolError, match="header"):
         load_protocol(folder).verification("G", "seenheard")

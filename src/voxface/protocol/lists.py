@@ -230,9 +230,10 @@ class Protocol:
         # one reader over every line (a reader per line cost a third of the parse)
         rows = [(line_no, fields(row, len(VERIFICATION_HEADER)))
                 for (line_no, _), row in zip(lines, csv.reader(line for _, line in lines), strict=True)]
-        header = rows[0][1] if rows else None
-        if header != VERIFICATION_HEADER:
-            raise ProtocolError(f"{path}: header {header}, expected {VERIFICATION_HEADER}")
+        if not rows:
+            raise ProtocolError(f"{path} is empty; expected the header {','.join(VERIFICATION_HEADER)} and trials")
+        if rows[0][1] != VERIFICATION_HEADER:
+            raise ProtocolError(f"{path}: header {rows[0][1]}, expected {VERIFICATION_HEADER}")
         for line_no, row in rows[1:]:
             if len(row) != 6:
                 raise ProtocolError(f"{path}:{line_no}: {len(row)} fields, expected 6")
