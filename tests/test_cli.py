@@ -43,6 +43,10 @@ def test_score_checks_its_values_and_inputs_in_argument_order(tmp_path, capsys):
     assert capsys.readouterr().err == "voxface: error: face /nope.jpg does not exist\n"
     assert main(["score", "--checkpoint", str(voice), "--prior", "1", str(voice), str(voice)]) == 2
     assert capsys.readouterr().err == "voxface: error: --prior must lie strictly between 0 and 1, got 1.0\n"
+    for crop in ("inf", "0.1"):
+        assert main(["score", "--checkpoint", str(voice), "--crop", crop, str(voice), str(voice)]) == 2
+        assert capsys.readouterr().err == (f"voxface: error: --crop must be a finite number of seconds, at least "
+                                           f"0.25 (the shortest voice read), got {float(crop)}\n")
 
 
 def test_a_data_root_with_its_own_protocol_is_its_default_list_set(tiny, capsys):

@@ -218,7 +218,7 @@ def test_bad_input_gives_one_line_errors(data, tmp_path, capsys):
     cases = [(["--encoder", "resnet"], "unknown encoder 'resnet'; registered: iresnet"),
              (["--encoder", "ecapa", "--data", str(tmp_path / "missing")], "has no wav/ folder"),
              (["--weights", str(tmp_path / "junk.pth")], "junk.pth"),
-             (["--crop", "0"], "crop must be a positive number of seconds")]
+             (["--crop", "0"], "crop must be a finite number of seconds, at least 0.25")]
     for change, message in cases:
         args = dict(zip(["--encoder", "--weights", "--data", "--out"],
                         ["iresnet", str(face_weights), str(tree.root), str(tmp_path / "x")], strict=True))
@@ -340,8 +340,8 @@ def test_two_cpu_processes_make_the_one_process_store_row_for_row(data, tmp_path
     np.testing.assert_allclose(few.embeddings, single.embeddings, rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError, match="crop applies to voices; iresnet is a face encoder"):
         extract_features("iresnet", face_weights, tree.root, tmp_path / "crop", crop_seconds=2.0, progress=False)
-    for crop in (float("inf"), float("nan"), 0.0):
-        with pytest.raises(ConfigError, match="crop must be a positive, finite number of seconds"):
+    for crop in (float("inf"), float("nan"), 0.0, 0.1):
+        with pytest.raises(ConfigError, match=r"crop must be a finite number of seconds, at least 0.25 \(the shortest"):
             extract_features("ecapa", "unused.ckpt", tree.root, tmp_path / "crop", crop_seconds=crop, progress=False)
 
 
