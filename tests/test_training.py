@@ -125,9 +125,9 @@ def test_config_errors_name_the_key(tiny_run, tmp_path):
     config = load_config(child)
     assert config.method.args["ot_weight"] == 0.25 and config.data.face_size == 32
     assert config.method.args["rkd_weight"] == 1.0  # the method's defaults, stored whole
-    (tmp_path / "bad.yaml").write_text("data: [1, 2\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "bad.yaml").write_text("data:\n  channels: [1, 2\ntrainer:\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:3:8 is not valid YAML: expected ',' or '\]', but got ':'$"):
+        load_config(tmp_path / "bad.yaml")  # where the parser stopped: line 3, column 8
     defaults = TrainConfig.from_dict({})
     assert TrainConfig.from_dict(defaults.to_dict()) == defaults
 

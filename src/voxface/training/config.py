@@ -275,8 +275,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"config file {path} extends itself (through {' -> '.join(map(str, seen))})")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except yaml.YAMLError as err:  # where the parser stopped (line, column from 1) and why
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        said = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}{where} is not valid YAML: {said}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     parent = data.pop("extends", None)
