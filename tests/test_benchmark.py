@@ -44,6 +44,8 @@ def test_a_benchmark_refuses_methods_it_cannot_compare(tmp_path):
                                                                 f"features.voice={tmp_path / 'features' / 'voices'}"]
     with pytest.raises(ConfigError, match="names no method"):
         plan(tmp_path, methods=[""])
+    with pytest.raises(ConfigError, match="'pins,,dimnet' has an empty name between commas"):
+        plan(tmp_path, methods="pins,,dimnet")
     with pytest.raises(ConfigError, match="names pins twice"):
         plan(tmp_path, methods="pins,pins")
     with pytest.raises(ConfigError, match="method.name cannot be overridden"):

@@ -152,7 +152,10 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
         methods = [m.strip() for m in methods.split(",")]
     if methods is not None and not [m for m in methods if m]:
         raise ConfigError("--methods names no method; give names separated by commas, or leave it out for all")
-    names = [m for m in methods if m] if methods else sorted(METHODS)
+    if methods is not None and "" in methods:
+        raise ConfigError(f"--methods {','.join(methods)!r} has an empty name between commas; give names separated "
+                          "by single commas")
+    names = list(methods) if methods else sorted(METHODS)
     if len(set(names)) < len(names):
         twice = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"--methods names {twice} twice")
