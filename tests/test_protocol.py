@@ -253,6 +253,17 @@ def test_check_reports_missing_and_unreadable(tiny, tmp_path):
     assert len(results["random_unseenunheard"].unreadable) == 1
     assert results["random_unseenunheard"].trials_affected >= 2
     assert not results["random_seenheard"].missing and results["random_seenheard"].unreadable == [str(silent)]
+    # every bad file with its reason, through the command
+    report = tmp_path / "bad.tsv"
+    assert main(["protocol", "check", str(tmp_path / "copy"), "--lists", str(tiny.protocol_dir), "--report",
+                 str(report)]) == 1
+    rows = [line.split("\t") for line in report.read_text().splitlines()]
+    assert [row[:2] for row in rows if row[0] == "missing"] == [["missing", str(roots.voice(trials.voice_files[0]))]]
+    reasons = {row[1]: row[2] for row in rows if row[0] == "unreadable"}
+    assert reasons.keys() == {str(roots.face(trials.face_files[0])), str(silent)}
+    assert all(reasons.values()) and "dBFS" in reasons[str(silent)]  # the reader's own one-line reason
+    assert main(["protocol", "check", str(tmp_path / "copy"), "--lists", str(tiny.protocol_dir), "--report",
+                 str(tmp_path)]) == 2
 
 
 def test_cli_protocol_commands(tiny, tmp_path, capsys):

@@ -22,6 +22,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--workers", type=int, default=8, help="threads reading files (default: %(default)s)")
     check.add_argument("--quick", action="store_true",
                        help="only look for each file, without decoding it (a minute for all of VoxCeleb1's)")
+    check.add_argument("--report", type=Path, default=None,
+                       help="write every missing and unreadable file to this text file, one per line with the "
+                            "reader's reason (the screen shows three)")
     check.set_defaults(func=run_check)
     manifest = protocol_commands.add_parser(
         "manifest", help="train (minus seen-heard videos) and val manifests of a data set")
@@ -42,14 +45,18 @@ def run_stats(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from voxface.errors import ConfigError
     from voxface.protocol import DataRoots, load_protocol
-    from voxface.protocol.check import check_files, format_check
+    from voxface.protocol.check import check_files, format_check, write_report
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     lists = lists_for(args.root, args.lists)
     roots = DataRoots.from_root(args.root, args.audio_dir, args.faces_dir)
+    if args.report is not None and args.report.is_dir():
+        raise ConfigError(f"--report {args.report} is a folder; give a file for the list of bad files")
     results = check_files(load_protocol(lists), roots, workers=args.workers, quick=args.quick)
     print(format_check(results, quick=args.quick))
+    if args.report is not None:
+        print(f"{write_report(results, args.report)} missing or unreadable files, each with its reason: {args.report}")
     return 1 if any(r.missing or r.unreadable for r in results) else 0
 
 

@@ -22,17 +22,9 @@ MISSING, UNREADABLE, OK = "missing", "unreadable", "ok"
 def file_status(path: str | Path) -> str:
     """``ok``, ``missing`` or ``unreadable``: what training and evaluation will make of the file, read by the same
     readers (a clip whole, as evaluation reads it by default)."""
-    path = Path(path)
-    if not path.is_file():
+    if not os.path.isfile(path):
         return MISSING
-    try:
-        if path.suffix.lower() in AUDIO_SUFFIXES:
-            read_voice(path, None)
-        else:
-            read_face(path)
-    except MediaError:
-        return UNREADABLE
-    return OK
+    return UNREADABLE if unreadable_reason(path) else OK
 
 
 def presence_status(path: str | Path) -> str:
@@ -99,6 +91,32 @@ def check_files(protocol: Protocol, roots: DataRoots, workers: int = 8, quick: b
             check.trials_affected = int(affected.sum())
         results.append(check)
     return results
+
+
+def unreadable_reason(path: str | Path) -> str:
+    """Why the readers refuse ``path`` (their one-line message), or "" when they read it (``file_status``'s read)."""
+    try:
+        if Path(path).suffix.lower() in AUDIO_SUFFIXES:
+            read_voice(path, None)
+        else:
+            read_face(path)
+    except MediaError as err:
+        return str(err)
+    return ""
+
+
+def write_report(results: list[ListCheck], path: str | Path) -> int:
+    """Every distinct missing and unreadable file of ``results`` into the text file ``path``, one per line, sorted:
+    ``missing<TAB>file`` or ``unreadable<TAB>file<TAB>why`` (the reader's reason, read again). Returns how many.
+    ``ProtocolError`` when ``path`` cannot be written."""
+    missing = sorted({p for r in results for p in r.missing})
+    unreadable = sorted({p for r in results for p in r.unreadable})
+    rows = [f"{MISSING}\t{p}" for p in missing] + [f"{UNREADABLE}\t{p}\t{unreadable_reason(p)}" for p in unreadable]
+    try:
+        Path(path).write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    except OSError as err:
+        raise ProtocolError(f"cannot write the report {path}: {err.strerror or err}") from None
+    return len(rows)
 
 
 def format_check(results: list[ListCheck], examples: int = 3, quick: bool = False) -> str:
