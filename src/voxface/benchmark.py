@@ -187,11 +187,9 @@ def plan(out: str | Path, config_set: str = "voxsynth", methods: list[str] | Non
             try:
                 config = load_config(source, [*layer, *overrides, *extra, f"trainer.out={folder}",
                                               f"trainer.seed={seed}"], check_paths=False)
-            except OverrideError as err:  # an override one method takes and another does not: say whose
-                if not err.key.startswith("method."):
+            except ConfigError as err:  # an override one method takes and another does not: say whose
+                if isinstance(err, OverrideError) and not err.key.startswith("method."):
                     raise  # a key outside the methods' own arguments: wrong for every method alike
-                raise ConfigError(f"method {name}: {err}") from None
-            except ConfigError as err:
                 raise ConfigError(f"method {name}: {err}") from None
             values = chosen if chosen is not None else configuration(
                 config, list(search_space(shipped[name], check=False)), shipped[name])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -37,11 +36,9 @@ def check(args: argparse.Namespace) -> None:
     require(args.voice, "voice")
     for face in args.faces:
         require(face, "face")
-    from voxface.media.audio import MIN_VOICE_SECONDS  # numpy and the audio readers: no torch yet
+    from voxface.media.audio import check_crop  # numpy and the audio readers: no torch yet
 
-    if args.crop is not None and not (math.isfinite(args.crop) and args.crop >= MIN_VOICE_SECONDS):
-        raise ConfigError(f"--crop must be a finite number of seconds, at least {MIN_VOICE_SECONDS} (the shortest "
-                          f"voice read), got {args.crop}")
+    check_crop(args.crop, "--crop")
     if not 0 < args.prior < 1:
         raise ConfigError(f"--prior must lie strictly between 0 and 1, got {args.prior}")
 

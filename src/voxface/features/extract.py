@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import shutil
 from collections.abc import Callable
@@ -51,7 +50,7 @@ from voxface.features.store import (
     read_meta,
 )
 from voxface.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
-from voxface.media.audio import MIN_VOICE_SECONDS, read_voice
+from voxface.media.audio import check_crop, read_voice
 from voxface.media.cache import file_size, file_stamp
 from voxface.media.faces import face_to_tensor, read_face
 from voxface.protocol.layout import AUDIO_DIR, FACES_DIR, DataRoots
@@ -312,9 +311,7 @@ def extract_features(encoder_name: str, weights: str | Path, data_root: str | Pa
     """
     if encoder_name not in ENCODERS:
         raise ConfigError(f"unknown encoder {encoder_name!r}; registered: {', '.join(ENCODERS)}")
-    if crop_seconds is not None and not (math.isfinite(crop_seconds) and crop_seconds >= MIN_VOICE_SECONDS):
-        raise ConfigError(f"crop must be a finite number of seconds, at least {MIN_VOICE_SECONDS} (the shortest voice "
-                          f"read), got {crop_seconds}")
+    check_crop(crop_seconds)
     if batch_size < 1 or chunk_rows < 1:
         raise ConfigError(f"batch size and chunk rows must be at least 1, got {batch_size} and {chunk_rows}")
     modality = ENCODERS[encoder_name].modality

@@ -14,13 +14,21 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from voxface.errors import MediaError
+from voxface.errors import ConfigError, MediaError
 from voxface.formats import AUDIO_SUFFIXES, conversion_advice
 
 SAMPLE_RATE = 16_000
 
 
 MIN_VOICE_SECONDS = 0.25  # shorter clips carry no voice to speak of, and break the encoders' padding
+
+
+def check_crop(seconds: float | None, name: str = "crop") -> None:
+    """``ConfigError`` naming ``name`` unless ``seconds`` (a crop of each voice; None: whole clips) is finite and at
+    least ``MIN_VOICE_SECONDS``: a shorter crop reads less than the shortest voice the readers take."""
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= MIN_VOICE_SECONDS):
+        raise ConfigError(f"{name} must be a finite number of seconds, at least {MIN_VOICE_SECONDS} (the shortest "
+                          f"voice read), got {seconds}")
 
 # Below this level (RMS of the mono wave read, dBFS with full scale 1.0) a clip carries no voice. -60 dBFS is an
 # RMS of 33 steps of 16-bit audio: far under speech recorded at any usable gain, and far over what a muted input,

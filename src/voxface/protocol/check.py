@@ -105,12 +105,16 @@ def unreadable_reason(path: str | Path) -> str:
     return ""
 
 
+def bad_files(results: list[ListCheck]) -> tuple[list[str], list[str]]:
+    """The distinct missing and the distinct unreadable files of ``results``, each sorted."""
+    return (sorted({p for r in results for p in r.missing}), sorted({p for r in results for p in r.unreadable}))
+
+
 def write_report(results: list[ListCheck], path: str | Path) -> int:
     """Every distinct missing and unreadable file of ``results`` into the text file ``path``, one per line, sorted:
     ``missing<TAB>file`` or ``unreadable<TAB>file<TAB>why`` (the reader's reason, read again). Returns how many.
     ``ProtocolError`` when ``path`` cannot be written."""
-    missing = sorted({p for r in results for p in r.missing})
-    unreadable = sorted({p for r in results for p in r.unreadable})
+    missing, unreadable = bad_files(results)
     rows = [f"{MISSING}\t{p}" for p in missing] + [f"{UNREADABLE}\t{p}\t{unreadable_reason(p)}" for p in unreadable]
     try:
         Path(path).write_text("".join(row + "\n" for row in rows), encoding="utf-8")
@@ -125,8 +129,7 @@ def format_check(results: list[ListCheck], examples: int = 3, quick: bool = Fals
     for r in results:
         lines.append(f"{r.name:<24}{r.files:>8}{len(r.missing):>9}{len(r.unreadable):>11}"
                      f"{r.trials:>8}{r.trials_affected:>9}")
-    bad_missing = sorted({p for r in results for p in r.missing})
-    bad_unreadable = sorted({p for r in results for p in r.unreadable})
+    bad_missing, bad_unreadable = bad_files(results)
     for label, paths in (("missing", bad_missing), ("unreadable", bad_unreadable)):
         if paths:
             lines.append(f"{len(paths)} distinct files {label}, e.g. " + ", ".join(paths[:examples]))
